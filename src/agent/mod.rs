@@ -1,0 +1,1 @@
+//! The agent daemon: HTTPS API, pairing, checker, broker, alerts, metrics.

@@ -1,0 +1,1 @@
+//! The owner's side: config, keyring secrets, agent client, watcher, notifier, re-auth.

@@ -1,0 +1,28 @@
+//! Tether keeps an autonomous agent's OAuth credentials alive, and gets a human to
+//! re-authorize in one click when one dies.
+//!
+//! The crate is the map; each module has one job:
+//!
+//! - [`secret`]: newtypes for every secret (tokens, client secrets, device tokens) that
+//!   redact themselves in `Debug` and `Display`.
+//! - [`protocol`]: the wire types shared by the agent daemon and the companion, versioned.
+//! - [`vault`]: credential records kept in several locations with atomic,
+//!   generation-numbered writes, reconcile/repair, history, and rendered output files.
+//! - [`provider`]: the provider catalog (endpoints, quirks, error classification, probes).
+//! - [`oauth`]: authorization requests with PKCE, the loopback listener, exchange and refresh.
+//! - [`agent`]: the daemon beside the user's agent: HTTPS API, pairing, checker, broker,
+//!   alerts, metrics.
+//! - [`companion`]: the owner's side: config, keyring secrets, agent client, watcher,
+//!   notifier, one-click re-auth, status.
+//! - [`cli`]: the `tether` command line, a thin layer over the modules above.
+//!
+//! See ARCHITECTURE.md for how the pieces talk to each other.
+
+pub mod agent;
+pub mod cli;
+pub mod companion;
+pub mod oauth;
+pub mod protocol;
+pub mod provider;
+pub mod secret;
+pub mod vault;

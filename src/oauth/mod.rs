@@ -1,0 +1,1 @@
+//! OAuth flows: authorization requests with PKCE, the loopback listener, exchange, refresh.

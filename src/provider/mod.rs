@@ -1,0 +1,1 @@
+//! The provider catalog: endpoints, quirks, error classification and probes per provider.

@@ -1,0 +1,1 @@
+//! The credential vault: records in several locations, atomic generation-numbered writes.

@@ -1,0 +1,8 @@
+//! The core's integration tests: one binary, one module per area, shared helpers in `util`.
+
+mod util;
+
+mod agent;
+mod companion;
+mod oauth;
+mod vault;
