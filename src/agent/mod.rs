@@ -1,1 +1,2 @@
 //! The agent daemon: HTTPS API, pairing, checker, broker, alerts, metrics.
+pub mod alerts;

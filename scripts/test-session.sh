@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Inside `dbus-run-session`: starts Xvfb, the keyring and the notification server, then
+# runs the tests. Everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+session_dir="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$session_dir"
+}
+trap cleanup EXIT
+
+export XDG_RUNTIME_DIR="$session_dir/run" XDG_DATA_HOME="$session_dir/data"
+export XDG_CACHE_HOME="$session_dir/cache" XDG_CONFIG_HOME="$session_dir/config"
+mkdir -p "$XDG_RUNTIME_DIR" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME"
+chmod 700 "$XDG_RUNTIME_DIR"
+export NO_AT_BRIDGE=1
+
+# A virtual display: pick a free number and wait until it answers.
+for n in $(seq 90 120); do
+  if [ ! -e "/tmp/.X11-unix/X$n" ] && [ ! -e "/tmp/.X$n-lock" ]; then display=":$n"; break; fi
+done
+Xvfb "$display" -screen 0 1024x700x24 -nolisten tcp >"$session_dir/xvfb.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do xdpyinfo -display "$display" >/dev/null 2>&1 && break; sleep 0.1; done
+xdpyinfo -display "$display" >/dev/null || { echo "Xvfb did not start" >&2; cat "$session_dir/xvfb.log" >&2; exit 1; }
+export DISPLAY="$display"
+
+# The Secret Service, unlocked with a throwaway password (no prompt).
+eval "$(echo -n tether-test | gnome-keyring-daemon --unlock --components=secrets)"
+export GNOME_KEYRING_CONTROL SSH_AUTH_SOCK 2>/dev/null || true
+
+# A real notification server that supports actions.
+dunst >"$session_dir/dunst.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  gdbus call --session --dest org.freedesktop.Notifications --object-path /org/freedesktop/Notifications \
+    --method org.freedesktop.Notifications.GetCapabilities >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+export TETHER_TEST_STRICT=1
+export RUST_BACKTRACE=1
+cargo test --workspace --exclude tether-tray -- --test-threads=4 "$@"
+cargo test -p tether-tray
+if [ -x scripts/tray-e2e.sh ]; then scripts/tray-e2e.sh; fi
