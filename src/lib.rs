@@ -14,6 +14,7 @@
 //!   alerts, metrics.
 //! - [`companion`]: the owner's side: config, keyring secrets, agent client, watcher,
 //!   notifier, one-click re-auth, status.
+//! - [`demo`]: `tether demo`, with a small, plainly labelled demo authorization server.
 //! - [`cli`]: the `tether` command line, a thin layer over the modules above.
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod cli;
 pub mod companion;
+pub mod demo;
 pub mod oauth;
 pub mod protocol;
 pub mod provider;

@@ -1,0 +1,313 @@
+//! What an alert says: the [`Alert`] event and its rendering into a title and a plain-text body.
+//!
+//! The text names the agent, the credential, what happened, the provider's error, how many
+//! of the agent's requests were refused, and the one command that fixes it. It never holds
+//! a secret: [`Alert`] has no field that could carry one.
+
+use crate::protocol::{CredentialHealth, ErrorInfo, ReauthKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why an alert is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// The credential died: a human must re-authorize.
+    Dead,
+    /// The refresh token has a known end inside the warning window.
+    Expiring,
+    /// A dead or expiring credential works again.
+    Recovered,
+    /// The credential is still dead (sent every reminder interval).
+    Reminder,
+    /// `tether agent alerts test`: checks that the channels deliver.
+    Test,
+}
+
+impl AlertKind {
+    /// Lower-case name as used in JSON payloads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Dead => "dead",
+            AlertKind::Expiring => "expiring",
+            AlertKind::Recovered => "recovered",
+            AlertKind::Reminder => "reminder",
+            AlertKind::Test => "test",
+        }
+    }
+}
+
+/// One alert about one credential (or, for [`AlertKind::Test`], about the agent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// The agent's name, e.g. `studio`.
+    pub agent: String,
+    /// The credential's name, e.g. `youtube` (empty for a test alert).
+    pub credential: String,
+    /// Provider preset name, e.g. `google`.
+    pub provider: String,
+    /// Why the alert is sent.
+    pub kind: AlertKind,
+    /// How the credential is re-armed: decides the command the text suggests.
+    pub reauth: ReauthKind,
+    /// The provider's error that killed the credential.
+    pub error: Option<ErrorInfo>,
+    /// Access-token requests refused since the credential died.
+    pub blocked_requests: u64,
+    /// When the credential entered its current state.
+    pub since: DateTime<Utc>,
+    /// Known end of the refresh token (for `expiring`).
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+/// An alert rendered for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertText {
+    /// One line: the subject of an e-mail, the title of a push notification.
+    pub title: String,
+    /// Several lines of plain text.
+    pub body: String,
+}
+
+/// Longest provider error description put into a text (providers sometimes send pages).
+const MAX_DESCRIPTION_CHARS: usize = 300;
+
+impl Alert {
+    /// The alert of `kind` about one credential, from its health as the daemon reports it.
+    pub fn from_health(agent: &str, credential: &CredentialHealth, kind: AlertKind) -> Alert {
+        Alert {
+            agent: agent.to_string(),
+            credential: credential.name.clone(),
+            provider: credential.provider.clone(),
+            kind,
+            reauth: credential.reauth,
+            error: credential.last_error.clone(),
+            blocked_requests: credential.blocked_requests,
+            since: credential.since,
+            refresh_expires_at: credential.refresh_expires_at,
+        }
+    }
+
+    /// A test alert for `tether agent alerts test`.
+    pub fn test(agent: &str, now: DateTime<Utc>) -> Alert {
+        Alert {
+            agent: agent.to_string(),
+            credential: String::new(),
+            provider: String::new(),
+            kind: AlertKind::Test,
+            reauth: ReauthKind::None,
+            error: None,
+            blocked_requests: 0,
+            since: now,
+            refresh_expires_at: None,
+        }
+    }
+
+    /// `agent/credential`, as typed in tether commands.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.agent, self.credential)
+    }
+
+    /// The command that brings the credential back, if tether can.
+    pub fn fix_command(&self) -> Option<String> {
+        match self.reauth {
+            ReauthKind::Oauth => Some(format!("tether reauth {}", self.target())),
+            ReauthKind::Paste => Some(format!("tether paste {}", self.target())),
+            ReauthKind::None => None,
+        }
+    }
+
+    /// Renders the title and body.
+    pub fn render(&self) -> AlertText {
+        let target = self.target();
+        let since = format_time(self.since);
+        let mut lines: Vec<String> = Vec::new();
+        let title = match self.kind {
+            AlertKind::Dead => {
+                lines.push(format!(
+                    "Credential {} ({}) on agent {} is dead since {since}: the agent cannot get access tokens for it.",
+                    self.credential, self.provider, self.agent
+                ));
+                format!("tether: {target} is dead and needs re-authorization")
+            }
+            AlertKind::Reminder => {
+                lines.push(format!(
+                    "Reminder: credential {} ({}) on agent {} is still dead, since {since}.",
+                    self.credential, self.provider, self.agent
+                ));
+                format!("tether: {target} is still dead")
+            }
+            AlertKind::Expiring => {
+                let when = self
+                    .refresh_expires_at
+                    .map(format_time)
+                    .unwrap_or_else(|| "soon".to_string());
+                lines.push(format!(
+                    "Credential {} ({}) on agent {} works, but its refresh token ends {when}; after that the agent loses access.",
+                    self.credential, self.provider, self.agent
+                ));
+                format!("tether: {target} expires {when}")
+            }
+            AlertKind::Recovered => {
+                lines.push(format!(
+                    "Credential {} ({}) on agent {} works again.",
+                    self.credential, self.provider, self.agent
+                ));
+                format!("tether: {target} is working again")
+            }
+            AlertKind::Test => {
+                lines.push(format!(
+                    "This is a test alert from tether on agent {}: this channel delivers.",
+                    self.agent
+                ));
+                format!("tether: test alert from {}", self.agent)
+            }
+        };
+        if let Some(err) = &self.error {
+            if self.kind != AlertKind::Recovered {
+                lines.push(format!(
+                    "Error: {}: {}",
+                    err.code,
+                    truncate(&err.description, MAX_DESCRIPTION_CHARS)
+                ));
+            }
+        }
+        if matches!(self.kind, AlertKind::Dead | AlertKind::Reminder) || self.blocked_requests > 0 {
+            let noun = if self.blocked_requests == 1 {
+                "request"
+            } else {
+                "requests"
+            };
+            let verb = if self.kind == AlertKind::Recovered {
+                "were refused while it was dead"
+            } else {
+                "refused"
+            };
+            lines.push(format!(
+                "{} {noun} {verb} since {}.",
+                self.blocked_requests,
+                self.since.format("%H:%M UTC")
+            ));
+        }
+        match (self.kind, self.fix_command()) {
+            (AlertKind::Dead | AlertKind::Reminder | AlertKind::Expiring, Some(cmd)) => {
+                lines.push(format!("Fix: run `{cmd}` on your laptop."));
+            }
+            (AlertKind::Dead | AlertKind::Reminder | AlertKind::Expiring, None) => {
+                lines.push(format!(
+                    "Fix: tether cannot re-arm this credential; create a new one at the provider and store it again on agent {}.",
+                    self.agent
+                ));
+            }
+            _ => {}
+        }
+        AlertText {
+            title,
+            body: lines.join("\n"),
+        }
+    }
+}
+
+/// `09:02 UTC on 2026-03-01`: the time first, because that is what the owner compares.
+fn format_time(t: DateTime<Utc>) -> String {
+    t.format("%H:%M UTC on %Y-%m-%d").to_string()
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn dead(reauth: ReauthKind) -> Alert {
+        Alert {
+            agent: "studio".into(),
+            credential: "youtube".into(),
+            provider: "google".into(),
+            kind: AlertKind::Dead,
+            reauth,
+            error: Some(ErrorInfo {
+                code: "invalid_grant".into(),
+                description: "Token has been expired or revoked.".into(),
+            }),
+            blocked_requests: 37,
+            since: Utc.with_ymd_and_hms(2026, 3, 1, 9, 2, 0).unwrap(),
+            refresh_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn dead_text_says_what_and_how_to_fix() {
+        let t = dead(ReauthKind::Oauth).render();
+        assert!(t.title.contains("studio/youtube"));
+        for needle in [
+            "studio",
+            "youtube",
+            "google",
+            "invalid_grant",
+            "Token has been expired or revoked.",
+            "37 requests refused since 09:02",
+            "`tether reauth studio/youtube`",
+        ] {
+            assert!(t.body.contains(needle), "{needle:?} missing in {}", t.body);
+        }
+    }
+
+    #[test]
+    fn paste_and_none_kinds_suggest_the_right_fix() {
+        let t = dead(ReauthKind::Paste).render();
+        assert!(
+            t.body.contains("`tether paste studio/youtube`"),
+            "{}",
+            t.body
+        );
+        let t = dead(ReauthKind::None).render();
+        assert!(!t.body.contains("tether reauth"));
+        assert!(t.body.contains("cannot re-arm"));
+    }
+
+    #[test]
+    fn one_blocked_request_is_singular_and_long_errors_are_cut() {
+        let mut a = dead(ReauthKind::Oauth);
+        a.blocked_requests = 1;
+        a.error.as_mut().unwrap().description = "x".repeat(1000);
+        let t = a.render();
+        assert!(t.body.contains("1 request refused"));
+        assert!(t.body.len() < 800);
+    }
+
+    #[test]
+    fn test_alert_names_the_agent_only() {
+        let t = Alert::test("studio", Utc::now()).render();
+        assert_eq!(t.title, "tether: test alert from studio");
+        assert!(
+            !t.body.contains("refused") && !t.body.contains("Fix:"),
+            "{}",
+            t.body
+        );
+    }
+
+    #[test]
+    fn recovered_and_expiring_texts() {
+        let mut a = dead(ReauthKind::Oauth);
+        a.kind = AlertKind::Recovered;
+        let t = a.render();
+        assert!(t.title.contains("working again"));
+        assert!(!t.body.contains("Fix:"));
+        a.kind = AlertKind::Expiring;
+        a.blocked_requests = 0;
+        a.error = None;
+        a.refresh_expires_at = Some(Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).unwrap());
+        let t = a.render();
+        assert!(t.title.contains("2026-03-08"));
+        assert!(t.body.contains("tether reauth studio/youtube"));
+        assert!(!t.body.contains("refused"));
+    }
+}

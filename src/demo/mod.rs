@@ -1,0 +1,4 @@
+//! `tether demo`: the whole recovery loop on loopback, for newcomers (see [`provider`] for the
+//! demo authorization server).
+
+pub mod provider;
