@@ -1,1 +1,10 @@
-//! Integration tests for `tether::agent`.
+//! Integration tests for `tether::agent`: the real daemon over real HTTPS (pinned
+//! self-signed certificate), against the real oidc-provider fixture, a webhook receiver
+//! and a real SMTP server on loopback, and the real `tether` binary for the CLI and the
+//! crash test.
+
+mod api;
+mod cli;
+mod flows;
+mod harness;
+mod restart;

@@ -1,1 +1,10 @@
-//! Integration tests for `tether::oauth`.
+//! Integration tests for `tether::provider` and `tether::oauth`: end-to-end flows against
+//! the real oidc-provider, the loopback listener, token-endpoint classification and probes
+//! against providers' documented answers served on loopback, and secret hygiene.
+
+mod canned;
+mod classify;
+mod e2e;
+mod listener;
+mod probes;
+mod redaction;

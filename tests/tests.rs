@@ -3,6 +3,8 @@
 mod util;
 
 mod agent;
+mod alerts;
+mod browser;
 mod companion;
 mod oauth;
 mod vault;

@@ -1,45 +1,271 @@
 //! Tether's tray app: a thin Tauri layer over the companion core (`tether::companion`).
+//!
+//! - [`bridge`]: the app's handle on the core (watcher snapshot, re-auth, pairing, settings);
+//! - [`commands`]: the window's IPC surface, one line each into the core;
+//! - [`events`]: what the app pushes to the window;
+//! - [`tray`]: the tray icon and menu, drawn from `tether::companion::tray`;
+//! - [`window`]: the dashboard window, created on demand and destroyed on close.
+//!
+//! [`run`] is the binary; [`run_app`] wires everything into any `tauri::Builder`, so tests
+//! drive it with `tauri::test::mock_builder()`.
 
-use tauri::menu::{Menu, MenuItem};
-use tauri::tray::TrayIconBuilder;
-use tauri::{Manager, Runtime};
+pub mod bridge;
+pub mod commands;
+pub mod error;
+pub mod events;
+#[cfg(desktop)]
+pub mod tray;
+pub mod window;
+
+use bridge::{Core, CoreRequest};
+use std::sync::Arc;
+use tauri::{AppHandle, Manager, Runtime};
+use tether::companion::tray::{AgentView, MenuAction};
+use tether::protocol::PAIR_LINK_PREFIX;
+use window::OpenAt;
+
+/// How long "Pause notifications" lasts.
+pub const PAUSE: chrono::Duration = chrono::Duration::hours(1);
+/// The command-line flag that opens the window at start (the WebDriver test uses it).
+pub const OPEN_FLAG: &str = "--open";
 
 /// Starts the tray app with the real runtime.
 pub fn run() {
-    let app = run_app(tauri::Builder::default())
+    init_logging();
+    let core = match Core::default_dir().and_then(Core::open) {
+        Ok(core) => Arc::new(core),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            std::process::exit(1);
+        }
+    };
+    let builder = tauri::Builder::default()
+        // First, so a second launch hands over its arguments before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            let at = launch_request(argv.iter().skip(1).map(String::as_str));
+            // A bare second launch means "show me Tether".
+            open_window(app, at.unwrap_or_default());
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ));
+    let app = run_app(builder, core)
         .build(tauri::generate_context!())
-        .expect("tauri context is generated at build time from tauri.conf.json");
-    app.run(|_app, event| {
-        // Live in the tray: closing the last window must not end the app.
-        if let tauri::RunEvent::ExitRequested { api, code, .. } = event {
-            if code.is_none() {
-                api.prevent_exit();
+        .expect("invariant: the tauri context is generated at build time from tauri.conf.json");
+    app.run(|app, event| match event {
+        tauri::RunEvent::Ready => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            if let Some(at) = launch_request(args.iter().map(String::as_str)) {
+                open_window(app, at);
             }
+        }
+        // Live in the tray: closing the last window must not end the app; only Quit does.
+        tauri::RunEvent::ExitRequested {
+            api, code: None, ..
+        } => api.prevent_exit(),
+        _ => {}
+    });
+}
+
+/// Wires the core, the commands, the tray and the watcher into `builder`.
+pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Arc<Core>) -> tauri::Builder<R> {
+    builder
+        .manage(core)
+        .invoke_handler(tauri::generate_handler![
+            commands::dashboard,
+            commands::check_now,
+            commands::reauth,
+            commands::cancel_reauth,
+            commands::paste_token,
+            commands::pair,
+            commands::unpair,
+            commands::settings,
+            commands::save_settings,
+        ])
+        .setup(|app| {
+            let handle = app.handle().clone();
+            #[cfg(desktop)]
+            tray::create(&handle)?;
+            let core = app.state::<Arc<Core>>().inner().clone();
+            let requests = handle.clone();
+            core.start(Arc::new(move |req| match req {
+                // A click on a notification (its "Re-authorize" button, or its body where
+                // the platform drops buttons): show the credential and start the flow, so
+                // the window tells the owner what happens next.
+                CoreRequest::Reauth { agent, credential } => {
+                    let (a, c) = (agent.clone(), credential.clone());
+                    act(
+                        &requests,
+                        MenuAction::Show {
+                            agent: a,
+                            credential: c,
+                        },
+                    );
+                    act(&requests, MenuAction::Reauth { agent, credential });
+                }
+            }));
+            follow_snapshots(handle, core);
+            Ok(())
+        })
+}
+
+/// Redraws tray and window on every snapshot, and once a minute for the relative times.
+fn follow_snapshots<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
+    let mut rx = core.subscribe();
+    tauri::async_runtime::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { break },
+                _ = tick.tick() => {}
+            }
+            let agents = rx.borrow_and_update().clone();
+            redraw(&app, &core, &agents);
         }
     });
 }
 
-/// Wires the tray into a builder; tests pass `tauri::test::mock_builder()`.
-pub fn run_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.setup(|app| {
-        #[cfg(desktop)]
-        {
-            let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
-            let menu = Menu::with_items(app, &[&quit])?;
-            let mut tray = TrayIconBuilder::with_id("tether")
-                .tooltip("Tether")
-                .menu(&menu)
-                .on_menu_event(|app, event| {
-                    if event.id.as_ref() == "quit" {
-                        app.exit(0);
-                    }
-                });
-            if let Some(icon) = app.default_window_icon() {
-                tray = tray.icon(icon.clone());
-            }
-            tray.build(app)?;
+fn redraw<R: Runtime>(app: &AppHandle<R>, core: &Core, agents: &[AgentView]) {
+    #[cfg(desktop)]
+    if let Err(e) = tray::refresh(app, agents) {
+        tracing::warn!("cannot update the tray icon: {e}");
+    }
+    let _ = agents;
+    events::dashboard(app, &commands::Dashboard::of(core));
+}
+
+/// Does what a menu item or a notification asks.
+pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
+    let core = app.state::<Arc<Core>>().inner().clone();
+    match action {
+        MenuAction::Reauth { agent, credential } => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let progress = events::progress_emitter(&app);
+                if let Err(e) = core.reauth(&agent, &credential, progress).await {
+                    tracing::warn!("re-authorization of {agent} · {credential} failed: {e}");
+                    // Started from the tray, the failure would be invisible: show it.
+                    open_window(
+                        &app,
+                        OpenAt {
+                            credential: Some((agent, credential)),
+                            pair_link: None,
+                        },
+                    );
+                }
+            });
         }
-        let _ = app.handle().config();
-        Ok(())
-    })
+        MenuAction::Show { agent, credential } => open_window(
+            app,
+            OpenAt {
+                credential: Some((agent, credential)),
+                pair_link: None,
+            },
+        ),
+        MenuAction::Open => open_window(app, OpenAt::default()),
+        MenuAction::CheckNow => {
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = core.check_now().await {
+                    tracing::warn!("check now failed: {e}");
+                }
+            });
+        }
+        MenuAction::Pause => {
+            core.pause(Some(chrono::Utc::now() + PAUSE));
+            redraw(app, &core, &core.snapshot());
+        }
+        MenuAction::Resume => {
+            core.pause(None);
+            redraw(app, &core, &core.snapshot());
+        }
+        MenuAction::Autostart => {
+            toggle_autostart(app);
+            redraw(app, &core, &core.snapshot());
+        }
+        MenuAction::Quit => app.exit(0),
+    }
+}
+
+fn open_window<R: Runtime>(app: &AppHandle<R>, at: OpenAt) {
+    if let Err(e) = window::open(app, at) {
+        tracing::warn!("cannot open the tether window: {e}");
+    }
+}
+
+/// What a launch's arguments ask for: `--open`, or a `tether://pair?` link; `None` for
+/// a plain start (stay in the tray).
+pub fn launch_request<'a>(args: impl IntoIterator<Item = &'a str>) -> Option<OpenAt> {
+    let mut at = None;
+    for arg in args {
+        if arg == OPEN_FLAG {
+            at.get_or_insert_with(OpenAt::default);
+        } else if arg.starts_with(PAIR_LINK_PREFIX) {
+            at.get_or_insert_with(OpenAt::default).pair_link = Some(arg.to_string());
+        }
+    }
+    at
+}
+
+/// Whether "Start at login" is on (false when the autostart plugin is not loaded, as in tests).
+pub fn autostart_enabled<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.try_state::<tauri_plugin_autostart::AutoLaunchManager>()
+        .and_then(|m| m.is_enabled().ok())
+        .unwrap_or(false)
+}
+
+fn toggle_autostart<R: Runtime>(app: &AppHandle<R>) {
+    let Some(m) = app.try_state::<tauri_plugin_autostart::AutoLaunchManager>() else {
+        return;
+    };
+    let result = if autostart_enabled(app) {
+        m.disable()
+    } else {
+        m.enable()
+    };
+    if let Err(e) = result {
+        tracing::warn!("cannot change start at login: {e}");
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_arguments() {
+        assert_eq!(launch_request([]), None);
+        assert_eq!(launch_request(["--minimized"]), None);
+        assert_eq!(launch_request([OPEN_FLAG]), Some(OpenAt::default()));
+        let link = "tether://pair?url=https%3A%2F%2F127.0.0.1%3A7443&secret=s";
+        assert_eq!(
+            launch_request([link]),
+            Some(OpenAt {
+                credential: None,
+                pair_link: Some(link.into())
+            })
+        );
+    }
+
+    #[test]
+    fn window_start_path_encodes_its_query() {
+        assert_eq!(window::start_path(&OpenAt::default()), "index.html");
+        let at = OpenAt {
+            credential: Some(("studio".into(), "youtube".into())),
+            pair_link: Some("tether://pair?url=x&secret=a&b".into()),
+        };
+        assert_eq!(
+            window::start_path(&at),
+            "index.html?agent=studio&credential=youtube&pair=tether%3A%2F%2Fpair%3Furl%3Dx%26secret%3Da%26b"
+        );
+    }
 }

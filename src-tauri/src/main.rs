@@ -1,4 +1,4 @@
-// Keep a release build from opening a console window on Windows.
+//! The `tether-tray` binary: everything lives in the library so tests can drive it.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 fn main() {
     tether_tray::run()

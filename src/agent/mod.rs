@@ -1,2 +1,32 @@
-//! The agent daemon: HTTPS API, pairing, checker, broker, alerts, metrics.
+//! The agent daemon beside the user's agent: HTTPS API, pairing, checker, broker, alerts,
+//! metrics.
+//!
+//! - [`config`]: `agent.toml` (and the commented example `tether agent init` writes);
+//! - [`tls`]: the self-signed certificate and its fingerprint;
+//! - [`auth`]: device and agent tokens (hashes only), pairing secrets, rate limit;
+//! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
+//! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
+//! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
+//! - [`checker`]: the probe and refresh-test cadences, backoff, reminders;
+//! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
+//! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
+//! - [`files`]: atomic, durable writes of the daemon's own files.
+//!
+//! Entry point: build a [`Daemon`] with [`Daemon::build`] and pass it to [`serve`] with a
+//! bound listener and a shutdown future.
+
 pub mod alerts;
+pub mod api;
+pub mod auth;
+pub mod checker;
+pub mod config;
+pub mod credential;
+pub mod daemon;
+pub mod files;
+pub mod metrics;
+pub mod reauth;
+pub mod server;
+pub mod tls;
+
+pub use daemon::{Daemon, DaemonError};
+pub use server::{serve, ServeError};

@@ -1,18 +1,384 @@
-//! `tether agent ...` commands.
+//! `tether agent ...` commands: init, serve, pair, devices, revoke, token create.
+//!
+//! `pair`, `devices`, `revoke` and `token create` work on the state directory directly
+//! (under the same file lock as the daemon), so they take effect on a running daemon.
 
+use crate::agent::auth::{AuthStore, Role, PAIRING_TTL};
+use crate::agent::config::{self, AgentConfig};
+use crate::agent::{tls, Daemon};
+use crate::protocol::PairingCode;
+use anyhow::{bail, Context};
 use clap::Subcommand;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Default config path (also `TETHER_AGENT_CONFIG`).
+const DEFAULT_CONFIG: &str = "/etc/tether/agent.toml";
 
 /// `tether agent` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Not built yet.
-    Todo,
+    /// Write a commented example agent.toml.
+    Init {
+        /// Where to write it.
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the daemon (HTTPS API, checker, broker, alerts) until SIGTERM or SIGINT.
+    Serve {
+        /// The agent.toml.
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print a one-time pairing code (and QR) for the companion; valid 10 minutes.
+    Pair {
+        /// The agent.toml.
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// List paired devices and agent tokens with their last use.
+    Devices {
+        /// The agent.toml.
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device or agent token at once.
+    Revoke {
+        /// The id shown by `tether agent devices`.
+        id: String,
+        /// The agent.toml.
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Agent tokens for the user's agent (they can only read access tokens).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `tether agent token` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an agent token called NAME and print it once.
+    Create {
+        /// A label for the agent that will use it.
+        name: String,
+        /// The agent.toml.
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print a fresh access token for credential NAME from the running daemon (for shell
+    /// scripts). The agent token comes from TETHER_AGENT_TOKEN.
+    Get {
+        /// The credential.
+        name: String,
+        /// The agent.toml (for the daemon's URL and certificate fingerprint).
+        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The daemon's URL instead of the one derived from the config.
+        #[arg(long, env = "TETHER_AGENT_URL")]
+        url: Option<String>,
+        /// The daemon's certificate fingerprint instead of reading it from the state dir.
+        #[arg(long, env = "TETHER_AGENT_FINGERPRINT")]
+        fingerprint: Option<String>,
+        /// Print the whole JSON reply (token, type, expiry).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs one `tether agent` command.
 pub fn run(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AgentCommand::Todo => anyhow::bail!("not built yet"),
+        AgentCommand::Init { config, force } => init(&config, force),
+        AgentCommand::Serve { config } => serve(&config),
+        AgentCommand::Pair { config, no_qr } => pair(&config, no_qr),
+        AgentCommand::Devices { config, json } => devices(&config, json),
+        AgentCommand::Revoke { id, config } => revoke(&config, &id),
+        AgentCommand::Token(TokenCommand::Create { name, config }) => token_create(&config, &name),
+        AgentCommand::Token(TokenCommand::Get {
+            name,
+            config,
+            url,
+            fingerprint,
+            json,
+        }) => token_get(&config, &name, url, fingerprint, json),
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<AgentConfig> {
+    config::parse(path).with_context(|| {
+        format!(
+            "cannot use the agent config {}; write an example with `tether agent init --config {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn init(path: &Path, force: bool) -> anyhow::Result<ExitCode> {
+    if path.exists() && !force {
+        bail!(
+            "{} already exists; edit it, or pass --force to replace it with the example",
+            path.display()
+        );
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    crate::agent::files::write_atomic(path, config::EXAMPLE.as_bytes())
+        .with_context(|| format!("failed to write {}", path.display()))?;
+    println!(
+        "wrote an example agent config to {}; edit it, then run `tether agent serve --config {}`",
+        path.display(),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = load(path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}; is another daemon running?", cfg.listen))?;
+        let local = listener.local_addr()?;
+        let daemon = Daemon::build(cfg, crate::oauth::http_client())
+            .await
+            .context("failed to start the agent daemon")?;
+        match &daemon.tls {
+            Some(id) => {
+                if daemon.tls_created {
+                    eprintln!("made a new self-signed tls certificate in {}", daemon.config.state_dir.display());
+                }
+                eprintln!("tls certificate fingerprint (sha-256): {}", id.fingerprint);
+                eprintln!("listening on https://{local} as agent {}", daemon.agent());
+            }
+            None => eprintln!("listening on http://{local} (plain HTTP, loopback only) as agent {}", daemon.agent()),
+        }
+        if daemon.alerter.is_none() {
+            eprintln!("warning: no alert channels configured; only paired companions will hear about dead credentials");
+        }
+        for line in daemon.health().repaired {
+            eprintln!("vault: {line}");
+        }
+        crate::agent::serve(listener, daemon, shutdown_signal())
+            .await
+            .context("the agent daemon failed")?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers the daemon can still be stopped with Ctrl-C.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn pair(path: &Path, no_qr: bool) -> anyhow::Result<ExitCode> {
+    let cfg = load(path)?;
+    let store = AuthStore::open(&cfg.state_dir).with_context(|| {
+        format!(
+            "cannot open the state directory {}",
+            cfg.state_dir.display()
+        )
+    })?;
+    let fingerprint = if cfg.tls.enabled {
+        let (id, _) = tls::load_or_create(&cfg.state_dir, &cfg.tls.names)?;
+        Some(id.fingerprint)
+    } else {
+        None
+    };
+    let (secret, expires_at) = store.create_pairing(PAIRING_TTL)?;
+    let code = PairingCode {
+        url: cfg.public_url(),
+        fingerprint,
+        secret,
+    };
+    let link = code.to_link();
+    println!(
+        "pairing code for agent {} (single use, expires {}):",
+        cfg.name,
+        expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!();
+    println!("{link}");
+    println!();
+    if !no_qr {
+        match qrcode::QrCode::new(link.as_bytes()) {
+            Ok(qr) => {
+                let text = qr
+                    .render::<qrcode::render::unicode::Dense1x2>()
+                    .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                    .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build();
+                println!("{text}");
+            }
+            Err(e) => eprintln!("warning: cannot draw the QR code: {e}"),
+        }
+    }
+    println!("on your laptop: tether pair '{link}'");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn devices(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let cfg = load(path)?;
+    let store = AuthStore::open(&cfg.state_dir)?;
+    let list = store.list()?;
+    if json {
+        let out: Vec<_> = list
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id, "name": t.name, "role": t.role,
+                    "created_at": t.created_at, "last_used": t.last_used,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!("no devices or agent tokens; pair one with `tether agent pair`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10} {:<7} {:<24} {:<20} LAST USED",
+        "ID", "ROLE", "NAME", "CREATED"
+    );
+    for t in list {
+        println!(
+            "{:<10} {:<7} {:<24} {:<20} {}",
+            t.id,
+            t.role.as_str(),
+            t.name,
+            t.created_at.format("%Y-%m-%d %H:%M"),
+            t.last_used
+                .map(|u| u.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "never".into())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(path: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    let cfg = load(path)?;
+    let store = AuthStore::open(&cfg.state_dir)?;
+    if store.revoke(id)? {
+        println!("revoked {id}; it can no longer call the daemon");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("no device or agent token with id {id}; list them with `tether agent devices`")
+    }
+}
+
+fn token_create(path: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    let cfg = load(path)?;
+    let store = AuthStore::open(&cfg.state_dir)?;
+    let (id, token) = store.create_token(Role::Agent, name)?;
+    eprintln!("agent token {id} for {name:?} (shown once; it can only read access tokens):");
+    println!("{}", token.secret());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_get(
+    path: &Path,
+    name: &str,
+    url: Option<String>,
+    fingerprint: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let token = std::env::var("TETHER_AGENT_TOKEN").map_err(|_| {
+        anyhow::anyhow!(
+            "TETHER_AGENT_TOKEN is not set; set it to an agent token made with `tether agent token create NAME`"
+        )
+    })?;
+    let cfg = if url.is_none() || fingerprint.is_none() {
+        Some(load(path)?)
+    } else {
+        None
+    };
+    let url = match url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => cfg.as_ref().map(AgentConfig::public_url).unwrap_or_default(),
+    };
+    let builder = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none());
+    let http = if url.starts_with("https://") {
+        let fp = match fingerprint {
+            Some(f) => f,
+            None => {
+                let state_dir = &cfg.as_ref().expect("config loaded when no fingerprint is given").state_dir;
+                tls::existing_fingerprint(state_dir).with_context(|| {
+                    "cannot read the daemon's certificate fingerprint; pass --fingerprint (printed by `tether agent serve`)"
+                })?
+            }
+        };
+        builder.use_preconfigured_tls(tls::pinned_client_config(&fp)?)
+    } else {
+        builder
+    }
+    .build()
+    .context("failed to build the HTTP client")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let endpoint = format!("{url}/v1/credentials/{name}/access-token");
+    let (status, body) = rt.block_on(async {
+        let resp = http
+            .get(&endpoint)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the agent daemon at {url}; is `tether agent serve` running?"))?;
+        let status = resp.status();
+        let body = resp.text().await.context("failed to read the daemon's reply")?;
+        anyhow::Ok((status, body))
+    })?;
+    if status.is_success() {
+        let reply: crate::protocol::AccessTokenReply =
+            serde_json::from_str(&body).context("the daemon sent a malformed access-token reply")?;
+        if json {
+            println!("{body}");
+        } else {
+            println!("{}", reply.access_token.secret());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match serde_json::from_str::<crate::protocol::ApiError>(&body) {
+        Ok(e) => match e.hint {
+            Some(h) => bail!("{} ({h})", e.message),
+            None => bail!("{}", e.message),
+        },
+        Err(_) => bail!("the agent daemon answered HTTP {status}"),
     }
 }

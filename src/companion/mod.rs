@@ -1,1 +1,294 @@
 //! The owner's side: config, keyring secrets, agent client, watcher, notifier, re-auth.
+//!
+//! [`Companion`] is the handle the CLI and the tray app use; every decision lives here so
+//! the tray stays a thin layer:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether::companion::CompanionError> {
+//! use std::sync::Arc;
+//! use tether::companion::{Companion, notifier::DesktopNotifier, reauth::SystemBrowser};
+//! let companion = Companion::from_env()?;               // TETHER_CONFIG_DIR / TETHER_SECRETS
+//! let report = companion.status().await?;               // every agent and credential
+//! let notifier = Arc::new(DesktopNotifier::new().expect("a notification server"));
+//! let mut watcher = companion.watch(notifier, Some(Arc::new(SystemBrowser)))?;
+//! while let Some(event) = watcher.next_event().await { /* update the tray */ }
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
+//! file fallback), [`client`] (pinned-certificate HTTPS client and contact classification),
+//! [`sse`] (event-stream decoding), [`policy`] (pure notification state machine), [`notice`]
+//! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
+//! [`reauth`] (one-click re-authorization and paste), [`pair`], [`status`], [`error`].
+
+pub mod client;
+pub mod config;
+pub mod error;
+mod files;
+pub mod notice;
+pub mod notifier;
+pub mod pair;
+pub mod policy;
+pub mod reauth;
+pub mod secrets;
+pub mod sse;
+pub mod status;
+pub mod tray;
+pub mod watcher;
+
+pub use error::CompanionError;
+
+use crate::protocol::CredentialHealth;
+use crate::secret::AccessToken;
+use client::{AgentClient, AgentEndpoint, ContactClass};
+use config::{AgentEntry, Config, CONFIG_FILE};
+use notifier::Notifier;
+use pair::{PairOptions, Paired, Replacement, Unpaired};
+use policy::ContactFailure;
+use reauth::{Opener, ReauthError, ReauthOptions, ReauthProgress};
+use secrets::{Backend, FallbackNotice, SecretStore};
+use status::StatusReport;
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use watcher::{WatchTiming, Watcher};
+
+/// The companion: config directory, device-token store, and the running re-auths.
+/// Cheap to clone; clones share state (one re-auth per credential across all of them).
+#[derive(Clone, Debug)]
+pub struct Companion {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    config_path: PathBuf,
+    secrets: SecretStore,
+    running: Mutex<HashSet<(String, String)>>,
+}
+
+/// Removes a credential from the running set when its re-auth ends, however it ends.
+struct RunningGuard {
+    companion: Companion,
+    key: (String, String),
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut set = self.companion.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.key);
+    }
+}
+
+/// Splits `AGENT/CREDENTIAL`.
+pub fn parse_target(target: &str) -> Result<(String, String), CompanionError> {
+    match target.split_once('/') {
+        Some((a, c)) if !a.is_empty() && crate::protocol::valid_credential_name(c) => {
+            Ok((a.to_string(), c.to_string()))
+        }
+        _ => Err(CompanionError::BadTarget(target.into())),
+    }
+}
+
+impl Companion {
+    /// A companion whose config lives in `dir`, with device tokens in `backend`.
+    pub fn open(dir: impl Into<PathBuf>, backend: Backend) -> Companion {
+        let dir = dir.into();
+        Companion {
+            inner: Arc::new(Inner {
+                config_path: dir.join(CONFIG_FILE),
+                secrets: SecretStore::new(&dir, backend),
+                dir,
+                running: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// The companion for this user: `$TETHER_CONFIG_DIR` or the platform config dir, and
+    /// the backend from `$TETHER_SECRETS` (default: keyring with announced fallback).
+    pub fn from_env() -> Result<Companion, CompanionError> {
+        Ok(Companion::open(config::config_dir()?, Backend::from_env()?))
+    }
+
+    /// The config directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> &Path {
+        &self.inner.config_path
+    }
+
+    /// The device-token store.
+    pub fn secrets(&self) -> &SecretStore {
+        &self.inner.secrets
+    }
+
+    /// The keyring-fallback announcement, once (show it to the owner).
+    pub fn take_notice(&self) -> Option<FallbackNotice> {
+        self.inner.secrets.take_notice()
+    }
+
+    /// Reads the config.
+    pub fn config(&self) -> Result<Config, CompanionError> {
+        Ok(Config::load(&self.inner.config_path)?)
+    }
+
+    fn entry(&self, cfg: &Config, agent: &str) -> Result<AgentEntry, CompanionError> {
+        cfg.agent(agent)
+            .cloned()
+            .ok_or_else(|| pair::unknown_agent(cfg, agent))
+    }
+
+    fn client_for(&self, entry: &AgentEntry) -> Result<AgentClient, CompanionError> {
+        let token = self.inner.secrets.load(&entry.name)?;
+        Ok(AgentClient::new(
+            &AgentEndpoint {
+                name: entry.name.clone(),
+                url: entry.url.clone(),
+                fingerprint: entry.fingerprint.clone(),
+            },
+            Some(token),
+        )?)
+    }
+
+    /// A client for paired agent `agent`, with its device token.
+    pub fn client(&self, agent: &str) -> Result<AgentClient, CompanionError> {
+        let cfg = self.config()?;
+        self.client_for(&self.entry(&cfg, agent)?)
+    }
+
+    /// Health of every paired agent and credential.
+    pub async fn status(&self) -> Result<StatusReport, CompanionError> {
+        let cfg = self.config()?;
+        let clients = cfg
+            .agents
+            .iter()
+            .map(|a| {
+                let c = self
+                    .client_for(a)
+                    .map_err(|e| (contact_class(&e), e.to_string()));
+                (a.name.clone(), a.url.clone(), c)
+            })
+            .collect();
+        Ok(status::collect(clients).await)
+    }
+
+    /// Redeems a pairing code (`tether://pair?...`). `confirm` is asked before replacing an
+    /// agent that is already paired.
+    pub async fn pair(
+        &self,
+        code: &str,
+        opts: &PairOptions,
+        confirm: &mut (dyn FnMut(&Replacement) -> bool + Send),
+    ) -> Result<Paired, CompanionError> {
+        pair::pair(&self.inner.config_path, &self.inner.secrets, code, opts, confirm).await
+    }
+
+    /// Forgets a paired agent and deletes its device token.
+    pub fn unpair(&self, agent: &str) -> Result<Unpaired, CompanionError> {
+        pair::unpair(&self.inner.config_path, &self.inner.secrets, agent)
+    }
+
+    /// Re-authorizes `agent`/`credential` in the browser (see [`reauth::run`]); at most one
+    /// run per credential at a time.
+    pub async fn reauth(
+        &self,
+        agent: &str,
+        credential: &str,
+        opener: &dyn Opener,
+        opts: ReauthOptions,
+        progress: &(dyn Fn(ReauthProgress) + Send + Sync),
+    ) -> Result<CredentialHealth, CompanionError> {
+        self.reauth_with(agent, credential, opener, opts, std::future::pending(), progress)
+            .await
+    }
+
+    /// [`Companion::reauth`] with a cancel future: when it resolves, the wait for the
+    /// browser ends with a "cancelled" error.
+    pub async fn reauth_with(
+        &self,
+        agent: &str,
+        credential: &str,
+        opener: &dyn Opener,
+        opts: ReauthOptions,
+        cancel: impl Future<Output = ()>,
+        progress: &(dyn Fn(ReauthProgress) + Send + Sync),
+    ) -> Result<CredentialHealth, CompanionError> {
+        let client = self.client(agent)?;
+        let key = (agent.to_string(), credential.to_string());
+        {
+            let mut set = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            if !set.insert(key.clone()) {
+                return Err(ReauthError::AlreadyRunning {
+                    agent: agent.into(),
+                    credential: credential.into(),
+                }
+                .into());
+            }
+        }
+        let _guard = RunningGuard {
+            companion: self.clone(),
+            key,
+        };
+        Ok(reauth::run(&client, credential, opener, opts, cancel, progress).await?)
+    }
+
+    /// Pushes a new token for a paste-kind credential.
+    pub async fn paste(
+        &self,
+        agent: &str,
+        credential: &str,
+        secret: AccessToken,
+    ) -> Result<CredentialHealth, CompanionError> {
+        if secret.secret().trim().is_empty() {
+            return Err(CompanionError::EmptySecret(format!("{agent}/{credential}")));
+        }
+        let client = self.client(agent)?;
+        Ok(reauth::paste(&client, credential, secret).await?)
+    }
+
+    /// Starts the watcher over every paired agent, with the config's timing.
+    pub fn watch(
+        &self,
+        notifier: Arc<dyn Notifier>,
+        opener: Option<Arc<dyn Opener>>,
+    ) -> Result<Watcher, CompanionError> {
+        let cfg = self.config()?;
+        self.watch_with(WatchTiming::from_config(&cfg), notifier, opener)
+    }
+
+    /// Starts the watcher with explicit timing (tests, benchmarks).
+    pub fn watch_with(
+        &self,
+        timing: WatchTiming,
+        notifier: Arc<dyn Notifier>,
+        opener: Option<Arc<dyn Opener>>,
+    ) -> Result<Watcher, CompanionError> {
+        let cfg = self.config()?;
+        let targets = cfg
+            .agents
+            .iter()
+            .map(|a| {
+                let c = self.client_for(a).map_err(|e| ContactFailure {
+                    class: contact_class(&e),
+                    message: e.to_string(),
+                });
+                (a.name.clone(), c)
+            })
+            .collect();
+        Ok(watcher::spawn(self.clone(), targets, timing, notifier, opener))
+    }
+}
+
+fn contact_class(e: &CompanionError) -> ContactClass {
+    match e {
+        CompanionError::Client(c) => c.class(),
+        // A missing device token means this computer cannot authenticate: re-pair.
+        CompanionError::Secrets(secrets::SecretsError::NotFound { .. }) => ContactClass::Unauthorized,
+        _ => ContactClass::Unreachable,
+    }
+}

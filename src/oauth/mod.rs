@@ -1,1 +1,78 @@
-//! OAuth flows: authorization requests with PKCE, the loopback listener, exchange, refresh.
+//! OAuth flows: authorization requests with PKCE, the loopback listener, exchange, refresh,
+//! liveness probes and paste-token verification.
+//!
+//! The flow is split in two halves because the agent daemon holds the secrets:
+//!
+//! 1. the side that will own the token (the daemon) calls [`AuthorizationRequest::new`]
+//!    and keeps the [`PendingAuthorization`] (random `state` and the single-use
+//!    [`PkceVerifier`]); the [`AuthorizationUrl`] it returns has no `redirect_uri`;
+//! 2. the side with the browser (the companion) binds a [`LoopbackListener`] for the
+//!    provider's [`RedirectRequirement`](crate::protocol::RedirectRequirement), adds its
+//!    `redirect_uri` with [`AuthorizationUrl::with_redirect_uri`], opens the browser and
+//!    [`LoopbackListener::wait`]s for exactly one callback with the expected state;
+//! 3. the owner of the verifier calls [`exchange`]; the listener's browser tab answers only
+//!    when the caller passes the real outcome to [`PendingCallback::respond`].
+//!
+//! [`refresh`] spends a refresh token and returns the new [`TokenSet`] (rotated refresh
+//! token included). Every token-endpoint failure is an [`OAuthError`] classified as
+//! [`ErrorClass::Dead`], [`ErrorClass::Transient`] or [`ErrorClass::Misconfigured`] by the
+//! provider's [`Classifier`](crate::provider::Classifier). [`probe`] asks "is this grant
+//! still alive?" without minting anything; [`verify_paste`] checks a pasted token.
+//!
+//! I/O comes from the caller: every call takes a `reqwest::Client` (build it with
+//! [`http_client`]: rustls, no redirects, bounded timeouts, `Accept: application/json`).
+//!
+//! Token requests are made with reqwest directly, not with the oauth2 crate's token
+//! requests: oauth2's typed errors drop the body of an HTTP 200 answer that is an error
+//! (GitHub's `bad_refresh_token`, Slack's `ok:false`), and classification needs it. oauth2
+//! is used for PKCE verifiers and challenges and for building the authorization URL.
+
+mod authorize;
+mod error;
+mod http;
+mod listener;
+mod page;
+mod pkce;
+mod probe;
+mod token;
+
+pub use crate::provider::ErrorClass;
+pub use authorize::{AuthorizationRequest, AuthorizationUrl, PendingAuthorization};
+pub use error::OAuthError;
+pub use http::{http_client, http_client_with_timeouts};
+pub use listener::{
+    Callback, CallbackOutcome, Canceller, ListenerError, LoopbackListener, PendingCallback,
+    DEFAULT_TIMEOUT,
+};
+pub use pkce::PkceVerifier;
+pub use probe::{probe, probe_account, verify_paste, ProbeOutcome};
+pub use token::{exchange, refresh, TokenSet};
+
+use crate::secret::ClientSecret;
+
+/// The OAuth client registered with the provider.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// The public client id.
+    pub client_id: String,
+    /// The client secret, for confidential clients (and Google "Desktop" clients).
+    pub client_secret: Option<ClientSecret>,
+}
+
+impl ClientCredentials {
+    /// A public client (PKCE, no secret).
+    pub fn public(client_id: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: None,
+        }
+    }
+
+    /// A confidential client.
+    pub fn confidential(client_id: impl Into<String>, secret: ClientSecret) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: Some(secret),
+        }
+    }
+}

@@ -1,1 +1,660 @@
-//! The credential vault: records in several locations, atomic generation-numbered writes.
+//! The credential vault: records in several locations with atomic, generation-numbered
+//! writes, reconcile/repair, history and rollback, and rendered output files.
+//!
+//! # Layout on disk
+//!
+//! Every location is a directory (mode 0700) holding one directory per credential and one
+//! file per generation (mode 0600):
+//!
+//! ```text
+//! <location>/
+//!   .lock                          flock(2) taken by every commit/reconcile/read
+//!   youtube/
+//!     gen-000000000041.json        a kept older generation (the last K are kept)
+//!     gen-000000000042.json        the newest generation is the current one
+//!     gen-000000000040.json.corrupt-20260101T000000.000Z   an invalid copy moved aside
+//! ```
+//!
+//! Each file is `tether-vault-record schema=1 len=N sha256=HEX\n` followed by the record as
+//! JSON (see [`record`]); a file cut short or overwritten with garbage fails its checksum.
+//!
+//! Why one file per generation: a commit writes a file that did not exist (temp file in
+//! the same directory, fsync, rename with `RENAME_NOREPLACE`, fsync the directory), so a
+//! crash at any instant
+//! leaves every earlier generation intact, nothing is truncated in place, and "an older
+//! generation never replaces a newer one" follows from never writing over a valid file.
+//!
+//! # Rules
+//!
+//! - A commit gets generation "highest number seen in any location (or by this process)
+//!   plus one" and is written to every location; it succeeds when at least one took it and lists
+//!   the others in [`CommitReport::failed`]. Then history beyond `keep` is trimmed and the
+//!   credential's outputs are rendered.
+//! - Reading picks the highest generation with a valid copy (see [`scan`] for the one
+//!   case where it refuses instead).
+//! - [`Vault::open`] and [`Vault::reconcile`] repair every location (see [`reconcile`])
+//!   and re-render outputs that are missing or differ from a fresh rendering.
+//! - A location that is a file is refused at open; a location that cannot be written
+//!   (read-only, permission denied, full) is reported and the others carry on.
+//! - Commits, reads and reconciles take an inter-process `flock` on the primary (or the
+//!   first usable backup), so the daemon and `tether vault` commands do not interleave.
+//!
+//! # API
+//!
+//! [`Vault::open`] → ([`Vault`], [`ReconcileReport`]); [`Vault::get`], [`Vault::commit`] →
+//! [`CommitReport`], [`Vault::names`], [`Vault::reconcile`], [`Vault::history`],
+//! [`Vault::rollback`], [`Vault::location_health`], [`Vault::check_outputs`].
+//! Synchronous `std::fs`; `Vault` is `Send + Sync` (one internal mutex), so async callers
+//! use `spawn_blocking`. [`import::parse_token_file`] reads existing token files.
+
+pub mod atomic;
+mod error;
+pub mod history;
+pub mod import;
+pub mod location;
+pub mod output;
+pub mod reconcile;
+pub mod record;
+mod report;
+pub mod scan;
+
+pub use error::VaultError;
+pub use history::HistoryEntry;
+pub use location::{DirLocation, Location, LocationError};
+pub use output::{OutputError, OutputFormat, OutputSpec};
+pub use record::{Record, SCHEMA_VERSION};
+pub use report::{CommitReport, LocationFailure, Quarantine, ReconcileReport, Repair, RepairKind};
+
+use crate::protocol::{valid_credential_name, LocationHealth};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+/// Default number of generations kept per credential.
+pub const DEFAULT_KEEP: usize = 5;
+
+fn default_keep() -> usize {
+    DEFAULT_KEEP
+}
+
+/// Where the vault keeps its copies and what it renders (the `[vault]` table of the
+/// agent's config file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// The primary state directory.
+    pub primary: PathBuf,
+    /// Backup directories, ideally on other filesystems.
+    #[serde(default)]
+    pub backups: Vec<PathBuf>,
+    /// Generations kept per credential (default 5).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// Output files to keep rendered.
+    #[serde(default)]
+    pub outputs: Vec<OutputSpec>,
+}
+
+impl VaultConfig {
+    /// A config with a primary and backups, default `keep`, no outputs.
+    pub fn new(primary: impl Into<PathBuf>, backups: Vec<PathBuf>) -> Self {
+        VaultConfig {
+            primary: primary.into(),
+            backups,
+            keep: DEFAULT_KEEP,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// One location and what the vault last saw there.
+#[derive(Debug)]
+pub(crate) struct Loc {
+    /// `primary` or `backup N`.
+    pub role: String,
+    pub location: Box<dyn Location>,
+    /// Whether it can be used (prepared, last write worked).
+    pub ok: bool,
+    /// The last error there.
+    pub error: Option<String>,
+}
+
+impl Loc {
+    pub fn label(&self) -> String {
+        format!("{} {}", self.role, self.location.label())
+    }
+}
+
+struct Inner {
+    locs: Vec<Loc>,
+    keep: usize,
+    outputs: Vec<OutputSpec>,
+    /// Highest generation each credential reached as seen by this process, so a location
+    /// that is down for a moment cannot make a generation number be used twice.
+    high_water: HashMap<String, u64>,
+    /// Start-up warnings (shared filesystems, permissions), repeated in every report.
+    warnings: Vec<String>,
+}
+
+/// The credential vault. See the module documentation for the layout and rules.
+pub struct Vault {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("Vault")
+            .field(
+                "locations",
+                &inner.locs.iter().map(Loc::label).collect::<Vec<_>>(),
+            )
+            .field("keep", &inner.keep)
+            .finish()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), VaultError> {
+    if valid_credential_name(name) {
+        Ok(())
+    } else {
+        Err(VaultError::InvalidName {
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Vault {
+    /// Opens the vault described by `cfg`: creates missing directories (0700), checks every
+    /// location, warns about backups sharing the primary's directory or filesystem, and
+    /// reconciles. Fails when a location is not a directory, or when no location is usable.
+    pub fn open(cfg: VaultConfig) -> Result<(Vault, ReconcileReport), VaultError> {
+        let primary: Box<dyn Location> = Box::new(DirLocation::new(&cfg.primary));
+        let backups = cfg
+            .backups
+            .iter()
+            .map(|b| Box::new(DirLocation::new(b)) as Box<dyn Location>)
+            .collect();
+        Self::open_with(primary, backups, cfg.keep, cfg.outputs)
+    }
+
+    /// Opens a vault over any [`Location`]s (the seam for keyring or secrets-engine
+    /// locations). Same checks as [`Vault::open`].
+    pub fn open_with(
+        primary: Box<dyn Location>,
+        backups: Vec<Box<dyn Location>>,
+        keep: usize,
+        outputs: Vec<OutputSpec>,
+    ) -> Result<(Vault, ReconcileReport), VaultError> {
+        if keep == 0 {
+            return Err(VaultError::Config(
+                "keep must be at least 1 (the newest generation)".into(),
+            ));
+        }
+        for o in &outputs {
+            if !valid_credential_name(&o.credential) {
+                return Err(VaultError::Config(format!(
+                    "output {} names credential {:?}, which is not a valid credential name",
+                    o.path.display(),
+                    o.credential
+                )));
+            }
+        }
+        let mut locs = vec![Loc {
+            role: "primary".into(),
+            location: primary,
+            ok: false,
+            error: None,
+        }];
+        for (i, b) in backups.into_iter().enumerate() {
+            locs.push(Loc {
+                role: format!("backup {}", i + 1),
+                location: b,
+                ok: false,
+                error: None,
+            });
+        }
+        let mut warnings = Vec::new();
+        let mut problems = Vec::new();
+        for loc in &mut locs {
+            match loc.location.prepare() {
+                Ok(w) => {
+                    warnings.extend(w);
+                    loc.ok = true;
+                }
+                Err(e @ LocationError::NotADirectory { .. }) => {
+                    return Err(VaultError::Location {
+                        role: loc.role.clone(),
+                        source: e,
+                    })
+                }
+                Err(e) => {
+                    problems.push(format!("{}: {e}", loc.label()));
+                    loc.error = Some(e.to_string());
+                }
+            }
+        }
+        if !locs.iter().any(|l| l.ok) {
+            return Err(VaultError::NoUsableLocation { details: problems });
+        }
+        warnings.extend(placement_warnings(&locs));
+        let vault = Vault {
+            inner: Mutex::new(Inner {
+                locs,
+                keep,
+                outputs,
+                high_water: HashMap::new(),
+                warnings,
+            }),
+        };
+        let mut report = vault.reconcile()?;
+        // Problems found while preparing are repeated by reconcile's own prepare pass.
+        for p in problems {
+            if !report.problems.contains(&p) {
+                report.problems.push(p);
+            }
+        }
+        Ok((vault, report))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave disk state half-done (every write is
+        // atomic) and the in-memory state is only health and counters, so carry on.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest valid generation of `name`, or `None` if no location has it.
+    pub fn get(&self, name: &str) -> Result<Option<Record>, VaultError> {
+        check_name(name)?;
+        let inner = self.lock();
+        let _flock = inner.flock();
+        Ok(scan::newest(&inner.usable(), name)?.map(|f| f.record))
+    }
+
+    /// Every credential with at least one stored file in some location.
+    pub fn names(&self) -> Result<Vec<String>, VaultError> {
+        let inner = self.lock();
+        let _flock = inner.flock();
+        Ok(inner.names(&mut Vec::new()).into_iter().collect())
+    }
+
+    /// Stores `record` as the credential's next generation in every location, trims
+    /// history, renders its outputs. Succeeds when at least one location took it.
+    pub fn commit(&self, record: Record) -> Result<CommitReport, VaultError> {
+        check_name(&record.name)?;
+        let mut inner = self.lock();
+        let _flock = inner.flock();
+        inner.commit(record)
+    }
+
+    /// Commits the content of an older generation as a new generation.
+    pub fn rollback(&self, name: &str, generation: u64) -> Result<CommitReport, VaultError> {
+        check_name(name)?;
+        let mut inner = self.lock();
+        let _flock = inner.flock();
+        let view = scan::view(&inner.locs, name);
+        let Some((_, record, _)) = view.valid_copy(generation) else {
+            let available = view.valid_generations();
+            if available.is_empty() && view.is_empty() {
+                return Err(VaultError::NotFound { name: name.into() });
+            }
+            return Err(VaultError::GenerationNotFound {
+                name: name.into(),
+                generation,
+                available,
+            });
+        };
+        let mut record = record.clone();
+        record.extras.insert(
+            "rolled_back_from".into(),
+            serde_json::Value::from(generation),
+        );
+        inner.commit(record)
+    }
+
+    /// Kept generations of `name`, newest first.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, VaultError> {
+        check_name(name)?;
+        let inner = self.lock();
+        let _flock = inner.flock();
+        let view = scan::view(&inner.locs, name);
+        if view.is_empty() {
+            return Err(VaultError::NotFound { name: name.into() });
+        }
+        let mut out = Vec::new();
+        for g in view.valid_generations() {
+            // valid_generations() only lists generations with a valid copy.
+            let (_, r, _) = view.valid_copy(g).expect("listed generation has a copy");
+            let locations = view
+                .per_loc
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    s.as_ref().is_ok_and(|slots| {
+                        slots
+                            .iter()
+                            .any(|(sg, st)| *sg == g && matches!(st, scan::SlotState::Valid(..)))
+                    })
+                })
+                .map(|(i, _)| inner.locs[i].label())
+                .collect();
+            out.push(HistoryEntry {
+                generation: g,
+                provider: r.provider.clone(),
+                account: r.account.clone(),
+                obtained_at: r.obtained_at,
+                expires_at: r.expires_at,
+                has_refresh_token: r.refresh_token.is_some(),
+                refresh_token_id: r
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| history::token_id(t.secret())),
+                locations,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads every location, repairs what is missing, damaged or older, trims history and
+    /// re-renders outputs that are not current.
+    pub fn reconcile(&self) -> Result<ReconcileReport, VaultError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mut report = ReconcileReport {
+            warnings: inner.warnings.clone(),
+            ..Default::default()
+        };
+        for loc in &mut inner.locs {
+            match loc.location.prepare() {
+                Ok(_) => {
+                    loc.ok = true;
+                    loc.error = None;
+                }
+                Err(e) => {
+                    report.problems.push(format!("{}: {e}", loc.label()));
+                    loc.ok = false;
+                    loc.error = Some(e.to_string());
+                }
+            }
+        }
+        let _flock = inner.flock();
+        let names = inner.names(&mut report.problems);
+        for name in names {
+            let max = reconcile::credential(&mut inner.locs, &name, inner.keep, &mut report);
+            if let Some(max) = max {
+                let hw = inner.high_water.entry(name).or_insert(0);
+                *hw = (*hw).max(max);
+            }
+        }
+        let (rendered, failures) = inner.render_outputs(None);
+        report.outputs = rendered;
+        report.problems.extend(failures);
+        Ok(report)
+    }
+
+    /// Health of every location, for the health report.
+    pub fn location_health(&self) -> Vec<LocationHealth> {
+        let inner = self.lock();
+        inner
+            .locs
+            .iter()
+            .map(|l| LocationHealth {
+                name: l.label(),
+                ok: l.ok && l.error.is_none(),
+                error: l.error.clone(),
+            })
+            .collect()
+    }
+
+    /// Cheap check of the output files: re-renders those missing, wiped or changed.
+    /// Returns the paths re-rendered.
+    pub fn check_outputs(&self) -> Result<Vec<PathBuf>, VaultError> {
+        let inner = self.lock();
+        let _flock = inner.flock();
+        let (rendered, failures) = inner.render_outputs(None);
+        if failures.is_empty() {
+            Ok(rendered)
+        } else {
+            Err(VaultError::Outputs {
+                failures,
+                rerendered: rendered,
+            })
+        }
+    }
+
+    /// The configured outputs.
+    pub fn outputs(&self) -> Vec<OutputSpec> {
+        self.lock().outputs.clone()
+    }
+}
+
+impl Inner {
+    fn usable(&self) -> Vec<&Loc> {
+        self.locs.iter().filter(|l| l.ok).collect()
+    }
+
+    /// The inter-process lock: on the first location that can take it.
+    fn flock(&self) -> Option<location::LocationLock> {
+        for loc in self.locs.iter().filter(|l| l.ok) {
+            match loc.location.lock() {
+                Ok(Some(lock)) => return Some(lock),
+                Ok(None) => continue,
+                Err(e) => tracing::warn!("vault: cannot lock {}: {e}", loc.label()),
+            }
+        }
+        None
+    }
+
+    fn names(&self, problems: &mut Vec<String>) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for loc in self.locs.iter().filter(|l| l.ok) {
+            match loc.location.credentials() {
+                Ok(n) => names.extend(n),
+                Err(e) => problems.push(format!("{}: {e}", loc.label())),
+            }
+        }
+        names
+    }
+
+    fn commit(&mut self, mut record: Record) -> Result<CommitReport, VaultError> {
+        let name = record.name.clone();
+        let mut failed = Vec::new();
+        let mut targets = Vec::new();
+        let mut highest = self.high_water.get(&name).copied().unwrap_or(0);
+        for (i, loc) in self.locs.iter().enumerate() {
+            match loc.location.generations(&name) {
+                Ok(gens) => {
+                    highest = highest.max(gens.into_iter().max().unwrap_or(0));
+                    targets.push(i);
+                }
+                Err(e) => failed.push(LocationFailure {
+                    location: loc.label(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        let generation = highest.checked_add(1).ok_or_else(|| {
+            VaultError::Config(format!("credential {name}: generation numbers exhausted"))
+        })?;
+        record.generation = generation;
+        record.schema = SCHEMA_VERSION;
+        let bytes = record::encode(&record);
+        let mut written = Vec::new();
+        let mut warnings = Vec::new();
+        for i in targets {
+            let loc = &mut self.locs[i];
+            match loc.location.create(&name, generation, &bytes) {
+                Ok(()) => {
+                    written.push(loc.label());
+                    loc.ok = true;
+                    loc.error = None;
+                    if let Err(e) = reconcile::trim(loc.location.as_ref(), &name, self.keep) {
+                        warnings.push(format!("{}: trimming history: {e}", loc.label()));
+                    }
+                }
+                Err(e) => {
+                    loc.error = Some(e.to_string());
+                    failed.push(LocationFailure {
+                        location: loc.label(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        for f in &failed {
+            if let Some(loc) = self.locs.iter_mut().find(|l| l.label() == f.location) {
+                loc.error = Some(f.error.clone());
+            }
+        }
+        if written.is_empty() {
+            return Err(VaultError::AllLocationsFailed {
+                name,
+                generation,
+                failures: failed,
+            });
+        }
+        self.high_water.insert(name.clone(), generation);
+        let (outputs, output_errors) = self.render_outputs(Some(&record));
+        Ok(CommitReport {
+            credential: name,
+            generation,
+            written,
+            failed,
+            outputs,
+            output_errors,
+            warnings,
+        })
+    }
+
+    /// Renders outputs: with `Some(record)` only that credential's, from that record
+    /// (just committed); with `None` every output, from each credential's newest
+    /// generation, writing only those that are not current.
+    fn render_outputs(&self, just_committed: Option<&Record>) -> (Vec<PathBuf>, Vec<String>) {
+        let mut rendered = Vec::new();
+        let mut failures = Vec::new();
+        let mut cache: HashMap<String, Option<Record>> = HashMap::new();
+        let usable = self.usable();
+        for spec in &self.outputs {
+            let record = match just_committed {
+                Some(r) if r.name != spec.credential => continue,
+                Some(r) => r.clone(),
+                None => {
+                    let entry =
+                        cache
+                            .entry(spec.credential.clone())
+                            .or_insert_with(|| match scan::newest(&usable, &spec.credential) {
+                                Ok(found) => found.map(|f| f.record),
+                                Err(e) => {
+                                    failures.push(format!(
+                                        "output {} not rendered: {e}",
+                                        spec.path.display()
+                                    ));
+                                    None
+                                }
+                            });
+                    match entry {
+                        Some(r) => r.clone(),
+                        // Not adopted yet: nothing to render.
+                        None => continue,
+                    }
+                }
+            };
+            let result = output::render(spec, &record).and_then(|bytes| {
+                if just_committed.is_none() && output::is_current(spec, &bytes)? {
+                    return Ok(false);
+                }
+                output::write(spec, &bytes).map(|()| true)
+            });
+            match result {
+                Ok(true) => rendered.push(spec.path.clone()),
+                Ok(false) => {}
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        (rendered, failures)
+    }
+}
+
+/// Warnings about backups that protect against less than they seem to.
+fn placement_warnings(locs: &[Loc]) -> Vec<String> {
+    let mut out = Vec::new();
+    if locs.len() == 1 {
+        out.push(format!(
+            "the vault has no backup location: losing {} loses every credential; add a backup on another disk",
+            locs[0].location.label()
+        ));
+    }
+    let Some((p_path, p_dev)) = locs[0].location.filesystem() else {
+        return out;
+    };
+    for loc in &locs[1..] {
+        let Some((path, dev)) = loc.location.filesystem() else {
+            continue;
+        };
+        if path == p_path {
+            out.push(format!(
+                "{} is the same directory as the primary; it protects against nothing: point it at another disk",
+                loc.label()
+            ));
+        } else if path.starts_with(&p_path) || p_path.starts_with(&path) {
+            out.push(format!(
+                "{} and the primary {} are nested in each other; put the backup on another disk",
+                loc.label(),
+                p_path.display()
+            ));
+        } else if dev == p_dev {
+            out.push(format!(
+                "{} is on the same filesystem as the primary {} (device {dev:#x}); a disk failure loses both: put it on another disk",
+                loc.label(),
+                p_path.display()
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_deserializes_with_defaults() {
+        let cfg: VaultConfig = toml::from_str(
+            "primary = \"/var/lib/tether\"\nbackups = [\"/mnt/b\"]\n[[outputs]]\ncredential = \"yt\"\npath = \"/a/env\"\nformat = \"env\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.keep, DEFAULT_KEEP);
+        assert_eq!(cfg.backups, vec![PathBuf::from("/mnt/b")]);
+        assert_eq!(cfg.outputs.len(), 1);
+        assert!(toml::from_str::<VaultConfig>("primary = \"/x\"\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn names_are_checked_before_any_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, _) = Vault::open(VaultConfig::new(dir.path().join("p"), vec![])).unwrap();
+        for bad in ["../x", "a/b", "a\0b", &"a".repeat(65), ""] {
+            assert!(matches!(
+                vault.get(bad),
+                Err(VaultError::InvalidName { .. })
+            ));
+            assert!(matches!(
+                vault.commit(Record::new(bad, "google")),
+                Err(VaultError::InvalidName { .. })
+            ));
+        }
+        // Only the lock file: no credential directory was created for a bad name.
+        let entries: Vec<_> = std::fs::read_dir(dir.path().join("p"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(entries, vec![std::ffi::OsString::from(".lock")]);
+    }
+
+    #[test]
+    fn vault_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Vault>();
+    }
+}

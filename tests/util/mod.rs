@@ -28,3 +28,5 @@ macro_rules! require {
         }
     };
 }
+pub mod oidc;
+pub mod browser;

@@ -1,0 +1,121 @@
+//! The commands the window calls: each is a one-liner into the companion core.
+//!
+//! Every failure reaches the window as `{code, message}` ([`CommandError`]). The list here
+//! is the whole surface of the IPC; `build.rs` and `capabilities/default.json` allow
+//! exactly these and nothing else.
+
+use crate::bridge::{Core, Settings};
+use crate::error::CommandError;
+use crate::events;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use tauri::{AppHandle, Runtime, State};
+use tether::companion::tray::{self, AgentView, TraySummary};
+use tether::protocol::CredentialHealth;
+use tether::secret::AccessToken;
+
+/// Every command, as the build script lists them for the ACL.
+pub const COMMANDS: &[&str] = &[
+    "dashboard",
+    "check_now",
+    "reauth",
+    "cancel_reauth",
+    "paste_token",
+    "pair",
+    "unpair",
+    "settings",
+    "save_settings",
+];
+
+/// What the window draws: the tray's summary, every agent, and the notification pause.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    /// Icon kind and words, the same as the tray shows.
+    pub summary: TraySummary,
+    /// Every paired agent with its credentials.
+    pub agents: Vec<AgentView>,
+    /// Notifications are paused until then.
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+impl Dashboard {
+    /// The dashboard for the core's current snapshot.
+    pub fn of(core: &Core) -> Dashboard {
+        let agents = core.snapshot();
+        Dashboard {
+            summary: tray::summarize(&agents, Utc::now()),
+            agents,
+            paused_until: core.paused_until(),
+        }
+    }
+}
+
+/// The current dashboard.
+#[tauri::command]
+pub fn dashboard(core: State<'_, Arc<Core>>) -> Dashboard {
+    Dashboard::of(&core)
+}
+
+/// Polls every agent now.
+#[tauri::command]
+pub async fn check_now(core: State<'_, Arc<Core>>) -> Result<(), CommandError> {
+    core.check_now().await
+}
+
+/// One-click re-authorization; progress arrives as `reauth-progress` events.
+#[tauri::command]
+pub async fn reauth<R: Runtime>(
+    app: AppHandle<R>,
+    core: State<'_, Arc<Core>>,
+    agent: String,
+    credential: String,
+) -> Result<CredentialHealth, CommandError> {
+    core.reauth(&agent, &credential, events::progress_emitter(&app))
+        .await
+}
+
+/// Cancels a running re-authorization.
+#[tauri::command]
+pub fn cancel_reauth(
+    core: State<'_, Arc<Core>>,
+    agent: String,
+    credential: String,
+) -> Result<(), CommandError> {
+    core.cancel_reauth(&agent, &credential)
+}
+
+/// Pushes a pasted token (paste-kind credentials); the agent verifies it before storing.
+#[tauri::command]
+pub async fn paste_token(
+    core: State<'_, Arc<Core>>,
+    agent: String,
+    credential: String,
+    token: AccessToken,
+) -> Result<CredentialHealth, CommandError> {
+    core.paste(&agent, &credential, token).await
+}
+
+/// Redeems a pairing code; returns the new agent's name.
+#[tauri::command]
+pub async fn pair(core: State<'_, Arc<Core>>, code: String) -> Result<String, CommandError> {
+    core.pair(&code).await
+}
+
+/// Forgets an agent on this computer.
+#[tauri::command]
+pub async fn unpair(core: State<'_, Arc<Core>>, agent: String) -> Result<(), CommandError> {
+    core.unpair(&agent).await
+}
+
+/// The current settings.
+#[tauri::command]
+pub fn settings(core: State<'_, Arc<Core>>) -> Result<Settings, CommandError> {
+    core.settings()
+}
+
+/// Saves settings (validated; nothing is written when a value is out of range).
+#[tauri::command]
+pub fn save_settings(core: State<'_, Arc<Core>>, settings: Settings) -> Result<(), CommandError> {
+    core.save_settings(settings)
+}

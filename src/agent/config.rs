@@ -1,0 +1,562 @@
+//! The daemon's configuration file (`agent.toml`): parsing, validation and the commented example.
+//!
+//! `parse` reads a path, `parse_str` works on text (so tests and `tether agent init` can
+//! check the example without touching the disk). Provider overrides and the `[alerts]`
+//! table are kept as raw TOML here and turned into the provider and alert modules' own
+//! types when the daemon is built, so each module owns its own settings.
+
+use crate::protocol::valid_credential_name;
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default time between liveness probes.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// Shortest probe interval accepted (providers rate-limit their introspection endpoints).
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_secs(15);
+/// Default time between full refresh tests.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// Default warning window before a known refresh-token end.
+pub const DEFAULT_WARNING_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
+/// Default margin: access tokens are refreshed this long before they expire.
+pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(120);
+/// Default lifetime of a re-auth session.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
+/// Default interval of SSE heartbeats.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read agent config {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("agent config is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("agent config is not valid: {0}")]
+    Invalid(String),
+}
+
+/// The whole `agent.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The agent's name, shown in alerts and by the companion (`tether reauth NAME/CRED`).
+    pub name: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// URL that pairing codes carry (defaults to `https://<listen>`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Primary state: vault, certificate, devices, pairing secrets.
+    pub state_dir: PathBuf,
+    /// Additional vault locations (ideally on other filesystems).
+    #[serde(default)]
+    pub backup_dirs: Vec<PathBuf>,
+    /// Generations kept per credential for rollback.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Lifetime of a re-auth session.
+    #[serde(default = "default_session_ttl", deserialize_with = "de_duration")]
+    pub session_ttl: Duration,
+    /// Interval of SSE heartbeats.
+    #[serde(default = "default_heartbeat", deserialize_with = "de_duration")]
+    pub heartbeat_interval: Duration,
+    /// Managed credentials.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    /// `[alerts]`: reminder interval and channels, in the alert module's own format
+    /// (`agent::alerts::AlertsConfig`), checked when the daemon is built.
+    #[serde(default)]
+    pub alerts: Option<toml::Table>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Serve HTTPS with the daemon's own certificate. `false` is accepted only on loopback.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Extra names for the certificate (host names the companion will use).
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: true,
+            names: Vec::new(),
+        }
+    }
+}
+
+/// One `[[credentials]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Credential name, `[a-z0-9][a-z0-9_-]{0,63}`.
+    pub name: String,
+    /// Provider preset (`google`, `x`, `github`, `telegram`, `generic`, ...).
+    pub provider: String,
+    /// Issuer for OIDC discovery (`generic` provider).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Overrides of the preset's fields (the provider module's `ProviderOverrides`).
+    #[serde(default)]
+    pub overrides: Option<toml::Table>,
+    /// OAuth client id (not needed for paste-kind credentials).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// File holding the client secret (first line).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes requested at re-authorization (defaults to the preset's).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Files rendered for the user's agent after every change.
+    #[serde(default)]
+    pub outputs: Vec<OutputConfig>,
+    /// Liveness probe interval (minimum 15 s), when the provider has a probe.
+    #[serde(default = "default_probe", deserialize_with = "de_duration")]
+    pub probe_interval: Duration,
+    /// Full refresh-test interval.
+    #[serde(default = "default_refresh", deserialize_with = "de_duration")]
+    pub refresh_interval: Duration,
+    /// `expiring` when the refresh token ends within this window.
+    #[serde(default = "default_warning", deserialize_with = "de_duration")]
+    pub warning_window: Duration,
+    /// Access tokens are refreshed this long before they expire.
+    #[serde(default = "default_ahead", deserialize_with = "de_duration")]
+    pub refresh_ahead: Duration,
+    /// Refresh the access token ahead of expiry even when nobody asks (keeps output
+    /// files current). `false`: only when the broker is asked for a token.
+    #[serde(default = "yes")]
+    pub keep_fresh: bool,
+}
+
+/// One rendered output file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Where to write it.
+    pub path: PathBuf,
+    /// `authorized_user` (google-auth), `token_json` or `env`.
+    pub format: OutputKind,
+    /// Variable name of the access token (`env` format).
+    #[serde(default)]
+    pub access_var: Option<String>,
+    /// Variable name of the refresh token (`env` format).
+    #[serde(default)]
+    pub refresh_var: Option<String>,
+}
+
+/// Output file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// Google's `authorized_user` JSON.
+    AuthorizedUser,
+    /// A plain token JSON.
+    TokenJson,
+    /// `NAME=value` lines.
+    Env,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_keep() -> usize {
+    5
+}
+fn default_session_ttl() -> Duration {
+    DEFAULT_SESSION_TTL
+}
+fn default_heartbeat() -> Duration {
+    DEFAULT_HEARTBEAT
+}
+fn default_probe() -> Duration {
+    DEFAULT_PROBE_INTERVAL
+}
+fn default_refresh() -> Duration {
+    DEFAULT_REFRESH_INTERVAL
+}
+fn default_warning() -> Duration {
+    DEFAULT_WARNING_WINDOW
+}
+fn default_ahead() -> Duration {
+    DEFAULT_REFRESH_AHEAD
+}
+
+/// Parses a duration: an integer number of seconds, or a string such as `90s`, `15m`,
+/// `6h`, `14d`, `500ms`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => return Some(Duration::from_millis(n)),
+        "m" | "min" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse_duration(&t).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{t}` is not a duration; write seconds or a number with s, m, h or d (e.g. \"6h\")"
+            ))
+        }),
+    }
+}
+
+/// Reads and validates an `agent.toml`.
+pub fn parse(path: &Path) -> Result<AgentConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut cfg = parse_str(&text)?;
+    // Relative paths in the file are relative to the file, not to the working directory
+    // of whoever started the daemon (systemd starts it in /).
+    if let Some(base) = path.parent() {
+        cfg.resolve_relative(base);
+    }
+    Ok(cfg)
+}
+
+/// Parses and validates the text of an `agent.toml`.
+pub fn parse_str(text: &str) -> Result<AgentConfig, ConfigError> {
+    let cfg: AgentConfig = toml::from_str(text)?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl AgentConfig {
+    fn resolve_relative(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.state_dir);
+        self.backup_dirs.iter_mut().for_each(fix);
+        for c in &mut self.credentials {
+            if let Some(p) = &mut c.client_secret_file {
+                fix(p);
+            }
+            c.outputs.iter_mut().for_each(|o| fix(&mut o.path));
+        }
+    }
+
+    /// Checks values the types cannot: names, intervals, TLS on non-loopback addresses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.name.is_empty()
+            || self.name.contains('/')
+            || self.name.chars().any(char::is_whitespace)
+        {
+            return bad(format!(
+                "agent name `{}` must be non-empty, without `/` or spaces",
+                self.name
+            ));
+        }
+        if !self.tls.enabled && !self.listen.ip().is_loopback() {
+            return bad(format!(
+                "tls is disabled but listen = {} is not a loopback address; plain HTTP is accepted only on 127.0.0.1 or ::1",
+                self.listen
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.credentials {
+            if !valid_credential_name(&c.name) {
+                return bad(format!(
+                    "credential name `{}` must match [a-z0-9][a-z0-9_-]{{0,63}}",
+                    c.name
+                ));
+            }
+            if !seen.insert(c.name.as_str()) {
+                return bad(format!("credential `{}` is listed twice", c.name));
+            }
+            if c.probe_interval < MIN_PROBE_INTERVAL {
+                return bad(format!(
+                    "credential {}: probe_interval must be at least {} s",
+                    c.name,
+                    MIN_PROBE_INTERVAL.as_secs()
+                ));
+            }
+            if c.refresh_interval < Duration::from_secs(1) {
+                return bad(format!(
+                    "credential {}: refresh_interval must be at least 1 s",
+                    c.name
+                ));
+            }
+            if c.client_secret_file.is_some() && c.client_secret_env.is_some() {
+                return bad(format!(
+                    "credential {}: set client_secret_file or client_secret_env, not both",
+                    c.name
+                ));
+            }
+            for o in &c.outputs {
+                if o.format == OutputKind::Env
+                    && (o.access_var.is_none() && o.refresh_var.is_none())
+                {
+                    return bad(format!(
+                        "credential {}: output {} has format env but neither access_var nor refresh_var",
+                        c.name,
+                        o.path.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL pairing codes carry.
+    pub fn public_url(&self) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls.enabled { "https" } else { "http" };
+        let host = if self.listen.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            match self.listen.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            }
+        };
+        format!("{scheme}://{host}:{}", self.listen.port())
+    }
+
+    /// The credential called `name`.
+    pub fn credential(&self, name: &str) -> Option<&CredentialConfig> {
+        self.credentials.iter().find(|c| c.name == name)
+    }
+}
+
+impl CredentialConfig {
+    /// Reads the client secret from its file or environment variable.
+    pub fn client_secret(&self) -> Result<Option<crate::secret::ClientSecret>, ConfigError> {
+        if let Some(path) = &self.client_secret_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "credential {}: cannot read client_secret_file {}: {e}",
+                    self.name,
+                    path.display()
+                ))
+            })?;
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if line.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "credential {}: client_secret_file {} is empty",
+                    self.name,
+                    path.display()
+                )));
+            }
+            return Ok(Some(crate::secret::ClientSecret::new(line)));
+        }
+        if let Some(var) = &self.client_secret_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => {
+                    Ok(Some(crate::secret::ClientSecret::new(v.trim().to_string())))
+                }
+                _ => Err(ConfigError::Invalid(format!(
+                    "credential {}: environment variable {var} (client_secret_env) is not set",
+                    self.name
+                ))),
+            };
+        }
+        Ok(None)
+    }
+}
+
+/// The commented example written by `tether agent init`.
+pub const EXAMPLE: &str = r#"# Tether agent daemon configuration.
+# Durations are seconds or strings such as "90s", "15m", "6h", "14d".
+
+# The agent's name: shown in alerts and used by the companion (`tether reauth studio/youtube`).
+name = "studio"
+
+# Address the HTTPS API listens on. Plain HTTP (tls.enabled = false) is only
+# accepted on a loopback address such as 127.0.0.1.
+listen = "0.0.0.0:7443"
+
+# URL that pairing codes carry; defaults to https://<listen address>.
+# public_url = "https://studio.example:7443"
+
+# Primary state: the vault, the TLS certificate, paired devices. Kept 0700.
+state_dir = "/var/lib/tether"
+
+# More vault locations, ideally on other filesystems. Every change is written to all.
+backup_dirs = ["/var/backups/tether"]
+
+# Generations kept per credential for rollback.
+# keep = 5
+
+# Lifetime of a re-authorization session started by the companion.
+# session_ttl = "10m"
+
+[tls]
+# The daemon makes a self-signed certificate on first start and prints its
+# SHA-256 fingerprint; pairing codes carry it so the companion can pin it.
+enabled = true
+# Extra host names for the certificate.
+# names = ["studio.example"]
+
+[[credentials]]
+name = "youtube"
+# Provider preset: google, x, tiktok, github, github-app, microsoft, spotify,
+# dropbox, slack, telegram, github-pat, or generic (with issuer = "https://...").
+provider = "google"
+client_id = "1234567890-abc.apps.googleusercontent.com"
+# The client secret comes from a file (first line) or an environment variable.
+client_secret_file = "/etc/tether/youtube-client-secret"
+# client_secret_env = "YOUTUBE_CLIENT_SECRET"
+scopes = ["https://www.googleapis.com/auth/youtube.upload"]
+# Liveness probe (no token is minted) and full refresh test.
+probe_interval = "60s"
+refresh_interval = "6h"
+# State `expiring` when the refresh token's known end is this close.
+warning_window = "14d"
+# Refresh access tokens this long before they expire.
+refresh_ahead = "2m"
+# Override preset fields if your provider differs:
+# [credentials.overrides]
+# token_url = "https://oauth2.example/token"
+
+# Files your agent already reads, re-rendered after every change and repaired if wiped.
+[[credentials.outputs]]
+path = "/home/agent/.config/youtube/authorized_user.json"
+format = "authorized_user"   # authorized_user | token_json | env
+
+# [[credentials.outputs]]
+# path = "/home/agent/.env.youtube"
+# format = "env"
+# access_var = "YOUTUBE_ACCESS_TOKEN"
+# refresh_var = "YOUTUBE_REFRESH_TOKEN"
+
+# [[credentials]]
+# name = "bot"
+# provider = "telegram"     # paste kind: re-armed with "paste a new token"
+
+[alerts]
+# Reminders while a credential stays dead.
+reminder_interval = "6h"
+
+# Alert channels need none of the credentials above. Every alert goes to all of them.
+# Secrets (bot tokens, SMTP passwords) come from files or environment variables.
+[[alerts.channels]]
+name = "ops-webhook"
+kind = "webhook"            # JSON POST; Slack and Discord webhooks understand its `text`
+url = "https://hooks.slack.com/services/T000/B000/XXXX"
+
+# [[alerts.channels]]
+# name = "phone"
+# kind = "ntfy"
+# topic = "tether-studio-5f2c9a"
+
+# [[alerts.channels]]
+# name = "telegram"
+# kind = "telegram"
+# bot_token_file = "/etc/tether/telegram-bot-token"
+# chat_id = 123456789
+
+# [[alerts.channels]]
+# name = "mail"
+# kind = "email"
+# smtp_host = "smtp.example.com"
+# tls = "starttls"
+# username = "tether@example.com"
+# password_file = "/etc/tether/smtp-password"
+# from = "Tether <tether@example.com>"
+# to = ["owner@example.com"]
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("6h"), Some(Duration::from_secs(21600)));
+        assert_eq!(parse_duration("14d"), Some(Duration::from_secs(14 * 86400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("6 hours"), None);
+        assert_eq!(parse_duration("h"), None);
+    }
+
+    #[test]
+    fn example_parses() {
+        let cfg = parse_str(EXAMPLE).expect("the example config must parse");
+        assert_eq!(cfg.name, "studio");
+        assert_eq!(cfg.credentials[0].probe_interval, Duration::from_secs(60));
+        assert_eq!(
+            cfg.credentials[0].outputs[0].format,
+            OutputKind::AuthorizedUser
+        );
+        let alerts: crate::agent::alerts::AlertsConfig = cfg
+            .alerts
+            .clone()
+            .unwrap()
+            .try_into()
+            .expect("example [alerts] parses");
+        assert_eq!(alerts.reminder_interval, Duration::from_secs(6 * 3600));
+        assert_eq!(alerts.channels.len(), 1);
+    }
+
+    #[test]
+    fn rejects_plain_http_off_loopback_and_bad_names() {
+        let base = "name='a'\nstate_dir='/x'\n";
+        let e =
+            parse_str(&format!("{base}listen='0.0.0.0:1'\n[tls]\nenabled=false\n")).unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
+        assert!(parse_str(&format!(
+            "{base}listen='127.0.0.1:1'\n[tls]\nenabled=false\n"
+        ))
+        .is_ok());
+        let e = parse_str(&format!(
+            "{base}listen='127.0.0.1:1'\n[[credentials]]\nname='../x'\nprovider='google'\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("must match"), "{e}");
+        let e = parse_str(&format!(
+            "{base}listen='127.0.0.1:1'\n[[credentials]]\nname='x'\nprovider='google'\nprobe_interval='5s'\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("at least 15"), "{e}");
+        assert!(parse_str(&format!("{base}listen='127.0.0.1:1'\nbogus=1\n")).is_err());
+    }
+}

@@ -1,0 +1,1331 @@
+//! The daemon's shared state and its operations: building it from the config, the
+//! single-flight refresh, probes, state transitions with events and alerts, re-auth
+//! completion, secret pushes and the health report. The HTTP layer (`api`) and the
+//! checker call into it; it takes its I/O (HTTP client, paths) from the caller.
+
+use super::alerts::{Alert, AlertKind, Alerter, AlertsConfig};
+use super::auth::AuthStore;
+use super::config::{AgentConfig, CredentialConfig, OutputKind};
+use super::credential::{CachedToken, CheckError, Credential};
+use super::metrics::Metrics;
+use super::reauth::{SessionError, Sessions};
+use super::tls::TlsIdentity;
+use crate::oauth::{self, ClientCredentials, ErrorClass, OAuthError, ProbeOutcome};
+use crate::protocol::{
+    CredentialHealth, CredentialState, ErrorInfo, Event, HealthReport, LocationHealth, ProbeHealth,
+    ReauthStart, RedirectPort, RedirectRequirement, PROTOCOL_VERSION,
+};
+use crate::provider::{self, CredentialKind, Provider, ProviderOverrides};
+use crate::secret::{constant_time_eq, AccessToken, AuthorizationCode, RefreshToken};
+use crate::vault::{OutputFormat, OutputSpec, Record, Vault, VaultConfig};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, watch};
+
+/// Directory of the primary vault location inside the state directory.
+pub const VAULT_DIR: &str = "vault";
+
+/// Why the daemon could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The config is not usable.
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    /// The TLS identity could not be loaded or made.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+    /// The token store could not be opened.
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthError),
+    /// The vault could not be opened.
+    #[error("failed to open the vault")]
+    Vault(#[from] crate::vault::VaultError),
+    /// A credential's provider is not usable.
+    #[error("credential {credential}: {source}")]
+    Provider {
+        /// The credential.
+        credential: String,
+        /// The cause.
+        #[source]
+        source: provider::ProviderError,
+    },
+    /// The `[alerts]` section is not usable.
+    #[error("the [alerts] section is not valid")]
+    Alerts(#[from] super::alerts::AlertsConfigError),
+    /// The `[alerts]` section does not parse.
+    #[error("the [alerts] section is not valid: {0}")]
+    AlertsParse(String),
+}
+
+/// Why an API operation failed; the HTTP layer maps each to a status and `ApiError`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// No credential of that name.
+    #[error("credential {0} is not configured on this agent")]
+    UnknownCredential(String),
+    /// The credential is dead; the request was refused and counted.
+    #[error("credential {name} on agent {agent} is dead ({code}: {description}); run `tether reauth {agent}/{name}`")]
+    Dead {
+        /// Agent name.
+        agent: String,
+        /// Credential.
+        name: String,
+        /// Error code.
+        code: String,
+        /// Description.
+        description: String,
+    },
+    /// No token stored yet.
+    #[error(
+        "credential {name} on agent {agent} has no token yet; run `tether reauth {agent}/{name}`"
+    )]
+    NoToken {
+        /// Agent name.
+        agent: String,
+        /// Credential.
+        name: String,
+    },
+    /// The provider refused or failed.
+    #[error("credential {name}: {source}")]
+    Provider {
+        /// Credential.
+        name: String,
+        /// The classified error.
+        source: OAuthError,
+    },
+    /// The vault could not store the result.
+    #[error("credential {name}: {message}")]
+    Vault {
+        /// Credential.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// A re-auth session problem.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The operation does not fit the credential's kind.
+    #[error("credential {name}: {message}")]
+    WrongKind {
+        /// Credential.
+        name: String,
+        /// What to do instead.
+        message: String,
+    },
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The daemon is shutting down.
+    #[error("the daemon is shutting down; retry in a moment")]
+    ShuttingDown,
+}
+
+/// The daemon: config, vault, token store, credentials, events, metrics and alerts.
+pub struct Daemon {
+    /// The config it was built from.
+    pub config: AgentConfig,
+    /// HTTP client for providers.
+    pub http: reqwest::Client,
+    /// The vault.
+    pub vault: Arc<Vault>,
+    /// Devices and agent tokens.
+    pub auth: AuthStore,
+    /// TLS identity, when TLS is on.
+    pub tls: Option<TlsIdentity>,
+    /// Whether the identity was made by this start.
+    pub tls_created: bool,
+    /// Credentials by name.
+    pub credentials: BTreeMap<String, Arc<Credential>>,
+    /// State-change events.
+    pub events: broadcast::Sender<Event>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Alert channels.
+    pub alerter: Option<Alerter>,
+    /// Re-auth sessions.
+    pub sessions: Sessions,
+    /// Reminder interval while dead.
+    pub reminder_interval: std::time::Duration,
+    locations: Mutex<Vec<LocationHealth>>,
+    repaired: Mutex<Vec<String>>,
+    /// Held (shared) by every job that may write the vault; shutdown takes it exclusively
+    /// so in-flight commits finish before the process exits.
+    pub(crate) writes: tokio::sync::RwLock<()>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("agent", &self.config.name)
+            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn vault_config(cfg: &AgentConfig, clients: &BTreeMap<String, ClientCredentials>) -> VaultConfig {
+    let mut vc = VaultConfig::new(cfg.state_dir.join(VAULT_DIR), cfg.backup_dirs.clone());
+    vc.keep = cfg.keep;
+    for c in &cfg.credentials {
+        for o in &c.outputs {
+            let format = match o.format {
+                OutputKind::AuthorizedUser => {
+                    let client = clients.get(&c.name);
+                    OutputFormat::AuthorizedUser {
+                        client_id: client.map(|c| c.client_id.clone()).unwrap_or_default(),
+                        client_secret: client.and_then(|c| c.client_secret.clone()),
+                    }
+                }
+                OutputKind::TokenJson => OutputFormat::TokenJson,
+                OutputKind::Env => OutputFormat::Env {
+                    access_var: o.access_var.clone(),
+                    refresh_var: o.refresh_var.clone(),
+                },
+            };
+            vc.outputs.push(OutputSpec {
+                credential: c.name.clone(),
+                path: o.path.clone(),
+                format,
+            });
+        }
+    }
+    vc
+}
+
+fn base_provider(c: &CredentialConfig) -> Result<(Provider, bool), DaemonError> {
+    let err = |source| DaemonError::Provider {
+        credential: c.name.clone(),
+        source,
+    };
+    let mut p = provider::preset_or_error(&c.provider).map_err(err)?;
+    if let Some(table) = &c.overrides {
+        let o: ProviderOverrides = table.clone().try_into().map_err(|e: toml::de::Error| {
+            err(provider::ProviderError::InvalidOverride {
+                provider: c.provider.clone(),
+                field: "overrides",
+                reason: e.to_string(),
+            })
+        })?;
+        p.apply(&o).map_err(err)?;
+    }
+    let needs_discovery = c.issuer.is_some();
+    if !needs_discovery {
+        p.validate().map_err(err)?;
+    }
+    Ok((p, needs_discovery))
+}
+
+impl Daemon {
+    /// Builds the daemon: reads client secrets, resolves providers (OIDC discovery for an
+    /// `issuer`; a provider that cannot be reached now is retried by the checker), opens
+    /// the vault (reconciling every location), the token store and the TLS identity.
+    pub async fn build(
+        config: AgentConfig,
+        http: reqwest::Client,
+    ) -> Result<Arc<Daemon>, DaemonError> {
+        config.validate()?;
+        super::files::ensure_private_dir(&config.state_dir).map_err(|source| {
+            super::auth::AuthError::Io {
+                path: config.state_dir.clone(),
+                source,
+            }
+        })?;
+        let mut clients = BTreeMap::new();
+        let mut providers = BTreeMap::new();
+        for c in &config.credentials {
+            let secret = c.client_secret()?;
+            clients.insert(
+                c.name.clone(),
+                ClientCredentials {
+                    client_id: c.client_id.clone().unwrap_or_default(),
+                    client_secret: secret,
+                },
+            );
+            let (mut p, mut needs) = base_provider(c)?;
+            if let Some(issuer) = &c.issuer {
+                match discover(&http, c, issuer).await {
+                    Ok(d) => {
+                        p = d;
+                        needs = false;
+                    }
+                    Err(e) => {
+                        tracing::warn!("credential {}: {e}; retrying at the next check", c.name)
+                    }
+                }
+            }
+            providers.insert(c.name.clone(), (p, needs));
+        }
+
+        let vc = vault_config(&config, &clients);
+        let (vault, report) = tokio::task::spawn_blocking(move || Vault::open(vc))
+            .await
+            .expect("vault open task does not panic")?;
+        let vault = Arc::new(vault);
+        let auth = AuthStore::open(&config.state_dir)?;
+        auth.prune_pairings();
+        let (tls, tls_created) = if config.tls.enabled {
+            let (id, created) = super::tls::load_or_create(&config.state_dir, &config.tls.names)?;
+            (Some(id), created)
+        } else {
+            (None, false)
+        };
+        let alerts_cfg: AlertsConfig = match &config.alerts {
+            Some(t) => t
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| DaemonError::AlertsParse(e.to_string()))?,
+            None => AlertsConfig::default(),
+        };
+        let reminder_interval = alerts_cfg.reminder_interval;
+        let alerter = Alerter::new(&alerts_cfg, http.clone())?;
+        let alerter = (!alerter.is_empty()).then_some(alerter);
+
+        let mut credentials = BTreeMap::new();
+        for c in &config.credentials {
+            let v = vault.clone();
+            let name = c.name.clone();
+            let record = tokio::task::spawn_blocking(move || v.get(&name))
+                .await
+                .expect("vault read task does not panic");
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("credential {}: cannot read the vault: {e}", c.name);
+                    None
+                }
+            };
+            let (p, needs) = providers
+                .remove(&c.name)
+                .expect("every credential has a provider");
+            let client = clients
+                .remove(&c.name)
+                .expect("every credential has a client");
+            credentials.insert(
+                c.name.clone(),
+                Arc::new(Credential::new(
+                    c.clone(),
+                    p,
+                    needs,
+                    client,
+                    record.as_ref(),
+                )),
+            );
+        }
+        let locations = vault.location_health();
+        let (shutdown_tx, _) = watch::channel(false);
+        let (events, _) = broadcast::channel(1024);
+        Ok(Arc::new(Daemon {
+            sessions: Sessions::new(config.session_ttl),
+            config,
+            http,
+            vault,
+            auth,
+            tls,
+            tls_created,
+            credentials,
+            events,
+            metrics: Metrics::default(),
+            alerter,
+            reminder_interval,
+            locations: Mutex::new(locations),
+            repaired: Mutex::new(report.lines()),
+            writes: tokio::sync::RwLock::new(()),
+            shutdown_tx,
+        }))
+    }
+
+    /// The agent's name.
+    pub fn agent(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The credential called `name`.
+    pub fn credential(&self, name: &str) -> Result<&Arc<Credential>, OpError> {
+        self.credentials
+            .get(name)
+            .ok_or_else(|| OpError::UnknownCredential(name.to_string()))
+    }
+
+    /// Starts the shutdown: checkers stop, event streams end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown_tx.send_replace(true);
+    }
+
+    /// True once the shutdown started.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown_tx.borrow()
+    }
+
+    /// Resolves when the shutdown starts.
+    pub fn shutdown_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+
+    /// Waits until every job that may write the vault has finished, and keeps new ones out.
+    pub async fn drain_writes(&self) {
+        let _exclusive = self.writes.write().await;
+        if let Err(e) = self.auth.flush_last_used() {
+            tracing::warn!("cannot record device last-use times: {e}");
+        }
+    }
+
+    /// The health report.
+    pub fn health(&self) -> HealthReport {
+        HealthReport {
+            agent: self.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: PROTOCOL_VERSION,
+            credentials: self.credentials.values().map(|c| c.health()).collect(),
+            locations: self.locations.lock().expect("locations lock").clone(),
+            alerts: self
+                .alerter
+                .as_ref()
+                .map(|a| a.health())
+                .unwrap_or_default(),
+            repaired: self.repaired.lock().expect("repaired lock").clone(),
+        }
+    }
+
+    fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {
+        let mut r = self.repaired.lock().expect("repaired lock");
+        for l in lines {
+            tracing::info!("vault: {l}");
+            r.push(format!("{} {l}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ")));
+        }
+        // Keep the report bounded on a long-running daemon.
+        let excess = r.len().saturating_sub(200);
+        r.drain(..excess);
+    }
+
+    fn refresh_locations(&self) {
+        *self.locations.lock().expect("locations lock") = self.vault.location_health();
+    }
+
+    /// Runs the vault's cheap output check (wiped or corrupt files are re-rendered).
+    pub async fn check_outputs(self: &Arc<Self>) {
+        let d = self.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let r = d.vault.check_outputs();
+            d.refresh_locations();
+            r
+        })
+        .await;
+        match res {
+            Ok(Ok(paths)) if !paths.is_empty() => self.add_repaired(
+                paths
+                    .iter()
+                    .map(|p| format!("re-rendered output {}", p.display())),
+            ),
+            Ok(Err(e)) => tracing::warn!("output check failed: {e}"),
+            _ => {}
+        }
+    }
+
+    /// Reconciles every vault location and records what was repaired.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let d = self.clone();
+        let _w = self.writes.read().await;
+        let res = tokio::task::spawn_blocking(move || {
+            let r = d.vault.reconcile();
+            d.refresh_locations();
+            r
+        })
+        .await;
+        match res {
+            Ok(Ok(report)) => {
+                let lines: Vec<String> = report
+                    .lines()
+                    .into_iter()
+                    .filter(|l| !l.starts_with("warning:"))
+                    .collect();
+                self.add_repaired(lines);
+            }
+            Ok(Err(e)) => tracing::warn!("vault reconcile failed: {e}"),
+            Err(_) => {}
+        }
+    }
+
+    // ---- state transitions -------------------------------------------------------------
+
+    /// Records the result of a check or refresh and emits events and alerts.
+    pub(crate) fn record(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
+    ) {
+        let (previous, mut health, blocked_before) = {
+            let mut s = cred.status.lock().expect("status lock");
+            let previous = s.state;
+            let now = Utc::now();
+            let next = match result {
+                Ok(end) => {
+                    s.refresh_expires_at = end.or(s.refresh_expires_at);
+                    s.last_error = None;
+                    s.failures = 0;
+                    cred.working_state(s.refresh_expires_at)
+                }
+                Err(e) => {
+                    s.last_error = Some(e.info());
+                    if e.is_dead() {
+                        CredentialState::Dead
+                    } else if matches!(e, CheckError::ShuttingDown) {
+                        previous
+                    } else if matches!(e, CheckError::NoToken) {
+                        // Nothing to check: the owner still has to authorize it once.
+                        if previous == CredentialState::Dead {
+                            previous
+                        } else {
+                            CredentialState::Unchecked
+                        }
+                    } else if previous == CredentialState::Dead {
+                        // Known dead stays dead until a re-auth or a refresh that works.
+                        CredentialState::Dead
+                    } else {
+                        s.failures = s.failures.saturating_add(1);
+                        CredentialState::Degraded
+                    }
+                }
+            };
+            s.last_check = Some(now);
+            if next == previous {
+                return;
+            }
+            s.state = next;
+            s.since = now;
+            let blocked_before = s.blocked;
+            if previous == CredentialState::Dead {
+                s.blocked = 0;
+            }
+            if next == CredentialState::Dead {
+                s.last_alert = Some(now);
+            }
+            drop(s);
+            (previous, cred.health(), blocked_before)
+        };
+        let state = health.state;
+        self.metrics.inc(
+            "tether_state_changes_total",
+            &[("credential", &cred.name), ("state", state.as_str())],
+        );
+        tracing::info!(
+            "credential {}: {} -> {}{}",
+            cred.name,
+            previous,
+            state,
+            health
+                .last_error
+                .as_ref()
+                .map(|e| format!(" ({}: {})", e.code, e.description))
+                .unwrap_or_default()
+        );
+        let _ = self.events.send(Event::StateChanged {
+            agent: self.config.name.clone(),
+            previous,
+            credential: health.clone(),
+        });
+        let kind = match (previous, state) {
+            (_, CredentialState::Dead) => Some(AlertKind::Dead),
+            (_, CredentialState::Expiring) if previous != CredentialState::Dead => {
+                Some(AlertKind::Expiring)
+            }
+            (CredentialState::Dead, CredentialState::Ok | CredentialState::Expiring) => {
+                Some(AlertKind::Recovered)
+            }
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            if kind == AlertKind::Recovered {
+                // The recovery text tells how many requests waited while it was dead.
+                health.blocked_requests = blocked_before;
+            }
+            self.alert(&health, kind);
+        }
+    }
+
+    /// Sends an alert in the background (channels retry on their own schedule, and a slow
+    /// SMTP server must not hold up a check).
+    pub(crate) fn alert(self: &Arc<Self>, health: &CredentialHealth, kind: AlertKind) {
+        let Some(_) = &self.alerter else { return };
+        let alert = Alert {
+            agent: self.config.name.clone(),
+            credential: health.name.clone(),
+            provider: health.provider.clone(),
+            kind,
+            reauth: health.reauth,
+            error: health.last_error.clone(),
+            blocked_requests: health.blocked_requests,
+            since: health.since,
+            refresh_expires_at: health.refresh_expires_at,
+        };
+        let d = self.clone();
+        tokio::spawn(async move {
+            let Some(alerter) = &d.alerter else { return };
+            let report = alerter.send(&alert).await;
+            for o in &report.outcomes {
+                if let Err(e) = &o.result {
+                    tracing::warn!("alert to channel {} failed: {}", o.channel, e.chain());
+                }
+            }
+        });
+    }
+
+    /// Sends reminders for credentials that stayed dead for another reminder interval.
+    pub(crate) fn send_reminders(self: &Arc<Self>) {
+        let interval = chrono::Duration::from_std(self.reminder_interval)
+            .unwrap_or(chrono::Duration::hours(6));
+        for cred in self.credentials.values() {
+            let due = {
+                let mut s = cred.status.lock().expect("status lock");
+                let due = s.state == CredentialState::Dead
+                    && match s.last_alert {
+                        None => true,
+                        Some(t) => Utc::now() - t >= interval,
+                    };
+                if due {
+                    s.last_alert = Some(Utc::now());
+                }
+                due
+            };
+            if due {
+                self.alert(&cred.health(), AlertKind::Reminder);
+            }
+        }
+    }
+
+    // ---- refresh (single flight) -------------------------------------------------------
+
+    /// Refreshes `cred` once for every concurrent caller: callers that arrive while a
+    /// refresh is running wait for it and share its result. With `only_if_stale`, a caller
+    /// that finds a token fresh for the credential's `refresh_ahead` margin gets it without
+    /// a refresh. The work runs in its own task, so a caller that goes away (a dropped
+    /// HTTP request) cannot cut a refresh between the provider's answer and the commit.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        only_if_stale: bool,
+    ) -> Result<CachedToken, CheckError> {
+        let d = self.clone();
+        let c = cred.clone();
+        let seen = cred.flights.load(Ordering::SeqCst);
+        tokio::spawn(async move { d.refresh_flight(&c, seen, only_if_stale).await })
+            .await
+            .unwrap_or(Err(CheckError::ShuttingDown))
+    }
+
+    async fn refresh_flight(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        seen: u64,
+        only_if_stale: bool,
+    ) -> Result<CachedToken, CheckError> {
+        let _flight = cred.flight.lock().await;
+        if cred.flights.load(Ordering::SeqCst) != seen {
+            // Another caller refreshed while we waited: share its outcome.
+            if let Some(r) = cred.last_flight.lock().expect("flight lock").clone() {
+                return r;
+            }
+        }
+        if only_if_stale {
+            if let Some(t) = cred.cached_token() {
+                if t.fresh_for(cred.config.refresh_ahead, Utc::now()) {
+                    return Ok(t);
+                }
+            }
+        }
+        if self.is_shutting_down() {
+            return Err(CheckError::ShuttingDown);
+        }
+        let _writes = self.writes.read().await;
+        let result = self.refresh_locked(cred).await;
+        *cred.last_flight.lock().expect("flight lock") = Some(result.clone());
+        cred.flights.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Resolves a `generic` provider by discovery if that failed before.
+    async fn ensure_provider(&self, cred: &Credential) -> Result<Arc<Provider>, CheckError> {
+        if cred.needs_discovery.load(Ordering::SeqCst) {
+            let issuer = cred.config.issuer.clone().unwrap_or_default();
+            let p = discover(&self.http, &cred.config, &issuer)
+                .await
+                .map_err(|e| {
+                    CheckError::Provider(OAuthError {
+                        provider: cred.config.provider.clone(),
+                        class: ErrorClass::TRANSIENT,
+                        info: ErrorInfo {
+                            code: "discovery_failed".into(),
+                            description: e,
+                        },
+                    })
+                })?;
+            cred.set_provider(p);
+        }
+        Ok(cred.provider())
+    }
+
+    async fn read_record(&self, name: &str) -> Result<Option<Record>, CheckError> {
+        let v = self.vault.clone();
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || v.get(&n))
+            .await
+            .map_err(|_| CheckError::Vault("vault read task failed".into()))?
+            .map_err(|e| CheckError::Vault(e.to_string()))
+    }
+
+    /// Commits `record` to every vault location; the caller holds the credential's flight
+    /// lock and a `writes` guard.
+    async fn commit(
+        self: &Arc<Self>,
+        cred: &Credential,
+        record: Record,
+    ) -> Result<u64, CheckError> {
+        let d = self.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let r = d.vault.commit(record);
+            d.refresh_locations();
+            r
+        })
+        .await
+        .map_err(|_| CheckError::Vault("vault commit task failed".into()))?;
+        match res {
+            Ok(report) => {
+                for f in &report.failed {
+                    tracing::warn!(
+                        "credential {}: vault location {} failed: {}",
+                        cred.name,
+                        f.location,
+                        f.error
+                    );
+                }
+                for e in &report.output_errors {
+                    tracing::warn!("credential {}: output: {e}", cred.name);
+                }
+                cred.status.lock().expect("status lock").generation = report.generation;
+                Ok(report.generation)
+            }
+            Err(e) => Err(CheckError::Vault(e.to_string())),
+        }
+    }
+
+    async fn refresh_locked(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+    ) -> Result<CachedToken, CheckError> {
+        let name = cred.name.as_str();
+        // A rotated generation that could not be stored earlier goes first: its refresh
+        // token is the only live one, and spending the old one again would kill the grant.
+        let pending = cred.pending.lock().expect("pending lock").take();
+        if let Some(rec) = pending {
+            let token = CachedToken::from_record(&rec, false);
+            let end = rec.refresh_expires_at;
+            match self.commit(cred, rec.clone()).await {
+                Ok(_) => {
+                    cred.set_token(token.clone());
+                    self.record(cred, Ok(end));
+                    if let Some(t) = token {
+                        return Ok(t);
+                    }
+                }
+                Err(e) => {
+                    *cred.pending.lock().expect("pending lock") = Some(rec);
+                    self.record(cred, Err(&e));
+                    return Err(e);
+                }
+            }
+        }
+        let provider = match self.ensure_provider(cred).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        };
+        let record = match self.read_record(name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.record(cred, Err(&CheckError::NoToken));
+                return Err(CheckError::NoToken);
+            }
+            Err(e) => {
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        };
+        if provider.kind == CredentialKind::Paste {
+            return self.verify_stored_paste(cred, &provider, &record).await;
+        }
+        let Some(rt) = record.refresh_token.clone() else {
+            self.record(cred, Err(&CheckError::NoToken));
+            return Err(CheckError::NoToken);
+        };
+        let result = oauth::refresh(&self.http, &provider, &cred.client, &rt).await;
+        let ts = match result {
+            Ok(ts) => {
+                self.metrics.inc(
+                    "tether_refreshes_total",
+                    &[("credential", name), ("result", "ok")],
+                );
+                ts
+            }
+            Err(e) => {
+                self.metrics.inc(
+                    "tether_refreshes_total",
+                    &[("credential", name), ("result", e.class.as_str())],
+                );
+                let e = CheckError::Provider(e);
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        };
+        let mut next = record.clone();
+        next.access_token = Some(ts.access_token.clone());
+        next.refresh_token = ts.refresh_token.clone().or(record.refresh_token.clone());
+        next.token_type = ts.token_type.clone();
+        if !ts.scopes.is_empty() {
+            next.scopes = ts.scopes.clone();
+        }
+        next.obtained_at = Utc::now();
+        next.expires_at = ts.expires_at;
+        if ts.refresh_expires_at.is_some() {
+            next.refresh_expires_at = ts.refresh_expires_at;
+        }
+        for (k, v) in &ts.extras {
+            next.extras.insert(k.clone(), v.clone());
+        }
+        let token = CachedToken {
+            access_token: ts.access_token,
+            token_type: ts.token_type,
+            expires_at: ts.expires_at,
+        };
+        match self.commit(cred, next.clone()).await {
+            Ok(_) => {
+                cred.set_token(Some(token.clone()));
+                self.record(cred, Ok(next.refresh_expires_at));
+                Ok(token)
+            }
+            Err(e) => {
+                if ts.rotated {
+                    // The old refresh token is spent: keep the new one in memory and store
+                    // it before anything else happens to this credential.
+                    *cred.pending.lock().expect("pending lock") = Some(next);
+                } else {
+                    // Nothing was lost: the stored refresh token still works. The new access
+                    // token may be used.
+                    cred.set_token(Some(token.clone()));
+                }
+                self.record(cred, Err(&e));
+                Err(e)
+            }
+        }
+    }
+
+    async fn verify_stored_paste(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        provider: &Provider,
+        record: &Record,
+    ) -> Result<CachedToken, CheckError> {
+        let Some(token) = CachedToken::from_record(record, true) else {
+            self.record(cred, Err(&CheckError::NoToken));
+            return Err(CheckError::NoToken);
+        };
+        match oauth::verify_paste(&self.http, provider, &token.access_token).await {
+            Ok(account) => {
+                if let Some(a) = account {
+                    cred.status.lock().expect("status lock").account = Some(a);
+                }
+                cred.set_token(Some(token.clone()));
+                self.record(cred, Ok(None));
+                Ok(token)
+            }
+            Err(e) => {
+                let e = CheckError::Provider(e);
+                self.record(cred, Err(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// One full check: a refresh test (or, for paste kinds, a verification), then the
+    /// output check.
+    pub async fn check(self: &Arc<Self>, cred: &Arc<Credential>) -> Result<(), CheckError> {
+        let r = self.refresh(cred, false).await;
+        let result = match &r {
+            Ok(_) => "ok",
+            Err(e) if e.is_dead() => "dead",
+            Err(CheckError::Provider(e)) => e.class.as_str(),
+            Err(_) => "error",
+        };
+        self.metrics.inc(
+            "tether_checks_total",
+            &[
+                ("credential", &cred.name),
+                ("kind", "refresh"),
+                ("result", result),
+            ],
+        );
+        self.check_outputs().await;
+        r.map(|_| ())
+    }
+
+    /// One liveness probe. `Gone` is confirmed by one refresh test before anything is
+    /// called dead. Returns `None` when no probe could run (no probe, no usable token).
+    pub async fn probe(self: &Arc<Self>, cred: &Arc<Credential>) -> Option<ProbeOutcome> {
+        let provider = cred.provider();
+        provider.probe.as_ref()?;
+        let token = cred.cached_token()?;
+        if !token.fresh_for(std::time::Duration::from_secs(5), Utc::now()) {
+            return None;
+        }
+        let outcome = oauth::probe(&self.http, &provider, &cred.client, &token.access_token).await;
+        self.metrics.inc(
+            "tether_checks_total",
+            &[
+                ("credential", &cred.name),
+                ("kind", "probe"),
+                ("result", outcome.as_str()),
+            ],
+        );
+        let detail = match &outcome {
+            ProbeOutcome::Gone(i) | ProbeOutcome::Transient(i) => {
+                Some(format!("{}: {}", i.code, i.description))
+            }
+            _ => None,
+        };
+        let set_probe = |result: &str| {
+            cred.status.lock().expect("status lock").last_probe = Some(ProbeHealth {
+                at: Utc::now(),
+                result: result.to_string(),
+                detail: detail.clone(),
+            });
+        };
+        match &outcome {
+            ProbeOutcome::Alive => {
+                set_probe("alive");
+                let state = cred.status().state;
+                if matches!(
+                    state,
+                    CredentialState::Degraded | CredentialState::Unchecked
+                ) {
+                    self.record(cred, Ok(None));
+                } else {
+                    cred.status.lock().expect("status lock").last_check = Some(Utc::now());
+                }
+            }
+            ProbeOutcome::Gone(_) => {
+                set_probe("gone (confirming with a refresh test)");
+                let confirmed = self.check(cred).await;
+                set_probe(match &confirmed {
+                    Err(e) if e.is_dead() => "gone (confirmed by a refresh test)",
+                    Ok(()) => "gone (not confirmed: the refresh test worked)",
+                    Err(_) => "gone (refresh test inconclusive)",
+                });
+            }
+            ProbeOutcome::Transient(i) => {
+                set_probe("transient");
+                let e = CheckError::Provider(OAuthError {
+                    provider: provider.name.clone(),
+                    class: ErrorClass::TRANSIENT,
+                    info: i.clone(),
+                });
+                self.record(cred, Err(&e));
+            }
+            ProbeOutcome::Unsupported => {}
+        }
+        // Every check also looks for wiped or corrupt output files (cheap: a read and a
+        // compare per file).
+        self.check_outputs().await;
+        Some(outcome)
+    }
+
+    // ---- broker ------------------------------------------------------------------------
+
+    /// A fresh access token for the user's agent; refreshed ahead of expiry (single flight).
+    /// A dead credential refuses, and the refusal is counted.
+    pub async fn access_token(self: &Arc<Self>, name: &str) -> Result<CachedToken, OpError> {
+        let cred = self.credential(name)?.clone();
+        let count = |outcome: &str| {
+            self.metrics.inc(
+                "tether_access_token_requests_total",
+                &[("credential", name), ("outcome", outcome)],
+            )
+        };
+        if let Some(e) = self.refuse_if_dead(&cred) {
+            count("blocked");
+            return Err(e);
+        }
+        if let Some(t) = cred.cached_token() {
+            if t.fresh_for(cred.config.refresh_ahead, Utc::now()) {
+                count("served");
+                return Ok(t);
+            }
+        }
+        match self.refresh(&cred, true).await {
+            Ok(t) => {
+                count("served");
+                Ok(t)
+            }
+            Err(e) if e.is_dead() => {
+                count("blocked");
+                Err(self
+                    .refuse_if_dead(&cred)
+                    .unwrap_or_else(|| self.dead_error(&cred, &e.info())))
+            }
+            Err(CheckError::NoToken) => {
+                count("no_token");
+                Err(OpError::NoToken {
+                    agent: self.config.name.clone(),
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => {
+                // Transient trouble: a token that has not expired yet still works.
+                if let Some(t) = cred.cached_token() {
+                    if t.fresh_for(std::time::Duration::ZERO, Utc::now()) {
+                        count("served_stale");
+                        return Ok(t);
+                    }
+                }
+                count("unavailable");
+                Err(match e {
+                    CheckError::Provider(source) => OpError::Provider {
+                        name: name.to_string(),
+                        source,
+                    },
+                    CheckError::ShuttingDown => OpError::ShuttingDown,
+                    other => OpError::Vault {
+                        name: name.to_string(),
+                        message: other.info().description,
+                    },
+                })
+            }
+        }
+    }
+
+    fn dead_error(&self, cred: &Credential, info: &ErrorInfo) -> OpError {
+        OpError::Dead {
+            agent: self.config.name.clone(),
+            name: cred.name.clone(),
+            code: info.code.clone(),
+            description: info.description.clone(),
+        }
+    }
+
+    /// If the credential is dead: counts the refusal and returns the error.
+    fn refuse_if_dead(&self, cred: &Credential) -> Option<OpError> {
+        let mut s = cred.status.lock().expect("status lock");
+        if s.state != CredentialState::Dead {
+            return None;
+        }
+        s.blocked += 1;
+        let info = s.last_error.clone().unwrap_or(ErrorInfo {
+            code: "dead".into(),
+            description: "the grant is gone".into(),
+        });
+        drop(s);
+        Some(self.dead_error(cred, &info))
+    }
+
+    // ---- re-authorization --------------------------------------------------------------
+
+    /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
+    pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
+        let cred = self.credential(name)?.clone();
+        let provider = self.ensure_provider(&cred).await.map_err(|e| match e {
+            CheckError::Provider(source) => OpError::Provider {
+                name: name.to_string(),
+                source,
+            },
+            _ => OpError::ShuttingDown,
+        })?;
+        if provider.kind == CredentialKind::Paste {
+            return Err(OpError::WrongKind {
+                name: name.to_string(),
+                message: "this credential is a pasted token; push a new one with PUT /v1/credentials/{name}/secret (`tether reauth` offers to paste it)".into(),
+            });
+        }
+        if cred.client.client_id.is_empty() {
+            return Err(OpError::WrongKind {
+                name: name.to_string(),
+                message:
+                    "no client_id is configured for it in agent.toml, so it cannot be re-authorized"
+                        .into(),
+            });
+        }
+        let scopes = cred.config.scopes.clone().unwrap_or_default();
+        let (pending, url) = oauth::AuthorizationRequest::new(&provider, &cred.client, &scopes)
+            .map_err(|source| OpError::Provider {
+                name: name.to_string(),
+                source,
+            })?;
+        let redirect = provider.requirement();
+        let state = pending.state.clone();
+        let (session, expires_at) = self.sessions.start(name, pending, redirect.clone());
+        Ok(ReauthStart {
+            session,
+            credential: name.to_string(),
+            authorize_url: url.as_str().to_string(),
+            state,
+            redirect,
+            expires_at,
+        })
+    }
+
+    /// Completes a re-auth session: checks `state` and `redirect_uri`, exchanges the code
+    /// with the verifier and client credentials, commits the new generation, marks the
+    /// credential ok. On any failure the old generation stays.
+    pub async fn reauth_complete(
+        self: &Arc<Self>,
+        session_id: &str,
+        code: AuthorizationCode,
+        state: &str,
+        redirect_uri: &str,
+    ) -> Result<CredentialHealth, OpError> {
+        // Taking the session consumes it: a replay, or a second try after a wrong state,
+        // finds nothing.
+        let session = self.sessions.take(session_id)?;
+        if !constant_time_eq(session.pending.state.as_bytes(), state.as_bytes()) {
+            return Err(OpError::Session(SessionError::StateMismatch));
+        }
+        check_redirect(&session.redirect, redirect_uri).map_err(OpError::BadRequest)?;
+        let cred = self.credential(&session.credential)?.clone();
+        let d = self.clone();
+        let redirect_uri = redirect_uri.to_string();
+        // Own task: once the code is spent, the new tokens must reach the vault even if
+        // the companion hangs up.
+        tokio::spawn(async move { d.complete_locked(&cred, session, code, &redirect_uri).await })
+            .await
+            .unwrap_or(Err(OpError::ShuttingDown))
+    }
+
+    async fn complete_locked(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        session: super::reauth::Session,
+        code: AuthorizationCode,
+        redirect_uri: &str,
+    ) -> Result<CredentialHealth, OpError> {
+        let name = cred.name.clone();
+        let _flight = cred.flight.lock().await;
+        if self.is_shutting_down() {
+            return Err(OpError::ShuttingDown);
+        }
+        let _writes = self.writes.read().await;
+        let provider = cred.provider();
+        let ts = oauth::exchange(
+            &self.http,
+            &provider,
+            &cred.client,
+            code,
+            session.pending.verifier,
+            redirect_uri,
+        )
+        .await
+        .map_err(|source| OpError::Provider {
+            name: name.clone(),
+            source,
+        })?;
+        if ts.refresh_token.is_none() {
+            tracing::warn!(
+                "credential {name}: the provider issued no refresh token at re-authorization"
+            );
+        }
+        let old = self.read_record(&name).await.ok().flatten();
+        let account = match provider.probe {
+            Some(_) => {
+                match oauth::probe_account(&self.http, &provider, &cred.client, &ts.access_token)
+                    .await
+                {
+                    (ProbeOutcome::Alive, a) => a,
+                    _ => None,
+                }
+            }
+            None => None,
+        }
+        .or_else(|| old.as_ref().and_then(|r| r.account.clone()));
+        let mut rec = Record::new(&name, &provider.name);
+        rec.account = account.clone();
+        rec.access_token = Some(ts.access_token.clone());
+        rec.refresh_token = ts.refresh_token.clone();
+        rec.token_type = ts.token_type.clone();
+        rec.scopes = if ts.scopes.is_empty() {
+            cred.config
+                .scopes
+                .clone()
+                .unwrap_or_else(|| provider.default_scopes.clone())
+        } else {
+            ts.scopes.clone()
+        };
+        rec.expires_at = ts.expires_at;
+        rec.refresh_expires_at = ts.refresh_expires_at;
+        rec.extras = ts.extras.clone();
+        self.commit(cred, rec).await.map_err(|e| OpError::Vault {
+            name: name.clone(),
+            message: e.info().description,
+        })?;
+        let token = CachedToken {
+            access_token: ts.access_token,
+            token_type: ts.token_type,
+            expires_at: ts.expires_at,
+        };
+        cred.set_token(Some(token.clone()));
+        *cred.pending.lock().expect("pending lock") = None;
+        *cred.last_flight.lock().expect("flight lock") = Some(Ok(token));
+        cred.flights.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut s = cred.status.lock().expect("status lock");
+            s.account = account;
+            s.refresh_expires_at = ts.refresh_expires_at;
+        }
+        self.record(cred, Ok(ts.refresh_expires_at));
+        cred.wake.notify_one();
+        Ok(cred.health())
+    }
+
+    /// Stores a pasted secret for a paste-kind credential after the provider accepted it.
+    pub async fn put_secret(
+        self: &Arc<Self>,
+        name: &str,
+        secret: AccessToken,
+    ) -> Result<CredentialHealth, OpError> {
+        let cred = self.credential(name)?.clone();
+        let provider = cred.provider();
+        if provider.kind != CredentialKind::Paste {
+            return Err(OpError::WrongKind {
+                name: name.to_string(),
+                message: "this credential is re-armed by browser consent, not by pasting a token; run `tether reauth`".into(),
+            });
+        }
+        let d = self.clone();
+        let c = cred.clone();
+        tokio::spawn(async move {
+            let account = oauth::verify_paste(&d.http, &provider, &secret)
+                .await
+                .map_err(|source| OpError::Provider {
+                    name: c.name.clone(),
+                    source,
+                })?;
+            let _flight = c.flight.lock().await;
+            let _writes = d.writes.read().await;
+            let mut rec = Record::new(&c.name, &provider.name);
+            rec.account = account.clone();
+            rec.access_token = Some(secret.clone());
+            rec.refresh_token = Some(RefreshToken::new(secret.secret()));
+            d.commit(&c, rec).await.map_err(|e| OpError::Vault {
+                name: c.name.clone(),
+                message: e.info().description,
+            })?;
+            let token = CachedToken {
+                access_token: secret,
+                token_type: "Bearer".into(),
+                expires_at: None,
+            };
+            c.set_token(Some(token.clone()));
+            *c.last_flight.lock().expect("flight lock") = Some(Ok(token));
+            c.flights.fetch_add(1, Ordering::SeqCst);
+            if account.is_some() {
+                c.status.lock().expect("status lock").account = account;
+            }
+            d.record(&c, Ok(None));
+            c.wake.notify_one();
+            Ok(c.health())
+        })
+        .await
+        .unwrap_or(Err(OpError::ShuttingDown))
+    }
+}
+
+/// Checks that the companion's `redirect_uri` fits the provider's rule.
+fn check_redirect(req: &RedirectRequirement, redirect_uri: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "redirect_uri {redirect_uri:?} does not fit the provider's rule (http://{}:{}{}): {why}",
+            req.host,
+            match req.port {
+                RedirectPort::Any => "<any port>".to_string(),
+                RedirectPort::Fixed(p) => p.to_string(),
+            },
+            req.path
+        ))
+    };
+    let Ok(u) = url::Url::parse(redirect_uri) else {
+        return bad("not a URL");
+    };
+    if u.scheme() != "http" {
+        return bad("the scheme must be http (loopback)");
+    }
+    let host_ok = match u.host() {
+        Some(url::Host::Domain(h)) => h == req.host,
+        Some(url::Host::Ipv4(ip)) => ip.to_string() == req.host,
+        Some(url::Host::Ipv6(ip)) => ip.to_string() == req.host.trim_matches(['[', ']']),
+        None => false,
+    };
+    if !host_ok {
+        return bad("wrong host");
+    }
+    if u.path() != req.path {
+        return bad("wrong path");
+    }
+    match (req.port, u.port()) {
+        (RedirectPort::Fixed(p), Some(q)) if p == q => {}
+        (RedirectPort::Any, Some(q)) if q != 0 => {}
+        _ => return bad("wrong port"),
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return bad("no query or fragment allowed");
+    }
+    Ok(())
+}
+
+async fn discover(
+    http: &reqwest::Client,
+    c: &CredentialConfig,
+    issuer: &str,
+) -> Result<Provider, String> {
+    let url =
+        url::Url::parse(issuer).map_err(|e| format!("issuer {issuer:?} is not a URL: {e}"))?;
+    let mut p = provider::discover(http, &url)
+        .await
+        .map_err(|e| format!("discovery at {issuer} failed: {e}"))?;
+    if let Some(table) = &c.overrides {
+        let o: ProviderOverrides = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        p.apply(&o).map_err(|e| e.to_string())?;
+    }
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_rules() {
+        let any = RedirectRequirement {
+            host: "127.0.0.1".into(),
+            port: RedirectPort::Any,
+            path: "/callback".into(),
+        };
+        assert!(check_redirect(&any, "http://127.0.0.1:5555/callback").is_ok());
+        assert!(check_redirect(&any, "http://127.0.0.1/callback").is_err());
+        assert!(check_redirect(&any, "http://evil.example:5555/callback").is_err());
+        assert!(check_redirect(&any, "https://127.0.0.1:5555/callback").is_err());
+        assert!(check_redirect(&any, "http://127.0.0.1:5555/other").is_err());
+        let fixed = RedirectRequirement {
+            port: RedirectPort::Fixed(8765),
+            ..any
+        };
+        assert!(check_redirect(&fixed, "http://127.0.0.1:8765/callback").is_ok());
+        assert!(check_redirect(&fixed, "http://127.0.0.1:8766/callback").is_err());
+    }
+}

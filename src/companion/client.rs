@@ -1,0 +1,741 @@
+//! HTTP client for one agent daemon: pinned-certificate TLS, typed errors, and the
+//! Ready / Unauthorized / ProtocolMismatch / Unreachable classification.
+//!
+//! With a fingerprint (from the pairing code), the TLS verifier accepts exactly the
+//! certificate whose DER hashes to it — no CA, no name check — and still verifies the
+//! handshake signatures with the ring provider's algorithms, so only the holder of that
+//! certificate's key can talk to us. Without one, normal CA validation (webpki roots)
+//! applies. Plain `http://` is accepted only for loopback hosts.
+
+use super::sse::{SseDecoder, SseError};
+use crate::protocol::{
+    self, ApiError, CredentialHealth, ErrorCode, Event, HealthReport, PairRequest, PairResponse,
+    ReauthComplete, ReauthStart, SecretPut, API_PREFIX, PROTOCOL_VERSION,
+};
+use crate::secret::ApiToken;
+use futures_util::{Stream, StreamExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// Timeout for one ordinary request (health, pair, re-auth calls).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout for establishing a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which side must be upgraded when the protocol versions differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpgradeSide {
+    /// The agent daemon is older.
+    Agent,
+    /// This computer's tether is older.
+    Companion,
+}
+
+/// Errors talking to an agent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL cannot be used.
+    #[error("agent url `{url}` is not usable: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The fingerprint is not 64 hex digits.
+    #[error("certificate fingerprint `{0}` is not a hex sha-256 (64 hex digits); copy the whole pairing code again")]
+    BadFingerprint(String),
+    /// The TLS client could not be built.
+    #[error("cannot set up tls for agent {agent}: {reason}")]
+    Tls {
+        /// The agent.
+        agent: String,
+        /// Why.
+        reason: String,
+    },
+    /// The agent presented a different certificate than the pinned one.
+    #[error("agent {agent} at {url} presented a certificate that does not match the pinned fingerprint (expected {expected}, got {got}); if the agent's certificate was regenerated, pair again; otherwise something is intercepting the connection")]
+    CertificateMismatch {
+        /// The agent.
+        agent: String,
+        /// Its URL.
+        url: String,
+        /// The pinned fingerprint.
+        expected: String,
+        /// The fingerprint seen.
+        got: String,
+    },
+    /// No answer: network down, daemon stopped, DNS, TLS failure, timeout.
+    #[error("agent {agent} at {url} is unreachable: {reason}")]
+    Unreachable {
+        /// The agent.
+        agent: String,
+        /// Its URL.
+        url: String,
+        /// What failed (the error chain, one line).
+        reason: String,
+    },
+    /// The device token is revoked or unknown.
+    #[error("agent {agent} no longer accepts this computer (device token revoked or unknown); pair again: run `tether agent pair` on the agent, then `tether pair CODE` here")]
+    Unauthorized {
+        /// The agent.
+        agent: String,
+    },
+    /// The two sides speak different protocol versions.
+    #[error("agent {agent} speaks protocol {theirs} but this tether speaks {ours}; {}", upgrade_hint(*.upgrade))]
+    ProtocolMismatch {
+        /// The agent.
+        agent: String,
+        /// Our version.
+        ours: u32,
+        /// Theirs (0 when the agent does not serve this protocol at all).
+        theirs: u32,
+        /// Who must upgrade.
+        upgrade: UpgradeSide,
+    },
+    /// The daemon answered with an error.
+    #[error("agent {agent}: {}{}", .error.message, .error.hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Api {
+        /// The agent.
+        agent: String,
+        /// HTTP status.
+        status: u16,
+        /// The daemon's `{code, message, hint}`.
+        error: ApiError,
+    },
+    /// The daemon's reply was not what the protocol says.
+    #[error("agent {agent} sent a malformed reply to {what}: {reason}")]
+    BadReply {
+        /// The agent.
+        agent: String,
+        /// Which call.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The event stream broke its framing rules.
+    #[error("agent {agent}: {source}")]
+    Stream {
+        /// The agent.
+        agent: String,
+        /// The framing error.
+        source: SseError,
+    },
+}
+
+fn upgrade_hint(side: UpgradeSide) -> &'static str {
+    match side {
+        UpgradeSide::Agent => "upgrade tether on the agent's server",
+        UpgradeSide::Companion => "upgrade tether on this computer",
+    }
+}
+
+/// How a contact attempt went, for the watcher and `tether status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactClass {
+    /// The agent answered and speaks our protocol.
+    Ready,
+    /// The device token was refused.
+    Unauthorized,
+    /// The protocol versions differ.
+    ProtocolMismatch,
+    /// No usable answer.
+    Unreachable,
+}
+
+impl ClientError {
+    /// Classifies the error for contact state: everything that is not a refusal or a
+    /// version problem counts as unreachable.
+    pub fn class(&self) -> ContactClass {
+        match self {
+            ClientError::Unauthorized { .. } => ContactClass::Unauthorized,
+            ClientError::ProtocolMismatch { .. } => ContactClass::ProtocolMismatch,
+            _ => ContactClass::Unreachable,
+        }
+    }
+
+    /// The daemon's error code, if it answered with one.
+    pub fn api_code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A normalized SHA-256 certificate fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// Parses 64 hex digits, tolerating `:` separators and upper case.
+    pub fn parse(s: &str) -> Result<Fingerprint, ClientError> {
+        let clean: String = s.chars().filter(|c| *c != ':').collect();
+        let bytes = hex::decode(clean.trim()).map_err(|_| ClientError::BadFingerprint(s.into()))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| ClientError::BadFingerprint(s.into()))?;
+        Ok(Fingerprint(arr))
+    }
+
+    /// Fingerprint of a DER certificate.
+    pub fn of_der(der: &[u8]) -> Fingerprint {
+        use sha2::Digest;
+        Fingerprint(sha2::Sha256::digest(der).into())
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// Carried inside rustls' error so the client can name both fingerprints.
+#[derive(Debug, thiserror::Error)]
+#[error("certificate fingerprint {got} does not match the pinned {expected}")]
+struct PinMismatch {
+    expected: String,
+    got: String,
+}
+
+/// Accepts exactly the pinned end-entity certificate; verifies handshake signatures.
+#[derive(Debug)]
+struct PinnedCertVerifier {
+    pin: Fingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The pin replaces chain and name validation: the pairing code told us which
+        // certificate this agent has, and nothing else is acceptable.
+        let got = Fingerprint::of_der(end_entity.as_ref());
+        if crate::secret::constant_time_eq(&got.0, &self.pin.0) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                rustls::OtherError(Arc::new(PinMismatch {
+                    expected: self.pin.to_hex(),
+                    got: got.to_hex(),
+                })),
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// How to reach one agent.
+#[derive(Debug, Clone)]
+pub struct AgentEndpoint {
+    /// Local name of the agent (used in messages).
+    pub name: String,
+    /// Base URL.
+    pub url: String,
+    /// Pinned fingerprint, if any.
+    pub fingerprint: Option<String>,
+}
+
+/// A client for one agent.
+#[derive(Clone)]
+pub struct AgentClient {
+    name: String,
+    base: Url,
+    pin: Option<Fingerprint>,
+    http: reqwest::Client,
+    token: Option<ApiToken>,
+}
+
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient")
+            .field("name", &self.name)
+            .field("base", &self.base.as_str())
+            .field("pinned", &self.pin.is_some())
+            .finish()
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `::1`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks an agent base URL: `https://`, or `http://` on loopback only.
+pub fn check_url(url: &str) -> Result<Url, ClientError> {
+    let bad = |reason: &str| ClientError::BadUrl {
+        url: url.into(),
+        reason: reason.into(),
+    };
+    let mut parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback(&parsed) => {}
+        "http" => {
+            return Err(bad(
+                "plain http is only allowed for loopback addresses; use https",
+            ))
+        }
+        _ => return Err(bad("the scheme must be https")),
+    }
+    if parsed.host().is_none() {
+        return Err(bad("it has no host"));
+    }
+    if !parsed.path().ends_with('/') {
+        let p = format!("{}/", parsed.path());
+        parsed.set_path(&p);
+    }
+    Ok(parsed)
+}
+
+impl AgentClient {
+    /// A client for `endpoint`, authenticating with `token` (none when pairing).
+    pub fn new(endpoint: &AgentEndpoint, token: Option<ApiToken>) -> Result<AgentClient, ClientError> {
+        AgentClient::with_roots(endpoint, token, &[])
+    }
+
+    /// Like [`AgentClient::new`], trusting extra CA roots (DER) in addition to the webpki
+    /// roots when no fingerprint is pinned (a private CA in front of the daemon).
+    pub fn with_roots(
+        endpoint: &AgentEndpoint,
+        token: Option<ApiToken>,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<AgentClient, ClientError> {
+        let base = check_url(&endpoint.url)?;
+        let pin = endpoint
+            .fingerprint
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(Fingerprint::parse)
+            .transpose()?;
+        let tls_err = |e: &dyn std::fmt::Display| ClientError::Tls {
+            agent: endpoint.name.clone(),
+            reason: e.to_string(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(&e))?;
+        let tls = match &pin {
+            Some(pin) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier {
+                    pin: pin.clone(),
+                    provider,
+                }))
+                .with_no_client_auth(),
+            None => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                for der in extra_roots {
+                    roots.add(der.clone()).map_err(|e| tls_err(&e))?;
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tether-companion/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| tls_err(&e))?;
+        Ok(AgentClient {
+            name: endpoint.name.clone(),
+            base,
+            pin,
+            http,
+            token,
+        })
+    }
+
+    /// The agent's local name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+
+    fn endpoint(&self, path: &str) -> Url {
+        // `base` ends in '/', and `path` is relative ("v1/health"), so join appends.
+        self.base
+            .join(path.trim_start_matches('/'))
+            .expect("invariant: a relative path joins onto a valid base url")
+    }
+
+    fn api(&self, rest: &str) -> Url {
+        self.endpoint(&format!("{}/{}", API_PREFIX.trim_start_matches('/'), rest))
+    }
+
+    fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, url);
+        match &self.token {
+            Some(t) => rb.bearer_auth(t.secret()),
+            None => rb,
+        }
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> ClientError {
+        if let Some(m) = find_pin_mismatch(&err) {
+            return ClientError::CertificateMismatch {
+                agent: self.name.clone(),
+                url: self.base.to_string(),
+                expected: m.expected.clone(),
+                got: m.got.clone(),
+            };
+        }
+        ClientError::Unreachable {
+            agent: self.name.clone(),
+            url: self.base.to_string(),
+            reason: error_chain(&err),
+        }
+    }
+
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = rb
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let resp = self.check_status(resp).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.bad_reply(what, &bytes, e))
+    }
+
+    fn bad_reply(&self, what: &str, body: &[u8], e: serde_json::Error) -> ClientError {
+        // A reply we cannot parse may come from a daemon of another protocol version.
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            if let Some(theirs) = v.get("protocol").and_then(|p| p.as_u64()) {
+                if theirs as u32 != PROTOCOL_VERSION {
+                    return self.mismatch(theirs as u32);
+                }
+            }
+        }
+        ClientError::BadReply {
+            agent: self.name.clone(),
+            what: what.into(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn mismatch(&self, theirs: u32) -> ClientError {
+        ClientError::ProtocolMismatch {
+            agent: self.name.clone(),
+            ours: PROTOCOL_VERSION,
+            theirs,
+            upgrade: if theirs < PROTOCOL_VERSION {
+                UpgradeSide::Agent
+            } else {
+                UpgradeSide::Companion
+            },
+        }
+    }
+
+    async fn check_status(&self, resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let api: Option<ApiError> = serde_json::from_slice(&bytes).ok();
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            || api.as_ref().is_some_and(|e| e.code == ErrorCode::Unauthorized)
+        {
+            return Err(ClientError::Unauthorized {
+                agent: self.name.clone(),
+            });
+        }
+        match api {
+            Some(error) => Err(ClientError::Api {
+                agent: self.name.clone(),
+                status: status.as_u16(),
+                error,
+            }),
+            // A 404 without our error shape: the server does not serve this protocol.
+            None if status == reqwest::StatusCode::NOT_FOUND => Err(self.mismatch(0)),
+            None => Err(ClientError::Unreachable {
+                agent: self.name.clone(),
+                url: self.base.to_string(),
+                reason: format!("http {status} without a tether error body (a proxy in between?)"),
+            }),
+        }
+    }
+
+    /// `POST /v1/pair`.
+    pub async fn pair(&self, req: &PairRequest) -> Result<PairResponse, ClientError> {
+        let resp: PairResponse = self
+            .send_json("pair", self.http.post(self.api("pair")).json(req))
+            .await?;
+        if resp.protocol != PROTOCOL_VERSION {
+            return Err(self.mismatch(resp.protocol));
+        }
+        Ok(resp)
+    }
+
+    /// `GET /v1/health`, with the protocol version checked.
+    pub async fn health(&self) -> Result<HealthReport, ClientError> {
+        let report: HealthReport = self
+            .send_json("health", self.request(reqwest::Method::GET, self.api("health")))
+            .await?;
+        if report.protocol != PROTOCOL_VERSION {
+            return Err(self.mismatch(report.protocol));
+        }
+        Ok(report)
+    }
+
+    /// `POST /v1/credentials/{name}/reauth`.
+    pub async fn start_reauth(&self, credential: &str) -> Result<ReauthStart, ClientError> {
+        self.check_name(credential)?;
+        self.send_json(
+            "reauth",
+            self.request(
+                reqwest::Method::POST,
+                self.api(&format!("credentials/{credential}/reauth")),
+            ),
+        )
+        .await
+    }
+
+    /// `POST /v1/reauth/{session}/complete`; returns the credential's new health.
+    pub async fn complete_reauth(
+        &self,
+        session: &str,
+        body: &ReauthComplete,
+    ) -> Result<CredentialHealth, ClientError> {
+        let session: String = url::form_urlencoded::byte_serialize(session.as_bytes()).collect();
+        self.send_json(
+            "reauth completion",
+            self.request(
+                reqwest::Method::POST,
+                self.api(&format!("reauth/{session}/complete")),
+            )
+            .json(body),
+        )
+        .await
+    }
+
+    /// `PUT /v1/credentials/{name}/secret`; returns the credential's new health.
+    pub async fn put_secret(
+        &self,
+        credential: &str,
+        body: &SecretPut,
+    ) -> Result<CredentialHealth, ClientError> {
+        self.check_name(credential)?;
+        self.send_json(
+            "secret push",
+            self.request(
+                reqwest::Method::PUT,
+                self.api(&format!("credentials/{credential}/secret")),
+            )
+            .json(body),
+        )
+        .await
+    }
+
+    /// `POST /v1/credentials/{name}/check`: asks the daemon to check the credential now
+    /// (a tray's "Check now"); returns its health afterwards.
+    pub async fn check_now(&self, credential: &str) -> Result<CredentialHealth, ClientError> {
+        self.check_name(credential)?;
+        self.send_json(
+            "check",
+            self.request(
+                reqwest::Method::POST,
+                self.api(&format!("credentials/{credential}/check")),
+            ),
+        )
+        .await
+    }
+
+    fn check_name(&self, credential: &str) -> Result<(), ClientError> {
+        if protocol::valid_credential_name(credential) {
+            Ok(())
+        } else {
+            Err(ClientError::BadUrl {
+                url: credential.into(),
+                reason: "not a credential name: use lower-case letters, digits, `_` and `-`".into(),
+            })
+        }
+    }
+
+    /// `GET /v1/events`: a stream of decoded events. The stream ends when the connection
+    /// does; undecodable events are skipped (a newer daemon may send new event types).
+    pub async fn events(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Event, ClientError>> + Send + 'static, ClientError> {
+        let resp = self
+            .request(reqwest::Method::GET, self.api("events"))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let resp = self.check_status(resp).await?;
+        let me = self.clone();
+        let bytes = resp.bytes_stream();
+        let stream = futures_util::stream::unfold(
+            (bytes, SseDecoder::default(), std::collections::VecDeque::<String>::new(), me),
+            |(mut bytes, mut dec, mut queue, me)| async move {
+                loop {
+                    while let Some(data) = queue.pop_front() {
+                        match serde_json::from_str::<Event>(&data) {
+                            Ok(ev) => return Some((Ok(ev), (bytes, dec, queue, me))),
+                            Err(e) => tracing::debug!(agent = %me.name, "skipping an event we cannot read: {e}"),
+                        }
+                    }
+                    match bytes.next().await? {
+                        Ok(chunk) => match dec.feed(&chunk) {
+                            Ok(done) => queue.extend(done),
+                            Err(source) => {
+                                let err = ClientError::Stream {
+                                    agent: me.name.clone(),
+                                    source,
+                                };
+                                return Some((Err(err), (bytes, SseDecoder::default(), queue, me)));
+                            }
+                        },
+                        Err(e) => {
+                            let err = me.transport_error(e);
+                            return Some((Err(err), (bytes, dec, queue, me)));
+                        }
+                    }
+                }
+            },
+        );
+        Ok(stream)
+    }
+
+    /// Whether a fingerprint is pinned.
+    pub fn is_pinned(&self) -> bool {
+        self.pin.is_some()
+    }
+}
+
+/// Walks an error chain (through `io::Error` wrappers, whose `source()` skips the inner
+/// error) looking for our pin mismatch inside rustls' error.
+fn find_pin_mismatch<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a PinMismatch> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
+            e.downcast_ref::<rustls::Error>()
+        {
+            return other.0.downcast_ref::<PinMismatch>();
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(m) = find_pin_mismatch(inner) {
+                    return Some(m);
+                }
+            }
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The error and its causes on one line, without repeats.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(check_url("http://127.0.0.1:7443").is_ok());
+        assert!(check_url("http://localhost:1").is_ok());
+        assert!(check_url("http://[::1]:1").is_ok());
+        assert!(check_url("https://studio.example:7443").is_ok());
+        let err = check_url("http://studio.example:7443").unwrap_err().to_string();
+        assert!(err.contains("loopback"), "{err}");
+        assert!(check_url("ftp://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn fingerprints_normalize() {
+        let hex = "AB".repeat(32);
+        let colon = vec!["ab"; 32].join(":");
+        assert_eq!(Fingerprint::parse(&hex).unwrap(), Fingerprint::parse(&colon).unwrap());
+        assert!(Fingerprint::parse("abcd").is_err());
+        assert!(Fingerprint::parse(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn api_urls_keep_the_base_path() {
+        let ep = AgentEndpoint {
+            name: "a".into(),
+            url: "https://proxy.example/tether".into(),
+            fingerprint: None,
+        };
+        let c = AgentClient::new(&ep, None).unwrap();
+        assert_eq!(c.api("health").as_str(), "https://proxy.example/tether/v1/health");
+    }
+}

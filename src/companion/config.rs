@@ -1,0 +1,344 @@
+//! The companion's configuration file, `companion.toml`: paired agents and watch timing.
+//!
+//! ```toml
+//! poll_interval_secs = 60
+//! reminder_interval_secs = 14400
+//! unreachable_after_secs = 300
+//! quiet_hours = { start = "22:00", end = "07:00" }
+//!
+//! [[agent]]
+//! name = "studio"
+//! url = "https://studio.example:7443"
+//! fingerprint = "3f9a…"      # SHA-256 of the daemon's certificate; absent = CA validation
+//! device_id = "dev_…"
+//! ```
+//!
+//! Device tokens are not here: they live in the OS keyring (see [`super::secrets`]).
+
+use super::files;
+use chrono::NaiveTime;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Name of the config file inside the config directory.
+pub const CONFIG_FILE: &str = "companion.toml";
+/// Environment variable that overrides the platform config directory (tests, the demo).
+pub const CONFIG_DIR_ENV: &str = "TETHER_CONFIG_DIR";
+/// Default seconds between health polls.
+pub const DEFAULT_POLL_SECS: u64 = 60;
+/// Default seconds between reminders while a credential stays dead (4 hours).
+pub const DEFAULT_REMINDER_SECS: u64 = 4 * 3600;
+/// Default seconds of failed contact before "agent unreachable" is announced.
+pub const DEFAULT_UNREACHABLE_SECS: u64 = 300;
+
+/// Why the config could not be found, read, parsed or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No home / config directory could be determined.
+    #[error("cannot find a config directory for tether; set {CONFIG_DIR_ENV} to a directory")]
+    NoConfigDir,
+    /// The file exists but could not be read.
+    #[error("cannot read the companion config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid companion TOML.
+    #[error("companion config {path}, line {line}, column {column}: {message}; fix that line or move the file away and pair again")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("companion config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be written.
+    #[error("cannot write the companion config {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A time of day written `HH:MM` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeOfDay(pub NaiveTime);
+
+impl Serialize for TimeOfDay {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.format("%H:%M").to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveTime::parse_from_str(&s, "%H:%M")
+            .map(TimeOfDay)
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a time of day; write it as HH:MM, e.g. \"22:00\"")))
+    }
+}
+
+/// Hours in which only `dead` credentials raise notifications; the rest wait until the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Local time the quiet period starts.
+    pub start: TimeOfDay,
+    /// Local time it ends (may be earlier than `start`: the period spans midnight).
+    pub end: TimeOfDay,
+}
+
+impl QuietHours {
+    /// True when `t` (local time of day) falls inside the quiet period.
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        let (s, e) = (self.start.0, self.end.0);
+        if s <= e {
+            s <= t && t < e
+        } else {
+            t >= s || t < e
+        }
+    }
+}
+
+/// One paired agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// Local name of the agent (by default the name the agent reports).
+    pub name: String,
+    /// Base URL of the daemon.
+    pub url: String,
+    /// Hex SHA-256 of the daemon's certificate (DER); `None` means normal CA validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The device id the agent gave this computer (for `tether agent revoke` there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+}
+
+/// The whole `companion.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Seconds between health polls (jittered).
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: u64,
+    /// Seconds between reminders while a credential stays dead.
+    #[serde(default = "default_reminder")]
+    pub reminder_interval_secs: u64,
+    /// Seconds of failed contact before "agent unreachable" is announced.
+    #[serde(default = "default_unreachable")]
+    pub unreachable_after_secs: u64,
+    /// Quiet hours, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Paired agents.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentEntry>,
+}
+
+fn default_poll() -> u64 {
+    DEFAULT_POLL_SECS
+}
+fn default_reminder() -> u64 {
+    DEFAULT_REMINDER_SECS
+}
+fn default_unreachable() -> u64 {
+    DEFAULT_UNREACHABLE_SECS
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            poll_interval_secs: DEFAULT_POLL_SECS,
+            reminder_interval_secs: DEFAULT_REMINDER_SECS,
+            unreachable_after_secs: DEFAULT_UNREACHABLE_SECS,
+            quiet_hours: None,
+            agents: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`; a missing file is an empty config (nothing paired yet).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses config text; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if self.poll_interval_secs == 0 {
+            return Err(invalid("poll_interval_secs must be at least 1".into()));
+        }
+        if self.reminder_interval_secs < 60 {
+            return Err(invalid("reminder_interval_secs must be at least 60".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.agents {
+            if !seen.insert(a.name.as_str()) {
+                return Err(invalid(format!(
+                    "agent `{}` is listed twice; remove one [[agent]] block",
+                    a.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the config atomically (0600 file in a 0700 directory).
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Write {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+        let text = format!("# tether companion: paired agents and watch settings.\n# Device tokens are kept in the OS keyring, not here.\n\n{text}");
+        files::atomic_write(path, text.as_bytes()).map_err(|source| ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The agent called `name`.
+    pub fn agent(&self, name: &str) -> Option<&AgentEntry> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// Poll interval as a duration.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.poll_interval_secs)
+    }
+    /// Reminder interval as a duration.
+    pub fn reminder_interval(&self) -> Duration {
+        Duration::from_secs(self.reminder_interval_secs)
+    }
+    /// Unreachable threshold as a duration.
+    pub fn unreachable_after(&self) -> Duration {
+        Duration::from_secs(self.unreachable_after_secs)
+    }
+}
+
+/// The companion's config directory: `$TETHER_CONFIG_DIR`, else the platform's
+/// (`~/.config/tether` on Linux).
+pub fn config_dir() -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = std::env::var_os(CONFIG_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "tether")
+        .map(|p| p.config_dir().to_path_buf())
+        .ok_or(ConfigError::NoConfigDir)
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_file_and_line() {
+        let text = "poll_interval_secs = 30\n\n[[agent]]\nname = \"studio\"\nurl = 7\n";
+        let err = Config::parse(Path::new("/x/companion.toml"), text).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { line: 5, .. }), "{msg}");
+        assert!(msg.contains("/x/companion.toml") && msg.contains("line 5"), "{msg}");
+    }
+
+    #[test]
+    fn bad_quiet_hours_are_reported_with_their_line() {
+        let text = "quiet_hours = { start = \"25:00\", end = \"07:00\" }\n";
+        let err = Config::parse(Path::new("c.toml"), text).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 1, .. }));
+        assert!(err.to_string().contains("HH:MM"), "{err}");
+    }
+
+    #[test]
+    fn round_trip_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        let mut cfg = Config {
+            quiet_hours: Some(QuietHours {
+                start: TimeOfDay(NaiveTime::from_hms_opt(22, 0, 0).unwrap()),
+                end: TimeOfDay(NaiveTime::from_hms_opt(7, 0, 0).unwrap()),
+            }),
+            ..Config::default()
+        };
+        cfg.agents.push(AgentEntry {
+            name: "studio".into(),
+            url: "https://127.0.0.1:7443".into(),
+            fingerprint: Some("ab".repeat(32)),
+            device_id: Some("d1".into()),
+        });
+        cfg.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), cfg);
+    }
+
+    #[test]
+    fn quiet_hours_span_midnight() {
+        let q = QuietHours {
+            start: TimeOfDay(NaiveTime::from_hms_opt(22, 0, 0).unwrap()),
+            end: TimeOfDay(NaiveTime::from_hms_opt(7, 0, 0).unwrap()),
+        };
+        let t = |h| NaiveTime::from_hms_opt(h, 30, 0).unwrap();
+        assert!(q.contains(t(23)) && q.contains(t(3)));
+        assert!(!q.contains(t(7)) && !q.contains(t(12)));
+    }
+
+    #[test]
+    fn duplicate_agents_are_rejected() {
+        let text = "[[agent]]\nname = \"a\"\nurl = \"https://x\"\n[[agent]]\nname = \"a\"\nurl = \"https://y\"\n";
+        let err = Config::parse(Path::new("c.toml"), text).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! The companion's error type: one enum the CLI and the tray can match on, with a stable
+//! machine-readable [`CompanionError::code`] for the UI.
+
+use super::client::ClientError;
+use super::config::ConfigError;
+use super::reauth::ReauthError;
+use super::secrets::SecretsError;
+use crate::protocol::PairingCodeError;
+
+/// Everything a companion operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompanionError {
+    /// The config file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The device-token store.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// Talking to an agent.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A pairing code that cannot be read.
+    #[error(transparent)]
+    PairingCode(#[from] PairingCodeError),
+    /// A re-authorization.
+    #[error(transparent)]
+    Reauth(#[from] ReauthError),
+    /// No agent of that name is paired.
+    #[error("no paired agent named `{name}` (paired: {known}); see `tether status`, or pair it with `tether pair CODE`")]
+    UnknownAgent {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: String,
+    },
+    /// `AGENT/CREDENTIAL` was malformed.
+    #[error("`{0}` is not AGENT/CREDENTIAL; write it like studio/youtube")]
+    BadTarget(String),
+    /// A local agent name cannot be used.
+    #[error("`{0}` cannot be used as an agent name here: use 1-64 letters, digits, `.`, `_` or `-`; choose one with --name")]
+    BadAgentName(String),
+    /// Pairing would replace an agent and the owner did not confirm.
+    #[error("agent {name} is already paired ({url}); not replaced. Confirm, or pass --yes to replace it")]
+    NotReplaced {
+        /// The existing agent.
+        name: String,
+        /// Its URL.
+        url: String,
+    },
+    /// A pasted secret was empty.
+    #[error("no token on standard input for {0}; pipe the new token in, e.g. `tether paste {0} < token.txt`")]
+    EmptySecret(String),
+}
+
+impl CompanionError {
+    /// A stable code for user interfaces (`{code, message}`).
+    pub fn code(&self) -> &'static str {
+        use super::client::ContactClass;
+        match self {
+            CompanionError::Config(_) => "config",
+            CompanionError::Secrets(_) => "secrets",
+            CompanionError::Client(e) | CompanionError::Reauth(ReauthError::Client(e)) => {
+                match e {
+                    ClientError::CertificateMismatch { .. } => "certificate_mismatch",
+                    ClientError::Api { .. } => "agent_refused",
+                    _ => match e.class() {
+                        ContactClass::Unauthorized => "unauthorized",
+                        ContactClass::ProtocolMismatch => "protocol_mismatch",
+                        _ => "unreachable",
+                    },
+                }
+            }
+            CompanionError::PairingCode(_) => "bad_pairing_code",
+            CompanionError::Reauth(e) if e.is_cancelled() => "cancelled",
+            CompanionError::Reauth(ReauthError::AlreadyRunning { .. }) => "already_running",
+            CompanionError::Reauth(ReauthError::PasteKind { .. }) => "paste_kind",
+            CompanionError::Reauth(_) => "reauth_failed",
+            CompanionError::UnknownAgent { .. } => "unknown_agent",
+            CompanionError::BadTarget(_) => "bad_target",
+            CompanionError::BadAgentName(_) => "bad_agent_name",
+            CompanionError::NotReplaced { .. } => "not_replaced",
+            CompanionError::EmptySecret(_) => "empty_secret",
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! What a notification says: one [`Notice`] per owner-visible event, with its texts.
+//!
+//! Texts name the agent, the credential, what happened, since when, how many of the
+//! agent's requests were refused, and what to do:
+//! "studio · youtube: token has been expired or revoked — 3 requests refused since 09:02".
+
+use crate::protocol::{CredentialHealth, CredentialState, ReauthKind};
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+
+/// Label of the notification action that starts a re-authorization.
+pub const REAUTH_ACTION_LABEL: &str = "Re-authorize";
+/// Key of that action on the wire (D-Bus action id).
+pub const REAUTH_ACTION_KEY: &str = "reauth";
+
+/// Why the owner is told something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A credential died.
+    Dead,
+    /// A credential's refresh token ends soon.
+    Expiring,
+    /// A credential that was dead or expiring works again.
+    Recovered,
+    /// Reminder: still dead.
+    StillDead,
+    /// No contact with the agent for longer than the threshold.
+    Unreachable,
+    /// Contact is back after an announced problem.
+    Reachable,
+    /// The agent refuses this computer's device token.
+    DeviceRevoked,
+    /// The agent speaks another protocol version.
+    ProtocolMismatch,
+}
+
+/// How loudly to notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// Informational.
+    Normal,
+    /// Needs the owner (a dead credential).
+    Critical,
+}
+
+/// A click the owner can make on a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    /// Start the one-click re-authorization of this credential.
+    Reauth {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+    },
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// Why.
+    pub kind: NoticeKind,
+    /// The agent.
+    pub agent: String,
+    /// The credential, for credential notices.
+    pub credential: Option<String>,
+    /// First line (notification title).
+    pub summary: String,
+    /// The rest: since when, refused requests, what to do.
+    pub body: String,
+    /// The action button, if any ("Re-authorize").
+    pub action: Option<Action>,
+    /// How loud.
+    pub urgency: Urgency,
+}
+
+impl Notice {
+    /// Summary and body on one line, for terminals and logs.
+    pub fn line(&self) -> String {
+        format!("{} — {}", self.summary, self.body)
+    }
+
+    /// A credential notice.
+    pub fn credential(
+        kind: NoticeKind,
+        agent: &str,
+        c: &CredentialHealth,
+        now: DateTime<Local>,
+    ) -> Notice {
+        let who = format!("{agent} · {}", c.name);
+        let since = when(c.since, now);
+        let refused = refused(c.blocked_requests);
+        let todo = match c.reauth {
+            ReauthKind::Oauth => format!("Re-authorize it: `tether reauth {agent}/{}`.", c.name),
+            ReauthKind::Paste => format!("Paste a new token: `tether paste {agent}/{}`.", c.name),
+            ReauthKind::None => "Re-create it on the agent.".to_string(),
+        };
+        let action = (matches!(kind, NoticeKind::Dead | NoticeKind::StillDead | NoticeKind::Expiring)
+            && c.reauth == ReauthKind::Oauth)
+            .then(|| Action::Reauth {
+                agent: agent.into(),
+                credential: c.name.clone(),
+            });
+        let (summary, body, urgency) = match kind {
+            NoticeKind::Dead => (
+                format!("{who}: {}", what_happened(c)),
+                format!("{} since {since}. {todo}", refused_or("dead", &refused)),
+                Urgency::Critical,
+            ),
+            NoticeKind::StillDead => (
+                format!("{who}: still dead ({})", what_happened(c)),
+                format!("{} since {since}. {todo}", refused_or("dead", &refused)),
+                Urgency::Critical,
+            ),
+            NoticeKind::Expiring => {
+                let end = c
+                    .refresh_expires_at
+                    .map(|t| when(t, now))
+                    .unwrap_or_else(|| "soon".into());
+                (
+                    format!("{who}: refresh token expires {end}"),
+                    format!("It stops working then unless renewed. {todo}"),
+                    Urgency::Normal,
+                )
+            }
+            NoticeKind::Recovered => (
+                format!("{who}: working again"),
+                format!("Back to {} at {since}.", c.state),
+                Urgency::Normal,
+            ),
+            // Contact notices are built by `Notice::contact`; keep a sensible text anyway.
+            _ => (who, c.state.to_string(), Urgency::Normal),
+        };
+        Notice {
+            kind,
+            agent: agent.into(),
+            credential: Some(c.name.clone()),
+            summary,
+            body,
+            action,
+            urgency,
+        }
+    }
+
+    /// An agent-contact notice.
+    pub fn contact(
+        kind: NoticeKind,
+        agent: &str,
+        since: DateTime<Local>,
+        detail: &str,
+        now: DateTime<Local>,
+    ) -> Notice {
+        let since_s = when(since.with_timezone(&Utc), now);
+        let (summary, body) = match kind {
+            NoticeKind::Unreachable => (
+                format!("{agent}: agent unreachable since {since_s}"),
+                format!("{detail}. Credentials there are not being watched: the daemon may be down or the network cut."),
+            ),
+            NoticeKind::Reachable => (
+                format!("{agent}: agent reachable again"),
+                format!("Contact restored; it had failed since {since_s}."),
+            ),
+            NoticeKind::DeviceRevoked => (
+                format!("{agent}: this computer is no longer paired"),
+                format!("{detail}."),
+            ),
+            NoticeKind::ProtocolMismatch => (
+                format!("{agent}: tether versions do not match"),
+                format!("{detail}."),
+            ),
+            _ => (agent.to_string(), detail.to_string()),
+        };
+        Notice {
+            kind,
+            agent: agent.into(),
+            credential: None,
+            summary,
+            body,
+            action: None,
+            urgency: Urgency::Normal,
+        }
+    }
+}
+
+/// "token has been expired or revoked" from the last error, or a generic phrase.
+fn what_happened(c: &CredentialHealth) -> String {
+    match &c.last_error {
+        Some(e) if !e.description.trim().is_empty() => {
+            let d = e.description.trim().trim_end_matches('.');
+            let mut chars = d.chars();
+            let first = chars.next().map(|f| f.to_lowercase().collect::<String>()).unwrap_or_default();
+            format!("{first}{}", chars.as_str())
+        }
+        Some(e) => format!("refresh failed ({})", e.code),
+        None if c.state == CredentialState::Dead => "refresh token no longer works".into(),
+        None => c.state.to_string(),
+    }
+}
+
+fn refused(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        1 => "1 request refused".into(),
+        n => format!("{n} requests refused"),
+    }
+}
+
+fn refused_or(state: &str, refused: &str) -> String {
+    if refused.is_empty() {
+        state.to_string()
+    } else {
+        refused.to_string()
+    }
+}
+
+/// "09:02" today, "Mon 3 Jun 09:02" otherwise (local time).
+pub fn when(t: DateTime<Utc>, now: DateTime<Local>) -> String {
+    let local = t.with_timezone(&Local);
+    if local.date_naive() == now.date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%a %-d %b %H:%M").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorInfo;
+    use chrono::TimeZone;
+
+    pub(crate) fn dead_youtube(since: DateTime<Utc>, blocked: u64) -> CredentialHealth {
+        CredentialHealth {
+            name: "youtube".into(),
+            provider: "google".into(),
+            account: None,
+            state: CredentialState::Dead,
+            since,
+            last_check: None,
+            last_error: Some(ErrorInfo {
+                code: "invalid_grant".into(),
+                description: "Token has been expired or revoked.".into(),
+            }),
+            blocked_requests: blocked,
+            refresh_expires_at: None,
+            reauth: ReauthKind::Oauth,
+            generation: 3,
+            cadence: None,
+            last_probe: None,
+        }
+    }
+
+    #[test]
+    fn dead_text_names_everything() {
+        let now = Local.with_ymd_and_hms(2026, 6, 3, 9, 30, 0).unwrap();
+        let since = Local.with_ymd_and_hms(2026, 6, 3, 9, 2, 0).unwrap().with_timezone(&Utc);
+        let n = Notice::credential(NoticeKind::Dead, "studio", &dead_youtube(since, 3), now);
+        assert_eq!(
+            n.line(),
+            "studio · youtube: token has been expired or revoked — 3 requests refused since 09:02. Re-authorize it: `tether reauth studio/youtube`."
+        );
+        assert_eq!(
+            n.action,
+            Some(Action::Reauth {
+                agent: "studio".into(),
+                credential: "youtube".into()
+            })
+        );
+        assert_eq!(n.urgency, Urgency::Critical);
+    }
+}

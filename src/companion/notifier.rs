@@ -1,0 +1,175 @@
+//! Notifiers: where [`Notice`]s go. A trait, a desktop implementation (notify-rust over
+//! D-Bus, with a "Re-authorize" action where the server supports actions) and a terminal
+//! implementation for `tether watch`.
+//!
+//! A click on an action is reported back through the [`ActionSender`] the watcher hands
+//! in, so the notifier never starts work itself.
+
+use super::notice::{Action, Notice, Urgency, REAUTH_ACTION_KEY, REAUTH_ACTION_LABEL};
+use std::io::Write;
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+
+/// Why a notification could not be shown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// No notification server (no session bus, no daemon).
+    #[error("desktop notifications are not available: {0}; is a notification daemon running on the session bus?")]
+    Unavailable(String),
+    /// The server or the terminal refused this notification.
+    #[error("cannot show the notification: {0}")]
+    Failed(String),
+}
+
+/// Sends action clicks back to the watcher.
+#[derive(Debug, Clone)]
+pub struct ActionSender(mpsc::UnboundedSender<Action>);
+
+impl ActionSender {
+    /// Wraps the sending half of the watcher's action channel.
+    pub fn new(tx: mpsc::UnboundedSender<Action>) -> ActionSender {
+        ActionSender(tx)
+    }
+
+    /// A new channel: the sender for notifiers, the receiver for whoever handles clicks.
+    pub fn channel() -> (ActionSender, mpsc::UnboundedReceiver<Action>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ActionSender(tx), rx)
+    }
+
+    /// Reports a click; false when nobody listens any more.
+    pub fn send(&self, action: Action) -> bool {
+        self.0.send(action).is_ok()
+    }
+}
+
+/// Shows notices to the owner. Called from a blocking thread: implementations may block
+/// briefly (a D-Bus call) but must not wait for the owner.
+pub trait Notifier: Send + Sync {
+    /// Shows `notice`; reports a click on its action through `actions`.
+    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError>;
+}
+
+/// Prints notices as lines on a terminal (or any writer).
+pub struct TerminalNotifier {
+    out: Mutex<Box<dyn Write + Send>>,
+    color: bool,
+}
+
+impl TerminalNotifier {
+    /// Writes to stdout, coloured when stdout is a terminal.
+    pub fn stdout() -> TerminalNotifier {
+        use std::io::IsTerminal;
+        TerminalNotifier {
+            color: std::io::stdout().is_terminal(),
+            out: Mutex::new(Box::new(std::io::stdout())),
+        }
+    }
+
+    /// Writes to `out`.
+    pub fn new(out: Box<dyn Write + Send>, color: bool) -> TerminalNotifier {
+        TerminalNotifier {
+            out: Mutex::new(out),
+            color,
+        }
+    }
+}
+
+impl Notifier for TerminalNotifier {
+    fn notify(&self, notice: &Notice, _actions: &ActionSender) -> Result<(), NotifyError> {
+        let time = chrono::Local::now().format("%H:%M:%S");
+        let line = notice.line();
+        let text = match (self.color, notice.urgency) {
+            (true, Urgency::Critical) => format!("{time} \x1b[1;31m{line}\x1b[0m\n"),
+            _ => format!("{time} {line}\n"),
+        };
+        // Poisoning only means another line failed half-way; keep printing.
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| NotifyError::Failed(e.to_string()))
+    }
+}
+
+/// Desktop notifications through the freedesktop notification server.
+#[derive(Debug)]
+pub struct DesktopNotifier {
+    actions: bool,
+    app_name: String,
+}
+
+impl DesktopNotifier {
+    /// Connects to the notification server and asks for its capabilities.
+    pub fn new() -> Result<DesktopNotifier, NotifyError> {
+        let caps = capabilities()?;
+        Ok(DesktopNotifier {
+            actions: caps.iter().any(|c| c == "actions"),
+            app_name: "tether".into(),
+        })
+    }
+
+    /// Whether the server shows action buttons.
+    pub fn supports_actions(&self) -> bool {
+        self.actions
+    }
+}
+
+#[cfg(all(unix, not(target_os = "macos")))]
+fn capabilities() -> Result<Vec<String>, NotifyError> {
+    notify_rust::get_capabilities().map_err(|e| NotifyError::Unavailable(e.to_string()))
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn capabilities() -> Result<Vec<String>, NotifyError> {
+    // Other platforms have no action buttons through notify-rust.
+    Ok(Vec::new())
+}
+
+impl Notifier for DesktopNotifier {
+    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
+        let mut n = notify_rust::Notification::new();
+        n.appname(&self.app_name)
+            .summary(&notice.summary)
+            .body(&notice.body)
+            .icon("dialog-password");
+        #[cfg(all(unix, not(target_os = "macos")))]
+        {
+            n.urgency(match notice.urgency {
+                Urgency::Critical => notify_rust::Urgency::Critical,
+                Urgency::Normal => notify_rust::Urgency::Normal,
+            });
+        }
+        let action = notice.action.clone().filter(|_| self.actions);
+        if action.is_some() {
+            n.action(REAUTH_ACTION_KEY, REAUTH_ACTION_LABEL);
+        }
+        if notice.urgency == Urgency::Critical {
+            // A dead credential stays on screen until the owner acts or dismisses it.
+            n.timeout(notify_rust::Timeout::Never);
+        }
+        let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
+        #[cfg(all(unix, not(target_os = "macos")))]
+        if let Some(action) = action {
+            let actions = actions.clone();
+            // wait_for_action blocks until a click or close: give it its own thread.
+            let spawned = std::thread::Builder::new()
+                .name("tether-notify-action".into())
+                .spawn(move || {
+                    handle.wait_for_action(|key| {
+                        if key == REAUTH_ACTION_KEY || key == "default" {
+                            actions.send(action);
+                        }
+                    })
+                });
+            if let Err(e) = spawned {
+                return Err(NotifyError::Failed(format!(
+                    "cannot wait for the notification's action: {e}"
+                )));
+            }
+        }
+        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        let _ = (handle, action, actions);
+        Ok(())
+    }
+}

@@ -1,0 +1,291 @@
+//! One-click re-authorization: ask the daemon for a session, listen on loopback, open the
+//! browser, relay the code to the daemon, and show the daemon's real answer in the tab.
+//!
+//! The daemon made the `state` and holds the PKCE verifier and client secret; this side
+//! only carries `{code, state, redirect_uri}`, so the refresh token never crosses the
+//! network. The browser tab is answered only after the daemon has answered, so "Done"
+//! means the new tokens are stored. Paste-kind credentials use [`paste`].
+
+use super::client::{AgentClient, ClientError};
+use crate::oauth::{CallbackOutcome, ListenerError, LoopbackListener};
+use crate::protocol::{CredentialHealth, ErrorCode, ReauthComplete, SecretPut};
+use crate::secret::AccessToken;
+use serde::Serialize;
+use std::future::Future;
+use std::time::Duration;
+
+/// Default time to wait for the owner to finish in the browser.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Prefix of the line that carries the URL when no browser is opened (tests read it).
+pub const OPEN_URL_PREFIX: &str = "open this URL: ";
+
+/// Opens the authorization URL for the owner.
+pub trait Opener: Send + Sync {
+    /// Opens `url`; an error is reported, and the URL is still shown so the owner can
+    /// open it by hand.
+    fn open(&self, url: &str) -> Result<(), String>;
+}
+
+/// The system browser (`webbrowser` crate; honours `$BROWSER`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemBrowser;
+
+impl Opener for SystemBrowser {
+    fn open(&self, url: &str) -> Result<(), String> {
+        webbrowser::open(url).map_err(|e| e.to_string())
+    }
+}
+
+/// Prints `open this URL: <url>` on its own line on stdout instead of opening a browser.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PrintUrl;
+
+impl Opener for PrintUrl {
+    fn open(&self, url: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{OPEN_URL_PREFIX}{url}")
+            .and_then(|()| out.flush())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Where a re-authorization is; for the tray's progress display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum ReauthProgress {
+    /// Asking the daemon for a session.
+    Starting,
+    /// The browser was opened (or the URL printed); waiting for the owner.
+    WaitingForBrowser {
+        /// The full authorization URL.
+        url: String,
+        /// Set when the browser could not be opened: open `url` by hand.
+        open_error: Option<String>,
+    },
+    /// The owner came back; the daemon is exchanging and verifying the code.
+    Verifying,
+    /// The credential works again.
+    Done {
+        /// Its new health.
+        credential: CredentialHealth,
+    },
+    /// It did not work.
+    Failed {
+        /// What failed and how to fix it.
+        message: String,
+    },
+}
+
+/// Options of one re-authorization.
+#[derive(Debug, Clone, Copy)]
+pub struct ReauthOptions {
+    /// How long to wait for the browser callback.
+    pub timeout: Duration,
+}
+
+impl Default for ReauthOptions {
+    fn default() -> Self {
+        ReauthOptions {
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Why a re-authorization did not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReauthError {
+    /// Another re-authorization of the same credential is running.
+    #[error("a re-authorization of {agent}/{credential} is already running; finish or cancel it first")]
+    AlreadyRunning {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+    },
+    /// The credential is re-armed by pasting a token.
+    #[error("{agent}/{credential} is not an oauth credential; paste a new token with `tether paste {agent}/{credential}`")]
+    PasteKind {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+    },
+    /// The daemon sent an authorization URL we will not open.
+    #[error("agent {agent} sent an authorization url that is not http(s): `{url}`")]
+    BadAuthorizeUrl {
+        /// The agent.
+        agent: String,
+        /// The URL.
+        url: String,
+    },
+    /// The loopback listener failed, timed out or was cancelled, or the owner declined.
+    #[error("re-authorization of {agent}/{credential}: {source}")]
+    Listener {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+        /// What happened.
+        source: ListenerError,
+    },
+    /// Talking to the daemon failed, or it refused the code.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A worker thread died.
+    #[error("re-authorization of {agent}/{credential} failed internally: {reason}")]
+    Internal {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+        /// What broke.
+        reason: String,
+    },
+}
+
+impl ReauthError {
+    /// True when the owner (or the caller) cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            ReauthError::Listener {
+                source: ListenerError::Cancelled,
+                ..
+            }
+        )
+    }
+}
+
+/// Runs one browser re-authorization of `credential` on the agent behind `client`.
+///
+/// `cancel` resolving cancels the wait for the browser (the tab then gets an error page if
+/// it arrives later). Progress goes to `progress`. Callers keep one run per credential
+/// (the [`super::Companion`] handle does).
+pub async fn run(
+    client: &AgentClient,
+    credential: &str,
+    opener: &dyn Opener,
+    opts: ReauthOptions,
+    cancel: impl Future<Output = ()>,
+    progress: &(dyn Fn(ReauthProgress) + Send + Sync),
+) -> Result<CredentialHealth, ReauthError> {
+    let result = run_inner(client, credential, opener, opts, cancel, progress).await;
+    match &result {
+        Ok(c) => progress(ReauthProgress::Done {
+            credential: c.clone(),
+        }),
+        Err(e) => progress(ReauthProgress::Failed {
+            message: e.to_string(),
+        }),
+    }
+    result
+}
+
+async fn run_inner(
+    client: &AgentClient,
+    credential: &str,
+    opener: &dyn Opener,
+    opts: ReauthOptions,
+    cancel: impl Future<Output = ()>,
+    progress: &(dyn Fn(ReauthProgress) + Send + Sync),
+) -> Result<CredentialHealth, ReauthError> {
+    let agent = client.name().to_string();
+    let internal = |reason: String| ReauthError::Internal {
+        agent: agent.clone(),
+        credential: credential.to_string(),
+        reason,
+    };
+    let listener_err = |source: ListenerError| ReauthError::Listener {
+        agent: agent.clone(),
+        credential: credential.to_string(),
+        source,
+    };
+    progress(ReauthProgress::Starting);
+    let start = match client.start_reauth(credential).await {
+        Err(e) if e.api_code() == Some(ErrorCode::WrongKind) => {
+            return Err(ReauthError::PasteKind {
+                agent,
+                credential: credential.into(),
+            })
+        }
+        r => r?,
+    };
+    let mut url = url::Url::parse(&start.authorize_url).map_err(|_| ReauthError::BadAuthorizeUrl {
+        agent: agent.clone(),
+        url: start.authorize_url.clone(),
+    })?;
+    // The URL goes to a browser: only web URLs, never file:, javascript: or custom schemes.
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(ReauthError::BadAuthorizeUrl {
+            agent,
+            url: start.authorize_url,
+        });
+    }
+    let listener =
+        LoopbackListener::bind(&start.redirect, start.state.clone()).map_err(listener_err)?;
+    let redirect_uri = listener.redirect_uri();
+    url.query_pairs_mut().append_pair("redirect_uri", &redirect_uri);
+    let url = url.to_string();
+
+    // Never wait past the daemon's session end: a late code would be refused anyway.
+    let session_left = (start.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    let timeout = opts.timeout.min(session_left).max(Duration::from_secs(1));
+    let canceller = listener.canceller();
+    let mut wait = tokio::task::spawn_blocking(move || listener.wait(timeout));
+
+    let open_error = opener.open(&url).err();
+    progress(ReauthProgress::WaitingForBrowser {
+        url: url.clone(),
+        open_error,
+    });
+
+    tokio::pin!(cancel);
+    let pending = tokio::select! {
+        joined = &mut wait => joined.map_err(|e| internal(e.to_string()))?.map_err(listener_err)?,
+        () = &mut cancel => {
+            canceller.cancel();
+            // The listener returns promptly once cancelled; its result no longer matters
+            // unless a callback won the race.
+            match wait.await {
+                Ok(Ok(pending)) => pending,
+                _ => return Err(listener_err(ListenerError::Cancelled)),
+            }
+        }
+    };
+    progress(ReauthProgress::Verifying);
+    let (callback, responder) = pending.into_parts();
+    let body = ReauthComplete {
+        code: callback.code,
+        state: callback.state,
+        redirect_uri: callback.redirect_uri,
+    };
+    let result = client.complete_reauth(&start.session, &body).await;
+    let outcome = match &result {
+        Ok(_) => CallbackOutcome::Success {
+            title: format!("Done: {agent} · {credential} is working again"),
+            detail: "The new authorization is stored on the agent. You can close this tab.".into(),
+        },
+        Err(e) => CallbackOutcome::Failure {
+            title: format!("{agent} · {credential} was not re-authorized"),
+            detail: format!("{e}. Close this tab and try again."),
+        },
+    };
+    // Answering writes to the browser's socket: keep it off the async threads.
+    tokio::task::spawn_blocking(move || responder.respond(outcome))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(result?)
+}
+
+/// Pushes a new token for a paste-kind credential; the daemon verifies it before storing.
+pub async fn paste(
+    client: &AgentClient,
+    credential: &str,
+    secret: AccessToken,
+) -> Result<CredentialHealth, ClientError> {
+    client.put_secret(credential, &SecretPut { secret }).await
+}

@@ -1,0 +1,190 @@
+//! `tether status`: every paired agent and credential, as stable JSON or coloured text.
+//!
+//! The JSON shape (`schema` 1) is for scripts: fields are only ever added.
+
+use super::client::{AgentClient, ClientError, ContactClass};
+use super::notice::when;
+use crate::protocol::{CredentialHealth, CredentialState, ErrorInfo, ReauthKind};
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+
+/// Version of the JSON shape.
+pub const STATUS_SCHEMA: u32 = 1;
+
+/// One credential in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialStatus {
+    /// Name.
+    pub name: String,
+    /// Provider preset.
+    pub provider: String,
+    /// Account label, if known.
+    pub account: Option<String>,
+    /// State.
+    pub state: CredentialState,
+    /// In this state since.
+    pub since: DateTime<Utc>,
+    /// Last check.
+    pub last_check: Option<DateTime<Utc>>,
+    /// Last error.
+    pub last_error: Option<ErrorInfo>,
+    /// Refused access-token requests since it died.
+    pub blocked_requests: u64,
+    /// Known end of the refresh token.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// How it is re-armed.
+    pub reauth: ReauthKind,
+}
+
+impl From<&CredentialHealth> for CredentialStatus {
+    fn from(c: &CredentialHealth) -> Self {
+        CredentialStatus {
+            name: c.name.clone(),
+            provider: c.provider.clone(),
+            account: c.account.clone(),
+            state: c.state,
+            since: c.since,
+            last_check: c.last_check,
+            last_error: c.last_error.clone(),
+            blocked_requests: c.blocked_requests,
+            refresh_expires_at: c.refresh_expires_at,
+            reauth: c.reauth,
+        }
+    }
+}
+
+/// One agent in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStatus {
+    /// Local name.
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// Contact result.
+    pub contact: ContactClass,
+    /// The contact error, when not ready.
+    pub error: Option<String>,
+    /// Daemon version, when reachable.
+    pub version: Option<String>,
+    /// Credentials (empty when not reachable).
+    pub credentials: Vec<CredentialStatus>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// [`STATUS_SCHEMA`].
+    pub schema: u32,
+    /// True when every agent answered and no credential is dead.
+    pub ok: bool,
+    /// Every paired agent.
+    pub agents: Vec<AgentStatus>,
+}
+
+impl StatusReport {
+    /// Builds the report from per-agent results.
+    pub fn from_results(results: Vec<(String, String, Result<crate::protocol::HealthReport, (ContactClass, String)>)>) -> StatusReport {
+        let agents: Vec<AgentStatus> = results
+            .into_iter()
+            .map(|(name, url, r)| match r {
+                Ok(h) => AgentStatus {
+                    name,
+                    url,
+                    contact: ContactClass::Ready,
+                    error: None,
+                    version: Some(h.version),
+                    credentials: h.credentials.iter().map(CredentialStatus::from).collect(),
+                },
+                Err((class, message)) => AgentStatus {
+                    name,
+                    url,
+                    contact: class,
+                    error: Some(message),
+                    version: None,
+                    credentials: Vec::new(),
+                },
+            })
+            .collect();
+        let ok = agents.iter().all(|a| {
+            a.contact == ContactClass::Ready
+                && a.credentials.iter().all(|c| c.state != CredentialState::Dead)
+        });
+        StatusReport {
+            schema: STATUS_SCHEMA,
+            ok,
+            agents,
+        }
+    }
+
+    /// Human-readable text; ANSI colours only when `color`.
+    pub fn render(&self, color: bool, now: DateTime<Local>) -> String {
+        let paint = |code: &str, s: &str| {
+            if color {
+                format!("\x1b[{code}m{s}\x1b[0m")
+            } else {
+                s.to_string()
+            }
+        };
+        if self.agents.is_empty() {
+            return "no agents paired; run `tether agent pair` on the agent's server, then `tether pair CODE` here\n".into();
+        }
+        let mut out = String::new();
+        for a in &self.agents {
+            let contact = match a.contact {
+                ContactClass::Ready => paint("32", &format!("reachable (tether {})", a.version.as_deref().unwrap_or("?"))),
+                ContactClass::Unreachable => paint("1;31", "unreachable"),
+                ContactClass::Unauthorized => paint("1;31", "not paired any more"),
+                ContactClass::ProtocolMismatch => paint("1;33", "version mismatch"),
+            };
+            out.push_str(&format!("{}  {}  {}\n", paint("1", &a.name), a.url, contact));
+            if let Some(e) = &a.error {
+                out.push_str(&format!("  {e}\n"));
+            }
+            let width = a.credentials.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            for c in &a.credentials {
+                let state = format!("{:<9}", c.state.as_str());
+                let state = match c.state {
+                    CredentialState::Ok => paint("32", &state),
+                    CredentialState::Dead => paint("1;31", &state),
+                    CredentialState::Expiring | CredentialState::Degraded => paint("33", &state),
+                    CredentialState::Unchecked => paint("2", &state),
+                };
+                let mut line = format!("  {:<width$}  {state} since {}", c.name, when(c.since, now));
+                if c.blocked_requests > 0 {
+                    line.push_str(&format!("  {} refused", c.blocked_requests));
+                }
+                if let Some(e) = &c.last_error {
+                    line.push_str(&format!("  {}: {}", e.code, e.description));
+                }
+                if c.state == CredentialState::Dead {
+                    line.push_str(&match c.reauth {
+                        ReauthKind::Oauth => format!("  → tether reauth {}/{}", a.name, c.name),
+                        ReauthKind::Paste => format!("  → tether paste {}/{}", a.name, c.name),
+                        ReauthKind::None => String::new(),
+                    });
+                }
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Asks every agent for its health, concurrently. Each entry is (name, url, client or
+/// the reason there is none).
+pub async fn collect(
+    clients: Vec<(String, String, Result<AgentClient, (ContactClass, String)>)>,
+) -> StatusReport {
+    let futures = clients.into_iter().map(|(name, url, c)| async move {
+        let r = match c {
+            Ok(client) => client
+                .health()
+                .await
+                .map_err(|e: ClientError| (e.class(), e.to_string())),
+            Err(e) => Err(e),
+        };
+        (name, url, r)
+    });
+    StatusReport::from_results(futures_util::future::join_all(futures).await)
+}

@@ -1,0 +1,338 @@
+//! Liveness probes ("is this grant still alive?") and paste-token verification.
+//!
+//! A probe asks the provider about the current access token (or a pasted secret) without
+//! minting or rotating anything. "Gone" means the provider refused this token: for OAuth
+//! credentials the caller confirms a death with one refresh test (an access token can also
+//! just have expired); for paste-kind credentials the token itself is dead.
+
+use super::token::{retry_after, transport_error};
+use super::{ClientCredentials, OAuthError};
+use crate::protocol::ErrorInfo;
+use crate::provider::{clean_text, ClientAuth, ErrorClass, ProbeMethod, Provider};
+use crate::secret::AccessToken;
+use serde_json::Value;
+
+/// What a probe learnt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// The provider accepted the token.
+    Alive,
+    /// The provider said the token (and likely the grant) is gone.
+    Gone(ErrorInfo),
+    /// Network, timeout, 5xx, 429 or an answer that says nothing: ask again later.
+    Transient(ErrorInfo),
+    /// The provider has no probe.
+    Unsupported,
+}
+
+impl ProbeOutcome {
+    /// `alive`, `gone`, `transient` or `unsupported` (the wire form in `ProbeHealth`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProbeOutcome::Alive => "alive",
+            ProbeOutcome::Gone(_) => "gone",
+            ProbeOutcome::Transient(_) => "transient",
+            ProbeOutcome::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// Probes `token` with the provider's declared probe. `client` is used only by RFC 7662
+/// introspection (which authenticates the caller).
+pub async fn probe(
+    http: &reqwest::Client,
+    provider: &Provider,
+    client: &ClientCredentials,
+    token: &AccessToken,
+) -> ProbeOutcome {
+    probe_account(http, provider, client, token).await.0
+}
+
+/// [`probe`], plus the account label the provider named when the token is alive (GitHub
+/// login, Telegram bot username, e-mail, ...).
+pub async fn probe_account(
+    http: &reqwest::Client,
+    provider: &Provider,
+    client: &ClientCredentials,
+    token: &AccessToken,
+) -> (ProbeOutcome, Option<String>) {
+    let Some(probe) = &provider.probe else {
+        return (ProbeOutcome::Unsupported, None);
+    };
+    let request = match probe.method {
+        ProbeMethod::TokenInfo => {
+            let mut url = probe.url.clone();
+            url.query_pairs_mut()
+                .append_pair("access_token", token.secret());
+            http.get(url)
+        }
+        ProbeMethod::Introspection => {
+            let mut form = vec![
+                ("token", token.secret().to_owned()),
+                ("token_type_hint", "access_token".to_owned()),
+            ];
+            let mut req = http.post(probe.url.clone());
+            match (&client.client_secret, provider.client_auth) {
+                (Some(secret), ClientAuth::Basic) => {
+                    req = req.basic_auth(&client.client_id, Some(secret.secret()));
+                }
+                (Some(secret), ClientAuth::Post) => {
+                    form.push(("client_id", client.client_id.clone()));
+                    form.push(("client_secret", secret.secret().to_owned()));
+                }
+                _ => form.push(("client_id", client.client_id.clone())),
+            }
+            req.form(&form)
+        }
+        ProbeMethod::UserInfo | ProbeMethod::BearerGet => {
+            http.get(probe.url.clone()).bearer_auth(token.secret())
+        }
+        ProbeMethod::BearerPost => http
+            .post(probe.url.clone())
+            .bearer_auth(token.secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("null"),
+        ProbeMethod::SlackAuthTest => http.post(probe.url.clone()).bearer_auth(token.secret()),
+        ProbeMethod::TelegramGetMe => {
+            let base = probe.url.as_str().trim_end_matches('/');
+            // The bot token lives in the path; this URL is never logged or shown.
+            http.get(format!("{base}/bot{}/getMe", token.secret()))
+        }
+    };
+    tracing::debug!(provider = %provider.name, method = ?probe.method, "probe");
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return (ProbeOutcome::Transient(transport_error(&provider.name, &e).info), None),
+    };
+    let status = response.status().as_u16();
+    let retry = retry_after(response.headers());
+    let www_auth = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) => return (ProbeOutcome::Transient(transport_error(&provider.name, &e).info), None),
+    };
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let outcome = read_answer(probe.method, status, www_auth.as_deref(), json.as_ref(), retry);
+    let account = match (&outcome, &json) {
+        (ProbeOutcome::Alive, Some(j)) => account_label(probe.method, j),
+        _ => None,
+    };
+    // A provider that echoes the token must not put it into health or logs.
+    let scrub = |mut i: ErrorInfo| {
+        if token.secret().len() >= 4 {
+            i.description = i.description.replace(token.secret(), "[redacted]");
+            i.code = i.code.replace(token.secret(), "[redacted]");
+        }
+        i
+    };
+    let outcome = match outcome {
+        ProbeOutcome::Gone(i) => ProbeOutcome::Gone(scrub(i)),
+        ProbeOutcome::Transient(i) => ProbeOutcome::Transient(scrub(i)),
+        o => o,
+    };
+    tracing::debug!(provider = %provider.name, status, outcome = outcome.as_str(), "probe answered");
+    (outcome, account)
+}
+
+fn info(code: &str, description: &str) -> ErrorInfo {
+    ErrorInfo {
+        code: clean_text(code, 80),
+        description: clean_text(description, 300),
+    }
+}
+
+/// The `error` / `error_description` (or `message`) of a JSON error body, in any dialect.
+fn body_error(json: Option<&Value>) -> Option<(String, String)> {
+    let j = json?;
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    match j.get("error") {
+        Some(Value::String(code)) => Some((
+            code.clone(),
+            s(j.get("error_description"))
+                .or(s(j.get("message")))
+                .or(s(j.get("error_summary")))
+                .unwrap_or_default(),
+        )),
+        Some(Value::Object(e)) => Some((
+            s(e.get("code"))
+                .or(s(e.get(".tag")))
+                .or(e.get("status").map(|v| format!("http_{v}")))
+                .unwrap_or_else(|| "error".into()),
+            s(e.get("message"))
+                .or(s(j.get("error_summary")))
+                .unwrap_or_default(),
+        )),
+        _ => s(j.get("message"))
+            .or(s(j.get("detail")))
+            .or(s(j.get("description")))
+            .map(|m| ("error".to_owned(), m)),
+    }
+}
+
+/// `error="..."` from a `WWW-Authenticate: Bearer` header (RFC 6750 3).
+fn www_authenticate_error(h: &str) -> Option<String> {
+    let i = h.find("error=\"")? + 7;
+    let rest = &h[i..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+fn read_answer(
+    method: ProbeMethod,
+    status: u16,
+    www_auth: Option<&str>,
+    json: Option<&Value>,
+    retry: Option<std::time::Duration>,
+) -> ProbeOutcome {
+    if status == 429 || status >= 500 {
+        let what = match retry {
+            Some(d) => format!("HTTP {status}; retry after {} s", d.as_secs()),
+            None => format!("HTTP {status}"),
+        };
+        return ProbeOutcome::Transient(info(&format!("http_{status}"), &what));
+    }
+    match method {
+        ProbeMethod::SlackAuthTest | ProbeMethod::TelegramGetMe => {
+            let ok = json.and_then(|j| j.get("ok")).and_then(Value::as_bool);
+            if status == 200 && ok == Some(true) {
+                return ProbeOutcome::Alive;
+            }
+            let code = json
+                .and_then(|j| j.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| {
+                    json.and_then(|j| j.get("error_code"))
+                        .map(|c| format!("http_{c}"))
+                })
+                .unwrap_or_else(|| format!("http_{status}"));
+            let description = json
+                .and_then(|j| j.get("description"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let gone = match method {
+                // api.slack.com/methods/auth.test#errors
+                ProbeMethod::SlackAuthTest => matches!(
+                    code.as_str(),
+                    "invalid_auth" | "token_revoked" | "token_expired" | "account_inactive" | "not_authed"
+                ),
+                // 401 Unauthorized for a revoked token, 404 for one that never existed.
+                _ => status == 401 || status == 404,
+            };
+            if gone {
+                ProbeOutcome::Gone(info(&code, description))
+            } else {
+                ProbeOutcome::Transient(info(&code, description))
+            }
+        }
+        ProbeMethod::Introspection => {
+            if status == 200 {
+                return match json.and_then(|j| j.get("active")).and_then(Value::as_bool) {
+                    Some(true) => ProbeOutcome::Alive,
+                    Some(false) => ProbeOutcome::Gone(info("inactive", "the authorization server says the token is not active")),
+                    None => ProbeOutcome::Transient(info("malformed_response", "introspection answer without `active`")),
+                };
+            }
+            // A refused introspection is about our client, not the grant.
+            let (code, d) = body_error(json).unwrap_or_else(|| (format!("http_{status}"), String::new()));
+            ProbeOutcome::Transient(info(&code, &d))
+        }
+        ProbeMethod::TokenInfo
+        | ProbeMethod::UserInfo
+        | ProbeMethod::BearerGet
+        | ProbeMethod::BearerPost => {
+            let error = body_error(json);
+            let dead_code = |c: &str| {
+                matches!(
+                    c,
+                    "invalid_token" | "access_token_invalid" | "access_token_expired"
+                        | "invalid_access_token" | "expired_access_token" | "InvalidAuthenticationToken"
+                        | "invalid_grant"
+                )
+            };
+            if (200..300).contains(&status) {
+                // TikTok answers API errors with HTTP 200 as well; {"error":{"code":"ok"}} is fine.
+                return match error {
+                    Some((code, d)) if dead_code(&code) => ProbeOutcome::Gone(info(&code, &d)),
+                    _ => ProbeOutcome::Alive,
+                };
+            }
+            let header_code = www_auth.and_then(www_authenticate_error);
+            let (code, description) = match (error, header_code) {
+                (Some((c, d)), _) if c != "error" => (c, d),
+                (Some((_, d)), Some(h)) => (h, d),
+                (Some((_, d)), None) => (format!("http_{status}"), d),
+                (None, Some(h)) => (h, String::new()),
+                (None, None) => (format!("http_{status}"), String::new()),
+            };
+            // 401 is RFC 6750's answer for an invalid token; Google tokeninfo uses 400
+            // invalid_token.
+            if status == 401 || dead_code(&code) {
+                ProbeOutcome::Gone(info(&code, &description))
+            } else {
+                ProbeOutcome::Transient(info(&code, &description))
+            }
+        }
+    }
+}
+
+fn account_label(method: ProbeMethod, j: &Value) -> Option<String> {
+    let pointers: &[&str] = match method {
+        ProbeMethod::TelegramGetMe => &["/result/username", "/result/first_name"],
+        ProbeMethod::SlackAuthTest => &["/user", "/team"],
+        ProbeMethod::Introspection => &["/username", "/sub"],
+        _ => &[
+            "/login",
+            "/email",
+            "/data/username",
+            "/data/user/display_name",
+            "/userPrincipalName",
+            "/mail",
+            "/display_name",
+            "/name/display_name",
+            "/preferred_username",
+            "/name",
+            "/sub",
+        ],
+    };
+    pointers
+        .iter()
+        .find_map(|p| j.pointer(p).and_then(Value::as_str))
+        .map(|s| clean_text(s, 120))
+}
+
+/// Verifies a pasted secret (Telegram bot token, GitHub PAT) with the provider's probe
+/// before it is stored: the account label when the provider named one, `None` when the
+/// provider has no probe. A refused token is a [`ErrorClass::Dead`] error.
+pub async fn verify_paste(
+    http: &reqwest::Client,
+    provider: &Provider,
+    secret: &AccessToken,
+) -> Result<Option<String>, OAuthError> {
+    if secret.secret().trim().is_empty() || secret.secret().chars().any(char::is_whitespace) {
+        return Err(OAuthError::new(
+            &provider.name,
+            ErrorClass::Misconfigured,
+            "invalid_token_format",
+            "the pasted token is empty or contains spaces; copy the whole token again",
+        ));
+    }
+    let client = ClientCredentials::public(String::new());
+    match probe_account(http, provider, &client, secret).await {
+        (ProbeOutcome::Alive, account) => Ok(account),
+        (ProbeOutcome::Unsupported, _) => Ok(None),
+        (ProbeOutcome::Gone(i), _) => Err(OAuthError {
+            provider: provider.name.clone(),
+            class: ErrorClass::Dead,
+            info: i,
+        }),
+        (ProbeOutcome::Transient(i), _) => Err(OAuthError {
+            provider: provider.name.clone(),
+            class: ErrorClass::TRANSIENT,
+            info: i,
+        }),
+    }
+}

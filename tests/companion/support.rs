@@ -1,0 +1,314 @@
+//! Helpers for the companion tests: credential fixtures, a policy clock, session-bus checks.
+
+use chrono::{DateTime, Local, TimeZone, Utc};
+use tether::companion::policy::Now;
+use tether::protocol::{CredentialHealth, CredentialState, ErrorInfo, HealthReport, ReauthKind, PROTOCOL_VERSION};
+use tokio::time::Instant;
+
+/// A credential in `state`.
+pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealth {
+    CredentialHealth {
+        name: name.into(),
+        provider: "google".into(),
+        account: None,
+        state,
+        since: Utc.with_ymd_and_hms(2026, 6, 3, 7, 2, 0).unwrap(),
+        last_check: None,
+        last_error: (state == CredentialState::Dead).then(|| ErrorInfo {
+            code: "invalid_grant".into(),
+            description: "Token has been expired or revoked.".into(),
+        }),
+        blocked_requests: blocked,
+        refresh_expires_at: None,
+        reauth: ReauthKind::Oauth,
+        generation: 1,
+        cadence: None,
+        last_probe: None,
+    }
+}
+
+/// A health report of agent `studio` with `creds`.
+pub fn report(creds: Vec<CredentialHealth>) -> HealthReport {
+    HealthReport {
+        agent: "studio".into(),
+        version: "0.1.0".into(),
+        protocol: PROTOCOL_VERSION,
+        credentials: creds,
+        locations: vec![],
+        alerts: vec![],
+        repaired: vec![],
+    }
+}
+
+/// Maps paused tokio time onto a local wall clock starting at a chosen time of day.
+pub struct Clock {
+    start: Instant,
+    wall0: DateTime<Local>,
+    /// Added to the wall clock only (simulates the system clock being set).
+    pub wall_shift: chrono::Duration,
+}
+
+impl Clock {
+    /// A clock whose wall time is `hour:minute` on 3 June 2026 now.
+    pub fn at(hour: u32, minute: u32) -> Clock {
+        Clock {
+            start: Instant::now(),
+            wall0: Local.with_ymd_and_hms(2026, 6, 3, hour, minute, 0).unwrap(),
+            wall_shift: chrono::Duration::zero(),
+        }
+    }
+
+    /// The moment for the policy.
+    pub fn now(&self) -> Now {
+        let at = Instant::now();
+        let elapsed = chrono::Duration::from_std(at - self.start).unwrap();
+        Now {
+            at,
+            wall: self.wall0 + elapsed + self.wall_shift,
+        }
+    }
+}
+
+/// True when a D-Bus session bus is configured in this process's environment.
+pub fn session_bus() -> bool {
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty())
+}
+
+/// True when `program` runs (`program --version` or similar exits at all).
+pub fn have(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A child process whose stdout and stderr are collected by reader threads.
+pub struct Proc {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
+    what: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped output (stdin closed).
+    pub fn spawn(mut cmd: std::process::Command, what: &str) -> Proc {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let collect = |mut r: Box<dyn Read + Send>| {
+            let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let b = buf.clone();
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = r.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    b.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+            });
+            buf
+        };
+        let out = collect(Box::new(child.stdout.take().expect("piped stdout")));
+        let err = collect(Box::new(child.stderr.take().expect("piped stderr")));
+        Proc {
+            child,
+            out,
+            err,
+            what: what.into(),
+        }
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// Waits until stdout (or stderr with `on_stderr`) has a line for which `pred` holds;
+    /// returns that line.
+    pub async fn wait_line(
+        &self,
+        on_stderr: bool,
+        timeout: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = if on_stderr { self.stderr() } else { self.stdout() };
+            if let Some(l) = text.lines().find(|l| pred(l)) {
+                return l.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no matching line within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.what,
+                self.stdout(),
+                self.stderr()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the process to exit (up to `timeout`) and returns its exit code.
+    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> i32 {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not exit within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.what,
+                self.stdout(),
+                self.stderr()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tether` with a clean environment: only PATH, HOME, the config dir and `extra`.
+pub fn tether(config_dir: &std::path::Path, extra: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(crate::util::tether_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", config_dir)
+        .env("TETHER_CONFIG_DIR", config_dir)
+        .env("TETHER_LOG", "warn");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A real agent daemon (`tether agent serve`) in a temp dir, with `body` appended to its
+/// config (credential blocks).
+pub struct Daemon {
+    /// The temp dir (state, backups, agent.toml).
+    pub dir: tempfile::TempDir,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The serving process (held: dropping it stops the daemon).
+    #[allow(dead_code)]
+    pub proc: Proc,
+}
+
+impl Daemon {
+    /// Starts `tether agent serve` and waits until it listens.
+    pub async fn start(body: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = format!(
+            "name = \"studio\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nbackup_dirs = [\"{}\"]\n{body}",
+            dir.path().join("state").display(),
+            dir.path().join("backup").display()
+        );
+        std::fs::write(dir.path().join("agent.toml"), cfg).expect("write agent.toml");
+        let mut cmd = tether(dir.path(), &[]);
+        cmd.args(["agent", "serve", "--config"]).arg(dir.path().join("agent.toml"));
+        let proc = Proc::spawn(cmd, "tether agent serve");
+        let line = proc
+            .wait_line(true, std::time::Duration::from_secs(30), |l| l.contains("listening on https://"))
+            .await;
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .expect("listening line has the url")
+            .to_string();
+        Daemon { dir, url, proc }
+    }
+
+    /// A fresh pairing code from `tether agent pair`, pointed at the real port (the config
+    /// listens on port 0, so the code's own URL cannot know it).
+    pub fn pairing_code(&self) -> String {
+        let out = tether(self.dir.path(), &[])
+            .args(["agent", "pair", "--no-qr", "--config"])
+            .arg(self.dir.path().join("agent.toml"))
+            .output()
+            .expect("run tether agent pair");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "tether agent pair failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+        let link = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(tether::protocol::PAIR_LINK_PREFIX))
+            .expect("pairing link line");
+        let mut code = tether::protocol::PairingCode::parse(link).expect("daemon's code parses");
+        code.url = self.url.clone();
+        code.to_link()
+    }
+
+    /// Runs `tether agent ARGS --config agent.toml` to completion; returns stdout.
+    pub fn agent_cmd(&self, args: &[&str]) -> String {
+        let out = tether(self.dir.path(), &[])
+            .arg("agent")
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("agent.toml"))
+            .output()
+            .expect("run tether agent");
+        assert!(out.status.success(), "tether agent {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The credential block for credential `name` at the oidc-provider fixture.
+pub fn oidc_credential(name: &str, oidc: &crate::util::oidc::OidcProvider, extra: &str) -> String {
+    let issuer = oidc.issuer();
+    let base = issuer.as_str().trim_end_matches('/');
+    format!(
+        r#"
+[[credentials]]
+name = "{name}"
+provider = "generic"
+client_id = "{client}"
+scopes = ["openid", "offline_access"]
+{extra}
+[credentials.overrides]
+auth_url = "{base}/auth"
+token_url = "{base}/token"
+revoke_url = "{base}/token/revocation"
+client_auth = "basic"
+probe_url = "{base}/token/introspection"
+probe_method = "introspection"
+"#,
+        client = oidc.client_id(),
+    )
+}
+
+/// True when `name` is owned on the session bus (a running service, not an activatable one).
+pub fn bus_name_owned(name: &str) -> bool {
+    std::process::Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.DBus",
+            "--object-path",
+            "/org/freedesktop/DBus",
+            "--method",
+            "org.freedesktop.DBus.NameHasOwner",
+            name,
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true"))
+}

@@ -1,0 +1,216 @@
+//! Each preset's probe against the provider's documented answers (live and revoked) served
+//! on loopback, and paste-token verification.
+
+use super::canned::{Answer, Canned};
+use tether::oauth::{probe, probe_account, verify_paste, ClientCredentials, ErrorClass, ProbeOutcome};
+use tether::provider::{preset, ProbeMethod, Provider, ProviderOverrides};
+use tether::secret::AccessToken;
+
+const TOKEN: &str = "live-access-token-0123456789";
+
+/// The preset with its probe URL moved to the local server (same path and query).
+fn pointed_at(name: &str, canned: &Canned) -> Provider {
+    let mut p = preset(name).unwrap();
+    let probe = p.probe.as_mut().expect("the preset declares a probe");
+    let mut url = canned.url(probe.url.path());
+    url.set_query(probe.url.query());
+    if probe.method == ProbeMethod::TelegramGetMe {
+        url = canned.url("/");
+    }
+    probe.url = url;
+    p
+}
+
+/// Runs the preset's probe against `live`, then against `revoked`.
+async fn check(name: &str, path: &str, live: Answer, revoked: Answer, account: Option<&str>, gone_code: &str) {
+    let canned = Canned::start();
+    let p = pointed_at(name, &canned);
+    let http = tether::oauth::http_client();
+    let client = ClientCredentials::public("id");
+    let token = AccessToken::new(TOKEN);
+    canned.route(path, live);
+    let (outcome, label) = probe_account(&http, &p, &client, &token).await;
+    assert_eq!(outcome, ProbeOutcome::Alive, "{name} live");
+    assert_eq!(label.as_deref(), account, "{name} account");
+    canned.route(path, revoked);
+    match probe(&http, &p, &client, &token).await {
+        ProbeOutcome::Gone(info) => assert_eq!(info.code, gone_code, "{name}"),
+        other => panic!("{name} revoked: {other:?}"),
+    }
+    canned.route(path, Answer::json(503, "upstream unavailable"));
+    assert!(matches!(probe(&http, &p, &client, &token).await, ProbeOutcome::Transient(_)), "{name} 503");
+    canned.route(path, Answer::json(429, "{}").header("Retry-After", "30"));
+    assert!(matches!(probe(&http, &p, &client, &token).await, ProbeOutcome::Transient(_)), "{name} 429");
+
+    // Every request carried the token the way the provider expects.
+    for s in canned.seen() {
+        let in_header = s.header("authorization") == Some(format!("Bearer {TOKEN}").as_str());
+        let in_url = s.url.contains(TOKEN);
+        assert!(in_header || in_url, "{name}: token not sent: {s:?}");
+    }
+}
+
+#[tokio::test]
+async fn google_tokeninfo() {
+    check(
+        "google",
+        "/tokeninfo",
+        Answer::json(200, r#"{"azp":"1234.apps.googleusercontent.com","aud":"1234.apps.googleusercontent.com","sub":"110169484474386276334","scope":"openid https://www.googleapis.com/auth/userinfo.email","exp":"1767225600","expires_in":"3599","email":"owner@example.com","email_verified":"true","access_type":"offline"}"#),
+        Answer::json(400, r#"{"error": "invalid_token", "error_description": "Invalid Value"}"#),
+        Some("owner@example.com"),
+        "invalid_token",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn github_user_for_oauth_tokens_and_pats() {
+    let live = Answer::json(200, r#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","type":"User","name":"monalisa octocat"}"#);
+    let revoked = Answer::json(401, r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest","status":"401"}"#);
+    check("github", "/user", live.clone(), revoked.clone(), Some("octocat"), "http_401").await;
+    check("github-pat", "/user", live, revoked, Some("octocat"), "http_401").await;
+}
+
+#[tokio::test]
+async fn x_users_me() {
+    check(
+        "x",
+        "/2/users/me",
+        Answer::json(200, r#"{"data":{"id":"2244994945","name":"X Dev","username":"XDevelopers"}}"#),
+        Answer::json(401, r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#),
+        Some("XDevelopers"),
+        "http_401",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn microsoft_graph_me() {
+    check(
+        "microsoft",
+        "/v1.0/me",
+        Answer::json(200, r#"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#users/$entity","displayName":"Adele Vance","mail":"AdeleV@contoso.com","userPrincipalName":"AdeleV@contoso.com","id":"87d349ed-44d7-43e1-9a83-5f2406dee5bd"}"#),
+        Answer::json(401, r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired or is not yet valid.","innerError":{"date":"2026-04-01T00:00:00","request-id":"1a2b3c4d","client-request-id":"1a2b3c4d"}}}"#)
+            .header("WWW-Authenticate", r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#),
+        Some("AdeleV@contoso.com"),
+        "InvalidAuthenticationToken",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn spotify_me() {
+    check(
+        "spotify",
+        "/v1/me",
+        Answer::json(200, r#"{"display_name":"JM Wizzler","id":"wizzler","type":"user","uri":"spotify:user:wizzler"}"#),
+        Answer::json(401, r#"{"error":{"status":401,"message":"Invalid access token"}}"#),
+        Some("JM Wizzler"),
+        "http_401",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dropbox_get_current_account() {
+    check(
+        "dropbox",
+        "/2/users/get_current_account",
+        Answer::json(200, r#"{"account_id":"dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc","name":{"given_name":"Franz","surname":"Ferdinand","familiar_name":"Franz","display_name":"Franz Ferdinand (Personal)","abbreviated_name":"FF"},"email":"franz@dropbox.com","email_verified":true}"#),
+        Answer::json(401, r#"{"error_summary": "invalid_access_token/...", "error": {".tag": "invalid_access_token"}}"#),
+        Some("franz@dropbox.com"),
+        "invalid_access_token",
+    )
+    .await;
+    // The RPC call is a POST with a JSON null body.
+    let canned = Canned::start();
+    canned.route("/2/users/get_current_account", Answer::json(200, "{}"));
+    let p = pointed_at("dropbox", &canned);
+    probe(&tether::oauth::http_client(), &p, &ClientCredentials::public("id"), &AccessToken::new(TOKEN)).await;
+    let seen = canned.seen();
+    assert_eq!((seen[0].method.as_str(), seen[0].body.as_str()), ("POST", "null"));
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn slack_auth_test() {
+    for code in ["invalid_auth", "token_revoked"] {
+        check(
+            "slack",
+            "/api/auth.test",
+            Answer::json(200, r#"{"ok":true,"url":"https://subarachnoid.slack.com/","team":"Subarachnoid Workspace","user":"grace","team_id":"T12345678","user_id":"W12345678"}"#),
+            Answer::json(200, &format!(r#"{{"ok":false,"error":"{code}"}}"#)),
+            Some("grace"),
+            code,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn tiktok_user_info() {
+    check(
+        "tiktok",
+        "/v2/user/info/",
+        Answer::json(200, r#"{"data":{"user":{"open_id":"723f24d7-e717-40f8-a2b6-cb8464cd23b4","display_name":"Tik Toker"}},"error":{"code":"ok","message":"","log_id":"20220829194722CBE87ED59D524E727021"}}"#),
+        Answer::json(401, r#"{"data":{},"error":{"code":"access_token_invalid","message":"The access token is invalid or not found in the request.","log_id":"20220829194722CBE87ED59D524E727021"}}"#),
+        Some("Tik Toker"),
+        "access_token_invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn telegram_get_me_and_paste_verification() {
+    let path = format!("/bot{TOKEN}/getMe");
+    check(
+        "telegram",
+        &path,
+        Answer::json(200, r#"{"ok":true,"result":{"id":123456789,"is_bot":true,"first_name":"Studio Alerts","username":"studio_alerts_bot","can_join_groups":true}}"#),
+        Answer::json(401, r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#),
+        Some("studio_alerts_bot"),
+        "http_401",
+    )
+    .await;
+
+    let canned = Canned::start();
+    let p = pointed_at("telegram", &canned);
+    let http = tether::oauth::http_client();
+    canned.route(&path, Answer::json(200, r#"{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"B","username":"b_bot"}}"#));
+    let account = verify_paste(&http, &p, &AccessToken::new(TOKEN)).await.unwrap();
+    assert_eq!(account.as_deref(), Some("b_bot"));
+    canned.route(&path, Answer::json(401, r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#));
+    let err = verify_paste(&http, &p, &AccessToken::new(TOKEN)).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Dead);
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    let err = verify_paste(&http, &p, &AccessToken::new("has space")).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Misconfigured);
+}
+
+#[tokio::test]
+async fn generic_takes_a_configured_probe() {
+    let canned = Canned::start();
+    let mut p = preset("generic").unwrap();
+    let http = tether::oauth::http_client();
+    let client = ClientCredentials::public("id");
+    let token = AccessToken::new(TOKEN);
+    assert_eq!(probe(&http, &p, &client, &token).await, ProbeOutcome::Unsupported);
+    p.apply(&ProviderOverrides {
+        probe_url: Some(canned.url("/me").to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    canned.route("/me", Answer::json(200, r#"{"sub":"u1"}"#));
+    assert_eq!(probe(&http, &p, &client, &token).await, ProbeOutcome::Alive);
+    canned.route(
+        "/me",
+        Answer::json(401, "").header("WWW-Authenticate", r#"Bearer error="invalid_token", error_description="The access token expired""#),
+    );
+    match probe(&http, &p, &client, &token).await {
+        ProbeOutcome::Gone(info) => assert_eq!(info.code, "invalid_token"),
+        other => panic!("{other:?}"),
+    }
+    // A 403 is a permission problem, not a dead grant.
+    canned.route("/me", Answer::json(403, r#"{"error":"insufficient_scope"}"#));
+    assert!(matches!(probe(&http, &p, &client, &token).await, ProbeOutcome::Transient(_)));
+}
