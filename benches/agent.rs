@@ -4,8 +4,8 @@
 //! - `/v1/health` and cached access-token latency (p50/p99) and requests per second;
 //! - daemon RSS when idle;
 //! - detection latency (server-side revocation → `dead` in health → SSE event) for probe
-//!   intervals of 15 s and 60 s, 20 revocations each (run at the same time on 20
-//!   credentials per interval, whose probe phases are independent);
+//!   intervals of 15 s and 60 s, 20 revocations each (20 credentials per interval, each
+//!   revoked at a random moment within one probe interval, so every phase is sampled);
 //! - provider calls per hour per credential in steady state.
 //!
 //! Run: `cargo bench --bench agent` (needs Node and `npm ci` in tests/fixtures/oidc-provider).
@@ -332,13 +332,24 @@ probe_method = "introspection"
             r["access_token"].as_str().unwrap(),
         ));
     }
-    let mut revoked_at = HashMap::new();
-    for (i, t) in tokens.iter().enumerate() {
-        provider.revoke_grant_for_access_token(t).await;
-        revoked_at.insert(name(i), Instant::now());
+    // Each grant is revoked at a random moment within one probe interval of its group,
+    // so the samples cover every phase of the probe schedule.
+    let revoked_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let provider = Arc::new(provider);
+    let mut revokers = Vec::new();
+    for (i, t) in tokens.into_iter().enumerate() {
+        let interval = if i < FAST { 15_000 } else { 60_000 };
+        let offset =
+            Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 0..interval));
+        let (provider, revoked_at) = (provider.clone(), revoked_at.clone());
+        revokers.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            provider.revoke_grant_for_access_token(&t).await;
+            revoked_at.lock().unwrap().insert(name(i), Instant::now());
+        }));
     }
     let mut seen_health: HashMap<String, Instant> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(150);
+    let deadline = Instant::now() + Duration::from_secs(200);
     while seen_health.len() < FAST + SLOW && Instant::now() < deadline {
         let h: HealthReport = http
             .get(format!("{base}/v1/health"))
@@ -357,6 +368,10 @@ probe_method = "introspection"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    for r in revokers {
+        r.await.unwrap();
+    }
+    let revoked_at = revoked_at.lock().unwrap().clone();
     let sse = seen_sse.lock().unwrap().clone();
     for (label, range) in [("15 s", 0..FAST), ("60 s", FAST..FAST + SLOW)] {
         let mut health = Vec::new();
@@ -366,7 +381,7 @@ probe_method = "introspection"
             let t0 = revoked_at[&n];
             match seen_health.get(&n) {
                 Some(t) => health.push(t.duration_since(t0)),
-                None => println!("  {n}: not dead within 150 s"),
+                None => println!("  {n}: not dead within 200 s"),
             }
             if let Some(t) = sse.get(&n) {
                 events.push(t.duration_since(t0));

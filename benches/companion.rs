@@ -20,8 +20,9 @@ use tether::companion::notifier::{ActionSender, Notifier, NotifyError};
 use tether::companion::pair::PairOptions;
 use tether::companion::reauth::{Opener, ReauthOptions};
 use tether::companion::secrets::Backend;
-use tether::companion::watcher::WatchTiming;
+use tether::companion::watcher::{WatchEvent, WatchTiming};
 use tether::companion::Companion;
+use tether::protocol::CredentialState;
 
 const ROUNDS: usize = 5;
 
@@ -63,12 +64,18 @@ fn serve(dir: &Path, body: &str) -> (KillOnDrop, String) {
     let child = KillOnDrop(child);
     for _ in 0..600 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(url) = text.split_whitespace().find(|w| w.starts_with("https://127.0.0.1:")) {
+        if let Some(url) = text
+            .split_whitespace()
+            .find(|w| w.starts_with("https://127.0.0.1:"))
+        {
             return (child, url.to_string());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("daemon did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    panic!(
+        "daemon did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 fn pairing_code(dir: &Path, url: &str) -> String {
@@ -78,7 +85,11 @@ fn pairing_code(dir: &Path, url: &str) -> String {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let link = text.lines().map(str::trim).find(|l| l.starts_with("tether://pair?")).expect("link");
+    let link = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("tether://pair?"))
+        .expect("link");
     let mut code = tether::protocol::PairingCode::parse(link).unwrap();
     code.url = url.to_string();
     code.to_link()
@@ -97,7 +108,10 @@ impl Notifier for Stopwatch {
 struct Consent(Arc<oidc::OidcProvider>);
 impl Opener for Consent {
     fn open(&self, url: &str) -> Result<(), String> {
-        let (p, url) = (self.0.clone(), url::Url::parse(url).map_err(|e| e.to_string())?);
+        let (p, url) = (
+            self.0.clone(),
+            url::Url::parse(url).map_err(|e| e.to_string())?,
+        );
         tokio::spawn(async move {
             let cb = p.consent(&url).await;
             oidc::browser_get(&cb).await;
@@ -130,29 +144,45 @@ async fn latency(use_events: bool, label: &str) {
     let (_daemon, url) = serve(dir.path(), &body);
     let home = tempfile::tempdir().unwrap();
     let companion = Companion::open(home.path(), Backend::File);
-    companion.pair(&pairing_code(dir.path(), &url), &PairOptions::default(), &mut |_| false).await.unwrap();
+    companion
+        .pair(
+            &pairing_code(dir.path(), &url),
+            &PairOptions::default(),
+            &mut |_| false,
+        )
+        .await
+        .unwrap();
     let browser = Consent(provider.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut timing = WatchTiming::from_config(&companion.config().unwrap());
     timing.poll = Duration::from_secs(2);
     timing.use_events = use_events;
-    let watcher = companion.watch_with(timing, Arc::new(Stopwatch(tx)), None).unwrap();
+    let mut watcher = companion
+        .watch_with(timing, Arc::new(Stopwatch(tx)), None)
+        .unwrap();
     let client = companion.client("studio").unwrap();
     let mut samples = Vec::new();
     for _ in 0..ROUNDS {
-        companion.reauth("studio", "youtube", &browser, ReauthOptions::default(), &|_| {}).await.expect("reauth");
-        // Wait for the watcher to see it alive again (drains the recovery notice too).
+        companion
+            .reauth(
+                "studio",
+                "youtube",
+                &browser,
+                ReauthOptions::default(),
+                &|_| {},
+            )
+            .await
+            .expect("reauth");
+        // Wait for the watcher to see it alive again.
         loop {
-            let (_, n) = rx.recv().await.unwrap();
-            if n.kind == NoticeKind::Recovered || n.kind == NoticeKind::Dead {
-                if n.kind == NoticeKind::Recovered {
+            let ev = watcher.next_event().await.expect("watcher running");
+            if let WatchEvent::Credential { credential, .. } = ev {
+                if credential.state == CredentialState::Ok {
                     break;
                 }
             }
-            if n.kind != NoticeKind::Dead {
-                continue;
-            }
         }
+        while rx.try_recv().is_ok() {}
         provider.revoke_all().await;
         let dead = client.check_now("youtube").await.unwrap();
         let since = dead.since;
@@ -184,10 +214,20 @@ fn watch_rss() {
     let home: PathBuf = tempfile::tempdir().unwrap().keep();
     for i in 0..10 {
         let out = tether(&home)
-            .args(["pair", &pairing_code(dir.path(), &url), "--name", &format!("agent{i}"), "--yes"])
+            .args([
+                "pair",
+                &pairing_code(dir.path(), &url),
+                "--name",
+                &format!("agent{i}"),
+                "--yes",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let log = home.join("watch.log");
     let child = tether(&home)
@@ -206,7 +246,10 @@ fn watch_rss() {
     }
     // Let the ten event streams settle.
     std::thread::sleep(Duration::from_secs(3));
-    println!("tether watch RSS with 10 paired agents: {} KiB", rss_kib(child.0.id()));
+    println!(
+        "tether watch RSS with 10 paired agents: {} KiB",
+        rss_kib(child.0.id())
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

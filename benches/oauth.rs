@@ -10,9 +10,7 @@ mod oidc;
 
 use oidc::{browser_get, OidcOptions, OidcProvider};
 use std::time::{Duration, Instant};
-use tether::oauth::{
-    exchange, refresh, AuthorizationRequest, CallbackOutcome, LoopbackListener,
-};
+use tether::oauth::{exchange, refresh, AuthorizationRequest, CallbackOutcome, LoopbackListener};
 
 const WARMUP: usize = 5;
 const RUNS: usize = 100;
@@ -59,8 +57,7 @@ async fn run() {
         let listener =
             LoopbackListener::bind(&provider.requirement(), pending.state.clone()).unwrap();
         let redirect_uri = listener.redirect_uri();
-        let waiting =
-            tokio::task::spawn_blocking(move || listener.wait(Duration::from_secs(30)));
+        let waiting = tokio::task::spawn_blocking(move || listener.wait(Duration::from_secs(30)));
         let callback = server
             .consent(&auth_url.with_redirect_uri(&redirect_uri))
             .await;
@@ -87,9 +84,14 @@ async fn run() {
         let flow_time = flow_start.elapsed();
 
         let t = Instant::now();
-        refresh(&http, &provider, &client, tokens.refresh_token.as_ref().unwrap())
-            .await
-            .expect("refresh");
+        refresh(
+            &http,
+            &provider,
+            &client,
+            tokens.refresh_token.as_ref().unwrap(),
+        )
+        .await
+        .expect("refresh");
         let refresh_time = t.elapsed();
         if i >= WARMUP {
             exchange_times.push(exchange_time);
@@ -103,8 +105,8 @@ async fn run() {
     for i in 0..WARMUP + RUNS {
         let started = Instant::now();
         let listener = LoopbackListener::bind(&provider.requirement(), state.clone()).unwrap();
-        let url = url::Url::parse(&format!("{}?code=c&state={state}", listener.redirect_uri()))
-            .unwrap();
+        let url =
+            url::Url::parse(&format!("{}?code=c&state={state}", listener.redirect_uri())).unwrap();
         let waiting = tokio::task::spawn_blocking(move || {
             let r = listener.wait(Duration::from_secs(30));
             (r, Instant::now())
@@ -112,16 +114,21 @@ async fn run() {
         let browser = tokio::spawn(async move { browser_get(&url).await });
         let (pending_cb, validated) = waiting.await.unwrap();
         let elapsed = validated.duration_since(started);
-        pending_cb.expect("callback").respond(CallbackOutcome::Success {
-            title: "Done".into(),
-            detail: String::new(),
-        });
+        pending_cb
+            .expect("callback")
+            .respond(CallbackOutcome::Success {
+                title: "Done".into(),
+                detail: String::new(),
+            });
         browser.await.unwrap();
         if i >= WARMUP {
             listener_times.push(elapsed);
         }
     }
-    println!("oauth benchmark against oidc-provider at {}", server.issuer());
+    println!(
+        "oauth benchmark against oidc-provider at {}",
+        server.issuer()
+    );
     report("listener started -> callback validated", listener_times);
     report("exchange round trip (code + PKCE)", exchange_times);
     report("refresh round trip", refresh_times);

@@ -473,7 +473,10 @@ mod tests {
 
     #[test]
     fn redirect_port_wire_form() {
-        assert_eq!(serde_json::to_string(&RedirectPort::Any).unwrap(), "\"any\"");
+        assert_eq!(
+            serde_json::to_string(&RedirectPort::Any).unwrap(),
+            "\"any\""
+        );
         assert_eq!(
             serde_json::to_string(&RedirectPort::Fixed(8765)).unwrap(),
             "{\"fixed\":8765}"

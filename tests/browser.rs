@@ -16,11 +16,14 @@ use tokio::sync::oneshot;
 /// Generous: chromium on a loaded 2-core CI machine.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Every query the callback received, in order.
+type Hits = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
 /// A loopback redirect target that records each query it receives and renders
 /// "Done: demo works", as an app's callback page would.
 struct Callback {
     url: String,
-    hits: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    hits: Hits,
     _stop: oneshot::Sender<()>,
 }
 
@@ -37,7 +40,7 @@ impl Callback {
             .route(
                 "/callback",
                 get(
-                    |State(hits): State<Arc<Mutex<Vec<HashMap<String, String>>>>>,
+                    |State(hits): State<Hits>,
                      Query(q): Query<HashMap<String, String>>| async move {
                         hits.lock().expect("no panic holds this lock").push(q);
                         Html("<!doctype html><title>done</title><h1>Done: demo works</h1>")

@@ -2,8 +2,10 @@
 //! the real oidc-provider, the loopback listener, token-endpoint classification and probes
 //! against providers' documented answers served on loopback, and secret hygiene.
 
+mod authorize;
 mod canned;
 mod classify;
+mod cli;
 mod e2e;
 mod listener;
 mod probes;

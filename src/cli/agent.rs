@@ -327,7 +327,10 @@ fn token_get(
     };
     let url = match url {
         Some(u) => u.trim_end_matches('/').to_string(),
-        None => cfg.as_ref().map(AgentConfig::public_url).unwrap_or_default(),
+        None => cfg
+            .as_ref()
+            .map(AgentConfig::public_url)
+            .unwrap_or_default(),
     };
     let builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -359,14 +362,19 @@ fn token_get(
             .bearer_auth(token)
             .send()
             .await
-            .with_context(|| format!("cannot reach the agent daemon at {url}; is `tether agent serve` running?"))?;
+            .with_context(|| {
+                format!("cannot reach the agent daemon at {url}; is `tether agent serve` running?")
+            })?;
         let status = resp.status();
-        let body = resp.text().await.context("failed to read the daemon's reply")?;
+        let body = resp
+            .text()
+            .await
+            .context("failed to read the daemon's reply")?;
         anyhow::Ok((status, body))
     })?;
     if status.is_success() {
-        let reply: crate::protocol::AccessTokenReply =
-            serde_json::from_str(&body).context("the daemon sent a malformed access-token reply")?;
+        let reply: crate::protocol::AccessTokenReply = serde_json::from_str(&body)
+            .context("the daemon sent a malformed access-token reply")?;
         if json {
             println!("{body}");
         } else {

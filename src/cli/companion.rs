@@ -2,7 +2,9 @@
 //! A thin layer over [`tether::companion`](crate::companion): parse, call, print.
 
 use crate::companion::notice::Notice;
-use crate::companion::notifier::{ActionSender, DesktopNotifier, Notifier, NotifyError, TerminalNotifier};
+use crate::companion::notifier::{
+    ActionSender, DesktopNotifier, Notifier, NotifyError, TerminalNotifier,
+};
 use crate::companion::pair::{PairOptions, Replacement};
 use crate::companion::reauth::{Opener, PrintUrl, ReauthOptions, ReauthProgress, SystemBrowser};
 use crate::companion::secrets::Stored;
@@ -144,7 +146,10 @@ async fn pair(
     let paired = companion.pair(code, &opts, &mut confirm).await?;
     announce(companion);
     let a = &paired.agent;
-    println!("paired with agent {} (tether {}) at {}", a.name, paired.version, a.url);
+    println!(
+        "paired with agent {} (tether {}) at {}",
+        a.name, paired.version, a.url
+    );
     if a.name != paired.remote_name {
         println!("  the agent calls itself {}", paired.remote_name);
     }
@@ -174,7 +179,9 @@ async fn pair(
                 .collect();
             println!("  credentials: {}", list.join(", "));
         }
-        None => println!("  (could not read the agent's health right after pairing; try `tether status`)"),
+        None => println!(
+            "  (could not read the agent's health right after pairing; try `tether status`)"
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -191,7 +198,8 @@ fn unpair(companion: &Companion, agent: &str) -> anyhow::Result<ExitCode> {
 async fn status(companion: &Companion, json: bool) -> anyhow::Result<ExitCode> {
     let report = companion.status().await?;
     if json {
-        let text = serde_json::to_string_pretty(&report).context("cannot render the status as json")?;
+        let text =
+            serde_json::to_string_pretty(&report).context("cannot render the status as json")?;
         println!("{text}");
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -275,7 +283,9 @@ fn print_event(ev: &WatchEvent) {
             Some(p) => format!("{agent} · {}: {p} → {}", credential.name, credential.state),
             None => format!("{agent} · {}: {}", credential.name, credential.state),
         },
-        WatchEvent::NotifyFailed { agent, message } => format!("{agent}: notification failed: {message}"),
+        WatchEvent::NotifyFailed { agent, message } => {
+            format!("{agent}: notification failed: {message}")
+        }
         WatchEvent::ReauthRequested { agent, credential } => {
             format!("{agent} · {credential}: re-authorization requested")
         }
@@ -299,7 +309,9 @@ fn progress_text(p: &ReauthProgress) -> String {
             None => "waiting for you to finish in the browser".into(),
         },
         ReauthProgress::Verifying => "the agent is verifying the new authorization".into(),
-        ReauthProgress::Done { credential } => format!("done, {} is {}", credential.name, credential.state),
+        ReauthProgress::Done { credential } => {
+            format!("done, {} is {}", credential.name, credential.state)
+        }
         ReauthProgress::Failed { message } => format!("failed: {message}"),
     }
 }
@@ -329,7 +341,14 @@ async fn reauth(
         let _ = tokio::signal::ctrl_c().await;
     };
     let health = companion
-        .reauth_with(&agent, &credential, opener.as_ref(), opts, cancel, &progress)
+        .reauth_with(
+            &agent,
+            &credential,
+            opener.as_ref(),
+            opts,
+            cancel,
+            &progress,
+        )
         .await?;
     println!("{agent} · {credential}: {} — re-authorized", health.state);
     Ok(ExitCode::SUCCESS)
@@ -351,8 +370,15 @@ async fn paste(companion: &Companion, target: &str) -> anyhow::Result<ExitCode> 
             .context("cannot read the token from standard input")?;
     }
     let health = companion
-        .paste(&agent, &credential, AccessToken::new(input.trim().to_string()))
+        .paste(
+            &agent,
+            &credential,
+            AccessToken::new(input.trim().to_string()),
+        )
         .await?;
-    println!("{agent} · {credential}: {} — new token accepted", health.state);
+    println!(
+        "{agent} · {credential}: {} — new token accepted",
+        health.state
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -29,8 +29,48 @@ enum Command {
     /// Run a provider's OAuth flow on this machine (adopt a new credential, debug a provider).
     #[command(subcommand)]
     Oauth(oauth::OauthCommand),
+    /// Watch the whole recovery loop on loopback: a daemon, a demo provider, the companion.
+    Demo(DemoArgs),
     #[command(flatten)]
     Companion(companion::CompanionCommand),
+}
+
+/// `tether demo` options.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Seconds before the demo provider revokes the YouTube grant.
+    #[arg(long, default_value_t = 20)]
+    revoke_after: u64,
+    /// Print the consent URL instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// Stay in the terminal even when a display is available.
+    #[arg(long)]
+    no_tray: bool,
+    /// Exit once the revoked credential works again (for scripts).
+    #[arg(long)]
+    exit_when_recovered: bool,
+}
+
+fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let opts = crate::demo::DemoOptions {
+        revoke_after: std::time::Duration::from_secs(args.revoke_after),
+        no_browser: args.no_browser,
+        tray: !args.no_tray,
+        exit_when_recovered: args.exit_when_recovered,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        crate::demo::run(opts, ctrl_c).await
+    });
+    // A read on stdin that is still blocked would hold a normal runtime drop forever; the
+    // demo has finished its writes and removed its files by now.
+    rt.shutdown_background();
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Entry point of the `tether` binary.
@@ -41,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Agent(c) => agent::run(c),
         Command::Vault(c) => vault::run(c),
         Command::Oauth(c) => oauth::run(c),
+        Command::Demo(a) => demo(a),
         Command::Companion(c) => companion::run(c),
     };
     match result {

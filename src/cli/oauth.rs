@@ -19,7 +19,7 @@ use std::time::Duration;
 pub enum OauthCommand {
     /// Authorize in the browser through a loopback redirect, exchange the code, and print
     /// the token set (redacted) or store it in a vault.
-    Login(LoginArgs),
+    Login(Box<LoginArgs>),
     /// List the provider presets and their redirect rules.
     Providers,
 }
@@ -82,7 +82,9 @@ pub fn run(cmd: OauthCommand) -> anyhow::Result<ExitCode> {
                     crate::protocol::RedirectPort::Fixed(n) => format!("port {n}"),
                 };
                 let kind = match p.kind {
-                    provider::CredentialKind::OAuth => format!("oauth, redirect http://{}{} on {port}", r.host, r.path),
+                    provider::CredentialKind::OAuth => {
+                        format!("oauth, redirect http://{}{} on {port}", r.host, r.path)
+                    }
                     provider::CredentialKind::Paste => "paste a token".to_owned(),
                 };
                 println!("{name:<12} {kind}");
@@ -95,7 +97,7 @@ pub fn run(cmd: OauthCommand) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("failed to start the async runtime")?;
-            rt.block_on(login(args))
+            rt.block_on(login(*args))
         }
     }
 }
@@ -106,7 +108,8 @@ async fn build_provider(args: &LoginArgs, http: &reqwest::Client) -> anyhow::Res
             if args.provider != "generic" {
                 bail!("--issuer is for `--provider generic`; {} has fixed endpoints (override them with --auth-url/--token-url)", args.provider);
             }
-            let url = url::Url::parse(issuer).with_context(|| format!("--issuer `{issuer}` is not a URL"))?;
+            let url = url::Url::parse(issuer)
+                .with_context(|| format!("--issuer `{issuer}` is not a URL"))?;
             provider::discover(http, &url).await?
         }
         None => provider::preset_or_error(&args.provider)?,
@@ -144,7 +147,11 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let provider = build_provider(&args, &http).await?;
     let client = ClientCredentials {
         client_id: args.client_id.clone(),
-        client_secret: args.client_secret_file.as_ref().map(read_secret).transpose()?,
+        client_secret: args
+            .client_secret_file
+            .as_ref()
+            .map(read_secret)
+            .transpose()?,
     };
     let scopes: Vec<String> = args
         .scopes
@@ -158,11 +165,17 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let redirect_uri = listener.redirect_uri();
     let url = auth_url.with_redirect_uri(&redirect_uri);
     if args.no_browser {
-        println!("Open this URL in a browser on this machine to authorize {}:\n\n{url}\n", provider.name);
+        println!(
+            "Open this URL in a browser on this machine to authorize {}:\n\n{url}\n",
+            provider.name
+        );
     } else if let Err(e) = webbrowser::open(url.as_str()) {
         eprintln!("could not open a browser ({e}); open this URL yourself:\n\n{url}\n");
     } else {
-        eprintln!("Opened the browser for {}; waiting for the redirect to {redirect_uri} ...", provider.name);
+        eprintln!(
+            "Opened the browser for {}; waiting for the redirect to {redirect_uri} ...",
+            provider.name
+        );
     }
 
     let canceller = listener.canceller();
@@ -177,7 +190,15 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     }?;
 
     let (cb, responder) = callback.into_parts();
-    let result = oauth::exchange(&http, &provider, &client, cb.code, pending.verifier, &cb.redirect_uri).await;
+    let result = oauth::exchange(
+        &http,
+        &provider,
+        &client,
+        cb.code,
+        pending.verifier,
+        &cb.redirect_uri,
+    )
+    .await;
     let tokens = match result {
         Ok(t) => t,
         Err(e) => {
@@ -209,13 +230,18 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
                         title: format!("{name}: the tokens could not be stored"),
                         detail: format!("{e:#}"),
                     });
-                    return Err(e.context(format!("failed to store credential {name} in the vault")));
+                    return Err(
+                        e.context(format!("failed to store credential {name} in the vault"))
+                    );
                 }
             }
         }
         _ => None,
     };
-    let label = account.as_deref().map(|a| format!(" as {a}")).unwrap_or_default();
+    let label = account
+        .as_deref()
+        .map(|a| format!(" as {a}"))
+        .unwrap_or_default();
     responder.respond(CallbackOutcome::Success {
         title: format!("Done: {} authorized{label}", provider.name),
         detail: "Tether has the tokens. You can close this tab.".into(),
@@ -229,7 +255,10 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             report.written.join(", ")
         );
         for f in &report.failed {
-            eprintln!("warning: vault location {} did not take it: {}", f.location, f.error);
+            eprintln!(
+                "warning: vault location {} did not take it: {}",
+                f.location, f.error
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -255,15 +284,32 @@ fn print_tokens(provider: &Provider, account: Option<&str>, t: &TokenSet) {
         println!("account:           {a}");
     }
     println!("access token:      {} ({})", t.access_token, t.token_type);
-    let expires = t.expires_at.map(|d| d.to_rfc3339()).unwrap_or_else(|| "not said".into());
+    let expires = t
+        .expires_at
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_else(|| "not said".into());
     println!("access expires:    {expires}");
     let refresh = match &t.refresh_token {
-        Some(r) => format!("{r} (rotates: {})", if provider.rotates_refresh_token { "yes" } else { "no" }),
+        Some(r) => format!(
+            "{r} (rotates: {})",
+            if provider.rotates_refresh_token {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
         None => "none: ask for offline access (see the preset's scopes and parameters)".into(),
     };
     println!("refresh token:     {refresh}");
     if let Some(e) = t.refresh_expires_at {
         println!("refresh expires:   {}", e.to_rfc3339());
     }
-    println!("scopes:            {}", if t.scopes.is_empty() { "not said".to_owned() } else { t.scopes.join(" ") });
+    println!(
+        "scopes:            {}",
+        if t.scopes.is_empty() {
+            "not said".to_owned()
+        } else {
+            t.scopes.join(" ")
+        }
+    );
 }

@@ -342,7 +342,10 @@ pub fn check_url(url: &str) -> Result<Url, ClientError> {
 
 impl AgentClient {
     /// A client for `endpoint`, authenticating with `token` (none when pairing).
-    pub fn new(endpoint: &AgentEndpoint, token: Option<ApiToken>) -> Result<AgentClient, ClientError> {
+    pub fn new(
+        endpoint: &AgentEndpoint,
+        token: Option<ApiToken>,
+    ) -> Result<AgentClient, ClientError> {
         AgentClient::with_roots(endpoint, token, &[])
     }
 
@@ -490,7 +493,10 @@ impl AgentClient {
         }
     }
 
-    async fn check_status(&self, resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    async fn check_status(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<reqwest::Response, ClientError> {
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -498,7 +504,9 @@ impl AgentClient {
         let bytes = resp.bytes().await.unwrap_or_default();
         let api: Option<ApiError> = serde_json::from_slice(&bytes).ok();
         if status == reqwest::StatusCode::UNAUTHORIZED
-            || api.as_ref().is_some_and(|e| e.code == ErrorCode::Unauthorized)
+            || api
+                .as_ref()
+                .is_some_and(|e| e.code == ErrorCode::Unauthorized)
         {
             return Err(ClientError::Unauthorized {
                 agent: self.name.clone(),
@@ -534,7 +542,10 @@ impl AgentClient {
     /// `GET /v1/health`, with the protocol version checked.
     pub async fn health(&self) -> Result<HealthReport, ClientError> {
         let report: HealthReport = self
-            .send_json("health", self.request(reqwest::Method::GET, self.api("health")))
+            .send_json(
+                "health",
+                self.request(reqwest::Method::GET, self.api("health")),
+            )
             .await?;
         if report.protocol != PROTOCOL_VERSION {
             return Err(self.mismatch(report.protocol));
@@ -631,13 +642,20 @@ impl AgentClient {
         let me = self.clone();
         let bytes = resp.bytes_stream();
         let stream = futures_util::stream::unfold(
-            (bytes, SseDecoder::default(), std::collections::VecDeque::<String>::new(), me),
+            (
+                bytes,
+                SseDecoder::default(),
+                std::collections::VecDeque::<String>::new(),
+                me,
+            ),
             |(mut bytes, mut dec, mut queue, me)| async move {
                 loop {
                     while let Some(data) = queue.pop_front() {
                         match serde_json::from_str::<Event>(&data) {
                             Ok(ev) => return Some((Ok(ev), (bytes, dec, queue, me))),
-                            Err(e) => tracing::debug!(agent = %me.name, "skipping an event we cannot read: {e}"),
+                            Err(e) => {
+                                tracing::debug!(agent = %me.name, "skipping an event we cannot read: {e}")
+                            }
                         }
                     }
                     match bytes.next().await? {
@@ -714,7 +732,9 @@ mod tests {
         assert!(check_url("http://localhost:1").is_ok());
         assert!(check_url("http://[::1]:1").is_ok());
         assert!(check_url("https://studio.example:7443").is_ok());
-        let err = check_url("http://studio.example:7443").unwrap_err().to_string();
+        let err = check_url("http://studio.example:7443")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("loopback"), "{err}");
         assert!(check_url("ftp://127.0.0.1").is_err());
     }
@@ -723,7 +743,10 @@ mod tests {
     fn fingerprints_normalize() {
         let hex = "AB".repeat(32);
         let colon = vec!["ab"; 32].join(":");
-        assert_eq!(Fingerprint::parse(&hex).unwrap(), Fingerprint::parse(&colon).unwrap());
+        assert_eq!(
+            Fingerprint::parse(&hex).unwrap(),
+            Fingerprint::parse(&colon).unwrap()
+        );
         assert!(Fingerprint::parse("abcd").is_err());
         assert!(Fingerprint::parse(&"zz".repeat(32)).is_err());
     }
@@ -736,6 +759,9 @@ mod tests {
             fingerprint: None,
         };
         let c = AgentClient::new(&ep, None).unwrap();
-        assert_eq!(c.api("health").as_str(), "https://proxy.example/tether/v1/health");
+        assert_eq!(
+            c.api("health").as_str(),
+            "https://proxy.example/tether/v1/health"
+        );
     }
 }

@@ -92,7 +92,11 @@ impl<'de> Deserialize<'de> for TimeOfDay {
         let s = String::deserialize(d)?;
         NaiveTime::parse_from_str(&s, "%H:%M")
             .map(TimeOfDay)
-            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a time of day; write it as HH:MM, e.g. \"22:00\"")))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a time of day; write it as HH:MM, e.g. \"22:00\""
+                ))
+            })
     }
 }
 
@@ -291,7 +295,10 @@ mod tests {
         let err = Config::parse(Path::new("/x/companion.toml"), text).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::Parse { line: 5, .. }), "{msg}");
-        assert!(msg.contains("/x/companion.toml") && msg.contains("line 5"), "{msg}");
+        assert!(
+            msg.contains("/x/companion.toml") && msg.contains("line 5"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -60,17 +60,15 @@ impl CompanionError {
         match self {
             CompanionError::Config(_) => "config",
             CompanionError::Secrets(_) => "secrets",
-            CompanionError::Client(e) | CompanionError::Reauth(ReauthError::Client(e)) => {
-                match e {
-                    ClientError::CertificateMismatch { .. } => "certificate_mismatch",
-                    ClientError::Api { .. } => "agent_refused",
-                    _ => match e.class() {
-                        ContactClass::Unauthorized => "unauthorized",
-                        ContactClass::ProtocolMismatch => "protocol_mismatch",
-                        _ => "unreachable",
-                    },
-                }
-            }
+            CompanionError::Client(e) | CompanionError::Reauth(ReauthError::Client(e)) => match e {
+                ClientError::CertificateMismatch { .. } => "certificate_mismatch",
+                ClientError::Api { .. } => "agent_refused",
+                _ => match e.class() {
+                    ContactClass::Unauthorized => "unauthorized",
+                    ContactClass::ProtocolMismatch => "protocol_mismatch",
+                    _ => "unreachable",
+                },
+            },
             CompanionError::PairingCode(_) => "bad_pairing_code",
             CompanionError::Reauth(e) if e.is_cancelled() => "cancelled",
             CompanionError::Reauth(ReauthError::AlreadyRunning { .. }) => "already_running",

@@ -77,7 +77,12 @@ struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let mut set = self.companion.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = self
+            .companion
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         set.remove(&self.key);
     }
 }
@@ -185,7 +190,14 @@ impl Companion {
         opts: &PairOptions,
         confirm: &mut (dyn FnMut(&Replacement) -> bool + Send),
     ) -> Result<Paired, CompanionError> {
-        pair::pair(&self.inner.config_path, &self.inner.secrets, code, opts, confirm).await
+        pair::pair(
+            &self.inner.config_path,
+            &self.inner.secrets,
+            code,
+            opts,
+            confirm,
+        )
+        .await
     }
 
     /// Forgets a paired agent and deletes its device token.
@@ -203,8 +215,15 @@ impl Companion {
         opts: ReauthOptions,
         progress: &(dyn Fn(ReauthProgress) + Send + Sync),
     ) -> Result<CredentialHealth, CompanionError> {
-        self.reauth_with(agent, credential, opener, opts, std::future::pending(), progress)
-            .await
+        self.reauth_with(
+            agent,
+            credential,
+            opener,
+            opts,
+            std::future::pending(),
+            progress,
+        )
+        .await
     }
 
     /// [`Companion::reauth`] with a cancel future: when it resolves, the wait for the
@@ -280,7 +299,13 @@ impl Companion {
                 (a.name.clone(), c)
             })
             .collect();
-        Ok(watcher::spawn(self.clone(), targets, timing, notifier, opener))
+        Ok(watcher::spawn(
+            self.clone(),
+            targets,
+            timing,
+            notifier,
+            opener,
+        ))
     }
 }
 
@@ -288,7 +313,9 @@ fn contact_class(e: &CompanionError) -> ContactClass {
     match e {
         CompanionError::Client(c) => c.class(),
         // A missing device token means this computer cannot authenticate: re-pair.
-        CompanionError::Secrets(secrets::SecretsError::NotFound { .. }) => ContactClass::Unauthorized,
+        CompanionError::Secrets(secrets::SecretsError::NotFound { .. }) => {
+            ContactClass::Unauthorized
+        }
         _ => ContactClass::Unreachable,
     }
 }

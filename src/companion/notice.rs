@@ -98,8 +98,10 @@ impl Notice {
             ReauthKind::Paste => format!("Paste a new token: `tether paste {agent}/{}`.", c.name),
             ReauthKind::None => "Re-create it on the agent.".to_string(),
         };
-        let action = (matches!(kind, NoticeKind::Dead | NoticeKind::StillDead | NoticeKind::Expiring)
-            && c.reauth == ReauthKind::Oauth)
+        let action = (matches!(
+            kind,
+            NoticeKind::Dead | NoticeKind::StillDead | NoticeKind::Expiring
+        ) && c.reauth == ReauthKind::Oauth)
             .then(|| Action::Reauth {
                 agent: agent.into(),
                 credential: c.name.clone(),
@@ -191,7 +193,10 @@ fn what_happened(c: &CredentialHealth) -> String {
         Some(e) if !e.description.trim().is_empty() => {
             let d = e.description.trim().trim_end_matches('.');
             let mut chars = d.chars();
-            let first = chars.next().map(|f| f.to_lowercase().collect::<String>()).unwrap_or_default();
+            let first = chars
+                .next()
+                .map(|f| f.to_lowercase().collect::<String>())
+                .unwrap_or_default();
             format!("{first}{}", chars.as_str())
         }
         Some(e) => format!("refresh failed ({})", e.code),
@@ -256,7 +261,10 @@ mod tests {
     #[test]
     fn dead_text_names_everything() {
         let now = Local.with_ymd_and_hms(2026, 6, 3, 9, 30, 0).unwrap();
-        let since = Local.with_ymd_and_hms(2026, 6, 3, 9, 2, 0).unwrap().with_timezone(&Utc);
+        let since = Local
+            .with_ymd_and_hms(2026, 6, 3, 9, 2, 0)
+            .unwrap()
+            .with_timezone(&Utc);
         let n = Notice::credential(NoticeKind::Dead, "studio", &dead_youtube(since, 3), now);
         assert_eq!(
             n.line(),

@@ -110,7 +110,10 @@ pub async fn pair(
         asked_for = Some(existing.name.clone());
     }
     let endpoint = AgentEndpoint {
-        name: opts.local_name.clone().unwrap_or_else(|| "new agent".into()),
+        name: opts
+            .local_name
+            .clone()
+            .unwrap_or_else(|| "new agent".into()),
         url: code.url.clone(),
         fingerprint: code.fingerprint.clone(),
     };
@@ -122,7 +125,10 @@ pub async fn pair(
             device_name,
         })
         .await?;
-    let name = opts.local_name.clone().unwrap_or_else(|| resp.agent.clone());
+    let name = opts
+        .local_name
+        .clone()
+        .unwrap_or_else(|| resp.agent.clone());
     if !valid_agent_name(&name) {
         return Err(CompanionError::BadAgentName(name));
     }
@@ -151,8 +157,9 @@ pub async fn pair(
     };
     // Token first: a config entry without a token is worse than an unused token.
     let stored = secrets.store(&name, &resp.device_token)?;
-    cfg.agents
-        .retain(|a| a.name != name && a.url != code.url && Some(&a.name) != conflict.as_ref().map(|c| &c.name));
+    cfg.agents.retain(|a| {
+        a.name != name && a.url != code.url && Some(&a.name) != conflict.as_ref().map(|c| &c.name)
+    });
     cfg.agents.push(entry.clone());
     cfg.agents.sort_by(|a, b| a.name.cmp(&b.name));
     cfg.save(config_path)?;
@@ -189,7 +196,11 @@ fn find_conflict<'a>(cfg: &'a Config, name: Option<&str>, url: &str) -> Option<&
 }
 
 /// Forgets agent `name`: removes it from the config and deletes its device token.
-pub fn unpair(config_path: &Path, secrets: &SecretStore, name: &str) -> Result<Unpaired, CompanionError> {
+pub fn unpair(
+    config_path: &Path,
+    secrets: &SecretStore,
+    name: &str,
+) -> Result<Unpaired, CompanionError> {
     let mut cfg = Config::load(config_path)?;
     let Some(pos) = cfg.agents.iter().position(|a| a.name == name) else {
         return Err(unknown_agent(&cfg, name));

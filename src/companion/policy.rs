@@ -275,7 +275,10 @@ impl AgentPolicy {
                     };
                     if still {
                         out.push(Decision::Notify(Notice::credential(
-                            kind, &self.agent, &t.health, now.wall,
+                            kind,
+                            &self.agent,
+                            &t.health,
+                            now.wall,
                         )));
                     }
                 }
@@ -337,7 +340,9 @@ impl AgentPolicy {
                 t.deferred = Some(kind);
             } else {
                 t.deferred = None;
-                out.push(Decision::Notify(Notice::credential(kind, &agent, &t.health, now.wall)));
+                out.push(Decision::Notify(Notice::credential(
+                    kind, &agent, &t.health, now.wall,
+                )));
             }
         };
         match t.health.state {
@@ -437,7 +442,13 @@ impl AgentPolicy {
 
     fn contact_notice(&self, kind: NoticeKind, now: Now) -> Notice {
         let since = self.contact.problem_since.unwrap_or(now.wall);
-        Notice::contact(kind, &self.agent, since, &self.contact.last_message, now.wall)
+        Notice::contact(
+            kind,
+            &self.agent,
+            since,
+            &self.contact.last_message,
+            now.wall,
+        )
     }
 
     fn deliver_contact(&mut self, now: Now, kind: NoticeKind, out: &mut Vec<Decision>) {

@@ -68,7 +68,7 @@ pub enum ReauthProgress {
     /// The credential works again.
     Done {
         /// Its new health.
-        credential: CredentialHealth,
+        credential: Box<CredentialHealth>,
     },
     /// It did not work.
     Failed {
@@ -97,7 +97,9 @@ impl Default for ReauthOptions {
 #[non_exhaustive]
 pub enum ReauthError {
     /// Another re-authorization of the same credential is running.
-    #[error("a re-authorization of {agent}/{credential} is already running; finish or cancel it first")]
+    #[error(
+        "a re-authorization of {agent}/{credential} is already running; finish or cancel it first"
+    )]
     AlreadyRunning {
         /// The agent.
         agent: String,
@@ -174,7 +176,7 @@ pub async fn run(
     let result = run_inner(client, credential, opener, opts, cancel, progress).await;
     match &result {
         Ok(c) => progress(ReauthProgress::Done {
-            credential: c.clone(),
+            credential: Box::new(c.clone()),
         }),
         Err(e) => progress(ReauthProgress::Failed {
             message: e.to_string(),
@@ -212,10 +214,11 @@ async fn run_inner(
         }
         r => r?,
     };
-    let mut url = url::Url::parse(&start.authorize_url).map_err(|_| ReauthError::BadAuthorizeUrl {
-        agent: agent.clone(),
-        url: start.authorize_url.clone(),
-    })?;
+    let mut url =
+        url::Url::parse(&start.authorize_url).map_err(|_| ReauthError::BadAuthorizeUrl {
+            agent: agent.clone(),
+            url: start.authorize_url.clone(),
+        })?;
     // The URL goes to a browser: only web URLs, never file:, javascript: or custom schemes.
     if !matches!(url.scheme(), "https" | "http") {
         return Err(ReauthError::BadAuthorizeUrl {
@@ -226,7 +229,8 @@ async fn run_inner(
     let listener =
         LoopbackListener::bind(&start.redirect, start.state.clone()).map_err(listener_err)?;
     let redirect_uri = listener.redirect_uri();
-    url.query_pairs_mut().append_pair("redirect_uri", &redirect_uri);
+    url.query_pairs_mut()
+        .append_pair("redirect_uri", &redirect_uri);
     let url = url.to_string();
 
     // Never wait past the daemon's session end: a late code would be refused anyway.

@@ -303,9 +303,9 @@ impl SecretStore {
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(v)) => KeyringOutcome::Done(v),
             Ok(Err(keyring::Error::NoEntry)) => KeyringOutcome::Missing,
-            Ok(Err(e @ (keyring::Error::PlatformFailure(_) | keyring::Error::NoStorageAccess(_)))) => {
-                KeyringOutcome::Unavailable(one_line(&e.to_string()))
-            }
+            Ok(Err(
+                e @ (keyring::Error::PlatformFailure(_) | keyring::Error::NoStorageAccess(_)),
+            )) => KeyringOutcome::Unavailable(one_line(&e.to_string())),
             Ok(Err(e)) => KeyringOutcome::Failed(one_line(&e.to_string())),
             // The thread is left to finish or hang on its own; it holds no lock of ours.
             Err(_) => KeyringOutcome::Unavailable(format!(
@@ -330,10 +330,12 @@ impl SecretStore {
             .map(|f| f.tokens)
             // toml's message quotes the offending text, which could be a token: keep only the line.
             .map_err(|e| {
-                let line = e
-                    .span()
-                    .map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-                self.file_error(format!("not valid at line {line}; fix or delete the file and pair again"))
+                let line = e.span().map_or(1, |s| {
+                    text[..s.start.min(text.len())].matches('\n').count() + 1
+                });
+                self.file_error(format!(
+                    "not valid at line {line}; fix or delete the file and pair again"
+                ))
             })
     }
 
@@ -380,11 +382,21 @@ mod tests {
     fn file_backend_round_trip_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let store = SecretStore::new(dir.path(), Backend::File);
-        assert!(matches!(store.load("studio"), Err(SecretsError::NotFound { .. })));
-        assert_eq!(store.store("studio", &ApiToken::new("tok\"1")).unwrap(), Stored::File);
+        assert!(matches!(
+            store.load("studio"),
+            Err(SecretsError::NotFound { .. })
+        ));
+        assert_eq!(
+            store.store("studio", &ApiToken::new("tok\"1")).unwrap(),
+            Stored::File
+        );
         store.store("lab", &ApiToken::new("tok2")).unwrap();
         assert_eq!(store.load("studio").unwrap().secret(), "tok\"1");
-        let mode = std::fs::metadata(store.file()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(store.file())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         store.delete("studio").unwrap();
         assert!(store.load("studio").is_err());

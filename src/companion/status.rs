@@ -8,6 +8,12 @@ use crate::protocol::{CredentialHealth, CredentialState, ErrorInfo, ReauthKind};
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 
+/// A contact attempt's outcome: the value, or its class and message.
+pub type ContactResult<T> = Result<T, (ContactClass, String)>;
+
+/// One agent to report on: local name, URL, and the outcome (a client, or a health report).
+pub type AgentRow<T> = (String, String, ContactResult<T>);
+
 /// Version of the JSON shape.
 pub const STATUS_SCHEMA: u32 = 1;
 
@@ -83,7 +89,7 @@ pub struct StatusReport {
 
 impl StatusReport {
     /// Builds the report from per-agent results.
-    pub fn from_results(results: Vec<(String, String, Result<crate::protocol::HealthReport, (ContactClass, String)>)>) -> StatusReport {
+    pub fn from_results(results: Vec<AgentRow<crate::protocol::HealthReport>>) -> StatusReport {
         let agents: Vec<AgentStatus> = results
             .into_iter()
             .map(|(name, url, r)| match r {
@@ -107,7 +113,9 @@ impl StatusReport {
             .collect();
         let ok = agents.iter().all(|a| {
             a.contact == ContactClass::Ready
-                && a.credentials.iter().all(|c| c.state != CredentialState::Dead)
+                && a.credentials
+                    .iter()
+                    .all(|c| c.state != CredentialState::Dead)
         });
         StatusReport {
             schema: STATUS_SCHEMA,
@@ -131,16 +139,29 @@ impl StatusReport {
         let mut out = String::new();
         for a in &self.agents {
             let contact = match a.contact {
-                ContactClass::Ready => paint("32", &format!("reachable (tether {})", a.version.as_deref().unwrap_or("?"))),
+                ContactClass::Ready => paint(
+                    "32",
+                    &format!("reachable (tether {})", a.version.as_deref().unwrap_or("?")),
+                ),
                 ContactClass::Unreachable => paint("1;31", "unreachable"),
                 ContactClass::Unauthorized => paint("1;31", "not paired any more"),
                 ContactClass::ProtocolMismatch => paint("1;33", "version mismatch"),
             };
-            out.push_str(&format!("{}  {}  {}\n", paint("1", &a.name), a.url, contact));
+            out.push_str(&format!(
+                "{}  {}  {}\n",
+                paint("1", &a.name),
+                a.url,
+                contact
+            ));
             if let Some(e) = &a.error {
                 out.push_str(&format!("  {e}\n"));
             }
-            let width = a.credentials.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            let width = a
+                .credentials
+                .iter()
+                .map(|c| c.name.len())
+                .max()
+                .unwrap_or(0);
             for c in &a.credentials {
                 let state = format!("{:<9}", c.state.as_str());
                 let state = match c.state {
@@ -149,7 +170,8 @@ impl StatusReport {
                     CredentialState::Expiring | CredentialState::Degraded => paint("33", &state),
                     CredentialState::Unchecked => paint("2", &state),
                 };
-                let mut line = format!("  {:<width$}  {state} since {}", c.name, when(c.since, now));
+                let mut line =
+                    format!("  {:<width$}  {state} since {}", c.name, when(c.since, now));
                 if c.blocked_requests > 0 {
                     line.push_str(&format!("  {} refused", c.blocked_requests));
                 }
@@ -173,9 +195,7 @@ impl StatusReport {
 
 /// Asks every agent for its health, concurrently. Each entry is (name, url, client or
 /// the reason there is none).
-pub async fn collect(
-    clients: Vec<(String, String, Result<AgentClient, (ContactClass, String)>)>,
-) -> StatusReport {
+pub async fn collect(clients: Vec<AgentRow<AgentClient>>) -> StatusReport {
     let futures = clients.into_iter().map(|(name, url, c)| async move {
         let r = match c {
             Ok(client) => client

@@ -12,7 +12,9 @@ use super::client::{AgentClient, ClientError, ContactClass};
 use super::config::Config;
 use super::notice::{Action, Notice};
 use super::notifier::{ActionSender, Notifier};
-use super::policy::{AgentPolicy, ContactFailure, ContactState, Decision, Now, Observation, PolicyConfig};
+use super::policy::{
+    AgentPolicy, ContactFailure, ContactState, Decision, Now, Observation, PolicyConfig,
+};
 use super::reauth::{Opener, ReauthOptions, ReauthProgress};
 use super::Companion;
 use crate::protocol::{CredentialHealth, CredentialState, Event};
@@ -51,7 +53,8 @@ impl WatchTiming {
         WatchTiming {
             poll: cfg.poll_interval(),
             backoff_base: Duration::from_secs(5),
-            backoff_cap: Duration::from_secs(300).min(cfg.poll_interval().max(Duration::from_secs(60)) * 5),
+            backoff_cap: Duration::from_secs(300)
+                .min(cfg.poll_interval().max(Duration::from_secs(60)) * 5),
             tick: Duration::from_secs(15),
             stream_idle: Duration::from_secs(60),
             use_events: true,
@@ -244,13 +247,16 @@ pub fn spawn(
                 agent: agent.clone(),
                 credential: credential.clone(),
             });
-            let Some(opener) = opener.clone() else { continue };
+            let Some(opener) = opener.clone() else {
+                continue;
+            };
             let companion = companion.clone();
             let events = events_tx.clone();
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 let progress = {
-                    let (events, agent, credential) = (events.clone(), agent.clone(), credential.clone());
+                    let (events, agent, credential) =
+                        (events.clone(), agent.clone(), credential.clone());
                     move |p: ReauthProgress| {
                         let _ = events.send(WatchEvent::Reauth {
                             agent: agent.clone(),
@@ -263,13 +269,29 @@ pub fn spawn(
                     let _ = stop.changed().await;
                 };
                 let result = companion
-                    .reauth_with(&agent, &credential, opener.as_ref(), ReauthOptions::default(), cancel, &progress)
+                    .reauth_with(
+                        &agent,
+                        &credential,
+                        opener.as_ref(),
+                        ReauthOptions::default(),
+                        cancel,
+                        &progress,
+                    )
                     .await;
                 if let Err(e) = result {
                     // Errors before the run started (unknown agent, already running) have
                     // not been reported as progress yet.
-                    if !matches!(e, super::CompanionError::Reauth(super::reauth::ReauthError::Listener { .. } | super::reauth::ReauthError::Client(_) | super::reauth::ReauthError::PasteKind { .. })) {
-                        progress(ReauthProgress::Failed { message: e.to_string() });
+                    if !matches!(
+                        e,
+                        super::CompanionError::Reauth(
+                            super::reauth::ReauthError::Listener { .. }
+                                | super::reauth::ReauthError::Client(_)
+                                | super::reauth::ReauthError::PasteKind { .. }
+                        )
+                    ) {
+                        progress(ReauthProgress::Failed {
+                            message: e.to_string(),
+                        });
                     }
                 }
             });
@@ -311,7 +333,10 @@ impl AgentCtx {
         let agent = self.policy.agent().to_string();
         for d in decisions {
             match d {
-                Decision::Transition { credential, previous } => self.emit(WatchEvent::Credential {
+                Decision::Transition {
+                    credential,
+                    previous,
+                } => self.emit(WatchEvent::Credential {
                     agent: agent.clone(),
                     credential,
                     previous,
@@ -333,7 +358,8 @@ impl AgentCtx {
                     let actions = self.actions.clone();
                     let n = notice.clone();
                     // A notifier may block on D-Bus: keep it off the async threads.
-                    let r = tokio::task::spawn_blocking(move || notifier.notify(&n, &actions)).await;
+                    let r =
+                        tokio::task::spawn_blocking(move || notifier.notify(&n, &actions)).await;
                     match r {
                         Ok(Ok(())) => self.emit(WatchEvent::Notified { notice }),
                         Ok(Err(e)) => self.emit(WatchEvent::NotifyFailed {
@@ -359,7 +385,8 @@ fn failure(e: &ClientError) -> ContactFailure {
 }
 
 type EventStream = Pin<Box<dyn futures_util::Stream<Item = Result<Event, ClientError>> + Send>>;
-type Connecting = Pin<Box<dyn std::future::Future<Output = Result<EventStream, ClientError>> + Send>>;
+type Connecting =
+    Pin<Box<dyn std::future::Future<Output = Result<EventStream, ClientError>> + Send>>;
 
 async fn run_agent(
     mut ctx: AgentCtx,
@@ -390,7 +417,11 @@ async fn run_agent(
     loop {
         // Open the event stream only while the agent answers polls; retries back off.
         let want_stream = timing.use_events && contact_ok;
-        if stream.is_none() && connecting.is_none() && want_stream && Instant::now() >= stream_retry_at {
+        if stream.is_none()
+            && connecting.is_none()
+            && want_stream
+            && Instant::now() >= stream_retry_at
+        {
             let c = client.clone();
             connecting = Some(Box::pin(async move {
                 c.events().await.map(|s| Box::pin(s) as EventStream)

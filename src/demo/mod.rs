@@ -2,3 +2,6 @@
 //! demo authorization server).
 
 pub mod provider;
+pub mod run;
+
+pub use run::{run, DemoError, DemoOptions};

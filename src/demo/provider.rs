@@ -90,13 +90,17 @@ impl DemoProvider {
         token
     }
 
-    /// Revokes every grant and bot token, as a provider revoking access would.
-    pub fn revoke_everything(&self) {
+    /// Revokes every OAuth grant, as a provider revoking access would (bot tokens stay).
+    pub fn revoke_grants(&self) {
         let mut inner = self.lock();
         for alive in inner.grants.values_mut() {
             *alive = false;
         }
-        inner.bot_tokens.clear();
+    }
+
+    /// Revokes every bot token.
+    pub fn revoke_bot_tokens(&self) {
+        self.lock().bot_tokens.clear();
     }
 
     /// How many refresh-token grants the token endpoint has served.
@@ -130,7 +134,9 @@ fn router(provider: DemoProvider) -> Router {
         .route("/token", post(token))
         .route("/revoke", post(revoke))
         .route("/userinfo", get(userinfo))
-        .route("/bot/me", get(bot_me))
+        // Telegram-style `GET /bot<token>/getMe` cannot be a route pattern (the token is
+        // part of a path segment), so the fallback reads it.
+        .fallback(bot_get_me)
         .with_state(provider)
 }
 
@@ -265,13 +271,22 @@ async fn token(State(provider): State<DemoProvider>, Form(f): Form<TokenForm>) -
     match f.grant_type.as_str() {
         "authorization_code" => {
             let Some(pending) = f.code.as_deref().and_then(|c| inner.codes.remove(c)) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown or used authorization code");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "unknown or used authorization code",
+                );
             };
             if pending.issued.elapsed() > Duration::from_secs(600)
                 || f.redirect_uri.as_deref() != Some(pending.redirect_uri.as_str())
-                || f.code_verifier.as_deref().map(s256).as_deref() != Some(pending.challenge.as_str())
+                || f.code_verifier.as_deref().map(s256).as_deref()
+                    != Some(pending.challenge.as_str())
             {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "code expired, redirect_uri mismatch or PKCE verification failed");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "code expired, redirect_uri mismatch or PKCE verification failed",
+                );
             }
             scope = pending.scope;
             let (access, refresh) = issue(&mut inner);
@@ -279,17 +294,31 @@ async fn token(State(provider): State<DemoProvider>, Form(f): Form<TokenForm>) -
         }
         "refresh_token" => {
             inner.refresh_calls += 1;
-            let grant = f.refresh_token.as_deref().and_then(|r| inner.refresh.get(r)).copied();
+            let grant = f
+                .refresh_token
+                .as_deref()
+                .and_then(|r| inner.refresh.get(r))
+                .copied();
             match grant {
                 Some(g) if inner.grants.get(&g) == Some(&true) => {
                     let access = format!("demo-at:{}", random_token(18));
-                    inner.access.insert(access.clone(), (g, Instant::now() + DEMO_ACCESS_TTL));
+                    inner
+                        .access
+                        .insert(access.clone(), (g, Instant::now() + DEMO_ACCESS_TTL));
                     token_reply(&access, None, "demo.upload")
                 }
-                _ => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked."),
+                _ => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "Token has been expired or revoked.",
+                ),
             }
         }
-        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "use authorization_code or refresh_token"),
+        _ => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "use authorization_code or refresh_token",
+        ),
     }
 }
 
@@ -350,14 +379,24 @@ async fn userinfo(State(provider): State<DemoProvider>, headers: HeaderMap) -> R
     }
 }
 
-async fn bot_me(State(provider): State<DemoProvider>, headers: HeaderMap) -> Response {
+async fn bot_get_me(State(provider): State<DemoProvider>, uri: axum::http::Uri) -> Response {
+    let token = uri
+        .path()
+        .strip_prefix("/bot")
+        .and_then(|rest| rest.strip_suffix("/getMe"));
+    let Some(token) = token else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
     let inner = provider.lock();
-    if bearer(&headers).is_some_and(|t| inner.bot_tokens.iter().any(|b| b == t)) {
-        Json(serde_json::json!({"ok": true, "result": {"username": "demo_bot"}})).into_response()
+    if inner.bot_tokens.iter().any(|b| b == token) {
+        Json(serde_json::json!({"ok": true, "result": {"id": 1, "is_bot": true, "username": "demo_bot"}}))
+            .into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
-            Json(serde_json::json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+            Json(
+                serde_json::json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+            ),
         )
             .into_response()
     }

@@ -30,7 +30,12 @@ impl AuthorizationUrl {
     /// must be http(s) and carry no `redirect_uri` yet.
     pub fn parse(s: &str) -> Result<Self, OAuthError> {
         let bad = |why: String| {
-            OAuthError::new("authorization", ErrorClass::Misconfigured, "invalid_authorize_url", &why)
+            OAuthError::new(
+                "authorization",
+                ErrorClass::Misconfigured,
+                "invalid_authorize_url",
+                &why,
+            )
         };
         let url = Url::parse(s).map_err(|e| bad(format!("not a URL: {e}")))?;
         if !matches!(url.scheme(), "https" | "http") {
@@ -45,7 +50,8 @@ impl AuthorizationUrl {
     /// The URL with the listener's `redirect_uri` added: what the browser opens.
     pub fn with_redirect_uri(&self, redirect_uri: &str) -> Url {
         let mut url = self.0.clone();
-        url.query_pairs_mut().append_pair("redirect_uri", redirect_uri);
+        url.query_pairs_mut()
+            .append_pair("redirect_uri", redirect_uri);
         url
     }
 
@@ -90,9 +96,8 @@ impl AuthorizationRequest {
         };
         let joined = scopes.join(&provider.scope_separator);
 
-        let oauth_client =
-            oauth2::basic::BasicClient::new(ClientId::new(client.client_id.clone()))
-                .set_auth_uri(AuthUrl::from_url(auth_url));
+        let oauth_client = oauth2::basic::BasicClient::new(ClientId::new(client.client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(auth_url));
         let request_state = state.clone();
         let mut req = oauth_client.authorize_url(move || CsrfToken::new(request_state));
         if !joined.is_empty() {
@@ -126,6 +131,9 @@ impl AuthorizationRequest {
                 .collect();
             url.query_pairs_mut().clear().extend_pairs(pairs);
         }
-        Ok((PendingAuthorization { state, verifier }, AuthorizationUrl(url)))
+        Ok((
+            PendingAuthorization { state, verifier },
+            AuthorizationUrl(url),
+        ))
     }
 }

@@ -67,7 +67,8 @@ pub enum ListenerError {
     },
 }
 
-/// Stops a waiting listener from another thread.
+/// Stops a waiting listener from another thread. It shares the listener's socket: drop
+/// it once the flow is over so the port is released.
 #[derive(Clone)]
 pub struct Canceller {
     server: Arc<Server>,
@@ -263,7 +264,11 @@ fn not_found(request: Request) {
     answer(
         request,
         404,
-        &page::render(false, "Not found", "This address is only used for one sign-in callback."),
+        &page::render(
+            false,
+            "Not found",
+            "This address is only used for one sign-in callback.",
+        ),
     );
 }
 
@@ -370,7 +375,10 @@ impl LoopbackListener {
         };
         if url.path() != self.path {
             if url.path() != "/favicon.ico" {
-                tracing::debug!(path = url.path(), "loopback listener: not the callback path");
+                tracing::debug!(
+                    path = url.path(),
+                    "loopback listener: not the callback path"
+                );
             }
             not_found(request);
             return None;
@@ -379,7 +387,11 @@ impl LoopbackListener {
             answer(
                 request,
                 405,
-                &page::render(false, "Wrong method", "The sign-in callback is a GET request."),
+                &page::render(
+                    false,
+                    "Wrong method",
+                    "The sign-in callback is a GET request.",
+                ),
             );
             return None;
         }
@@ -396,9 +408,9 @@ impl LoopbackListener {
                 _ => {}
             }
         }
-        let state_ok = state.as_deref().is_some_and(|s| {
-            constant_time_eq(s.as_bytes(), self.expected_state.as_bytes())
-        });
+        let state_ok = state
+            .as_deref()
+            .is_some_and(|s| constant_time_eq(s.as_bytes(), self.expected_state.as_bytes()));
         if !state_ok {
             // Not our flow (an old tab, a forged link): refuse it and keep waiting.
             tracing::warn!("loopback listener: callback with a wrong or missing state refused");
@@ -439,7 +451,11 @@ impl LoopbackListener {
             answer(
                 request,
                 400,
-                &page::render(false, "No authorization code", "The callback carried neither a code nor an error."),
+                &page::render(
+                    false,
+                    "No authorization code",
+                    "The callback carried neither a code nor an error.",
+                ),
             );
             return None;
         };

@@ -19,6 +19,24 @@
 //! provider's [`Classifier`](crate::provider::Classifier). [`probe`] asks "is this grant
 //! still alive?" without minting anything; [`verify_paste`] checks a pasted token.
 //!
+//! # API
+//!
+//! - [`ClientCredentials`] `{client_id, client_secret: Option<ClientSecret>}`;
+//!   [`http_client`] / [`http_client_with_timeouts`];
+//! - [`AuthorizationRequest::new`]`(&provider, &client, &scopes)` →
+//!   `(`[`PendingAuthorization`]` {state, verifier}, `[`AuthorizationUrl`]`)`;
+//!   [`AuthorizationUrl::parse`], [`AuthorizationUrl::with_redirect_uri`];
+//! - [`LoopbackListener::bind`]`(&RedirectRequirement, state)`, `.redirect_uri()`,
+//!   `.local_addr()`, `.canceller()` → [`Canceller::cancel`], `.wait(timeout)` →
+//!   [`PendingCallback`] (`.code()`, `.state()`, `.redirect_uri()`, `.respond(outcome)`,
+//!   `.into_parts()` → ([`Callback`], [`Responder`])) or [`ListenerError`];
+//! - [`exchange`]`(&http, &provider, &client, code, verifier, redirect_uri)` and
+//!   [`refresh`]`(&http, &provider, &client, &refresh_token)` → [`TokenSet`] or [`OAuthError`]
+//!   `{provider, class, info}`;
+//! - [`probe`]`(&http, &provider, &client, &access_token)` → [`ProbeOutcome`];
+//!   [`probe_account`] adds the account label; [`verify_paste`]`(&http, &provider, &secret)`
+//!   → account label or [`OAuthError`].
+//!
 //! I/O comes from the caller: every call takes a `reqwest::Client` (build it with
 //! [`http_client`]: rustls, no redirects, bounded timeouts, `Accept: application/json`).
 //!
@@ -42,7 +60,7 @@ pub use error::OAuthError;
 pub use http::{http_client, http_client_with_timeouts};
 pub use listener::{
     Callback, CallbackOutcome, Canceller, ListenerError, LoopbackListener, PendingCallback,
-    DEFAULT_TIMEOUT,
+    Responder, DEFAULT_TIMEOUT,
 };
 pub use pkce::PkceVerifier;
 pub use probe::{probe, probe_account, verify_paste, ProbeOutcome};

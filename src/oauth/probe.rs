@@ -102,7 +102,12 @@ pub async fn probe_account(
     tracing::debug!(provider = %provider.name, method = ?probe.method, "probe");
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return (ProbeOutcome::Transient(transport_error(&provider.name, &e).info), None),
+        Err(e) => {
+            return (
+                ProbeOutcome::Transient(transport_error(&provider.name, &e).info),
+                None,
+            )
+        }
     };
     let status = response.status().as_u16();
     let retry = retry_after(response.headers());
@@ -113,10 +118,21 @@ pub async fn probe_account(
         .map(str::to_owned);
     let body = match response.bytes().await {
         Ok(b) => b,
-        Err(e) => return (ProbeOutcome::Transient(transport_error(&provider.name, &e).info), None),
+        Err(e) => {
+            return (
+                ProbeOutcome::Transient(transport_error(&provider.name, &e).info),
+                None,
+            )
+        }
     };
     let json: Option<Value> = serde_json::from_slice(&body).ok();
-    let outcome = read_answer(probe.method, status, www_auth.as_deref(), json.as_ref(), retry);
+    let outcome = read_answer(
+        probe.method,
+        status,
+        www_auth.as_deref(),
+        json.as_ref(),
+        retry,
+    );
     let account = match (&outcome, &json) {
         (ProbeOutcome::Alive, Some(j)) => account_label(probe.method, j),
         _ => None,
@@ -217,7 +233,11 @@ fn read_answer(
                 // api.slack.com/methods/auth.test#errors
                 ProbeMethod::SlackAuthTest => matches!(
                     code.as_str(),
-                    "invalid_auth" | "token_revoked" | "token_expired" | "account_inactive" | "not_authed"
+                    "invalid_auth"
+                        | "token_revoked"
+                        | "token_expired"
+                        | "account_inactive"
+                        | "not_authed"
                 ),
                 // 401 Unauthorized for a revoked token, 404 for one that never existed.
                 _ => status == 401 || status == 404,
@@ -232,12 +252,19 @@ fn read_answer(
             if status == 200 {
                 return match json.and_then(|j| j.get("active")).and_then(Value::as_bool) {
                     Some(true) => ProbeOutcome::Alive,
-                    Some(false) => ProbeOutcome::Gone(info("inactive", "the authorization server says the token is not active")),
-                    None => ProbeOutcome::Transient(info("malformed_response", "introspection answer without `active`")),
+                    Some(false) => ProbeOutcome::Gone(info(
+                        "inactive",
+                        "the authorization server says the token is not active",
+                    )),
+                    None => ProbeOutcome::Transient(info(
+                        "malformed_response",
+                        "introspection answer without `active`",
+                    )),
                 };
             }
             // A refused introspection is about our client, not the grant.
-            let (code, d) = body_error(json).unwrap_or_else(|| (format!("http_{status}"), String::new()));
+            let (code, d) =
+                body_error(json).unwrap_or_else(|| (format!("http_{status}"), String::new()));
             ProbeOutcome::Transient(info(&code, &d))
         }
         ProbeMethod::TokenInfo
@@ -248,8 +275,12 @@ fn read_answer(
             let dead_code = |c: &str| {
                 matches!(
                     c,
-                    "invalid_token" | "access_token_invalid" | "access_token_expired"
-                        | "invalid_access_token" | "expired_access_token" | "InvalidAuthenticationToken"
+                    "invalid_token"
+                        | "access_token_invalid"
+                        | "access_token_expired"
+                        | "invalid_access_token"
+                        | "expired_access_token"
+                        | "InvalidAuthenticationToken"
                         | "invalid_grant"
                 )
             };

@@ -98,7 +98,10 @@ pub async fn refresh(
 ) -> Result<TokenSet, OAuthError> {
     let form = vec![
         ("grant_type".to_owned(), "refresh_token".to_owned()),
-        ("refresh_token".to_owned(), refresh_token.secret().to_owned()),
+        (
+            "refresh_token".to_owned(),
+            refresh_token.secret().to_owned(),
+        ),
     ];
     let secrets = [refresh_token.secret()];
     let obj = token_request(http, provider, client, form, &secrets, "refresh_token").await?;
@@ -134,7 +137,8 @@ async fn token_request(
     match (secret, provider.client_auth) {
         (Some(secret), ClientAuth::Basic) => {
             // RFC 6749 2.3.1: id and secret are form-urlencoded before Basic encoding.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             request = request.basic_auth(enc(&client.client_id), Some(enc(secret.secret())));
         }
         (Some(secret), _) => {
@@ -198,7 +202,11 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Option<Vec<u8>>
 
 /// `Retry-After` in seconds or as an HTTP date.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -261,10 +269,13 @@ fn token_set(provider: &Provider, mut obj: Map<String, Value>) -> Result<TokenSe
             _ => None,
         }
     };
-    let at = |s: Option<i64>| s.filter(|s| *s > 0).map(|s| now + chrono::Duration::seconds(s));
+    let at = |s: Option<i64>| {
+        s.filter(|s| *s > 0)
+            .map(|s| now + chrono::Duration::seconds(s))
+    };
     let expires_at = at(secs(obj.remove("expires_in")));
-    let refresh_expires_at = at(secs(obj.remove("refresh_expires_in"))
-        .or(secs(obj.remove("refresh_token_expires_in"))));
+    let refresh_expires_at =
+        at(secs(obj.remove("refresh_expires_in")).or(secs(obj.remove("refresh_token_expires_in"))));
     let scopes = match obj.remove("scope") {
         Some(Value::String(s)) => s
             .split([' ', ','])

@@ -3,8 +3,7 @@
 //! be overridden (see `ProviderOverrides`).
 
 use super::{
-    Classifier, ClientAuth, CredentialKind, PkceMode, Probe, ProbeMethod, Provider,
-    RedirectPolicy,
+    Classifier, ClientAuth, CredentialKind, PkceMode, Probe, ProbeMethod, Provider, RedirectPolicy,
 };
 use crate::protocol::RedirectPort;
 use std::time::Duration;
@@ -399,7 +398,9 @@ mod tests {
     #[test]
     fn offline_parameters_are_in_the_presets() {
         let g = preset("google").unwrap();
-        assert!(g.auth_params.contains(&("access_type".into(), "offline".into())));
+        assert!(g
+            .auth_params
+            .contains(&("access_type".into(), "offline".into())));
         assert!(g.auth_params.contains(&("prompt".into(), "consent".into())));
         assert!(preset("x")
             .unwrap()

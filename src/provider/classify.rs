@@ -230,7 +230,10 @@ fn class_for(
     let transient = ErrorClass::Transient { retry_after };
     match classifier {
         // X calls a dead (revoked, rotated-away, expired) refresh token invalid_request.
-        Classifier::X if code_lc == "invalid_request" && desc_lc.contains("value passed for the token was invalid") => {
+        Classifier::X
+            if code_lc == "invalid_request"
+                && desc_lc.contains("value passed for the token was invalid") =>
+        {
             return ErrorClass::Dead
         }
         Classifier::GitHub => match code_lc.as_str() {
@@ -243,14 +246,25 @@ fn class_for(
             _ => {}
         },
         Classifier::Slack => match code_lc.as_str() {
-            "invalid_refresh_token" | "token_revoked" | "token_expired" | "invalid_code"
-            | "code_already_used" | "invalid_auth" | "account_inactive" | "not_authed" => {
-                return ErrorClass::Dead
-            }
-            "invalid_client_id" | "bad_client_secret" | "bad_redirect_uri"
-            | "oauth_authorization_url_mismatch" | "invalid_grant_type" | "invalid_scope"
+            "invalid_refresh_token"
+            | "token_revoked"
+            | "token_expired"
+            | "invalid_code"
+            | "code_already_used"
+            | "invalid_auth"
+            | "account_inactive"
+            | "not_authed" => return ErrorClass::Dead,
+            "invalid_client_id"
+            | "bad_client_secret"
+            | "bad_redirect_uri"
+            | "oauth_authorization_url_mismatch"
+            | "invalid_grant_type"
+            | "invalid_scope"
             | "invalid_arguments" => return ErrorClass::Misconfigured,
-            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable"
+            "ratelimited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
             | "request_timeout" => return transient,
             _ => {}
         },
@@ -272,16 +286,32 @@ fn class_for(
     match code_lc.as_str() {
         // RFC 6749 5.2: the grant is invalid, expired, revoked or issued to another client.
         // Google adds the invalid_rapt subtype (re-authentication required): also dead.
-        "invalid_grant" | "invalid_rapt" | "invalid_token" | "expired_token" | "access_denied"
-        | "interaction_required" | "consent_required" | "login_required"
-        | "access_token_invalid" | "refresh_token_invalid" => ErrorClass::Dead,
-        "invalid_client" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope"
-        | "redirect_uri_mismatch" | "invalid_redirect_uri" | "invalid_request"
-        | "unsupported_response_type" | "incorrect_client_credentials" | "invalid_client_id" => {
-            ErrorClass::Misconfigured
-        }
-        "temporarily_unavailable" | "server_error" | "slow_down" | "rate_limited"
-        | "rate_limit_exceeded" | "ratelimited" => transient,
+        "invalid_grant"
+        | "invalid_rapt"
+        | "invalid_token"
+        | "expired_token"
+        | "access_denied"
+        | "interaction_required"
+        | "consent_required"
+        | "login_required"
+        | "access_token_invalid"
+        | "refresh_token_invalid" => ErrorClass::Dead,
+        "invalid_client"
+        | "unauthorized_client"
+        | "unsupported_grant_type"
+        | "invalid_scope"
+        | "redirect_uri_mismatch"
+        | "invalid_redirect_uri"
+        | "invalid_request"
+        | "unsupported_response_type"
+        | "incorrect_client_credentials"
+        | "invalid_client_id" => ErrorClass::Misconfigured,
+        "temporarily_unavailable"
+        | "server_error"
+        | "slow_down"
+        | "rate_limited"
+        | "rate_limit_exceeded"
+        | "ratelimited" => transient,
         // An unknown code on a refused request: the provider would not give a token for
         // this grant. Treating it as dead puts the owner in front of the message (with the
         // provider's code) instead of retrying forever in silence.
@@ -316,8 +346,8 @@ fn microsoft_aadsts(description: &str, obj: &Map<String, Value>) -> Option<Error
         // change), 50076/50079/50078 MFA needed, 65001 consent missing, 70043 and 700084
         // expired by policy, 50057 account disabled, 54005 code already redeemed,
         // 50126 bad credentials, 70000 invalid grant.
-        700082 | 70008 | 50173 | 50076 | 50079 | 50078 | 65001 | 70043 | 700084 | 50057
-        | 54005 | 50126 | 70000 => ErrorClass::Dead,
+        700082 | 70008 | 50173 | 50076 | 50079 | 50078 | 65001 | 70043 | 700084 | 50057 | 54005
+        | 50126 | 70000 => ErrorClass::Dead,
         // Unknown numbers: the OAuth error code decides.
         _ => return None,
     })
@@ -336,7 +366,10 @@ mod tests {
     #[test]
     fn standard_codes() {
         let r = Classifier::Rfc6749;
-        assert_eq!(class(r, 400, r#"{"error":"invalid_grant"}"#), ErrorClass::Dead);
+        assert_eq!(
+            class(r, 400, r#"{"error":"invalid_grant"}"#),
+            ErrorClass::Dead
+        );
         assert_eq!(
             class(r, 401, r#"{"error":"invalid_client"}"#),
             ErrorClass::Misconfigured
@@ -350,11 +383,19 @@ mod tests {
     fn microsoft_codes_win_over_the_oauth_code() {
         let m = Classifier::Microsoft;
         assert_eq!(
-            class(m, 401, r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#),
+            class(
+                m,
+                401,
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#
+            ),
             ErrorClass::Misconfigured
         );
         assert_eq!(
-            class(m, 400, r#"{"error":"invalid_grant","error_description":"AADSTS700082: The refresh token has expired due to inactivity."}"#),
+            class(
+                m,
+                400,
+                r#"{"error":"invalid_grant","error_description":"AADSTS700082: The refresh token has expired due to inactivity."}"#
+            ),
             ErrorClass::Dead
         );
     }
@@ -363,8 +404,8 @@ mod tests {
     fn descriptions_are_cut_and_cleaned() {
         let long = "x".repeat(1000);
         let body = format!(r#"{{"error":"invalid_grant","error_description":"{long}\n"}}"#);
-        let c = classify_token_response(Classifier::Rfc6749, 400, None, body.as_bytes())
-            .unwrap_err();
+        let c =
+            classify_token_response(Classifier::Rfc6749, 400, None, body.as_bytes()).unwrap_err();
         assert!(c.info.description.chars().count() <= MAX_DESCRIPTION + 1);
         assert!(!c.info.description.contains('\n'));
     }

@@ -82,10 +82,13 @@ pub async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<Provider, 
             reasons.push(format!("{url}: HTTP {}", resp.status().as_u16()));
             continue;
         }
-        let body = resp.bytes().await.map_err(|e| DiscoveryError::Unreachable {
-            issuer: issuer_s.clone(),
-            reason: e.without_url().to_string(),
-        })?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| DiscoveryError::Unreachable {
+                issuer: issuer_s.clone(),
+                reason: e.without_url().to_string(),
+            })?;
         let meta: Metadata =
             serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
                 issuer: issuer_s.clone(),

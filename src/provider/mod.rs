@@ -156,7 +156,15 @@ impl Provider {
     }
 
     /// Layers the user's overrides on top of this provider; every set field wins.
+    /// All or nothing: a refused override leaves the provider unchanged.
     pub fn apply(&mut self, o: &ProviderOverrides) -> Result<(), ProviderError> {
+        let mut next = self.clone();
+        next.apply_in_place(o)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_in_place(&mut self, o: &ProviderOverrides) -> Result<(), ProviderError> {
         let url = |field: &'static str, v: &Option<String>| -> Result<Option<Url>, ProviderError> {
             v.as_deref()
                 .map(|s| parse_endpoint(&self.name, field, s))
@@ -216,8 +224,7 @@ impl Provider {
             self.rotates_refresh_token = v;
         }
         if let Some(days) = o.refresh_token_lifetime_days {
-            self.refresh_token_lifetime =
-                (days > 0).then(|| Duration::from_secs(days * 24 * 3600));
+            self.refresh_token_lifetime = (days > 0).then(|| Duration::from_secs(days * 24 * 3600));
         }
         if let Some(v) = o.classifier {
             self.classifier = v;

@@ -183,7 +183,10 @@ async fn remote_bootstrap_keeps_secrets_on_the_daemon() {
     assert_eq!(r.status(), 502);
     let err: serde_json::Value = r.json().await.unwrap();
     assert_eq!(err["code"], "provider_error");
-    assert!(err["message"].as_str().unwrap().contains("invalid_grant"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("invalid_grant"),
+        "{err}"
+    );
     let after = a.cred("yt").await;
     assert_eq!((after.state, after.generation), (CredentialState::Ok, 2));
     assert_eq!(a.access_token("yt").await.0, 200);
@@ -464,4 +467,64 @@ async fn reminders_repeat_while_dead() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn pasted_tokens_are_verified_before_they_are_stored() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    // A paste-kind credential whose cheap check is the fixture's userinfo endpoint; an
+    // OAuth credential next to it supplies a real token to paste.
+    let pat = format!(
+        "\n[[credentials]]\nname = \"pat\"\nprovider = \"github-pat\"\n[credentials.overrides]\nprobe_url = \"{}\"\nprobe_method = \"user_info\"\n",
+        oidc.issuer().join("/me").unwrap()
+    );
+    let body = format!("{}{pat}", oidc_credential("src", &oidc, ""));
+    let a = TestAgent::start("", &body).await;
+    a.bootstrap("src", &oidc).await;
+    let real = a.access_token("src").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        a.cred("pat").await.reauth,
+        tether::protocol::ReauthKind::Paste
+    );
+
+    let put = |secret: &str| {
+        a.req(Method::PUT, "/v1/credentials/pat/secret", Some(&a.device))
+            .json(&serde_json::json!({ "secret": secret }))
+            .send()
+    };
+    // A token the provider refuses is not stored.
+    let r = put("not-a-token").await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "provider_error"
+    );
+    assert_eq!(a.cred("pat").await.generation, 0);
+    // A working one is stored and handed out.
+    let r = put(&real).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h: CredentialHealth = r.json().await.unwrap();
+    assert_eq!((h.state, h.generation), (CredentialState::Ok, 1));
+    let (status, tok) = a.access_token("pat").await;
+    assert_eq!(status, 200);
+    assert_eq!(tok["access_token"], real.as_str());
+    // Browser re-auth does not apply to it.
+    let r = a
+        .req(Method::POST, "/v1/credentials/pat/reauth", Some(&a.device))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "wrong_kind"
+    );
+    // When the provider revokes it, the next check calls it dead.
+    oidc.revoke_all().await;
+    let checked: CredentialHealth = a.post_json("/v1/credentials/pat/check", None).await;
+    assert_eq!(checked.state, CredentialState::Dead, "{checked:?}");
 }

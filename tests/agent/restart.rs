@@ -128,25 +128,7 @@ async fn kill_9_during_commit_storm_loses_nothing() {
     }
 
     // Commit storm: every check refreshes and commits a new generation everywhere.
-    let storm = {
-        let (http, base, device) = (d.http.clone(), d.base.clone(), device.clone());
-        tokio::spawn(async move {
-            loop {
-                let reqs = names.iter().map(|n| {
-                    http.post(format!("{base}/v1/credentials/{n}/check"))
-                        .bearer_auth(&device)
-                        .send()
-                });
-                if futures_util::future::join_all(reqs)
-                    .await
-                    .iter()
-                    .any(|r| r.is_err())
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let storm = storm_on(&d, &device, names);
     // Let a few generations land, then kill -9 in the middle of the storm.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while d
@@ -212,9 +194,72 @@ async fn kill_9_during_commit_storm_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // SIGTERM: graceful stop, exit 0.
+    // SIGTERM in the middle of another storm: requests and commits in flight finish,
+    // the process exits 0, and the next start finds every location consistent.
+    let before: u64 = d
+        .health(&device)
+        .await
+        .credentials
+        .iter()
+        .map(|c| c.generation)
+        .sum();
+    let storm = storm_on(&d, &device, names);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while d
+        .health(&device)
+        .await
+        .credentials
+        .iter()
+        .map(|c| c.generation)
+        .sum::<u64>()
+        < before + 6
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second storm made no commits"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
     let status = d.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
+    let _ = storm.await;
+    let d = spawn(&config);
+    let health = d.health(&device).await;
+    let repairs: Vec<&String> = health
+        .repaired
+        .iter()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert!(
+        repairs.is_empty(),
+        "a graceful stop left work to repair: {repairs:?}"
+    );
+    let mut d = d;
+    // SAFETY: as above.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(d.child.wait().unwrap().code(), Some(0));
+}
+
+/// Checks every credential in a loop (each check refreshes and commits) until the daemon
+/// stops answering.
+fn storm_on(d: &Running, device: &str, names: [&'static str; 3]) -> tokio::task::JoinHandle<()> {
+    let (http, base, device) = (d.http.clone(), d.base.clone(), device.to_string());
+    tokio::spawn(async move {
+        loop {
+            let reqs = names.iter().map(|n| {
+                http.post(format!("{base}/v1/credentials/{n}/check"))
+                    .bearer_auth(&device)
+                    .send()
+            });
+            if futures_util::future::join_all(reqs)
+                .await
+                .iter()
+                .any(|r| r.is_err())
+            {
+                return;
+            }
+        }
+    })
 }

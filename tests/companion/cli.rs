@@ -11,19 +11,44 @@ use tether::companion::reauth::OPEN_URL_PREFIX;
 /// Runs `tether reauth studio/youtube --no-browser` and completes the consent as the browser.
 async fn reauth_as_browser(config: &std::path::Path, oidc: &OidcProvider) {
     let mut cmd = tether(config, &[("TETHER_SECRETS", "file")]);
-    cmd.args(["reauth", "studio/youtube", "--no-browser", "--timeout", "60"]);
+    cmd.args([
+        "reauth",
+        "studio/youtube",
+        "--no-browser",
+        "--timeout",
+        "60",
+    ]);
     let mut reauth = Proc::spawn(cmd, "tether reauth");
     let line = reauth
-        .wait_line(false, Duration::from_secs(30), |l| l.starts_with(OPEN_URL_PREFIX))
+        .wait_line(false, Duration::from_secs(30), |l| {
+            l.starts_with(OPEN_URL_PREFIX)
+        })
         .await;
-    let url = url::Url::parse(line.trim_start_matches(OPEN_URL_PREFIX).trim()).expect("the printed URL parses");
+    let url = url::Url::parse(line.trim_start_matches(OPEN_URL_PREFIX).trim())
+        .expect("the printed URL parses");
     let callback = oidc.consent(&url).await;
-    assert_eq!(callback.host_str(), Some("127.0.0.1"), "the provider sends the browser back to loopback");
+    assert_eq!(
+        callback.host_str(),
+        Some("127.0.0.1"),
+        "the provider sends the browser back to loopback"
+    );
     let (status, page) = oidc::browser_get(&callback).await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("studio · youtube is working again"), "the tab shows the daemon's answer: {page}");
-    assert_eq!(reauth.wait_exit(Duration::from_secs(30)).await, 0, "{}", reauth.stderr());
-    assert!(reauth.stdout().contains("studio · youtube: ok"), "{}", reauth.stdout());
+    assert!(
+        page.contains("studio · youtube is working again"),
+        "the tab shows the daemon's answer: {page}"
+    );
+    assert_eq!(
+        reauth.wait_exit(Duration::from_secs(30)).await,
+        0,
+        "{}",
+        reauth.stderr()
+    );
+    assert!(
+        reauth.stdout().contains("studio · youtube: ok"),
+        "{}",
+        reauth.stdout()
+    );
 }
 
 async fn status_json(config: &std::path::Path) -> (i32, serde_json::Value) {
@@ -31,8 +56,12 @@ async fn status_json(config: &std::path::Path) -> (i32, serde_json::Value) {
         .args(["status", "--json"])
         .output()
         .expect("run tether status");
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("status --json is JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json is JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     (out.status.code().unwrap_or(-1), json)
 }
 
@@ -40,7 +69,12 @@ async fn status_json(config: &std::path::Path) -> (i32, serde_json::Value) {
 async fn pair_watch_revoke_reauth_status() {
     require!(oidc::available(), oidc::MISSING);
     let oidc = OidcProvider::start(OidcOptions::default());
-    let daemon = Daemon::start(&oidc_credential("youtube", &oidc, "probe_interval = \"15s\"")).await;
+    let daemon = Daemon::start(&oidc_credential(
+        "youtube",
+        &oidc,
+        "probe_interval = \"15s\"",
+    ))
+    .await;
     let home = tempfile::tempdir().expect("temp dir");
     let config = home.path().join("tether");
 
@@ -50,10 +84,17 @@ async fn pair_watch_revoke_reauth_status() {
         .output()
         .expect("run tether pair");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pair: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pair: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("paired with agent studio"), "{text}");
     assert!(text.contains("certificate pinned: sha256"), "{text}");
-    assert!(text.contains("youtube ("), "shows what it paired with: {text}");
+    assert!(
+        text.contains("youtube ("),
+        "shows what it paired with: {text}"
+    );
 
     // The credential has never been authorized: bring it up through the companion.
     reauth_as_browser(&config, &oidc).await;
@@ -66,7 +107,9 @@ async fn pair_watch_revoke_reauth_status() {
     cmd.arg("watch");
     let watch = Proc::spawn(cmd, "tether watch");
     watch
-        .wait_line(false, Duration::from_secs(30), |l| l.contains("studio · youtube: ok"))
+        .wait_line(false, Duration::from_secs(30), |l| {
+            l.contains("studio · youtube: ok")
+        })
         .await;
     assert!(oidc.revoke_all().await >= 1);
     // One check interval is 15 s (probe); allow for the confirming refresh and the stream.
@@ -75,22 +118,39 @@ async fn pair_watch_revoke_reauth_status() {
             l.contains("studio · youtube") && l.contains("tether reauth studio/youtube")
         })
         .await;
-    assert!(death.contains("dead since") || death.contains("refused since"), "{death}");
+    assert!(
+        death.contains("dead since") || death.contains("refused since"),
+        "{death}"
+    );
     let (code, json) = status_json(&config).await;
     assert_eq!(code, 2, "status exits non-zero while dead: {json}");
-    assert_eq!(json["agents"][0]["credentials"][0]["state"], "dead", "{json}");
+    assert_eq!(
+        json["agents"][0]["credentials"][0]["state"], "dead",
+        "{json}"
+    );
 
     // One-click re-auth (the browser is this test), and the watcher sees the recovery.
     reauth_as_browser(&config, &oidc).await;
     watch
-        .wait_line(false, Duration::from_secs(30), |l| l.contains("studio · youtube: working again"))
+        .wait_line(false, Duration::from_secs(30), |l| {
+            l.contains("studio · youtube: working again")
+        })
         .await;
     let (code, json) = status_json(&config).await;
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["ok"], true);
     assert_eq!(json["agents"][0]["credentials"][0]["state"], "ok", "{json}");
-    let dead_lines = watch.stdout().lines().filter(|l| l.contains("tether reauth studio/youtube")).count();
-    assert_eq!(dead_lines, 1, "one death, one notification:\n{}", watch.stdout());
+    let dead_lines = watch
+        .stdout()
+        .lines()
+        .filter(|l| l.contains("tether reauth studio/youtube"))
+        .count();
+    assert_eq!(
+        dead_lines,
+        1,
+        "one death, one notification:\n{}",
+        watch.stdout()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,11 +173,21 @@ async fn pairing_again_needs_confirmation_and_unpair_forgets() {
     let out = pair(daemon.pairing_code(), false);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("already paired") && err.contains("--yes"), "{err}");
-    assert_eq!(std::fs::read_to_string(config.join("companion.toml")).unwrap(), before);
+    assert!(
+        err.contains("already paired") && err.contains("--yes"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(config.join("companion.toml")).unwrap(),
+        before
+    );
 
     let out = pair(daemon.pairing_code(), true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("replaced the earlier pairing studio"));
     let after = std::fs::read_to_string(config.join("companion.toml")).unwrap();
     assert_ne!(after, before, "a new device id was recorded");
@@ -136,7 +206,13 @@ async fn pairing_again_needs_confirmation_and_unpair_forgets() {
     let (code, json) = status_json(&config).await;
     assert_eq!(code, 2);
     assert_eq!(json["agents"][0]["contact"], "unauthorized", "{json}");
-    assert!(json["agents"][0]["error"].as_str().unwrap().contains("tether pair"), "{json}");
+    assert!(
+        json["agents"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("tether pair"),
+        "{json}"
+    );
 
     let out = tether(&config, &[("TETHER_SECRETS", "file")])
         .args(["unpair", "studio"])
@@ -147,16 +223,26 @@ async fn pairing_again_needs_confirmation_and_unpair_forgets() {
     assert!(!tokens.contains("studio"), "the token is gone: {tokens}");
     let (code, json) = status_json(&config).await;
     assert_eq!((code, json["agents"].as_array().unwrap().len()), (0, 0));
-    let out = tether(&config, &[]).args(["unpair", "studio"]).output().unwrap();
+    let out = tether(&config, &[])
+        .args(["unpair", "studio"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no paired agent named `studio`"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_names_the_config_file_and_line_when_it_is_broken() {
     let home = tempfile::tempdir().expect("temp dir");
-    std::fs::write(home.path().join("companion.toml"), "poll_interval_secs = 60\n[[agent]]\nname = 5\n").unwrap();
+    std::fs::write(
+        home.path().join("companion.toml"),
+        "poll_interval_secs = 60\n[[agent]]\nname = 5\n",
+    )
+    .unwrap();
     let out = tether(home.path(), &[]).arg("status").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("companion.toml") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("companion.toml") && err.contains("line 3"),
+        "{err}"
+    );
 }

@@ -56,41 +56,73 @@ async fn next_matching(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_credential_notification_and_its_reauthorize_action() {
-    require!(session_bus(), "a D-Bus session bus (run the suite inside dbus-run-session)");
+    require!(
+        session_bus(),
+        "a D-Bus session bus (run the suite inside dbus-run-session)"
+    );
     require!(
         bus_name_owned("org.freedesktop.Notifications") && have("dunstctl") && have("dbus-monitor"),
         "dunst running on the session bus, with dunstctl and dbus-monitor"
     );
     require!(oidc::available(), oidc::MISSING);
     let oidc = Arc::new(OidcProvider::start(OidcOptions::default()));
-    let daemon = Daemon::start(&oidc_credential("youtube", &oidc, "probe_interval = \"15s\"")).await;
+    let daemon = Daemon::start(&oidc_credential(
+        "youtube",
+        &oidc,
+        "probe_interval = \"15s\"",
+    ))
+    .await;
     let home = tempfile::tempdir().unwrap();
     let companion = Companion::open(home.path(), Backend::File);
     companion
-        .pair(&daemon.pairing_code(), &PairOptions::default(), &mut |_| false)
+        .pair(&daemon.pairing_code(), &PairOptions::default(), &mut |_| {
+            false
+        })
         .await
         .expect("pairing works");
     let (opened_tx, mut opened) = tokio::sync::mpsc::unbounded_channel();
-    let browser = Arc::new(ConsentingBrowser { oidc: oidc.clone(), opened: opened_tx });
+    let browser = Arc::new(ConsentingBrowser {
+        oidc: oidc.clone(),
+        opened: opened_tx,
+    });
     // First authorization through the library call the tray uses.
     let health = companion
-        .reauth("studio", "youtube", browser.as_ref(), ReauthOptions::default(), &|_| {})
+        .reauth(
+            "studio",
+            "youtube",
+            browser.as_ref(),
+            ReauthOptions::default(),
+            &|_| {},
+        )
         .await
         .expect("first authorization");
     assert_eq!(health.state, CredentialState::Ok);
     opened.recv().await.expect("the browser was opened");
 
     let mut monitor = std::process::Command::new("dbus-monitor");
-    monitor.args(["--session", "interface='org.freedesktop.Notifications'", "type='method_return'"]);
+    monitor.args([
+        "--session",
+        "interface='org.freedesktop.Notifications'",
+        "type='method_return'",
+    ]);
     let monitor = Proc::spawn(monitor, "dbus-monitor");
-    monitor.wait_line(false, Duration::from_secs(10), |l| l.contains("member=NameLost")).await;
+    monitor
+        .wait_line(false, Duration::from_secs(10), |l| {
+            l.contains("member=NameLost")
+        })
+        .await;
 
     let desktop = DesktopNotifier::new().expect("dunst answers GetCapabilities");
-    assert!(desktop.supports_actions(), "dunst advertises the actions capability");
+    assert!(
+        desktop.supports_actions(),
+        "dunst advertises the actions capability"
+    );
     let cfg = companion.config().unwrap();
     let mut timing = WatchTiming::from_config(&cfg);
     timing.poll = Duration::from_secs(2);
-    let mut watcher = companion.watch_with(timing, Arc::new(desktop), Some(browser.clone())).unwrap();
+    let mut watcher = companion
+        .watch_with(timing, Arc::new(desktop), Some(browser.clone()))
+        .unwrap();
     next_matching(&mut watcher, "youtube ok", |e| {
         matches!(e, WatchEvent::Credential { credential, .. } if credential.state == CredentialState::Ok)
     })
@@ -98,10 +130,17 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
 
     // The provider revokes the grant; the daemon notices on its next check.
     assert!(oidc.revoke_all().await >= 1);
-    let check = companion.client("studio").unwrap().check_now("youtube").await.expect("check now");
+    let check = companion
+        .client("studio")
+        .unwrap()
+        .check_now("youtube")
+        .await
+        .expect("check now");
     assert_eq!(check.state, CredentialState::Dead);
-    let WatchEvent::Notified { notice } =
-        next_matching(&mut watcher, "the dead notice", |e| matches!(e, WatchEvent::Notified { .. })).await
+    let WatchEvent::Notified { notice } = next_matching(&mut watcher, "the dead notice", |e| {
+        matches!(e, WatchEvent::Notified { .. })
+    })
+    .await
     else {
         unreachable!()
     };
@@ -109,14 +148,26 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
 
     // What went over the bus.
     let call = monitor
-        .wait_line(false, Duration::from_secs(10), |l| l.contains("member=Notify"))
+        .wait_line(false, Duration::from_secs(10), |l| {
+            l.contains("member=Notify")
+        })
         .await;
     assert!(call.contains("method call"), "{call}");
     let text = monitor.stdout();
     let after = &text[text.find("member=Notify").unwrap()..];
-    assert!(after.contains(&format!("string \"{}\"", notice.summary)), "summary in the Notify call:\n{after}");
-    assert!(notice.summary.starts_with("studio · youtube: "), "{}", notice.summary);
-    assert!(after.contains(&format!("string \"{}\"", notice.body)), "body in the Notify call:\n{after}");
+    assert!(
+        after.contains(&format!("string \"{}\"", notice.summary)),
+        "summary in the Notify call:\n{after}"
+    );
+    assert!(
+        notice.summary.starts_with("studio · youtube: "),
+        "{}",
+        notice.summary
+    );
+    assert!(
+        after.contains(&format!("string \"{}\"", notice.body)),
+        "body in the Notify call:\n{after}"
+    );
     assert!(notice.body.contains("since") && notice.body.contains("tether reauth studio/youtube"));
     assert!(
         after.contains("string \"reauth\"") && after.contains("string \"Re-authorize\""),
@@ -124,21 +175,39 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
     );
 
     // Click it in dunst: the watcher starts the re-authorization, the browser consents.
-    let out = std::process::Command::new("dunstctl").args(["action", "0"]).output().unwrap();
-    assert!(out.status.success(), "dunstctl action: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("dunstctl")
+        .args(["action", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dunstctl action: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     next_matching(&mut watcher, "the click", |e| {
         matches!(e, WatchEvent::ReauthRequested { agent, credential } if agent == "studio" && credential == "youtube")
     })
     .await;
-    let url = tokio::time::timeout(Duration::from_secs(30), opened.recv()).await.unwrap().unwrap();
+    let url = tokio::time::timeout(Duration::from_secs(30), opened.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1"), "{url}");
     next_matching(&mut watcher, "re-auth done", |e| {
-        matches!(e, WatchEvent::Reauth { progress: ReauthProgress::Done { .. }, .. })
+        matches!(
+            e,
+            WatchEvent::Reauth {
+                progress: ReauthProgress::Done { .. },
+                ..
+            }
+        )
     })
     .await;
-    next_matching(&mut watcher, "the recovery notice", |e| {
-        matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered)
-    })
+    next_matching(
+        &mut watcher,
+        "the recovery notice",
+        |e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
+    )
     .await;
     watcher.shutdown().await;
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use tether::companion::client::ContactClass;
 use tether::companion::config::{QuietHours, TimeOfDay};
 use tether::companion::notice::{Action, Notice, NoticeKind};
-use tether::companion::policy::{AgentPolicy, ContactFailure, ContactState, Decision, Observation, PolicyConfig};
+use tether::companion::policy::{
+    AgentPolicy, ContactFailure, ContactState, Decision, Observation, PolicyConfig,
+};
 use tether::companion::watcher::Backoff;
 use tether::protocol::CredentialState::{Dead, Degraded, Expiring, Ok as Fine};
 
@@ -47,21 +49,39 @@ async fn transitions_to_dead_and_back_notify_once_each() {
     let clock = Clock::at(9, 0);
     let mut p = AgentPolicy::new("studio", cfg(None));
 
-    let d = p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Fine, 0)])));
+    let d = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Fine, 0)])),
+    );
     assert!(d.iter().any(|d| matches!(d, Decision::Transition { previous: None, credential } if credential.state == Fine)));
     assert!(kinds(&d).is_empty(), "an ok credential is not news: {d:?}");
 
     tokio::time::advance(Duration::from_secs(60)).await;
-    let d = p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Dead, 3)])));
+    let d = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Dead, 3)])),
+    );
     assert!(d.iter().any(|d| matches!(d, Decision::Transition { previous: Some(Fine), credential } if credential.state == Dead)));
     let n = notices(&d);
     assert_eq!(n.len(), 1, "{d:?}");
     assert_eq!(n[0].kind, NoticeKind::Dead);
-    assert!(n[0].summary.starts_with("studio · youtube: token has been expired or revoked"), "{}", n[0].summary);
-    assert!(n[0].body.contains("3 requests refused since"), "{}", n[0].body);
+    assert!(
+        n[0].summary
+            .starts_with("studio · youtube: token has been expired or revoked"),
+        "{}",
+        n[0].summary
+    );
+    assert!(
+        n[0].body.contains("3 requests refused since"),
+        "{}",
+        n[0].body
+    );
     assert_eq!(
         n[0].action,
-        Some(Action::Reauth { agent: "studio".into(), credential: "youtube".into() })
+        Some(Action::Reauth {
+            agent: "studio".into(),
+            credential: "youtube".into()
+        })
     );
 
     // The same death seen through the event stream is not a second notification.
@@ -70,7 +90,10 @@ async fn transitions_to_dead_and_back_notify_once_each() {
     assert!(d.iter().any(|d| matches!(d, Decision::Updated { .. })));
 
     // A transient blip while dead changes nothing for the owner.
-    let d = p.observe(clock.now(), Observation::Changed(cred("youtube", Degraded, 4)));
+    let d = p.observe(
+        clock.now(),
+        Observation::Changed(cred("youtube", Degraded, 4)),
+    );
     assert!(kinds(&d).is_empty(), "{d:?}");
 
     let d = p.observe(clock.now(), Observation::Changed(cred("youtube", Fine, 0)));
@@ -83,9 +106,16 @@ async fn transitions_to_dead_and_back_notify_once_each() {
 async fn first_sight_of_a_dead_credential_notifies() {
     let clock = Clock::at(9, 0);
     let mut p = AgentPolicy::new("studio", cfg(None));
-    let d = p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Dead, 0), cred("x", Fine, 0)])));
+    let d = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Dead, 0), cred("x", Fine, 0)])),
+    );
     assert_eq!(kinds(&d), vec![NoticeKind::Dead]);
-    assert!(notices(&d)[0].body.starts_with("dead since"), "{}", notices(&d)[0].body);
+    assert!(
+        notices(&d)[0].body.starts_with("dead since"),
+        "{}",
+        notices(&d)[0].body
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,7 +125,10 @@ async fn a_thousand_polls_of_an_unchanged_death_give_one_notice_plus_reminders()
     let mut all = Vec::new();
     for i in 0..1000u64 {
         // The blocked count grows every poll: details change, the state does not.
-        all.extend(p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Dead, i)]))));
+        all.extend(p.observe(
+            clock.now(),
+            Observation::Health(report(vec![cred("youtube", Dead, i)])),
+        ));
         tokio::time::advance(Duration::from_secs(60)).await;
         all.extend(p.tick(clock.now()));
     }
@@ -103,18 +136,37 @@ async fn a_thousand_polls_of_an_unchanged_death_give_one_notice_plus_reminders()
     // 1000 minutes = 16 h 40 min: the death, then reminders at 4, 8, 12 and 16 hours.
     assert_eq!(
         k,
-        vec![NoticeKind::Dead, NoticeKind::StillDead, NoticeKind::StillDead, NoticeKind::StillDead, NoticeKind::StillDead]
+        vec![
+            NoticeKind::Dead,
+            NoticeKind::StillDead,
+            NoticeKind::StillDead,
+            NoticeKind::StillDead,
+            NoticeKind::StillDead
+        ]
     );
     let reminder = &notices(&all)[1];
-    assert!(reminder.summary.contains("still dead"), "{}", reminder.summary);
+    assert!(
+        reminder.summary.contains("still dead"),
+        "{}",
+        reminder.summary
+    );
     assert!(reminder.action.is_some());
 }
 
 #[tokio::test(start_paused = true)]
 async fn reminders_follow_the_configured_interval_and_stop_on_recovery() {
     let clock = Clock::at(9, 0);
-    let mut p = AgentPolicy::new("studio", PolicyConfig { reminder: HOUR, ..cfg(None) });
-    p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Dead, 0)])));
+    let mut p = AgentPolicy::new(
+        "studio",
+        PolicyConfig {
+            reminder: HOUR,
+            ..cfg(None)
+        },
+    );
+    p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Dead, 0)])),
+    );
     assert_eq!(p.next_deadline(), Some(tokio::time::Instant::now() + HOUR));
     tokio::time::advance(HOUR - Duration::from_secs(1)).await;
     assert!(kinds(&p.tick(clock.now())).is_empty());
@@ -130,11 +182,16 @@ async fn reminders_follow_the_configured_interval_and_stop_on_recovery() {
 async fn unreachable_is_announced_after_five_minutes_once_and_recovery_after() {
     let clock = Clock::at(9, 0);
     let mut p = AgentPolicy::new("studio", cfg(None));
-    p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Fine, 0)])));
+    p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Fine, 0)])),
+    );
     let mut all = Vec::new();
     // Failed polls every 20 s for 4 min 59 s: contact "failing", but no notification yet.
     let d = p.observe(clock.now(), unreachable());
-    assert!(d.iter().any(|d| matches!(d, Decision::Contact(ContactState::Failing { .. }))));
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Contact(ContactState::Failing { .. }))));
     for _ in 0..14 {
         tokio::time::advance(Duration::from_secs(20)).await;
         all.extend(p.observe(clock.now(), unreachable()));
@@ -145,7 +202,9 @@ async fn unreachable_is_announced_after_five_minutes_once_and_recovery_after() {
     tokio::time::advance(Duration::from_secs(1)).await;
     let d = p.tick(clock.now());
     assert_eq!(kinds(&d), vec![NoticeKind::Unreachable]);
-    assert!(d.iter().any(|d| matches!(d, Decision::Contact(ContactState::Unreachable { .. }))));
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Contact(ContactState::Unreachable { .. }))));
     let n = &notices(&d)[0];
     assert_eq!(n.summary, "studio: agent unreachable since 09:00");
     assert!(n.body.contains("connection refused"), "{}", n.body);
@@ -156,10 +215,19 @@ async fn unreachable_is_announced_after_five_minutes_once_and_recovery_after() {
         later.extend(p.observe(clock.now(), unreachable()));
     }
     assert!(kinds(&later).is_empty(), "{later:?}");
-    let d = p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Fine, 0)])));
+    let d = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Fine, 0)])),
+    );
     assert_eq!(kinds(&d), vec![NoticeKind::Reachable]);
-    assert!(notices(&d)[0].body.contains("since 09:00"), "{}", notices(&d)[0].body);
-    assert!(d.iter().any(|d| matches!(d, Decision::Contact(ContactState::Connected))));
+    assert!(
+        notices(&d)[0].body.contains("since 09:00"),
+        "{}",
+        notices(&d)[0].body
+    );
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Contact(ContactState::Connected))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -183,9 +251,15 @@ async fn quiet_hours_hold_everything_but_dead() {
     let mut p = AgentPolicy::new("studio", cfg(Some((22, 7))));
     let d = p.observe(
         clock.now(),
-        Observation::Health(report(vec![cred("tiktok", Expiring, 0), cred("youtube", Fine, 0)])),
+        Observation::Health(report(vec![
+            cred("tiktok", Expiring, 0),
+            cred("youtube", Fine, 0),
+        ])),
     );
-    assert!(kinds(&d).is_empty(), "expiring waits for the morning: {d:?}");
+    assert!(
+        kinds(&d).is_empty(),
+        "expiring waits for the morning: {d:?}"
+    );
     // Dead is shown at once, quiet or not.
     tokio::time::advance(HOUR).await;
     let d = p.observe(clock.now(), Observation::Changed(cred("youtube", Dead, 1)));
@@ -213,12 +287,18 @@ async fn quiet_hours_hold_everything_but_dead() {
 async fn notices_held_by_quiet_hours_are_dropped_when_no_longer_true() {
     let clock = Clock::at(23, 0);
     let mut p = AgentPolicy::new("studio", cfg(Some((22, 7))));
-    p.observe(clock.now(), Observation::Health(report(vec![cred("tiktok", Expiring, 0)])));
+    p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("tiktok", Expiring, 0)])),
+    );
     p.observe(clock.now(), unreachable());
     tokio::time::advance(Duration::from_secs(400)).await;
     p.tick(clock.now());
     // Both resolved before morning: the owner hears nothing, not even a "recovered".
-    let mut all = p.observe(clock.now(), Observation::Health(report(vec![cred("tiktok", Fine, 0)])));
+    let mut all = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("tiktok", Fine, 0)])),
+    );
     tokio::time::advance(9 * HOUR).await;
     all.extend(p.tick(clock.now()));
     assert!(kinds(&all).is_empty(), "{all:?}");
@@ -228,14 +308,20 @@ async fn notices_held_by_quiet_hours_are_dropped_when_no_longer_true() {
 async fn wall_clock_jumps_do_not_move_reminders() {
     let mut clock = Clock::at(9, 0);
     let mut p = AgentPolicy::new("studio", cfg(None));
-    p.observe(clock.now(), Observation::Health(report(vec![cred("youtube", Dead, 0)])));
+    p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("youtube", Dead, 0)])),
+    );
     // Someone sets the clock back three hours, then forward a day.
     clock.wall_shift = chrono::Duration::hours(-3);
     tokio::time::advance(2 * HOUR).await;
     assert!(kinds(&p.tick(clock.now())).is_empty());
     clock.wall_shift = chrono::Duration::hours(24);
     tokio::time::advance(HOUR).await;
-    assert!(kinds(&p.tick(clock.now())).is_empty(), "a forward jump is not four hours of waiting");
+    assert!(
+        kinds(&p.tick(clock.now())).is_empty(),
+        "a forward jump is not four hours of waiting"
+    );
     tokio::time::advance(HOUR).await;
     assert_eq!(kinds(&p.tick(clock.now())), vec![NoticeKind::StillDead]);
 }
@@ -252,7 +338,9 @@ async fn a_refused_device_token_is_announced_at_once_and_once() {
     };
     let d = p.observe(clock.now(), refused());
     assert_eq!(kinds(&d), vec![NoticeKind::DeviceRevoked]);
-    assert!(d.iter().any(|d| matches!(d, Decision::Contact(ContactState::Unauthorized { .. }))));
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Contact(ContactState::Unauthorized { .. }))));
     let mut later = Vec::new();
     for _ in 0..100 {
         tokio::time::advance(Duration::from_secs(60)).await;
@@ -265,12 +353,18 @@ async fn a_refused_device_token_is_announced_at_once_and_once() {
 async fn expiring_then_dead_then_expiring_again() {
     let clock = Clock::at(9, 0);
     let mut p = AgentPolicy::new("studio", cfg(None));
-    let d = p.observe(clock.now(), Observation::Health(report(vec![cred("tiktok", Expiring, 0)])));
+    let d = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("tiktok", Expiring, 0)])),
+    );
     assert_eq!(kinds(&d), vec![NoticeKind::Expiring]);
     let d = p.observe(clock.now(), Observation::Changed(cred("tiktok", Dead, 0)));
     assert_eq!(kinds(&d), vec![NoticeKind::Dead]);
     // Re-authorized into a token with a known end: the news is the recovery.
-    let d = p.observe(clock.now(), Observation::Changed(cred("tiktok", Expiring, 0)));
+    let d = p.observe(
+        clock.now(),
+        Observation::Changed(cred("tiktok", Expiring, 0)),
+    );
     assert_eq!(kinds(&d), vec![NoticeKind::Recovered]);
 }
 
@@ -278,9 +372,17 @@ async fn expiring_then_dead_then_expiring_again() {
 async fn removed_credentials_are_reported() {
     let clock = Clock::at(9, 0);
     let mut p = AgentPolicy::new("studio", cfg(None));
-    p.observe(clock.now(), Observation::Health(report(vec![cred("a", Fine, 0), cred("b", Fine, 0)])));
-    let d = p.observe(clock.now(), Observation::Health(report(vec![cred("a", Fine, 0)])));
-    assert!(d.iter().any(|d| matches!(d, Decision::Removed { credential } if credential == "b")));
+    p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("a", Fine, 0), cred("b", Fine, 0)])),
+    );
+    let d = p.observe(
+        clock.now(),
+        Observation::Health(report(vec![cred("a", Fine, 0)])),
+    );
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Removed { credential } if credential == "b")));
     assert_eq!(p.credentials().count(), 1);
 }
 
@@ -293,12 +395,18 @@ fn backoff_doubles_up_to_the_cap_and_resets() {
     let nominal = [5u64, 10, 20, 40, 80, 160, 300, 300, 300, 300];
     for (d, n) in delays.iter().zip(nominal) {
         let n = Duration::from_secs(n);
-        assert!(*d <= n && *d >= n.mul_f64(0.8), "{d:?} not within jitter of {n:?}");
+        assert!(
+            *d <= n && *d >= n.mul_f64(0.8),
+            "{d:?} not within jitter of {n:?}"
+        );
     }
     b.reset();
     assert!(b.next_delay() <= base);
     for _ in 0..100 {
         let j = b.jitter(Duration::from_secs(60));
-        assert!(j >= Duration::from_secs(54) && j <= Duration::from_secs(66), "{j:?}");
+        assert!(
+            j >= Duration::from_secs(54) && j <= Duration::from_secs(66),
+            "{j:?}"
+        );
     }
 }

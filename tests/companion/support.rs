@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Local, TimeZone, Utc};
 use tether::companion::policy::Now;
-use tether::protocol::{CredentialHealth, CredentialState, ErrorInfo, HealthReport, ReauthKind, PROTOCOL_VERSION};
+use tether::protocol::{
+    CredentialHealth, CredentialState, ErrorInfo, HealthReport, ReauthKind, PROTOCOL_VERSION,
+};
 use tokio::time::Instant;
 
 /// A credential in `state`.
@@ -111,7 +113,9 @@ impl Proc {
                     if n == 0 {
                         break;
                     }
-                    b.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    b.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
                 }
             });
             buf
@@ -146,7 +150,11 @@ impl Proc {
     ) -> String {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let text = if on_stderr { self.stderr() } else { self.stdout() };
+            let text = if on_stderr {
+                self.stderr()
+            } else {
+                self.stdout()
+            };
             if let Some(l) = text.lines().find(|l| pred(l)) {
                 return l.to_string();
             }
@@ -224,10 +232,13 @@ impl Daemon {
         );
         std::fs::write(dir.path().join("agent.toml"), cfg).expect("write agent.toml");
         let mut cmd = tether(dir.path(), &[]);
-        cmd.args(["agent", "serve", "--config"]).arg(dir.path().join("agent.toml"));
+        cmd.args(["agent", "serve", "--config"])
+            .arg(dir.path().join("agent.toml"));
         let proc = Proc::spawn(cmd, "tether agent serve");
         let line = proc
-            .wait_line(true, std::time::Duration::from_secs(30), |l| l.contains("listening on https://"))
+            .wait_line(true, std::time::Duration::from_secs(30), |l| {
+                l.contains("listening on https://")
+            })
             .await;
         let url = line
             .split_whitespace()
@@ -246,7 +257,11 @@ impl Daemon {
             .output()
             .expect("run tether agent pair");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "tether agent pair failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tether agent pair failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let link = text
             .lines()
             .map(str::trim)
@@ -266,7 +281,11 @@ impl Daemon {
             .arg(self.dir.path().join("agent.toml"))
             .output()
             .expect("run tether agent");
-        assert!(out.status.success(), "tether agent {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tether agent {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

@@ -30,9 +30,14 @@ async fn refresh_fails(name: &str, answer: Answer) -> (ErrorClass, String, Strin
     let canned = Canned::start();
     canned.route("/token", answer);
     let p = pointed_at(name, &canned);
-    let err = refresh(&tether::oauth::http_client(), &p, &client(), &RefreshToken::new(RT))
-        .await
-        .unwrap_err();
+    let err = refresh(
+        &tether::oauth::http_client(),
+        &p,
+        &client(),
+        &RefreshToken::new(RT),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.provider, p.name);
     (err.class, err.info.code, err.info.description)
 }
@@ -68,7 +73,10 @@ async fn google_revoked_and_rapt() {
     assert!(d.contains("invalid_rapt"), "the subtype stays visible: {d}");
     misconfigured(
         "google",
-        Answer::json(401, r#"{"error": "invalid_client", "error_description": "Unauthorized"}"#),
+        Answer::json(
+            401,
+            r#"{"error": "invalid_client", "error_description": "Unauthorized"}"#,
+        ),
         "invalid_client",
     )
     .await;
@@ -144,8 +152,17 @@ async fn slack_ok_false() {
         )
         .await;
     }
-    misconfigured("slack", Answer::json(200, r#"{"ok":false,"error":"bad_client_secret"}"#), "bad_client_secret").await;
-    let (class, ..) = refresh_fails("slack", Answer::json(200, r#"{"ok":false,"error":"ratelimited"}"#)).await;
+    misconfigured(
+        "slack",
+        Answer::json(200, r#"{"ok":false,"error":"bad_client_secret"}"#),
+        "bad_client_secret",
+    )
+    .await;
+    let (class, ..) = refresh_fails(
+        "slack",
+        Answer::json(200, r#"{"ok":false,"error":"ratelimited"}"#),
+    )
+    .await;
     assert!(matches!(class, ErrorClass::Transient { .. }));
 }
 
@@ -153,16 +170,24 @@ async fn slack_ok_false() {
 async fn twitch_status_message_body() {
     // dev.twitch.tv/docs/authentication/refresh-tokens: a revoked or bad refresh token.
     let canned = Canned::start();
-    canned.route("/token", Answer::json(400, r#"{"status":400,"message":"Invalid refresh token"}"#));
+    canned.route(
+        "/token",
+        Answer::json(400, r#"{"status":400,"message":"Invalid refresh token"}"#),
+    );
     let mut p = pointed_at("generic", &canned);
     p.apply(&ProviderOverrides {
         classifier: Some(Classifier::Twitch),
         ..Default::default()
     })
     .unwrap();
-    let err = refresh(&tether::oauth::http_client(), &p, &client(), &RefreshToken::new(RT))
-        .await
-        .unwrap_err();
+    let err = refresh(
+        &tether::oauth::http_client(),
+        &p,
+        &client(),
+        &RefreshToken::new(RT),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.class, ErrorClass::Dead, "{err}");
     assert_eq!(err.info.description, "Invalid refresh token");
 }
@@ -201,10 +226,31 @@ async fn microsoft_aadsts_codes() {
 #[tokio::test]
 async fn tiktok_spotify_dropbox_invalid_grant() {
     dead("tiktok", Answer::json(400, r#"{"error":"invalid_grant","error_description":"Refresh token is invalid or expired.","log_id":"202206221854370101130062072500FFA2"}"#), "invalid_grant").await;
-    dead("spotify", Answer::json(400, r#"{"error":"invalid_grant","error_description":"Refresh token revoked"}"#), "invalid_grant").await;
+    dead(
+        "spotify",
+        Answer::json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"Refresh token revoked"}"#,
+        ),
+        "invalid_grant",
+    )
+    .await;
     dead("dropbox", Answer::json(400, r#"{"error":"invalid_grant","error_description":"refresh token is invalid or revoked"}"#), "invalid_grant").await;
-    misconfigured("spotify", Answer::json(400, r#"{"error":"invalid_client","error_description":"Invalid client secret"}"#), "invalid_client").await;
-    misconfigured("generic", Answer::json(400, r#"{"error":"invalid_scope"}"#), "invalid_scope").await;
+    misconfigured(
+        "spotify",
+        Answer::json(
+            400,
+            r#"{"error":"invalid_client","error_description":"Invalid client secret"}"#,
+        ),
+        "invalid_client",
+    )
+    .await;
+    misconfigured(
+        "generic",
+        Answer::json(400, r#"{"error":"invalid_scope"}"#),
+        "invalid_scope",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -214,12 +260,21 @@ async fn transient_failures() {
     let http = tether::oauth::http_client();
     let rt = RefreshToken::new(RT);
     let cases = [
-        (Answer::json(503, "<html>down</html>").header("Retry-After", "120"), Some(120)),
-        (Answer::json(429, r#"{"error":"rate_limit_exceeded"}"#).header("Retry-After", "7"), Some(7)),
+        (
+            Answer::json(503, "<html>down</html>").header("Retry-After", "120"),
+            Some(120),
+        ),
+        (
+            Answer::json(429, r#"{"error":"rate_limit_exceeded"}"#).header("Retry-After", "7"),
+            Some(7),
+        ),
         (Answer::json(500, r#"{"error":"server_error"}"#), None),
         (Answer::json(200, "<html>captive portal</html>"), None),
         (Answer::json(200, r#"{"token_type":"Bearer"}"#), None),
-        (Answer::json(400, r#"{"error":"temporarily_unavailable"}"#), None),
+        (
+            Answer::json(400, r#"{"error":"temporarily_unavailable"}"#),
+            None,
+        ),
     ];
     for (answer, retry) in cases {
         canned.route("/token", answer.clone());
@@ -243,13 +298,23 @@ async fn transient_failures() {
     let err = refresh(&http, &gone, &client(), &rt).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert_eq!(err.info.code, "connect_failed");
-    assert!(!err.info.description.contains(&port.to_string()), "no URL in the text: {err}");
+    assert!(
+        !err.info.description.contains(&port.to_string()),
+        "no URL in the text: {err}"
+    );
 
     // A server that accepts and never answers: the client's timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut hang = p.clone();
-    hang.token_url = Some(format!("http://{}/token", silent.local_addr().unwrap()).parse().unwrap());
-    let quick = tether::oauth::http_client_with_timeouts(Duration::from_secs(2), Duration::from_millis(300));
+    hang.token_url = Some(
+        format!("http://{}/token", silent.local_addr().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let quick = tether::oauth::http_client_with_timeouts(
+        Duration::from_secs(2),
+        Duration::from_millis(300),
+    );
     let err = refresh(&quick, &hang, &client(), &rt).await.unwrap_err();
     assert_eq!(err.info.code, "timeout", "{err}");
     assert!(err.is_transient());
@@ -260,13 +325,21 @@ async fn redirects_are_not_followed() {
     let canned = Canned::start();
     canned.route(
         "/token",
-        Answer::json(302, "").header("Location", &canned.url("/elsewhere").to_string()),
+        Answer::json(302, "").header("Location", canned.url("/elsewhere").as_str()),
     );
-    canned.route("/elsewhere", Answer::json(200, r#"{"access_token":"stolen"}"#));
+    canned.route(
+        "/elsewhere",
+        Answer::json(200, r#"{"access_token":"stolen"}"#),
+    );
     let p = pointed_at("generic", &canned);
-    let err = refresh(&tether::oauth::http_client(), &p, &client(), &RefreshToken::new(RT))
-        .await
-        .unwrap_err();
+    let err = refresh(
+        &tether::oauth::http_client(),
+        &p,
+        &client(),
+        &RefreshToken::new(RT),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_transient(), "{err}");
     let seen = canned.seen();
     assert_eq!(seen.len(), 1, "only the token endpoint was asked: {seen:?}");
@@ -285,21 +358,32 @@ async fn rotated_and_kept_refresh_tokens() {
     assert_eq!(set.refresh_token.unwrap().secret(), "rt-new");
     assert_eq!(set.scopes, ["tweet.read", "users.read", "offline.access"]);
 
-    canned.route("/token", Answer::json(200, r#"{"access_token":"at-2","expires_in":"3600"}"#));
+    canned.route(
+        "/token",
+        Answer::json(200, r#"{"access_token":"at-2","expires_in":"3600"}"#),
+    );
     let set = refresh(&http, &p, &client(), &old).await.unwrap();
     assert!(!set.rotated);
-    assert_eq!(set.refresh_token.unwrap().secret(), RT, "the old token is kept");
+    assert_eq!(
+        set.refresh_token.unwrap().secret(),
+        RT,
+        "the old token is kept"
+    );
     assert!(set.expires_at.is_some(), "string expires_in is read");
 
     // GitHub App: refresh_token_expires_in gives the refresh token's end.
     canned.route("/token", Answer::json(200, r#"{"access_token":"ghu_x","expires_in":28800,"refresh_token":"ghr_y","refresh_token_expires_in":15811200,"scope":"","token_type":"bearer"}"#));
-    let set = refresh(&http, &pointed_at("github-app", &canned), &client(), &old).await.unwrap();
+    let set = refresh(&http, &pointed_at("github-app", &canned), &client(), &old)
+        .await
+        .unwrap();
     let left = set.refresh_expires_at.unwrap() - chrono::Utc::now();
     assert!((left.num_days() - 183).abs() <= 1, "{left}");
 
     // Slack user tokens arrive under authed_user.
     canned.route("/token", Answer::json(200, r#"{"ok":true,"app_id":"A0KRD7HC3","authed_user":{"id":"U1234","scope":"users:read","access_token":"xoxp-1","token_type":"user","refresh_token":"xoxe-1-r","expires_in":43200},"team":{"id":"T9TK3CUKW","name":"Slack Softball Team"}}"#));
-    let set = refresh(&http, &pointed_at("slack", &canned), &client(), &old).await.unwrap();
+    let set = refresh(&http, &pointed_at("slack", &canned), &client(), &old)
+        .await
+        .unwrap();
     assert_eq!(set.access_token.secret(), "xoxp-1");
     assert_eq!(set.refresh_token.unwrap().secret(), "xoxe-1-r");
 }
@@ -307,20 +391,34 @@ async fn rotated_and_kept_refresh_tokens() {
 #[tokio::test]
 async fn each_preset_authenticates_the_way_it_documents() {
     let canned = Canned::start();
-    canned.route("/token", Answer::json(200, r#"{"access_token":"at","token_type":"Bearer"}"#));
+    canned.route(
+        "/token",
+        Answer::json(200, r#"{"access_token":"at","token_type":"Bearer"}"#),
+    );
     let http = tether::oauth::http_client();
     let rt = RefreshToken::new(RT);
 
     // X confidential client: HTTP Basic, no secret in the body.
-    refresh(&http, &pointed_at("x", &canned), &client(), &rt).await.unwrap();
-    // Google: secret in the body.
-    refresh(&http, &pointed_at("google", &canned), &client(), &rt).await.unwrap();
-    // TikTok: client_key instead of client_id.
-    refresh(&http, &pointed_at("tiktok", &canned), &client(), &rt).await.unwrap();
-    // Public client: only the id.
-    refresh(&http, &pointed_at("spotify", &canned), &ClientCredentials::public("pub"), &rt)
+    refresh(&http, &pointed_at("x", &canned), &client(), &rt)
         .await
         .unwrap();
+    // Google: secret in the body.
+    refresh(&http, &pointed_at("google", &canned), &client(), &rt)
+        .await
+        .unwrap();
+    // TikTok: client_key instead of client_id.
+    refresh(&http, &pointed_at("tiktok", &canned), &client(), &rt)
+        .await
+        .unwrap();
+    // Public client: only the id.
+    refresh(
+        &http,
+        &pointed_at("spotify", &canned),
+        &ClientCredentials::public("pub"),
+        &rt,
+    )
+    .await
+    .unwrap();
 
     let seen = canned.seen();
     assert_eq!(seen.len(), 4);
@@ -333,7 +431,10 @@ async fn each_preset_authenticates_the_way_it_documents() {
     let (x, google, tiktok, spotify) = (&seen[0], &seen[1], &seen[2], &seen[3]);
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("client-id:client-secret-value");
-    assert_eq!(x.header("authorization"), Some(format!("Basic {basic}").as_str()));
+    assert_eq!(
+        x.header("authorization"),
+        Some(format!("Basic {basic}").as_str())
+    );
     assert!(!x.form().contains_key("client_secret"));
     assert_eq!(google.form()["client_id"], "client-id");
     assert_eq!(google.form()["client_secret"], "client-secret-value");

@@ -79,7 +79,10 @@ fn non_loopback_hosts_are_refused() {
             ..any_port()
         };
         let err = LoopbackListener::bind(&req, STATE.into()).unwrap_err();
-        assert!(matches!(err, ListenerError::UnsupportedHost(_)), "{host}: {err:?}");
+        assert!(
+            matches!(err, ListenerError::UnsupportedHost(_)),
+            "{host}: {err:?}"
+        );
     }
 }
 
@@ -92,7 +95,10 @@ fn a_busy_fixed_port_names_the_port_and_the_fix() {
         ..any_port()
     };
     let err = LoopbackListener::bind(&req, STATE.into()).unwrap_err();
-    assert!(matches!(err, ListenerError::PortInUse { port: p } if p == port), "{err:?}");
+    assert!(
+        matches!(err, ListenerError::PortInUse { port: p } if p == port),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains(&format!("port {port}")), "{msg}");
     assert!(msg.contains("redirect_port"), "{msg}");
@@ -143,7 +149,10 @@ async fn the_browser_waits_for_the_outcome_and_sees_a_failure() {
     let pending = waiting.await.unwrap().unwrap();
     // The daemon is still exchanging: the tab has no answer yet.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!browser.is_finished(), "the response is held until the outcome is known");
+    assert!(
+        !browser.is_finished(),
+        "the response is held until the outcome is known"
+    );
     pending.respond(CallbackOutcome::Failure {
         title: "Re-authorization failed".into(),
         detail: "google: invalid_grant".into(),
@@ -179,7 +188,11 @@ async fn a_replayed_callback_gets_an_error_page_and_changes_nothing() {
     let (status, page) = browser_get(&callback(&uri, &format!("code=second&state={STATE}"))).await;
     assert_eq!(status, 409);
     assert!(page.contains("already used"), "{page}");
-    assert_eq!(pending.code().secret(), "first", "the replay changed nothing");
+    assert_eq!(
+        pending.code().secret(),
+        "first",
+        "the replay changed nothing"
+    );
     pending.respond(CallbackOutcome::Success {
         title: "Done".into(),
         detail: String::new(),
@@ -196,16 +209,27 @@ async fn access_denied_is_declined_and_other_errors_carry_the_description() {
     let (status, _) = browser_get(&callback(&uri, "error=access_denied&state=nope")).await;
     assert_eq!(status, 400);
     assert!(!waiting.is_finished());
-    let (_, page) = browser_get(&callback(&uri, &format!("error=access_denied&state={STATE}"))).await;
+    let (_, page) = browser_get(&callback(
+        &uri,
+        &format!("error=access_denied&state={STATE}"),
+    ))
+    .await;
     assert!(page.contains("declined"));
-    assert!(matches!(waiting.await.unwrap(), Err(ListenerError::Declined)));
+    assert!(matches!(
+        waiting.await.unwrap(),
+        Err(ListenerError::Declined)
+    ));
 
     let listener = LoopbackListener::bind(&any_port(), STATE.into()).unwrap();
     let uri = listener.redirect_uri();
     let waiting = spawn_wait(listener, Duration::from_secs(30));
-    let q = format!("error=invalid_scope&error_description=Scope+%22x%22+is+not+allowed&state={STATE}");
+    let q =
+        format!("error=invalid_scope&error_description=Scope+%22x%22+is+not+allowed&state={STATE}");
     let (_, page) = browser_get(&callback(&uri, &q)).await;
-    assert!(page.contains("Scope &quot;x&quot; is not allowed"), "{page}");
+    assert!(
+        page.contains("Scope &quot;x&quot; is not allowed"),
+        "{page}"
+    );
     match waiting.await.unwrap() {
         Err(ListenerError::Provider(info)) => {
             assert_eq!(info.code, "invalid_scope");
@@ -232,7 +256,10 @@ async fn cancel_from_another_thread() {
     let started = std::time::Instant::now();
     let err = waiting.await.unwrap().unwrap_err();
     assert!(matches!(err, ListenerError::Cancelled), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(60), "cancel is prompt, not the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "cancel is prompt, not the timeout"
+    );
 }
 
 #[test]

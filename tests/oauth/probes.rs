@@ -2,7 +2,9 @@
 //! on loopback, and paste-token verification.
 
 use super::canned::{Answer, Canned};
-use tether::oauth::{probe, probe_account, verify_paste, ClientCredentials, ErrorClass, ProbeOutcome};
+use tether::oauth::{
+    probe, probe_account, verify_paste, ClientCredentials, ErrorClass, ProbeOutcome,
+};
 use tether::provider::{preset, ProbeMethod, Provider, ProviderOverrides};
 use tether::secret::AccessToken;
 
@@ -22,7 +24,14 @@ fn pointed_at(name: &str, canned: &Canned) -> Provider {
 }
 
 /// Runs the preset's probe against `live`, then against `revoked`.
-async fn check(name: &str, path: &str, live: Answer, revoked: Answer, account: Option<&str>, gone_code: &str) {
+async fn check(
+    name: &str,
+    path: &str,
+    live: Answer,
+    revoked: Answer,
+    account: Option<&str>,
+    gone_code: &str,
+) {
     let canned = Canned::start();
     let p = pointed_at(name, &canned);
     let http = tether::oauth::http_client();
@@ -38,9 +47,21 @@ async fn check(name: &str, path: &str, live: Answer, revoked: Answer, account: O
         other => panic!("{name} revoked: {other:?}"),
     }
     canned.route(path, Answer::json(503, "upstream unavailable"));
-    assert!(matches!(probe(&http, &p, &client, &token).await, ProbeOutcome::Transient(_)), "{name} 503");
+    assert!(
+        matches!(
+            probe(&http, &p, &client, &token).await,
+            ProbeOutcome::Transient(_)
+        ),
+        "{name} 503"
+    );
     canned.route(path, Answer::json(429, "{}").header("Retry-After", "30"));
-    assert!(matches!(probe(&http, &p, &client, &token).await, ProbeOutcome::Transient(_)), "{name} 429");
+    assert!(
+        matches!(
+            probe(&http, &p, &client, &token).await,
+            ProbeOutcome::Transient(_)
+        ),
+        "{name} 429"
+    );
 
     // Every request carried the token the way the provider expects.
     for s in canned.seen() {
@@ -65,10 +86,32 @@ async fn google_tokeninfo() {
 
 #[tokio::test]
 async fn github_user_for_oauth_tokens_and_pats() {
-    let live = Answer::json(200, r#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","type":"User","name":"monalisa octocat"}"#);
-    let revoked = Answer::json(401, r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest","status":"401"}"#);
-    check("github", "/user", live.clone(), revoked.clone(), Some("octocat"), "http_401").await;
-    check("github-pat", "/user", live, revoked, Some("octocat"), "http_401").await;
+    let live = Answer::json(
+        200,
+        r#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","type":"User","name":"monalisa octocat"}"#,
+    );
+    let revoked = Answer::json(
+        401,
+        r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest","status":"401"}"#,
+    );
+    check(
+        "github",
+        "/user",
+        live.clone(),
+        revoked.clone(),
+        Some("octocat"),
+        "http_401",
+    )
+    .await;
+    check(
+        "github-pat",
+        "/user",
+        live,
+        revoked,
+        Some("octocat"),
+        "http_401",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -76,8 +119,14 @@ async fn x_users_me() {
     check(
         "x",
         "/2/users/me",
-        Answer::json(200, r#"{"data":{"id":"2244994945","name":"X Dev","username":"XDevelopers"}}"#),
-        Answer::json(401, r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#),
+        Answer::json(
+            200,
+            r#"{"data":{"id":"2244994945","name":"X Dev","username":"XDevelopers"}}"#,
+        ),
+        Answer::json(
+            401,
+            r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#,
+        ),
         Some("XDevelopers"),
         "http_401",
     )
@@ -126,9 +175,18 @@ async fn dropbox_get_current_account() {
     let canned = Canned::start();
     canned.route("/2/users/get_current_account", Answer::json(200, "{}"));
     let p = pointed_at("dropbox", &canned);
-    probe(&tether::oauth::http_client(), &p, &ClientCredentials::public("id"), &AccessToken::new(TOKEN)).await;
+    probe(
+        &tether::oauth::http_client(),
+        &p,
+        &ClientCredentials::public("id"),
+        &AccessToken::new(TOKEN),
+    )
+    .await;
     let seen = canned.seen();
-    assert_eq!((seen[0].method.as_str(), seen[0].body.as_str()), ("POST", "null"));
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].body.as_str()),
+        ("POST", "null")
+    );
     assert_eq!(seen[0].header("content-type"), Some("application/json"));
 }
 
@@ -176,14 +234,32 @@ async fn telegram_get_me_and_paste_verification() {
     let canned = Canned::start();
     let p = pointed_at("telegram", &canned);
     let http = tether::oauth::http_client();
-    canned.route(&path, Answer::json(200, r#"{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"B","username":"b_bot"}}"#));
-    let account = verify_paste(&http, &p, &AccessToken::new(TOKEN)).await.unwrap();
+    canned.route(
+        &path,
+        Answer::json(
+            200,
+            r#"{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"B","username":"b_bot"}}"#,
+        ),
+    );
+    let account = verify_paste(&http, &p, &AccessToken::new(TOKEN))
+        .await
+        .unwrap();
     assert_eq!(account.as_deref(), Some("b_bot"));
-    canned.route(&path, Answer::json(401, r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#));
-    let err = verify_paste(&http, &p, &AccessToken::new(TOKEN)).await.unwrap_err();
+    canned.route(
+        &path,
+        Answer::json(
+            401,
+            r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#,
+        ),
+    );
+    let err = verify_paste(&http, &p, &AccessToken::new(TOKEN))
+        .await
+        .unwrap_err();
     assert_eq!(err.class, ErrorClass::Dead);
     assert!(!err.to_string().contains(TOKEN), "{err}");
-    let err = verify_paste(&http, &p, &AccessToken::new("has space")).await.unwrap_err();
+    let err = verify_paste(&http, &p, &AccessToken::new("has space"))
+        .await
+        .unwrap_err();
     assert_eq!(err.class, ErrorClass::Misconfigured);
 }
 
@@ -194,7 +270,10 @@ async fn generic_takes_a_configured_probe() {
     let http = tether::oauth::http_client();
     let client = ClientCredentials::public("id");
     let token = AccessToken::new(TOKEN);
-    assert_eq!(probe(&http, &p, &client, &token).await, ProbeOutcome::Unsupported);
+    assert_eq!(
+        probe(&http, &p, &client, &token).await,
+        ProbeOutcome::Unsupported
+    );
     p.apply(&ProviderOverrides {
         probe_url: Some(canned.url("/me").to_string()),
         ..Default::default()
@@ -204,13 +283,22 @@ async fn generic_takes_a_configured_probe() {
     assert_eq!(probe(&http, &p, &client, &token).await, ProbeOutcome::Alive);
     canned.route(
         "/me",
-        Answer::json(401, "").header("WWW-Authenticate", r#"Bearer error="invalid_token", error_description="The access token expired""#),
+        Answer::json(401, "").header(
+            "WWW-Authenticate",
+            r#"Bearer error="invalid_token", error_description="The access token expired""#,
+        ),
     );
     match probe(&http, &p, &client, &token).await {
         ProbeOutcome::Gone(info) => assert_eq!(info.code, "invalid_token"),
         other => panic!("{other:?}"),
     }
     // A 403 is a permission problem, not a dead grant.
-    canned.route("/me", Answer::json(403, r#"{"error":"insufficient_scope"}"#));
-    assert!(matches!(probe(&http, &p, &client, &token).await, ProbeOutcome::Transient(_)));
+    canned.route(
+        "/me",
+        Answer::json(403, r#"{"error":"insufficient_scope"}"#),
+    );
+    assert!(matches!(
+        probe(&http, &p, &client, &token).await,
+        ProbeOutcome::Transient(_)
+    ));
 }

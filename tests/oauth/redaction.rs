@@ -68,15 +68,26 @@ async fn a_whole_flow_logs_no_secret() {
     let redirect_uri = listener.redirect_uri();
     let listener_dispatch = dispatch.clone();
     let waiting = tokio::task::spawn_blocking(move || {
-        tracing::dispatcher::with_default(&listener_dispatch, || listener.wait(Duration::from_secs(30)))
+        tracing::dispatcher::with_default(&listener_dispatch, || {
+            listener.wait(Duration::from_secs(30))
+        })
     });
-    let callback = oidc.consent(&auth_url.with_redirect_uri(&redirect_uri)).await;
+    let callback = oidc
+        .consent(&auth_url.with_redirect_uri(&redirect_uri))
+        .await;
     let browser = tokio::spawn(async move { browser_get(&callback).await });
     let cb = waiting.await.unwrap().unwrap();
     let code = cb.code().secret().to_owned();
-    let tokens = exchange(&http, &provider, &client, cb.code().clone(), pending.verifier, cb.redirect_uri())
-        .await
-        .unwrap();
+    let tokens = exchange(
+        &http,
+        &provider,
+        &client,
+        cb.code().clone(),
+        pending.verifier,
+        cb.redirect_uri(),
+    )
+    .await
+    .unwrap();
     cb.respond(CallbackOutcome::Success {
         title: "Done".into(),
         detail: String::new(),
@@ -85,11 +96,16 @@ async fn a_whole_flow_logs_no_secret() {
     let old_rt = tokens.refresh_token.clone().unwrap();
     let new = refresh(&http, &provider, &client, &old_rt).await.unwrap();
     // Reuse: a dead refresh, with its error path logged.
-    refresh(&http, &provider, &client, &old_rt).await.unwrap_err();
+    refresh(&http, &provider, &client, &old_rt)
+        .await
+        .unwrap_err();
     probe(&http, &provider, &client, &new.access_token).await;
 
     let logs = capture.text();
-    assert!(logs.contains("loopback listener ready"), "logging was captured:\n{logs}");
+    assert!(
+        logs.contains("loopback listener ready"),
+        "logging was captured:\n{logs}"
+    );
     assert!(logs.contains("token request failed"), "{logs}");
     let secret = client.client_secret.as_ref().unwrap().secret().to_owned();
     assert_free_of(
@@ -100,7 +116,10 @@ async fn a_whole_flow_logs_no_secret() {
             ("access token", tokens.access_token.secret()),
             ("refresh token", old_rt.secret()),
             ("rotated access token", new.access_token.secret()),
-            ("rotated refresh token", new.refresh_token.as_ref().unwrap().secret()),
+            (
+                "rotated refresh token",
+                new.refresh_token.as_ref().unwrap().secret(),
+            ),
             ("client secret", &secret),
             ("state", &pending.state),
         ],
@@ -122,8 +141,14 @@ async fn debug_and_display_redact_every_secret() {
     let verifier = pending.verifier.secret().to_owned();
     let pending_dbg = format!("{pending:?}");
     assert_free_of(&pending_dbg, &[("verifier", &verifier)]);
-    assert!(!url.as_str().contains(&verifier), "only the challenge is in the URL");
-    assert!(url.as_str().contains(&format!("code_challenge={}", pending.verifier.s256_challenge())));
+    assert!(
+        !url.as_str().contains(&verifier),
+        "only the challenge is in the URL"
+    );
+    assert!(url.as_str().contains(&format!(
+        "code_challenge={}",
+        pending.verifier.s256_challenge()
+    )));
 
     let http = tether::oauth::http_client();
     let set = exchange(
@@ -152,11 +177,19 @@ async fn debug_and_display_redact_every_secret() {
     // A provider that echoes the refresh token in its error description.
     canned.route(
         "/token",
-        Answer::json(400, r#"{"error":"invalid_grant","error_description":"token RT-ECHOED-123456 is revoked"}"#),
+        Answer::json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"token RT-ECHOED-123456 is revoked"}"#,
+        ),
     );
-    let err = refresh(&http, &provider, &client, &RefreshToken::new("RT-ECHOED-123456"))
-        .await
-        .unwrap_err();
+    let err = refresh(
+        &http,
+        &provider,
+        &client,
+        &RefreshToken::new("RT-ECHOED-123456"),
+    )
+    .await
+    .unwrap_err();
     let shown = format!("{err} {err:?}");
     assert_free_of(&shown, &[("echoed refresh token", "RT-ECHOED-123456")]);
     assert!(shown.contains("[redacted]"));

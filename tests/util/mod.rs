@@ -28,5 +28,5 @@ macro_rules! require {
         }
     };
 }
-pub mod oidc;
 pub mod browser;
+pub mod oidc;
