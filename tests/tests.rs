@@ -7,4 +7,5 @@ mod alerts;
 mod browser;
 mod companion;
 mod oauth;
+mod recovery;
 mod vault;

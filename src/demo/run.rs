@@ -352,14 +352,12 @@ pub async fn run(
                 if let WatchEvent::Credential { agent, credential, .. } = &ev {
                     if credential.name == DEMO_OAUTH {
                         match credential.state {
-                            CredentialState::Dead => {
-                                if !was_dead {
-                                    was_dead = true;
-                                    say(&format!(
-                                        "{agent} · {} is DEAD. Press Enter to re-authorize (or use the notification).",
-                                        credential.name
-                                    ));
-                                }
+                            CredentialState::Dead if !was_dead => {
+                                was_dead = true;
+                                say(&format!(
+                                    "{agent} · {} is DEAD. Press Enter to re-authorize (or use the notification).",
+                                    credential.name
+                                ));
                             }
                             CredentialState::Ok if was_dead => {
                                 say(&format!(
