@@ -6,6 +6,7 @@ mod agent;
 mod alerts;
 mod browser;
 mod companion;
+mod demo;
 mod oauth;
 mod recovery;
 mod vault;
