@@ -76,23 +76,32 @@ pub enum TokenCommand {
         config: PathBuf,
     },
     /// Print a fresh access token for credential NAME from the running daemon (for shell
-    /// scripts). The agent token comes from TETHER_AGENT_TOKEN.
-    Get {
-        /// The credential.
-        name: String,
-        /// The agent.toml (for the daemon's URL and certificate fingerprint).
-        #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// The daemon's URL instead of the one derived from the config.
-        #[arg(long, env = "TETHER_AGENT_URL")]
-        url: Option<String>,
-        /// The daemon's certificate fingerprint instead of reading it from the state dir.
-        #[arg(long, env = "TETHER_AGENT_FINGERPRINT")]
-        fingerprint: Option<String>,
-        /// Print the whole JSON reply (token, type, expiry).
-        #[arg(long)]
-        json: bool,
-    },
+    /// scripts). The agent token comes from TETHER_AGENT_TOKEN. Also `tether token NAME`.
+    Get(TokenGetArgs),
+}
+
+/// `tether agent token get NAME` (and its short form `tether token NAME`).
+#[derive(Debug, clap::Args)]
+pub struct TokenGetArgs {
+    /// The credential.
+    name: String,
+    /// The agent.toml (for the daemon's URL and certificate fingerprint).
+    #[arg(long, short, env = "TETHER_AGENT_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// The daemon's URL instead of the one derived from the config.
+    #[arg(long, env = "TETHER_AGENT_URL")]
+    url: Option<String>,
+    /// The daemon's certificate fingerprint instead of reading it from the state dir.
+    #[arg(long, env = "TETHER_AGENT_FINGERPRINT")]
+    fingerprint: Option<String>,
+    /// Print the whole JSON reply (token, type, expiry).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `tether agent token get` / `tether token`.
+pub fn run_token_get(a: TokenGetArgs) -> anyhow::Result<ExitCode> {
+    token_get(&a.config, &a.name, a.url, a.fingerprint, a.json)
 }
 
 /// Runs one `tether agent` command.
@@ -104,13 +113,7 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
         AgentCommand::Devices { config, json } => devices(&config, json),
         AgentCommand::Revoke { id, config } => revoke(&config, &id),
         AgentCommand::Token(TokenCommand::Create { name, config }) => token_create(&config, &name),
-        AgentCommand::Token(TokenCommand::Get {
-            name,
-            config,
-            url,
-            fingerprint,
-            json,
-        }) => token_get(&config, &name, url, fingerprint, json),
+        AgentCommand::Token(TokenCommand::Get(a)) => run_token_get(a),
     }
 }
 

@@ -29,6 +29,9 @@ enum Command {
     /// Run a provider's OAuth flow on this machine (adopt a new credential, debug a provider).
     #[command(subcommand)]
     Oauth(oauth::OauthCommand),
+    /// Print a fresh access token for a credential (for the agent's shell scripts; same as
+    /// `tether agent token get`).
+    Token(agent::TokenGetArgs),
     /// Watch the whole recovery loop on loopback: a daemon, a demo provider, the companion.
     Demo(DemoArgs),
     #[command(flatten)]
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Vault(c) => vault::run(c),
         Command::Oauth(c) => oauth::run(c),
         Command::Demo(a) => demo(a),
+        Command::Token(a) => agent::run_token_get(a),
         Command::Companion(c) => companion::run(c),
     };
     match result {
