@@ -167,6 +167,22 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
+/// The vault an agent config describes (locations and outputs), for operators' commands
+/// (`tether vault ... --config agent.toml`) that must see the same vault as the daemon.
+pub fn vault_config_for(cfg: &AgentConfig) -> Result<VaultConfig, super::config::ConfigError> {
+    let mut clients = BTreeMap::new();
+    for c in &cfg.credentials {
+        clients.insert(
+            c.name.clone(),
+            ClientCredentials {
+                client_id: c.client_id.clone().unwrap_or_default(),
+                client_secret: c.client_secret()?,
+            },
+        );
+    }
+    Ok(vault_config(cfg, &clients))
+}
+
 fn vault_config(cfg: &AgentConfig, clients: &BTreeMap<String, ClientCredentials>) -> VaultConfig {
     let mut vc = VaultConfig::new(cfg.state_dir.join(VAULT_DIR), cfg.backup_dirs.clone());
     vc.keep = cfg.keep;

@@ -10,9 +10,17 @@ use std::process::ExitCode;
 /// Where the vault is: its primary and backup directories.
 #[derive(Debug, Clone, Args)]
 pub struct VaultArgs {
-    /// The primary state directory of the vault.
-    #[arg(long, value_name = "DIR", env = "TETHER_VAULT_PRIMARY")]
-    pub primary: PathBuf,
+    /// The daemon's agent.toml: use its vault locations and output files.
+    #[arg(long, short, value_name = "FILE", conflicts_with = "primary")]
+    pub config: Option<PathBuf>,
+    /// The primary state directory of the vault (instead of --config).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TETHER_VAULT_PRIMARY",
+        required_unless_present = "config"
+    )]
+    pub primary: Option<PathBuf>,
     /// A backup directory (repeat for several; ideally on other disks).
     #[arg(long = "backup", value_name = "DIR")]
     pub backups: Vec<PathBuf>,
@@ -22,14 +30,28 @@ pub struct VaultArgs {
 }
 
 impl VaultArgs {
-    /// The vault config these flags describe (no outputs: those come from the agent config).
-    pub fn to_config(&self) -> VaultConfig {
-        VaultConfig {
-            primary: self.primary.clone(),
+    /// The vault config these flags describe: from the agent config (locations and
+    /// outputs), or from --primary/--backup (no outputs).
+    pub fn to_config(&self) -> anyhow::Result<VaultConfig> {
+        use anyhow::Context;
+        if let Some(path) = &self.config {
+            let cfg = crate::agent::config::parse(path)
+                .with_context(|| format!("failed to read the agent config {}", path.display()))?;
+            let mut vc = crate::agent::daemon::vault_config_for(&cfg)
+                .with_context(|| format!("agent config {}", path.display()))?;
+            vc.backups.extend(self.backups.iter().cloned());
+            return Ok(vc);
+        }
+        Ok(VaultConfig {
+            // Invariant: clap requires --primary when --config is absent.
+            primary: self
+                .primary
+                .clone()
+                .expect("clap requires --primary without --config"),
             backups: self.backups.clone(),
             keep: self.keep,
             outputs: Vec::new(),
-        }
+        })
     }
 }
 
@@ -162,8 +184,9 @@ pub fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn open(args: &VaultArgs) -> anyhow::Result<(Vault, vault::ReconcileReport)> {
-    Vault::open(args.to_config())
-        .with_context(|| format!("failed to open the vault at {}", args.primary.display()))
+    let cfg = args.to_config()?;
+    let primary = cfg.primary.clone();
+    Vault::open(cfg).with_context(|| format!("failed to open the vault at {}", primary.display()))
 }
 
 fn exit_for(ok: bool) -> ExitCode {

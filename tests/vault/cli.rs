@@ -140,3 +140,75 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[test]
+fn config_flag_uses_the_daemons_locations_and_renders_its_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let out_file = root.join("agent-out/token.json");
+    std::fs::write(root.join("secret"), "cs-from-file\n").unwrap();
+    let cfg = root.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"name = "studio"
+listen = "127.0.0.1:0"
+state_dir = "{root}/state"
+backup_dirs = ["{root}/backup"]
+[[credentials]]
+name = "youtube"
+provider = "google"
+client_id = "cid.apps.googleusercontent.com"
+client_secret_file = "{root}/secret"
+[[credentials.outputs]]
+path = "{out}"
+format = "authorized_user"
+"#,
+            root = root.display(),
+            out = out_file.display()
+        ),
+    )
+    .unwrap();
+    let token = root.join("import.json");
+    std::fs::write(
+        &token,
+        r#"{"access_token":"at","refresh_token":"1//RT-SECRET","expires_in":3600}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(tether_bin())
+            .env_clear()
+            .arg("vault")
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .expect("run tether")
+    };
+    let out = run(&[
+        "import",
+        "youtube",
+        "--from",
+        token.to_str().unwrap(),
+        "--provider",
+        "google",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The same generation is in the daemon's primary (state/vault) and its backup.
+    assert_eq!(gens(&root.join("state/vault"), "youtube"), vec![1]);
+    assert_eq!(gens(&root.join("backup"), "youtube"), vec![1]);
+    // The agent's output was rendered with the client from the agent config.
+    let rendered: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(rendered["client_id"], "cid.apps.googleusercontent.com");
+    assert_eq!(rendered["client_secret"], "cs-from-file");
+    assert_eq!(rendered["refresh_token"], "1//RT-SECRET");
+    let out = run(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("youtube"), "{}", text(&out));
+    assert!(
+        !text(&out).contains("RT-SECRET"),
+        "status never prints a secret: {}",
+        text(&out)
+    );
+}
