@@ -5,6 +5,7 @@
 //!
 //! - [`secret`]: newtypes for every secret (tokens, client secrets, device tokens) that
 //!   redact themselves in `Debug` and `Display`.
+//! - [`files`]: atomic, durable, private (0600/0700) writes of small state files.
 //! - [`protocol`]: the wire types shared by the agent daemon and the companion, versioned.
 //! - [`vault`]: credential records kept in several locations with atomic,
 //!   generation-numbered writes, reconcile/repair, history, and rendered output files.
@@ -23,6 +24,7 @@ pub mod agent;
 pub mod cli;
 pub mod companion;
 pub mod demo;
+pub mod files;
 pub mod oauth;
 pub mod protocol;
 pub mod provider;

@@ -7,7 +7,7 @@
 //! pair`, `revoke` and `token create` work while the daemon runs: the daemon notices a
 //! changed `devices.json` on the next request.
 
-use super::files;
+use crate::files;
 use crate::secret::{constant_time_eq, random_token, sha256_hex, ApiToken, PairingSecret};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -244,7 +244,7 @@ impl Daemon {
         http: reqwest::Client,
     ) -> Result<Arc<Daemon>, DaemonError> {
         config.validate()?;
-        super::files::ensure_private_dir(&config.state_dir).map_err(|source| {
+        crate::files::ensure_private_dir(&config.state_dir).map_err(|source| {
             super::auth::AuthError::Io {
                 path: config.state_dir.clone(),
                 source,

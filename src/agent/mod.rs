@@ -10,7 +10,7 @@
 //! - [`checker`]: the probe and refresh-test cadences, backoff, reminders;
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
 //! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
-//! - [`files`]: atomic, durable writes of the daemon's own files.
+//! - its own files are written with [`crate::files`].
 //!
 //! Entry point: build a [`Daemon`] with [`Daemon::build`] and pass it to [`serve`] with a
 //! bound listener and a shutdown future.
@@ -22,7 +22,6 @@ pub mod checker;
 pub mod config;
 pub mod credential;
 pub mod daemon;
-pub mod files;
 pub mod metrics;
 pub mod reauth;
 pub mod server;

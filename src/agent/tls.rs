@@ -1,7 +1,7 @@
 //! The daemon's TLS identity: a self-signed certificate made on first start (rcgen), kept
 //! in the state directory (0600), and its SHA-256 fingerprint that pairing codes carry.
 
-use super::files;
+use crate::files;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};

@@ -138,7 +138,7 @@ fn init(path: &Path, force: bool) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
     }
-    crate::agent::files::write_atomic(path, config::EXAMPLE.as_bytes())
+    crate::files::write_atomic(path, config::EXAMPLE.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))?;
     println!(
         "wrote an example agent config to {}; edit it, then run `tether agent serve --config {}`",

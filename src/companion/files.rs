@@ -1,56 +1,24 @@
 //! Private, atomic file writes for the companion's config and fallback secrets file.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::Path;
 
-/// Creates `dir` (and parents) if missing and makes it 0700, since it holds the fallback
-/// secrets file and the list of paired agents.
-pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-}
+pub(crate) use crate::files::ensure_private_dir;
 
-/// Replaces `path` with `bytes` so a reader sees either the old or the new content, never
-/// a torn file: temp file in the same directory, fsync, rename over the target, fsync the
-/// directory. The file is 0600 from its creation (no window where it is world-readable).
+/// Replaces `path` with `bytes` atomically and durably (0600), creating its private (0700)
+/// directory first: the companion's config directory may not exist yet.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    ensure_private_dir(dir)?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        crate::secret::random_token(6)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        ensure_private_dir(dir)?;
     }
-    result
+    crate::files::write_atomic(path, bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_creates_and_overwrites_with_private_modes() {

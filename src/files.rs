@@ -1,4 +1,6 @@
-//! Durable file helpers for the daemon's own state (certificate, devices, pairing secrets).
+//! Durable file helpers for small state files: the daemon's (certificate, devices, pairing
+//! secrets) and the companion's (config, fallback secrets file). The vault has its own
+//! variant in `vault::atomic` that reports which step of a write failed.
 //!
 //! Every write goes to a temp file in the same directory, is fsynced, renamed over the
 //! target, and the directory is fsynced, so a crash leaves either the old or the new file.
@@ -24,9 +26,17 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` atomically and durably with mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
+    // A bare file name has an empty parent: the current directory.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        Some(_) => Path::new("."),
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path has no directory",
+            ))
+        }
+    };
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
