@@ -37,6 +37,9 @@ pub enum TlsError {
     /// rustls refused the certificate or key.
     #[error("the tls certificate or key was refused")]
     Rustls(#[from] rustls::Error),
+    /// A pinned fingerprint is not 64 hex digits.
+    #[error("{0}")]
+    BadFingerprint(String),
 }
 
 /// The certificate and key the daemon serves.
@@ -138,6 +141,15 @@ impl TlsIdentity {
     }
 }
 
+/// A rustls client configuration that trusts only the certificate with `fingerprint`
+/// (hex SHA-256 of its DER; colons and case are ignored). The verifier is the companion's
+/// (`companion::client`), so the daemon's own tools and the companion pin the same way.
+pub fn pinned_client_config(fingerprint: &str) -> Result<rustls::ClientConfig, TlsError> {
+    let pin = crate::companion::client::Fingerprint::parse(fingerprint)
+        .map_err(|e| TlsError::BadFingerprint(e.to_string()))?;
+    Ok(crate::companion::client::pinned_tls_config(&pin)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,88 +179,4 @@ mod tests {
         let err = load_or_create(dir.path(), &[]).unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
     }
-}
-
-/// Accepts exactly the server certificate whose SHA-256 fingerprint is pinned (what a
-/// pairing code carries), instead of a CA chain and host name.
-#[derive(Debug)]
-struct PinnedCert {
-    fingerprint: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let got = fingerprint(end_entity);
-        if crate::secret::constant_time_eq(got.as_bytes(), self.fingerprint.as_bytes()) {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the agent's certificate fingerprint {got} is not the pinned {}",
-                self.fingerprint
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A rustls client configuration that trusts only the certificate with `fingerprint`
-/// (lower-case hex SHA-256 of its DER; colons and case are ignored).
-pub fn pinned_client_config(fingerprint: &str) -> Result<rustls::ClientConfig, TlsError> {
-    let fingerprint: String = fingerprint
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCert {
-                fingerprint,
-                provider,
-            }))
-            .with_no_client_auth(),
-    )
 }

@@ -272,6 +272,22 @@ impl ServerCertVerifier for PinnedCertVerifier {
     }
 }
 
+/// A rustls client configuration that accepts exactly the certificate pinned by `pin`
+/// (handshake signatures still verified with ring's algorithms).
+pub fn pinned_tls_config(pin: &Fingerprint) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier {
+                pin: pin.clone(),
+                provider,
+            }))
+            .with_no_client_auth(),
+    )
+}
+
 /// How to reach one agent.
 #[derive(Debug, Clone)]
 pub struct AgentEndpoint {
@@ -372,13 +388,7 @@ impl AgentClient {
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_err(&e))?;
         let tls = match &pin {
-            Some(pin) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier {
-                    pin: pin.clone(),
-                    provider,
-                }))
-                .with_no_client_auth(),
+            Some(pin) => pinned_tls_config(pin).map_err(|e| tls_err(&e))?,
             None => {
                 let mut roots = rustls::RootCertStore::empty();
                 roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
