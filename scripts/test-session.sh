@@ -35,9 +35,11 @@ export GNOME_KEYRING_CONTROL SSH_AUTH_SOCK 2>/dev/null || true
 # A real notification server that supports actions.
 dunst >"$session_dir/dunst.log" 2>&1 &
 pids+=($!)
+# Ask whether the name is owned (asking the service itself would make the bus start a
+# second, display-less dunst by D-Bus activation).
 for _ in $(seq 1 100); do
-  gdbus call --session --dest org.freedesktop.Notifications --object-path /org/freedesktop/Notifications \
-    --method org.freedesktop.Notifications.GetCapabilities >/dev/null 2>&1 && break
+  gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+    --method org.freedesktop.DBus.NameHasOwner org.freedesktop.Notifications 2>/dev/null | grep -q true && break
   sleep 0.1
 done
 

@@ -128,6 +128,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
     );
     require!(oidc::available(), oidc::MISSING);
     require!(browser::available(), browser::MISSING);
+    let _desktop = crate::util::desktop_session().await;
     let mut steps = Steps(Instant::now(), Vec::new());
 
     // The server side: oidc-provider and the daemon with a rendered token file.

@@ -65,6 +65,7 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
         "dunst running on the session bus, with dunstctl and dbus-monitor"
     );
     require!(oidc::available(), oidc::MISSING);
+    let _desktop = crate::util::desktop_session().await;
     let oidc = Arc::new(OidcProvider::start(OidcOptions::default()));
     let daemon = Daemon::start(&oidc_credential(
         "youtube",

@@ -30,3 +30,17 @@ macro_rules! require {
 }
 pub mod browser;
 pub mod oidc;
+
+/// Held by every test that clicks on desktop notifications: they share one notification
+/// server, and `dunstctl action 0` acts on whichever notification is shown first.
+pub static DESKTOP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes [`DESKTOP`] and clears the notification server, so `dunstctl action 0` can only
+/// reach the caller's own notification.
+pub async fn desktop_session() -> tokio::sync::MutexGuard<'static, ()> {
+    let guard = DESKTOP.lock().await;
+    let _ = std::process::Command::new("dunstctl")
+        .arg("close-all")
+        .status();
+    guard
+}
