@@ -14,12 +14,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# The tray app builds into the workspace's target dir, so CI compiles tauri once for the
+# tray's unit tests and this test. TETHER_TRAY_TARGET picks another dir (handy while
+# working on the core, so a tauri build does not hold the shared build lock).
+TRAY_TARGET="${TETHER_TRAY_TARGET:-$ROOT/target}"
 if [[ -z "${TETHER_SKIP_BUILD:-}" ]]; then
     cargo build --bin tether
-    # Its own target dir: tauri is heavy and must not hold the shared build lock.
-    CARGO_TARGET_DIR="$ROOT/target/tray" cargo build -p tether-tray
+    CARGO_TARGET_DIR="$TRAY_TARGET" cargo build -p tether-tray
 fi
 export TETHER_BIN="${TETHER_BIN:-$ROOT/target/debug/tether}"
-export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$ROOT/target/tray/debug/tether-tray}"
+export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$TRAY_TARGET/debug/tether-tray}"
 
 exec "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/webdriver_e2e.py"

@@ -9,10 +9,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 if [[ -z "${TETHER_SKIP_BUILD:-}" ]]; then
-    cargo build --release --bin tether
+    # The daemon is only the app's counterpart here, not measured: a debug build will do.
+    cargo build --bin tether
     CARGO_TARGET_DIR="$ROOT/target/tray" cargo build --release -p tether-tray
 fi
-export TETHER_BIN="${TETHER_BIN:-$ROOT/target/release/tether}"
+export TETHER_BIN="${TETHER_BIN:-$ROOT/target/debug/tether}"
 export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$ROOT/target/tray/release/tether-tray}"
 
 exec "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/measure.py"

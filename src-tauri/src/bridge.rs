@@ -382,7 +382,8 @@ impl Core {
         }
         let report = |p: ReauthProgress| {
             if let ReauthProgress::Done { credential: c } = &p {
-                self.upsert(agent, c.clone());
+                // `CredentialHealth::clone` derefs whatever box the core wraps it in.
+                self.upsert(agent, CredentialHealth::clone(c));
             }
             progress(Progress::of(agent, credential, &p));
         };

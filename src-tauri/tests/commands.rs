@@ -227,10 +227,7 @@ fn capability_grants_exactly_the_apps_commands_and_event_listening() {
     let mut expected: Vec<String> = tether_tray::commands::COMMANDS
         .iter()
         .map(|c| format!("allow-{}", c.replace('_', "-")))
-        .chain([
-            "core:event:allow-listen".into(),
-            "core:event:allow-unlisten".into(),
-        ])
+        .chain(["core:event:allow-listen".into()])
         .collect();
     expected.sort();
     assert_eq!(granted, expected);

@@ -64,6 +64,24 @@ def rss_kib(pids):
     return total
 
 
+def smaps(pids):
+    """Summed (Pss, Private) in KiB: PSS shares library pages among their users, Private
+    is what only this app holds."""
+    pss = private = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k == "Pss":
+                        pss += int(v.split()[0])
+                    elif k in ("Private_Clean", "Private_Dirty"):
+                        private += int(v.split()[0])
+        except OSError:
+            pass
+    return pss, private
+
+
 def sample(pid, label):
     time.sleep(5)  # let start-up or window creation settle
     pids = tree(pid)
@@ -76,7 +94,9 @@ def sample(pid, label):
     pids = tree(pid)
     cpu = (cpu_ticks(pids) - c0) / TICKS / (time.monotonic() - t0) * 100
     rss = rss_kib(pids)
-    print(f"  {label:<26} processes {len(pids):>2}   RSS {rss / 1024:7.1f} MiB (peak {peak / 1024:.1f})   CPU {cpu:5.2f} %")
+    pss, private = smaps(pids)
+    print(f"  {label:<26} processes {len(pids):>2}   RSS {rss / 1024:6.1f} MiB (peak {peak / 1024:.1f}, "
+          f"PSS {pss / 1024:.1f}, private {private / 1024:.1f})   CPU {cpu:5.2f} %")
     return rss, cpu
 
 

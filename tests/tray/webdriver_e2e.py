@@ -349,9 +349,14 @@ def main():
                TETHER_SECRETS=os.environ.get("TETHER_SECRETS", "keyring" if secret_service() else "file"),
                BROWSER=os.path.join(ROOT, "tests", "tray", "browser.sh"),
                TETHER_E2E_URLS=urls_file,
-               TETHER_LOG="info,tether=debug")
+               TETHER_LOG="info,tether=debug",
+               # The app's own home: "Start at login" writes ~/.config/autostart (the
+               # autostart plugin ignores XDG_CONFIG_HOME), which must not touch the real one.
+               HOME=os.path.join(tmp, "home"))
+    os.makedirs(env["HOME"])
     log(f"device tokens in: {env['TETHER_SECRETS']}")
     oidc = daemon = wd = None
+    passed = False
     try:
         oidc = Oidc(tmp)
         daemon = Daemon(tmp, oidc)
@@ -416,9 +421,21 @@ def main():
         assert res.get("status") == 200, res
         log("notification action re-authorized it")
 
+        # "Pause notifications for 1 hour": a death during the pause raises no notification
+        # (the tray still turns red); the menu offers to resume.
+        subprocess.run(["dunstctl", "close-all"], check=True)
+        pause = next(i for i in sni.menu(owner) if i["label"] == "Pause notifications for 1 hour")
+        sni.click(owner, pause["id"])
+        wait_for("the resume item", lambda: any(i["label"].startswith("Resume notifications (paused for")
+                                                for i in sni.menu(owner)), timeout=10)
+
         # The tray path: the menu's "Re-authorize lab · app…" item starts the flow too.
         oidc.admin("/admin/revoke", {"all": True})
         wait_state(wd, "dead")
+        time.sleep(3)  # a notification would follow the state change within milliseconds
+        shown = subprocess.run(["dunstctl", "count", "displayed"], capture_output=True, text=True).stdout.strip()
+        assert shown == "0", f"{shown} notification(s) shown during the pause"
+        log("paused: the death raised no notification")
         item = wait_for("the tray's Re-authorize item", lambda: next(
             (i for i in sni.menu(owner) if i["label"].startswith(f"Re-authorize {AGENT} · {CRED}")), None), timeout=30)
         sni.click(owner, item["id"])
@@ -427,6 +444,24 @@ def main():
         t.join(30)
         assert res.get("status") == 200, res
         log("tray menu item re-authorized it")
+        resume = next(i for i in sni.menu(owner) if i["label"].startswith("Resume notifications"))
+        sni.click(owner, resume["id"])
+        wait_for("the pause item again", lambda: any(i["label"] == "Pause notifications for 1 hour"
+                                                     for i in sni.menu(owner)), timeout=10)
+
+        # "Start at login" (tauri-plugin-autostart) writes an XDG autostart entry.
+        autostart = os.path.join(env["HOME"], ".config", "autostart")
+        login = next(i for i in sni.menu(owner) if i["label"] == "Start at login")
+        assert login["toggle_state"] == "0", login
+        sni.click(owner, login["id"])
+        wait_for("the autostart entry", lambda: os.path.isdir(autostart) and os.listdir(autostart), timeout=10)
+        wait_for("the checked item", lambda: next(i for i in sni.menu(owner)
+                                                  if i["label"] == "Start at login")["toggle_state"] == "1", timeout=10)
+        entry = open(os.path.join(autostart, os.listdir(autostart)[0])).read()
+        assert "tether-tray" in entry, entry
+        sni.click(owner, next(i for i in sni.menu(owner) if i["label"] == "Start at login")["id"])
+        wait_for("the autostart entry to go", lambda: not os.listdir(autostart), timeout=10)
+        log("start at login toggles the autostart entry")
 
         # The tray menu drives the app: "Open Tether" raises the existing window.
         open_item = next(i for i in sni.menu(owner) if i["label"] == "Open Tether")
@@ -460,8 +495,11 @@ def main():
         # Dark theme: with GTK's dark preference the window follows prefers-color-scheme.
         # A fresh app is needed (GTK reads the preference at start); the old one must be
         # gone first, or the new one would hand over to it as a second instance.
+        # The tray's "Quit" ends it.
+        sni.click(owner, next(i for i in sni.menu(owner) if i["label"] == "Quit")["id"])
+        wait_for("the app to quit", lambda: not name_has_owner(owner), timeout=30)
+        log("Quit in the tray menu ended the app")
         wd.stop()
-        wait_for("the first app to exit", lambda: not name_has_owner(owner), timeout=30)
         gtk = os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.join(tmp, "xdg")), "gtk-3.0")
         os.makedirs(gtk, exist_ok=True)
         with open(os.path.join(gtk, "settings.ini"), "w") as f:
@@ -491,12 +529,16 @@ def main():
         wd.click("#unpair-submit")
         wait_for("the agent to leave the window", lambda: not wd.find_all(f'section.agent[data-agent="{AGENT}"]'))
         tray_check(owner, "idle", ["No agent paired"])
+        passed = True
         log("PASS")
     finally:
         for part in (wd, daemon, oidc):
             if part is not None:
                 part.stop()
-        log(f"logs in {tmp}")
+        if passed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"logs kept in {tmp}")
 
 
 if __name__ == "__main__":
