@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The tray app's end-to-end test: builds the daemon and the tray app (debug), then runs
-# tests/tray/webdriver_e2e.py in a headless desktop session (scripts/tray-session.sh:
-# private D-Bus session, Xvfb, dunst). The test drives the real app through WebDriver
-# (tauri-driver + WebKitWebDriver) against `tether agent serve` and the oidc-provider
-# fixture, and reads the tray over D-Bus. Screenshots go to tests/artifacts/.
+# The tray app's end-to-end tests: builds the daemon and the tray app (debug), then runs,
+# each in its own headless desktop session (scripts/tray-session.sh: private D-Bus session,
+# Xvfb, dunst):
+# - tests/tray/webdriver_e2e.py drives the real app through WebDriver (tauri-driver +
+#   WebKitWebDriver) against `tether agent serve` and the oidc-provider fixture, and reads
+#   the tray over D-Bus;
+# - tests/tray/demo_tray.py runs `tether demo` in tray mode and drives it through the tray
+#   menu over D-Bus.
+# Screenshots go to tests/artifacts/.
 #
 #   scripts/tray-e2e.sh                    # from the repository root, any shell
 #
@@ -25,4 +29,18 @@ fi
 export TETHER_BIN="${TETHER_BIN:-$ROOT/target/debug/tether}"
 export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$TRAY_TARGET/debug/tether-tray}"
 
-exec "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/webdriver_e2e.py"
+"$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/webdriver_e2e.py"
+
+# `tether demo` starts the `tether-tray` that sits next to its own executable (symlinks
+# resolved), so when the two were built into different target dirs the demo runs from a
+# directory holding both.
+if [[ "$(dirname "$(realpath "$TETHER_BIN")")/tether-tray" -ef "$TETHER_TRAY_BIN" ]]; then
+    DEMO_BIN="$TETHER_BIN"
+else
+    DEMO_DIR="$(mktemp -d /tmp/tether-demo-bin.XXXXXX)"
+    trap 'rm -rf "$DEMO_DIR"' EXIT
+    ln "$TETHER_BIN" "$DEMO_DIR/tether" 2>/dev/null || cp "$TETHER_BIN" "$DEMO_DIR/tether"
+    ln -s "$(realpath "$TETHER_TRAY_BIN")" "$DEMO_DIR/tether-tray"
+    DEMO_BIN="$DEMO_DIR/tether"
+fi
+TETHER_BIN="$DEMO_BIN" "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/demo_tray.py"

@@ -32,6 +32,9 @@ pub const DEMO_OAUTH: &str = "youtube";
 /// The paste-kind credential.
 pub const DEMO_PASTE: &str = "telegram";
 
+/// How long the tray stays up, green, after the recovery that ends an `exit_when_recovered` demo.
+const TRAY_LINGER: Duration = Duration::from_secs(10);
+
 /// How the demo runs.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -286,15 +289,12 @@ pub async fn run(
             .map_err(step("read the companion config"))?,
     );
     timing.poll = Duration::from_secs(5);
-    let mut watcher = if tray.is_none() {
-        Some(
-            companion
-                .watch_with(timing, notifier, Some(opener.clone()))
-                .map_err(step("start the watcher"))?,
-        )
-    } else {
-        None
-    };
+    // The demo follows the credentials itself in both modes: in the terminal it tells the
+    // story; with the tray it only narrates (the tray shows state and runs re-authorization),
+    // and it still needs the events to end by itself with `exit_when_recovered`.
+    let mut watcher = companion
+        .watch_with(timing, notifier, tray.is_none().then(|| opener.clone()))
+        .map_err(step("start the watcher"))?;
 
     say(&format!(
         "Everything is green. In {} seconds the demo provider will revoke the YouTube grant, as Google does\n       \
@@ -321,10 +321,11 @@ pub async fn run(
     let mut stdin_open = true;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut was_dead = false;
+    let mut linger = false;
     let result = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
-            line = stdin.next_line(), if stdin_open && watcher.is_some() => {
+            line = stdin.next_line(), if stdin_open && tray.is_none() => {
                 match line {
                     Ok(Some(_)) => {
                         let companion = companion.clone();
@@ -347,17 +348,19 @@ pub async fn run(
                     _ => stdin_open = false,
                 }
             }
-            ev = async { match watcher.as_mut() { Some(w) => w.next_event().await, None => std::future::pending().await } } => {
+            ev = watcher.next_event() => {
                 let Some(ev) = ev else { break Ok(()) };
                 if let WatchEvent::Credential { agent, credential, .. } = &ev {
                     if credential.name == DEMO_OAUTH {
                         match credential.state {
                             CredentialState::Dead if !was_dead => {
                                 was_dead = true;
-                                say(&format!(
-                                    "{agent} · {} is DEAD. Press Enter to re-authorize (or use the notification).",
-                                    credential.name
-                                ));
+                                let todo = if tray.is_some() {
+                                    "Click \"Re-authorize\" in the tray menu or the Tether window."
+                                } else {
+                                    "Press Enter to re-authorize (or use the notification)."
+                                };
+                                say(&format!("{agent} · {} is DEAD. {todo}", credential.name));
                             }
                             CredentialState::Ok if was_dead => {
                                 say(&format!(
@@ -366,6 +369,7 @@ pub async fn run(
                                     credential.name
                                 ));
                                 if opts.exit_when_recovered {
+                                    linger = tray.is_some();
                                     break Ok(());
                                 }
                                 was_dead = false;
@@ -378,10 +382,20 @@ pub async fn run(
         }
     };
 
-    say("Stopping: the daemon finishes its writes, then every file of the demo is removed.");
-    if let Some(w) = watcher.take() {
-        w.shutdown().await;
+    if linger {
+        // The tray turns green on the same event that ended the loop: leave it on screen a
+        // moment, so whoever watches (a person, or a test taking a screenshot) sees it.
+        say(&format!(
+            "The demo ends in {} seconds (Ctrl-C ends it now).",
+            TRAY_LINGER.as_secs()
+        ));
+        tokio::select! {
+            _ = tokio::time::sleep(TRAY_LINGER) => {}
+            _ = &mut shutdown => {}
+        }
     }
+    say("Stopping: the daemon finishes its writes, then every file of the demo is removed.");
+    watcher.shutdown().await;
     if let Some(mut t) = tray.take() {
         let _ = t.kill().await;
     }
