@@ -5,6 +5,7 @@
 //!
 //! - [`secret`]: newtypes for every secret (tokens, client secrets, device tokens) that
 //!   redact themselves in `Debug` and `Display`.
+//! - [`duration`]: durations as written in config files (`90s`, `6h`, `1h30m`).
 //! - [`files`]: atomic, durable, private (0600/0700) writes of small state files.
 //! - [`protocol`]: the wire types shared by the agent daemon and the companion, versioned.
 //! - [`vault`]: credential records kept in several locations with atomic,
@@ -24,6 +25,7 @@ pub mod agent;
 pub mod cli;
 pub mod companion;
 pub mod demo;
+pub mod duration;
 pub mod files;
 pub mod oauth;
 pub mod protocol;

@@ -205,39 +205,10 @@ fn default_ahead() -> Duration {
     DEFAULT_REFRESH_AHEAD
 }
 
-/// Parses a duration: an integer number of seconds, or a string such as `90s`, `15m`,
-/// `6h`, `14d`, `500ms`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" | "min" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
+pub use crate::duration::parse as parse_duration;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "`{t}` is not a duration; write seconds or a number with s, m, h or d (e.g. \"6h\")"
-            ))
-        }),
-    }
+    crate::duration::humane::deserialize(d)
 }
 
 /// Reads and validates an `agent.toml`.

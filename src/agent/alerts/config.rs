@@ -4,7 +4,7 @@
 //! secrets themselves, so agent.toml can be shown, diffed and logged. The secrets are read
 //! when the [`Alerter`](super::Alerter) is built.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ pub const DEFAULT_TELEGRAM_API_BASE: &str = "https://api.telegram.org";
 pub struct AlertsConfig {
     /// Time between reminders while a credential stays dead: `"6h"`, `"90m"`, `"1h30m"`,
     /// `"1d"` or a number of seconds.
-    #[serde(default = "default_reminder", with = "humane_duration")]
+    #[serde(default = "default_reminder", with = "crate::duration::humane")]
     pub reminder_interval: Duration,
     /// Every channel; each alert goes to all of them.
     #[serde(default)]
@@ -233,74 +233,7 @@ fn string_or_int<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
-/// Parses `"6h"`, `"90m"`, `"1h30m"`, `"45s"`, `"2d"`, or `"3600"` (seconds).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            ' ' if number.is_empty() => continue,
-            _ => return None,
-        };
-        let n: u64 = number.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        number.clear();
-    }
-    // A trailing number without a unit ("1h30") is ambiguous: reject it.
-    number.is_empty().then_some(Duration::from_secs(total))
-}
-
-/// Renders a duration the way [`parse_duration`] reads it, in the largest exact unit.
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "0s".to_string(),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
-mod humane_duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => parse_duration(&t).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {t:?}: write e.g. \"6h\", \"90m\", \"1h30m\" or a number of seconds"
-                ))
-            }),
-        }
-    }
-}
+pub use crate::duration::{format as format_duration, parse as parse_duration};
 
 #[cfg(test)]
 mod tests {
