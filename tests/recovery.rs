@@ -7,7 +7,7 @@
 //! The test prints the time of each step.
 
 use crate::companion::support::{
-    bus_name_owned, have, oidc_credential, session_bus, tether, Daemon,
+    bus_name_owned, have, next_matching, oidc_credential, session_bus, tether, Daemon,
 };
 use crate::require;
 use crate::util::browser::{self, Browser};
@@ -20,9 +20,12 @@ use tether::companion::notifier::DesktopNotifier;
 use tether::companion::pair::PairOptions;
 use tether::companion::reauth::{Opener, ReauthOptions, ReauthProgress};
 use tether::companion::secrets::Backend;
-use tether::companion::watcher::{WatchEvent, WatchTiming, Watcher};
+use tether::companion::watcher::{WatchEvent, WatchTiming};
 use tether::companion::Companion;
 use tether::protocol::{CredentialState, PairingCode};
+
+/// How long each step may take.
+const WAIT: Duration = Duration::from_secs(90);
 
 /// Hands the consent URL to the test's real browser.
 struct ToBrowser(tokio::sync::mpsc::UnboundedSender<String>);
@@ -30,23 +33,6 @@ struct ToBrowser(tokio::sync::mpsc::UnboundedSender<String>);
 impl Opener for ToBrowser {
     fn open(&self, url: &str) -> Result<(), String> {
         self.0.send(url.to_string()).map_err(|e| e.to_string())
-    }
-}
-
-async fn next_matching(
-    watcher: &mut Watcher,
-    what: &str,
-    pred: impl Fn(&WatchEvent) -> bool,
-) -> WatchEvent {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let ev = tokio::time::timeout_at(deadline, watcher.next_event())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 90 s"))
-            .expect("the watcher is running");
-        if pred(&ev) {
-            return ev;
-        }
     }
 }
 
@@ -225,7 +211,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
     let mut watcher = companion
         .watch_with(timing, Arc::new(desktop), Some(opener.clone()))
         .unwrap();
-    next_matching(&mut watcher, "youtube ok", |e| {
+    next_matching(&mut watcher, WAIT, "youtube ok", |e| {
         matches!(e, WatchEvent::Credential { credential, .. } if credential.state == CredentialState::Ok)
     })
     .await;
@@ -235,6 +221,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
     assert!(oidc.revoke_all().await >= 1);
     let notice = match next_matching(
         &mut watcher,
+        WAIT,
         "the dead notification",
         |e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Dead),
     )
@@ -292,7 +279,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
         "dunstctl action: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    next_matching(&mut watcher, "the click", |e| {
+    next_matching(&mut watcher, WAIT, "the click", |e| {
         matches!(e, WatchEvent::ReauthRequested { agent, credential } if agent == "studio" && credential == "youtube")
     })
     .await;
@@ -307,7 +294,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
         page.contains("studio") && page.contains("youtube"),
         "{page}"
     );
-    next_matching(&mut watcher, "re-auth done", |e| {
+    next_matching(&mut watcher, WAIT, "re-auth done", |e| {
         matches!(
             e,
             WatchEvent::Reauth {
@@ -372,6 +359,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
 
     next_matching(
         &mut watcher,
+        WAIT,
         "the recovery notification",
         |e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
     )

@@ -2,7 +2,9 @@
 //! summary, body and "Re-authorize" action, and invoking the action (dunstctl) starts the
 //! watcher's re-authorization, which this test completes as the browser.
 
-use super::support::{bus_name_owned, have, oidc_credential, session_bus, Daemon, Proc};
+use super::support::{
+    bus_name_owned, have, next_matching, oidc_credential, session_bus, Daemon, Proc,
+};
 use crate::require;
 use crate::util::oidc::{self, OidcOptions, OidcProvider};
 use std::sync::Arc;
@@ -15,6 +17,9 @@ use tether::companion::secrets::Backend;
 use tether::companion::watcher::{WatchEvent, WatchTiming};
 use tether::companion::Companion;
 use tether::protocol::CredentialState;
+
+/// How long each step may take.
+const WAIT: Duration = Duration::from_secs(45);
 
 /// Plays the browser: walks the provider's consent and delivers the loopback callback.
 struct ConsentingBrowser {
@@ -34,23 +39,6 @@ impl Opener for ConsentingBrowser {
             assert_eq!(status, 200, "{page}");
         });
         Ok(())
-    }
-}
-
-async fn next_matching(
-    watcher: &mut tether::companion::watcher::Watcher,
-    what: &str,
-    pred: impl Fn(&WatchEvent) -> bool,
-) -> WatchEvent {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    loop {
-        let ev = tokio::time::timeout_at(deadline, watcher.next_event())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 45 s"))
-            .expect("watcher running");
-        if pred(&ev) {
-            return ev;
-        }
     }
 }
 
@@ -124,7 +112,7 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
     let mut watcher = companion
         .watch_with(timing, Arc::new(desktop), Some(browser.clone()))
         .unwrap();
-    next_matching(&mut watcher, "youtube ok", |e| {
+    next_matching(&mut watcher, WAIT, "youtube ok", |e| {
         matches!(e, WatchEvent::Credential { credential, .. } if credential.state == CredentialState::Ok)
     })
     .await;
@@ -138,10 +126,11 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
         .await
         .expect("check now");
     assert_eq!(check.state, CredentialState::Dead);
-    let WatchEvent::Notified { notice } = next_matching(&mut watcher, "the dead notice", |e| {
-        matches!(e, WatchEvent::Notified { .. })
-    })
-    .await
+    let WatchEvent::Notified { notice } =
+        next_matching(&mut watcher, WAIT, "the dead notice", |e| {
+            matches!(e, WatchEvent::Notified { .. })
+        })
+        .await
     else {
         unreachable!()
     };
@@ -185,7 +174,7 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
         "dunstctl action: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    next_matching(&mut watcher, "the click", |e| {
+    next_matching(&mut watcher, WAIT, "the click", |e| {
         matches!(e, WatchEvent::ReauthRequested { agent, credential } if agent == "studio" && credential == "youtube")
     })
     .await;
@@ -194,7 +183,7 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
         .unwrap()
         .unwrap();
     assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1"), "{url}");
-    next_matching(&mut watcher, "re-auth done", |e| {
+    next_matching(&mut watcher, WAIT, "re-auth done", |e| {
         matches!(
             e,
             WatchEvent::Reauth {
@@ -206,6 +195,7 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
     .await;
     next_matching(
         &mut watcher,
+        WAIT,
         "the recovery notice",
         |e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
     )

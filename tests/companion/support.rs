@@ -331,3 +331,27 @@ pub fn bus_name_owned(name: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true"))
 }
+
+/// The next watcher event that matches `pred`, skipping others; fails the test naming
+/// `what` when none comes `within`.
+pub async fn next_matching(
+    watcher: &mut tether::companion::watcher::Watcher,
+    within: std::time::Duration,
+    what: &str,
+    pred: impl Fn(&tether::companion::watcher::WatchEvent) -> bool,
+) -> tether::companion::watcher::WatchEvent {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut skipped = Vec::new();
+    loop {
+        let ev = tokio::time::timeout_at(deadline, watcher.next_event())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no {what} within {within:?}; events seen meanwhile: {skipped:#?}")
+            })
+            .expect("the watcher is running");
+        if pred(&ev) {
+            return ev;
+        }
+        skipped.push(format!("{ev:?}"));
+    }
+}
