@@ -45,7 +45,14 @@ done
 
 export TETHER_TEST_STRICT=1
 export RUST_BACKTRACE=1
-cargo test --workspace --exclude tether-tray -- --test-threads=4 "$@"
+if [ "$#" -eq 0 ]; then
+  cargo test --workspace --exclude tether-tray -- --test-threads=4 --skip recovery::
+  # The headline recovery test on its own, uncaptured, so its step timings are printed.
+  cargo test --test tests recovery:: -- --nocapture
+else
+  # A filter from the command line: just those tests.
+  cargo test --workspace --exclude tether-tray -- --test-threads=4 "$@"
+fi
 # TETHER_CORE_ONLY=1 runs only the core's tests (handy while working on the core).
 if [ -z "${TETHER_CORE_ONLY:-}" ]; then
   cargo test -p tether-tray
