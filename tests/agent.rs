@@ -6,5 +6,5 @@
 mod api;
 mod cli;
 mod flows;
-mod harness;
+pub mod harness;
 mod restart;

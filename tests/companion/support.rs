@@ -290,29 +290,8 @@ impl Daemon {
     }
 }
 
-/// The credential block for credential `name` at the oidc-provider fixture.
-pub fn oidc_credential(name: &str, oidc: &crate::util::oidc::OidcProvider, extra: &str) -> String {
-    let issuer = oidc.issuer();
-    let base = issuer.as_str().trim_end_matches('/');
-    format!(
-        r#"
-[[credentials]]
-name = "{name}"
-provider = "generic"
-client_id = "{client}"
-scopes = ["openid", "offline_access"]
-{extra}
-[credentials.overrides]
-auth_url = "{base}/auth"
-token_url = "{base}/token"
-revoke_url = "{base}/token/revocation"
-client_auth = "basic"
-probe_url = "{base}/token/introspection"
-probe_method = "introspection"
-"#,
-        client = oidc.client_id(),
-    )
-}
+/// The credential block for a credential at the oidc-provider fixture (the daemon tests').
+pub use crate::agent::harness::oidc_credential;
 
 /// True when `name` is owned on the session bus (a running service, not an activatable one).
 pub fn bus_name_owned(name: &str) -> bool {
