@@ -7,7 +7,8 @@
 //! The test prints the time of each step.
 
 use crate::companion::support::{
-    bus_name_owned, have, next_matching, oidc_credential, session_bus, tether, Daemon,
+    bus_name_owned, have, next_matching, oidc_credential, session_bus, tether, wait_all, Daemon,
+    Wanted,
 };
 use crate::require;
 use crate::util::browser::{self, Browser};
@@ -294,7 +295,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
         page.contains("studio") && page.contains("youtube"),
         "{page}"
     );
-    next_matching(&mut watcher, WAIT, "re-auth done", |e| {
+    let done: Wanted = ("re-auth done", &|e| {
         matches!(
             e,
             WatchEvent::Reauth {
@@ -302,9 +303,16 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
                 ..
             }
         )
-    })
-    .await;
-    steps.done("consent in chromium -> daemon confirmed, tab shows Done", t);
+    });
+    let recovered: Wanted = (
+        "the recovery notification",
+        &|e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
+    );
+    wait_all(&mut watcher, WAIT, &[done, recovered]).await;
+    steps.done(
+        "consent in chromium -> confirmed, Done tab, recovery notice",
+        t,
+    );
     steps.done(
         "click -> credential working again (machine time incl. browser)",
         t_click,
@@ -357,13 +365,6 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
         "token.json holds the new grant"
     );
 
-    next_matching(
-        &mut watcher,
-        WAIT,
-        "the recovery notification",
-        |e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
-    )
-    .await;
     steps.done("whole story", steps.0);
     watcher.shutdown().await;
     browser.close().await;

@@ -3,7 +3,8 @@
 //! watcher's re-authorization, which this test completes as the browser.
 
 use super::support::{
-    bus_name_owned, have, next_matching, oidc_credential, session_bus, Daemon, Proc,
+    bus_name_owned, have, next_matching, oidc_credential, session_bus, wait_all, Daemon, Proc,
+    Wanted,
 };
 use crate::require;
 use crate::util::oidc::{self, OidcOptions, OidcProvider};
@@ -183,7 +184,7 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
         .unwrap()
         .unwrap();
     assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1"), "{url}");
-    next_matching(&mut watcher, WAIT, "re-auth done", |e| {
+    let done: Wanted = ("re-auth done", &|e| {
         matches!(
             e,
             WatchEvent::Reauth {
@@ -191,14 +192,11 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
                 ..
             }
         )
-    })
-    .await;
-    next_matching(
-        &mut watcher,
-        WAIT,
+    });
+    let recovered: Wanted = (
         "the recovery notice",
-        |e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
-    )
-    .await;
+        &|e| matches!(e, WatchEvent::Notified { notice } if notice.kind == NoticeKind::Recovered),
+    );
+    wait_all(&mut watcher, WAIT, &[done, recovered]).await;
     watcher.shutdown().await;
 }

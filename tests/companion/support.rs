@@ -334,3 +334,46 @@ pub async fn next_matching(
         skipped.push(format!("{ev:?}"));
     }
 }
+
+/// One event a test waits for: what it is (for the failure message) and how to know it.
+pub type Wanted<'a> = (
+    &'a str,
+    &'a dyn Fn(&tether::companion::watcher::WatchEvent) -> bool,
+);
+
+/// Waits until each of `wanted` has matched an event, in any order: some events race
+/// (the re-authorization finishing and the recovery notice the event stream triggers may
+/// come either way round). Fails the test naming what is missing when `within` passes.
+pub async fn wait_all(
+    watcher: &mut tether::companion::watcher::Watcher,
+    within: std::time::Duration,
+    wanted: &[Wanted<'_>],
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = vec![false; wanted.len()];
+    let mut skipped = Vec::new();
+    while seen.iter().any(|s| !s) {
+        let ev = tokio::time::timeout_at(deadline, watcher.next_event())
+            .await
+            .unwrap_or_else(|_| {
+                let missing: Vec<&str> = wanted
+                    .iter()
+                    .zip(&seen)
+                    .filter(|(_, s)| !**s)
+                    .map(|((what, _), _)| *what)
+                    .collect();
+                panic!("no {missing:?} within {within:?}; events seen meanwhile: {skipped:#?}")
+            })
+            .expect("the watcher is running");
+        let mut matched = false;
+        for ((_, pred), s) in wanted.iter().zip(seen.iter_mut()) {
+            if !*s && pred(&ev) {
+                *s = true;
+                matched = true;
+            }
+        }
+        if !matched {
+            skipped.push(format!("{ev:?}"));
+        }
+    }
+}
