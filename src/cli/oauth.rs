@@ -244,7 +244,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     responder.respond(CallbackOutcome::Success {
         title: format!("Done: {} authorized{label}", provider.name),
-        detail: "Tether has the tokens. You can close this tab.".into(),
+        detail: "Tether has the tokens.".into(),
     });
 
     print_tokens(&provider, account.as_deref(), &tokens);

@@ -271,7 +271,7 @@ async fn run_inner(
     let outcome = match &result {
         Ok(_) => CallbackOutcome::Success {
             title: format!("Done: {agent} · {credential} is working again"),
-            detail: "The new authorization is stored on the agent. You can close this tab.".into(),
+            detail: "The new authorization is stored on the agent.".into(),
         },
         Err(e) => CallbackOutcome::Failure {
             title: format!("{agent} · {credential} was not re-authorized"),
