@@ -192,28 +192,11 @@ impl SecretStore {
         if self.backend != Backend::File {
             let secret = token.secret().to_string();
             let user = agent.to_string();
-            match self.keyring(move |e| e.set_password(&secret), &user) {
-                KeyringOutcome::Done(()) => {
-                    // A token left in the file from an earlier fallback is now stale.
-                    self.file_remove(agent)?;
-                    return Ok(Stored::Keyring);
-                }
-                KeyringOutcome::Unavailable(reason) if self.backend == Backend::Auto => {
-                    self.announce(reason)
-                }
-                KeyringOutcome::Unavailable(reason) => {
-                    return Err(SecretsError::KeyringUnavailable {
-                        agent: agent.into(),
-                        reason,
-                    })
-                }
-                KeyringOutcome::Missing => {}
-                KeyringOutcome::Failed(reason) => {
-                    return Err(SecretsError::Keyring {
-                        agent: agent.into(),
-                        reason,
-                    })
-                }
+            let outcome = self.keyring(move |e| e.set_password(&secret), &user);
+            if self.settle(agent, outcome)?.is_some() {
+                // A token left in the file from an earlier fallback is now stale.
+                self.file_remove(agent)?;
+                return Ok(Stored::Keyring);
             }
         }
         let mut map = self.file_read()?;
@@ -222,29 +205,39 @@ impl SecretStore {
         Ok(Stored::File)
     }
 
+    /// What a keyring call's outcome means for `agent`: `Some` when it worked, `None` to
+    /// carry on with the file (missing, or keyring unavailable in `Auto` mode, which is
+    /// announced), an error otherwise.
+    fn settle<T>(
+        &self,
+        agent: &str,
+        outcome: KeyringOutcome<T>,
+    ) -> Result<Option<T>, SecretsError> {
+        match outcome {
+            KeyringOutcome::Done(v) => Ok(Some(v)),
+            KeyringOutcome::Missing => Ok(None),
+            KeyringOutcome::Unavailable(reason) if self.backend == Backend::Auto => {
+                self.announce(reason);
+                Ok(None)
+            }
+            KeyringOutcome::Unavailable(reason) => Err(SecretsError::KeyringUnavailable {
+                agent: agent.into(),
+                reason,
+            }),
+            KeyringOutcome::Failed(reason) => Err(SecretsError::Keyring {
+                agent: agent.into(),
+                reason,
+            }),
+        }
+    }
+
     /// Reads agent `agent`'s device token.
     pub fn load(&self, agent: &str) -> Result<ApiToken, SecretsError> {
         if self.backend != Backend::File {
             let user = agent.to_string();
-            match self.keyring(|e| e.get_password(), &user) {
-                KeyringOutcome::Done(t) => return Ok(ApiToken::new(t)),
-                // Not in the keyring: it may have been stored in the file during an outage.
-                KeyringOutcome::Missing => {}
-                KeyringOutcome::Unavailable(reason) if self.backend == Backend::Auto => {
-                    self.announce(reason)
-                }
-                KeyringOutcome::Unavailable(reason) => {
-                    return Err(SecretsError::KeyringUnavailable {
-                        agent: agent.into(),
-                        reason,
-                    })
-                }
-                KeyringOutcome::Failed(reason) => {
-                    return Err(SecretsError::Keyring {
-                        agent: agent.into(),
-                        reason,
-                    })
-                }
+            // Missing from the keyring: it may have been stored in the file during an outage.
+            if let Some(t) = self.settle(agent, self.keyring(|e| e.get_password(), &user))? {
+                return Ok(ApiToken::new(t));
             }
         }
         self.file_read()?
@@ -260,24 +253,8 @@ impl SecretStore {
     pub fn delete(&self, agent: &str) -> Result<(), SecretsError> {
         if self.backend != Backend::File {
             let user = agent.to_string();
-            match self.keyring(|e| e.delete_credential(), &user) {
-                KeyringOutcome::Done(()) | KeyringOutcome::Missing => {}
-                KeyringOutcome::Unavailable(reason) if self.backend == Backend::Auto => {
-                    self.announce(reason)
-                }
-                KeyringOutcome::Unavailable(reason) => {
-                    return Err(SecretsError::KeyringUnavailable {
-                        agent: agent.into(),
-                        reason,
-                    })
-                }
-                KeyringOutcome::Failed(reason) => {
-                    return Err(SecretsError::Keyring {
-                        agent: agent.into(),
-                        reason,
-                    })
-                }
-            }
+            // Deleted or missing from the keyring: the file may still hold a copy.
+            self.settle(agent, self.keyring(|e| e.delete_credential(), &user))?;
         }
         self.file_remove(agent)
     }
