@@ -84,6 +84,19 @@ pub struct ErrorInfo {
     pub description: String,
 }
 
+impl std::fmt::Display for ErrorInfo {
+    /// `code: description`, or the code alone when the provider sent no description
+    /// (never a dangling separator).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.description.trim();
+        if d.is_empty() {
+            f.write_str(self.code.trim())
+        } else {
+            write!(f, "{}: {d}", self.code.trim())
+        }
+    }
+}
+
 /// Which checks run for a credential and how soon a death is noticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Cadence {
@@ -93,9 +106,20 @@ pub struct Cadence {
     /// Seconds between full refresh tests.
     #[serde(default)]
     pub refresh_interval_secs: u64,
-    /// Worst-case seconds from a revocation to `dead`.
+    /// Worst-case seconds from a revocation to `dead`, as the daemon's schedule computes
+    /// it (the longest gap between checks that see a revocation, plus a confirming refresh).
     #[serde(default)]
     pub worst_case_detection_secs: u64,
+    /// `probe` (a liveness probe is in force) or `refresh_tests` (only refresh tests).
+    #[serde(default)]
+    pub mode: String,
+    /// The probe in force, in words (`introspection (id.example/token/introspection)`).
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// The cadence and why, for the owner ("no probe for this provider: checked by refresh
+    /// tests every 6h; set probe_url or refresh_interval").
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// The last liveness probe of a credential.
@@ -323,6 +347,30 @@ pub struct AccessTokenReply {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// `POST /v1/credentials/{name}/rejected` request (agent token): "the API refused the
+/// access token you gave me". Every field is optional; an empty body is fine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedReport {
+    /// The HTTP status the API answered (401, 403, ...).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// What the API said, for the daemon's log (never a secret: do not send the token).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// `POST /v1/credentials/{name}/rejected` reply: the credential after one confirming
+/// refresh test and, while it is alive, a fresh access token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RejectedReply {
+    /// The credential's health after the confirming refresh test.
+    pub credential: CredentialHealth,
+    /// A fresh access token, when the credential is alive.
+    #[serde(default)]
+    pub token: Option<AccessTokenReply>,
+}
+
 /// Machine-readable error codes in [`ApiError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -439,6 +487,20 @@ pub fn valid_credential_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_info_never_dangles_a_separator() {
+        let e = |c: &str, d: &str| ErrorInfo {
+            code: c.into(),
+            description: d.into(),
+        };
+        assert_eq!(e("invalid_grant", "").to_string(), "invalid_grant");
+        assert_eq!(e("invalid_grant", "  ").to_string(), "invalid_grant");
+        assert_eq!(
+            e("invalid_grant", "Token has been expired or revoked.").to_string(),
+            "invalid_grant: Token has been expired or revoked."
+        );
+    }
 
     #[test]
     fn credential_names() {

@@ -7,4 +7,6 @@ mod api;
 mod cli;
 mod flows;
 pub mod harness;
+mod lifetimes;
 mod restart;
+mod simulated_life;

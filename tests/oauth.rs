@@ -3,7 +3,7 @@
 //! against providers' documented answers served on loopback, and secret hygiene.
 
 mod authorize;
-mod canned;
+pub mod canned;
 mod classify;
 mod cli;
 mod e2e;

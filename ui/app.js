@@ -57,7 +57,7 @@ function lastError(e) {
   if (!e) return "";
   const words = ERROR_WORDS[e.code];
   if (words) return `${words[0].toUpperCase()}${words.slice(1)} (${e.code}).`;
-  return `${e.description || "Error"} (${e.code}).`;
+  return e.description ? `${e.description} (${e.code}).` : `${e.code}.`;
 }
 
 function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
@@ -119,6 +119,12 @@ function fillRow(row, agent, c) {
   errEl.title = errText;
   setText($(".blocked", row), c.blocked_requests ? String(c.blocked_requests) : "0");
   setText($(".end", row), c.refresh_expires_at ? when(c.refresh_expires_at) : "no known end");
+  // How the daemon watches this credential: said in words when no probe is in force, so
+  // "checked four times a day" is never a surprise. The daemon writes the words.
+  const cadence = c.cadence || {};
+  const cadEl = $(".cadence", row);
+  setText(cadEl, cadence.mode === "refresh_tests" && cadence.note ? cadence.note : "");
+  cadEl.title = cadence.note || "";
 
   const btn = $(".reauth", row);
   const k = key(agent, c.name);

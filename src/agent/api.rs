@@ -12,7 +12,7 @@ use crate::oauth::ErrorClass;
 use crate::protocol::valid_credential_name;
 use crate::protocol::{
     AccessTokenReply, ApiError, ErrorCode, Event, PairRequest, PairResponse, ReauthComplete,
-    SecretPut, MAX_BODY_BYTES, PROTOCOL_VERSION,
+    RejectedReply, RejectedReport, SecretPut, MAX_BODY_BYTES, PROTOCOL_VERSION,
 };
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{
@@ -191,37 +191,62 @@ impl FromRequestParts<Arc<Daemon>> for AgentAuth {
 /// A JSON body with JSON errors: 413 over the cap, 400 when malformed or with unknown fields.
 pub struct Body<T>(pub T);
 
+/// The request body, at most [`MAX_BODY_BYTES`], with JSON errors.
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiFailure> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiFailure::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::PayloadTooLarge,
+                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                    None,
+                )
+            } else {
+                ApiFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    "failed to read the request body",
+                    None,
+                )
+            }
+        })
+}
+
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            format!("request body is not valid: {e}"),
+            None,
+        )
+    })
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiFailure;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiFailure> {
-        let bytes =
-            axum::body::Bytes::from_request(req, state)
-                .await
-                .map_err(|e: BytesRejection| {
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiFailure::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            ErrorCode::PayloadTooLarge,
-                            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-                            None,
-                        )
-                    } else {
-                        ApiFailure::new(
-                            StatusCode::BAD_REQUEST,
-                            ErrorCode::BadRequest,
-                            "failed to read the request body",
-                            None,
-                        )
-                    }
-                })?;
-        serde_json::from_slice(&bytes).map(Body).map_err(|e| {
-            ApiFailure::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                format!("request body is not valid: {e}"),
-                None,
-            )
-        })
+        let bytes = body_bytes(req, state).await?;
+        parse_body(&bytes).map(Body)
+    }
+}
+
+/// Like [`Body`], for routes whose body is optional: an empty body is `None`.
+pub struct OptionalBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiFailure;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiFailure> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(None));
+        }
+        parse_body(&bytes).map(|v| OptionalBody(Some(v)))
     }
 }
 
@@ -266,6 +291,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/credentials/{name}/secret", put(put_secret))
         .route("/v1/credentials/{name}/check", post(check_now))
         .route("/v1/credentials/{name}/access-token", get(access_token))
+        .route("/v1/credentials/{name}/rejected", post(rejected))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -468,6 +494,24 @@ async fn check_now(
     let _ = d.check(&cred).await;
     cred.wake.notify_one();
     Ok(Json(cred.health()))
+}
+
+async fn rejected(
+    State(d): State<Arc<Daemon>>,
+    _a: AgentAuth,
+    CredName(name): CredName,
+    OptionalBody(report): OptionalBody<RejectedReport>,
+) -> Result<Json<RejectedReply>, ApiFailure> {
+    let (credential, token) = d.rejected(&name, &report.unwrap_or_default()).await?;
+    Ok(Json(RejectedReply {
+        credential,
+        token: token.map(|t| AccessTokenReply {
+            credential: name,
+            access_token: t.access_token,
+            token_type: t.token_type,
+            expires_at: t.expires_at,
+        }),
+    }))
 }
 
 async fn access_token(

@@ -1,135 +1,133 @@
-//! The checker: one task per credential running two cadences with jitter.
+//! The checker: one task per credential that sleeps until its [`Schedule`] says the next
+//! action is due, runs it (a probe or a refresh test) and hands the outcome back.
 //!
-//! - a **probe** (when the provider has one) every `probe_interval`: asks whether the grant
-//!   is alive without minting anything; `gone` is confirmed by one refresh test before the
-//!   credential is called dead (see [`Daemon::probe`]);
-//! - a **refresh test** at start, every `refresh_interval`, and (with `keep_fresh`) ahead
-//!   of the access token's expiry.
-//!
-//! Transient failures put the credential in `degraded` and retry with exponential backoff
-//! (never `dead`). A dead credential is re-tested only at the refresh interval; a re-auth
-//! wakes the task to recompute its schedule.
+//! Every decision (which check, when, backoff, refresh ahead of expiry, a token for the
+//! probe, confirming a `gone`) lives in the pure [`super::schedule`]; this task only does
+//! the I/O and follows what happens outside it (a broker refresh, a re-authorization, a
+//! pasted secret, the agent's `rejected` report) through the credential's flight counter.
+//! A wake that finds nothing due sleeps again to the same instant, so it cannot spin.
 
-use super::credential::Credential;
+use super::credential::{CheckError, Credential};
 use super::daemon::Daemon;
-use crate::protocol::CredentialState;
-use chrono::Utc;
-use rand::Rng;
+use super::schedule::{Action, Outcome, RefreshReason, Schedule};
+use crate::oauth::ProbeOutcome;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// First retry delay after a transient failure.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-/// Longest retry delay after transient failures.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
-
-/// `d` scaled by a random factor in [0.9, 1.1], so many credentials (and many daemons)
-/// do not hit a provider in lockstep.
-pub fn jitter(d: Duration) -> Duration {
-    let f: f64 = rand::thread_rng().gen_range(0.9..=1.1);
-    d.mul_f64(f)
+/// The schedule's outcome for a refresh (or verification) result.
+fn refresh_outcome(cred: &Credential, r: &Result<(), CheckError>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Refreshed(
+            cred.token_life()
+                .unwrap_or(super::schedule::TokenLife::NON_EXPIRING),
+        ),
+        Err(e) if e.is_dead() => Outcome::Dead,
+        Err(CheckError::NoToken) => Outcome::NoToken,
+        Err(_) => Outcome::Transient,
+    }
 }
 
-/// The delay before retry number `failures` (1-based), capped by `cap`.
-pub fn backoff(failures: u32, cap: Duration) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    exp.min(BACKOFF_MAX).min(cap.max(BACKOFF_BASE))
+/// Follows what happened to the credential outside the checker since `seen` finished
+/// flights: a refresh by the broker, a re-authorization, a pasted secret.
+fn follow_flights(cred: &Credential, sched: &mut Schedule, seen: &mut u64) {
+    let now_flights = cred.flights.load(Ordering::SeqCst);
+    if now_flights == *seen {
+        // The cached token may still have changed (dropped by a `rejected` report).
+        sched.token_changed(cred.token_life());
+        return;
+    }
+    *seen = now_flights;
+    let last = cred.last_flight.lock().expect("flight lock").clone();
+    let now = Instant::now();
+    match last {
+        Some(Ok(_)) => sched.verified(
+            now,
+            cred.token_life()
+                .unwrap_or(super::schedule::TokenLife::NON_EXPIRING),
+        ),
+        Some(Err(e)) => {
+            let o = refresh_outcome(cred, &Err(e));
+            if o != Outcome::Transient {
+                sched.observe(now, o);
+            }
+        }
+        None => {}
+    }
+}
+
+/// Counts one wake of the checker (the figure that shows it never spins).
+fn wakeup(daemon: &Daemon, cred: &Credential) {
+    daemon.metrics.inc(
+        "tether_checker_wakeups_total",
+        &[("credential", &cred.name)],
+    );
 }
 
 /// Runs the checker of `cred` until the daemon shuts down.
 pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
     let mut shutdown = std::pin::pin!(daemon.shutdown_signal());
-    // A refresh test at start, spread over a second so a daemon with many credentials
-    // does not open them all against the provider in the same millisecond.
-    let spread = Duration::from_millis(rand::thread_rng().gen_range(0..1000));
-    let mut next_refresh = Instant::now() + spread;
-    let mut next_probe: Option<Instant> = None;
+    let mut sched = Schedule::new(
+        cred.schedule_config(),
+        Instant::now(),
+        cred.token_life(),
+        rand::random(),
+    );
+    let mut seen = cred.flights.load(Ordering::SeqCst);
     loop {
-        let now = Instant::now();
-        let refresh_at = effective_refresh_at(&cred, next_refresh);
-        let wake_at = match next_probe {
-            Some(p) if p < refresh_at => p,
-            _ => refresh_at,
-        };
-        if wake_at > now {
+        follow_flights(&cred, &mut sched, &mut seen);
+        // Invariant: nothing is in flight between actions, so there is always a next one.
+        let next = sched.next().expect("no action in flight between checks");
+        if next.at > Instant::now() {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = tokio::time::sleep_until(next.at) => {}
+                // A re-auth, a pasted secret, a manual check or a `rejected` report:
+                // follow it at the top of the loop.
                 _ = cred.wake.notified() => {
-                    // The credential was just verified (re-auth, pasted secret, manual
-                    // check): the next refresh test is one interval away.
-                    next_refresh = Instant::now() + jitter(cred.config.refresh_interval);
-                    if let Some(p) = cred.probe_interval() {
-                        next_probe = Some(Instant::now() + jitter(p));
-                    }
+                    wakeup(&daemon, &cred);
                     continue;
                 }
             }
         }
+        wakeup(&daemon, &cred);
         if daemon.is_shutting_down() {
             return;
         }
-        let now = Instant::now();
-        if now >= effective_refresh_at(&cred, next_refresh) {
-            let r = daemon.check(&cred).await;
-            next_refresh =
-                Instant::now() + after_check(&cred, r.is_ok(), cred.config.refresh_interval);
-            next_probe = cred.probe_interval().map(|p| Instant::now() + jitter(p));
-        } else if next_probe.is_some_and(|p| now >= p) {
-            let outcome = daemon.probe(&cred).await;
-            let interval = cred
-                .probe_interval()
-                .unwrap_or(cred.config.refresh_interval);
-            next_probe = match outcome {
-                None if cred.probe_interval().is_none() => None,
-                // No usable token to probe with: the refresh cadence covers it.
-                None => Some(Instant::now() + jitter(interval)),
-                Some(crate::oauth::ProbeOutcome::Transient(_)) => {
-                    let failures = cred.status().failures.max(1);
-                    Some(Instant::now() + jitter(backoff(failures, interval)))
+        let Some(action) = sched.due(Instant::now()) else {
+            continue;
+        };
+        tracing::debug!(credential = %cred.name, ?action, "check");
+        let outcome = match action {
+            Action::Probe => match daemon.probe(&cred).await {
+                None => Outcome::ProbeNoToken,
+                Some(ProbeOutcome::Alive) => Outcome::ProbeAlive,
+                Some(ProbeOutcome::Gone(_)) => Outcome::ProbeGone,
+                Some(ProbeOutcome::Transient(_)) => Outcome::ProbeTransient,
+                Some(ProbeOutcome::Misconfigured(_) | ProbeOutcome::Unsupported) => {
+                    Outcome::ProbeMisconfigured
                 }
-                Some(crate::oauth::ProbeOutcome::Gone(_)) => {
-                    // The confirming refresh test ran: it counts as the refresh test.
-                    let ok = cred.status().state != CredentialState::Dead;
-                    next_refresh =
-                        Instant::now() + after_check(&cred, ok, cred.config.refresh_interval);
-                    Some(Instant::now() + jitter(interval))
+            },
+            Action::Refresh(RefreshReason::ConfirmGone) => {
+                let (r, replaced) = daemon.confirm_gone(&cred).await;
+                if replaced {
+                    sched.set_probe(Instant::now(), cred.probe_interval());
                 }
-                Some(_) => Some(Instant::now() + jitter(interval)),
-            };
-            if cred.status().state == CredentialState::Dead {
-                // Probing a dead grant tells nothing new.
-                next_probe = None;
+                refresh_outcome(&cred, &r)
             }
+            Action::Refresh(_) => {
+                let r = daemon.check(&cred).await;
+                refresh_outcome(&cred, &r)
+            }
+        };
+        // Our own refresh is one of the credential's flights: not an outside event.
+        seen = cred.flights.load(Ordering::SeqCst);
+        sched.observe(Instant::now(), outcome);
+        if outcome == Outcome::ProbeMisconfigured {
+            sched.set_probe(Instant::now(), cred.probe_interval());
         }
     }
-}
-
-/// Delay until the next refresh test after one finished.
-fn after_check(cred: &Credential, ok: bool, interval: Duration) -> Duration {
-    let s = cred.status();
-    if ok || s.state == CredentialState::Dead || s.state == CredentialState::Unchecked {
-        jitter(interval)
-    } else {
-        jitter(backoff(s.failures.max(1), interval))
-    }
-}
-
-/// The refresh test is due at `next`, or earlier when the access token is about to expire
-/// and the credential keeps its token fresh.
-fn effective_refresh_at(cred: &Credential, next: Instant) -> Instant {
-    if !cred.config.keep_fresh || cred.status().state == CredentialState::Dead {
-        return next;
-    }
-    let Some(exp) = cred.cached_token().and_then(|t| t.expires_at) else {
-        return next;
-    };
-    let ahead = chrono::Duration::from_std(cred.config.refresh_ahead).unwrap_or_default();
-    let until = (exp - ahead - Utc::now())
-        .to_std()
-        .unwrap_or(Duration::ZERO);
-    next.min(Instant::now() + until)
 }
 
 /// Runs the daemon-wide chores until shutdown: alert reminders, device last-use times,
@@ -153,32 +151,6 @@ pub async fn maintenance(daemon: Arc<Daemon>, period: Duration) {
         // Every tenth tick: a full reconcile of the vault's locations.
         if n % 10 == 0 {
             daemon.reconcile().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let cap = Duration::from_secs(3600);
-        assert_eq!(backoff(1, cap), Duration::from_secs(5));
-        assert_eq!(backoff(2, cap), Duration::from_secs(10));
-        assert_eq!(backoff(4, cap), Duration::from_secs(40));
-        assert_eq!(backoff(30, cap), BACKOFF_MAX);
-        assert_eq!(
-            backoff(30, Duration::from_secs(60)),
-            Duration::from_secs(60)
-        );
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for _ in 0..100 {
-            let j = jitter(Duration::from_secs(100));
-            assert!(j >= Duration::from_secs(90) && j <= Duration::from_secs(110));
         }
     }
 }

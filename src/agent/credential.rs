@@ -2,6 +2,7 @@
 //! refresh lock, the cached access token, and the state the health report shows.
 
 use super::config::CredentialConfig;
+use super::schedule::{refresh_ahead, Schedule, ScheduleConfig, TokenLife};
 use crate::oauth::ClientCredentials;
 use crate::protocol::{
     Cadence, CredentialHealth, CredentialState, ErrorInfo, ProbeHealth, ReauthKind,
@@ -23,6 +24,8 @@ pub struct CachedToken {
     pub token_type: String,
     /// When it stops working, if known.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Its whole lifetime from issue, when known (clamps the refresh-ahead margin).
+    pub lifetime: Option<Duration>,
 }
 
 impl CachedToken {
@@ -38,7 +41,44 @@ impl CachedToken {
             access_token: token,
             token_type: r.token_type.clone(),
             expires_at: r.expires_at,
+            lifetime: r.expires_at.and_then(|e| (e - r.obtained_at).to_std().ok()),
         })
+    }
+
+    /// A token obtained now that ends at `expires_at`.
+    pub fn obtained_now(
+        access_token: AccessToken,
+        token_type: String,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> CachedToken {
+        CachedToken {
+            access_token,
+            token_type,
+            lifetime: expires_at.and_then(|e| (e - Utc::now()).to_std().ok()),
+            expires_at,
+        }
+    }
+
+    /// The token as the schedule sees it: its expiry moved onto the monotonic clock
+    /// (`now` and `wall` are the same moment on both clocks).
+    pub fn life(&self, now: tokio::time::Instant, wall: DateTime<Utc>) -> TokenLife {
+        let expires_at = self.expires_at.map(|e| match (e - wall).to_std() {
+            Ok(ahead) => now + ahead,
+            // Already expired: as far back as the monotonic clock allows.
+            Err(_) => now
+                .checked_sub((wall - e).to_std().unwrap_or_default())
+                .unwrap_or(now),
+        });
+        TokenLife {
+            expires_at,
+            lifetime: self.lifetime,
+        }
+    }
+
+    /// True when the broker may hand it out: valid for the refresh-ahead margin, clamped to
+    /// half its lifetime (the same rule the schedule follows).
+    pub fn fresh_for_broker(&self, configured_ahead: Duration, now: DateTime<Utc>) -> bool {
+        self.fresh_for(refresh_ahead(configured_ahead, self.lifetime), now)
     }
 
     /// True when the token is valid for at least `margin` more.
@@ -118,6 +158,10 @@ pub struct Status {
     pub failures: u32,
     /// When the last dead/reminder alert went out.
     pub last_alert: Option<DateTime<Utc>>,
+    /// Why the probe in force is not the preset's first (it could not work here).
+    pub probe_note: Option<String>,
+    /// Probe `gone` answers in a row that a refresh test then contradicted.
+    pub unconfirmed_gones: u32,
 }
 
 /// One credential at run time.
@@ -145,6 +189,8 @@ pub struct Credential {
     pub(crate) status: Mutex<Status>,
     /// Wakes the checker (run a check now, or recompute the schedule).
     pub(crate) wake: tokio::sync::Notify,
+    /// When the agent's last `rejected` report started a confirming refresh (rate limit).
+    pub(crate) last_rejected_refresh: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -178,6 +224,8 @@ impl Credential {
             last_probe: None,
             failures: 0,
             last_alert: None,
+            probe_note: None,
+            unconfirmed_gones: 0,
         };
         Credential {
             name: config.name.clone(),
@@ -192,6 +240,7 @@ impl Credential {
             token: Mutex::new(record.and_then(|r| CachedToken::from_record(r, paste))),
             status: Mutex::new(status),
             wake: tokio::sync::Notify::new(),
+            last_rejected_refresh: Mutex::new(None),
         }
     }
 
@@ -204,6 +253,35 @@ impl Credential {
     pub(crate) fn set_provider(&self, p: Provider) {
         *self.provider.write().expect("provider lock") = Arc::new(p);
         self.needs_discovery.store(false, Ordering::SeqCst);
+    }
+
+    /// Replaces a probe that cannot work here by the preset's next one (or none), and
+    /// records why; returns the note shown in health.
+    pub(crate) fn fall_back_probe(&self, why: &str) -> String {
+        let mut guard = self.provider.write().expect("provider lock");
+        let mut p = (**guard).clone();
+        let old = p.probe.as_ref().map(probe_label).unwrap_or_default();
+        let note = match p.fall_back_probe() {
+            Some(next) => format!("the {old} probe cannot work here ({why}); probing with {} instead", probe_label(next)),
+            None => format!(
+                "the {old} probe cannot work here ({why}); checked by refresh tests every {}; set probe_url to another probe",
+                crate::duration::format(self.config.refresh_interval)
+            ),
+        };
+        *guard = Arc::new(p);
+        drop(guard);
+        self.status.lock().expect("status lock").probe_note = Some(note.clone());
+        note
+    }
+
+    /// The settings that shape this credential's schedule, with the probe now in force.
+    pub fn schedule_config(&self) -> ScheduleConfig {
+        ScheduleConfig {
+            probe_interval: self.probe_interval(),
+            refresh_interval: self.config.refresh_interval,
+            refresh_ahead: self.config.refresh_ahead,
+            keep_fresh: self.config.keep_fresh && !self.is_paste(),
+        }
     }
 
     /// True for paste-kind credentials (Telegram bot token, GitHub PAT).
@@ -233,17 +311,56 @@ impl Credential {
             .map(|_| self.config.probe_interval)
     }
 
-    /// Which checks run and the worst-case time from a revocation to `dead`: the longest
-    /// jittered interval of the fastest check that sees it, plus one refresh test to confirm.
+    /// Which checks run and the worst-case time from a revocation to `dead`, as the
+    /// schedule computes it, with the reason in words.
     pub fn cadence(&self) -> Cadence {
-        let probe = self.probe_interval();
-        let refresh = self.config.refresh_interval;
-        let fastest = probe.unwrap_or(refresh).min(refresh);
-        let worst = fastest.as_secs() + fastest.as_secs().div_ceil(10) + 10;
+        let cfg = self.schedule_config();
+        let token = self.cached_token();
+        let lifetime = token.as_ref().and_then(|t| t.lifetime);
+        let worst = Schedule::worst_case_detection(&cfg, lifetime);
+        let provider = self.provider();
+        let every = crate::duration::format;
+        let refresh_words = format!("refresh tests every {}", every(cfg.refresh_interval));
+        let (mode, probe, note) = match (&provider.probe, cfg.probe_interval) {
+            (Some(p), Some(i)) => (
+                "probe",
+                Some(probe_label(p)),
+                format!(
+                    "{} probe every {}, confirmed by a refresh test; {refresh_words}",
+                    probe_label(p),
+                    every(i)
+                ),
+            ),
+            _ => {
+                let fresh = match (cfg.keep_fresh, lifetime) {
+                    (true, Some(l)) => format!(
+                        " and ahead of each access token's expiry (every {})",
+                        every(l.saturating_sub(refresh_ahead(cfg.refresh_ahead, Some(l))))
+                    ),
+                    _ => String::new(),
+                };
+                let why = match self.status().probe_note {
+                    Some(n) => n,
+                    None if self.is_paste() => "no probe for this token".to_string(),
+                    None => "no probe for this provider".to_string(),
+                };
+                (
+                    "refresh_tests",
+                    None,
+                    format!("{why}: checked by {refresh_words}{fresh}; set probe_url or refresh_interval for faster detection"),
+                )
+            }
+        };
         Cadence {
-            probe_interval_secs: probe.map(|p| p.as_secs()),
-            refresh_interval_secs: refresh.as_secs(),
-            worst_case_detection_secs: worst,
+            probe_interval_secs: cfg.probe_interval.map(|p| p.as_secs()),
+            refresh_interval_secs: cfg.refresh_interval.as_secs(),
+            worst_case_detection_secs: worst.as_secs_f64().ceil() as u64,
+            mode: mode.to_string(),
+            probe,
+            note: Some(match self.status().probe_note {
+                Some(n) if mode == "probe" => format!("{note} ({n})"),
+                _ => note,
+            }),
         }
     }
 
@@ -272,6 +389,20 @@ impl Credential {
         }
     }
 
+    pub(crate) fn set_last_probe(&self, result: &str, detail: Option<String>) {
+        self.status.lock().expect("status lock").last_probe = Some(ProbeHealth {
+            at: Utc::now(),
+            result: result.to_string(),
+            detail,
+        });
+    }
+
+    /// The cached token as the schedule sees it, now.
+    pub fn token_life(&self) -> Option<TokenLife> {
+        self.cached_token()
+            .map(|t| t.life(tokio::time::Instant::now(), Utc::now()))
+    }
+
     /// The state a working credential has: `expiring` inside the warning window.
     pub fn working_state(&self, refresh_expires_at: Option<DateTime<Utc>>) -> CredentialState {
         let window = chrono::Duration::from_std(self.config.warning_window)
@@ -280,5 +411,26 @@ impl Credential {
             Some(end) if end - Utc::now() <= window => CredentialState::Expiring,
             _ => CredentialState::Ok,
         }
+    }
+}
+
+/// `introspection at https://id.example/token/introspection`, for texts.
+fn probe_label(p: &crate::provider::Probe) -> String {
+    let method = match p.method {
+        crate::provider::ProbeMethod::TokenInfo => "tokeninfo",
+        crate::provider::ProbeMethod::Introspection => "introspection",
+        crate::provider::ProbeMethod::UserInfo => "userinfo",
+        crate::provider::ProbeMethod::BearerGet | crate::provider::ProbeMethod::BearerPost => "API",
+        crate::provider::ProbeMethod::SlackAuthTest => "auth.test",
+        crate::provider::ProbeMethod::TelegramGetMe => "getMe",
+    };
+    match p.method {
+        // The Telegram probe URL is only the API base; the token goes in the path.
+        crate::provider::ProbeMethod::TelegramGetMe => method.to_string(),
+        _ => format!(
+            "{method} ({}{})",
+            p.url.host_str().unwrap_or(""),
+            p.url.path()
+        ),
     }
 }

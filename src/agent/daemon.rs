@@ -12,8 +12,8 @@ use super::reauth::{SessionError, Sessions};
 use super::tls::TlsIdentity;
 use crate::oauth::{self, ClientCredentials, ErrorClass, OAuthError, ProbeOutcome};
 use crate::protocol::{
-    CredentialHealth, CredentialState, ErrorInfo, Event, HealthReport, LocationHealth, ProbeHealth,
-    ReauthStart, RedirectPort, RedirectRequirement, PROTOCOL_VERSION,
+    CredentialHealth, CredentialState, ErrorInfo, Event, HealthReport, LocationHealth, ReauthStart,
+    RedirectPort, RedirectRequirement, PROTOCOL_VERSION,
 };
 use crate::provider::{self, CredentialKind, Provider, ProviderOverrides};
 use crate::secret::{constant_time_eq, AccessToken, AuthorizationCode, RefreshToken};
@@ -26,6 +26,10 @@ use tokio::sync::{broadcast, watch};
 
 /// Directory of the primary vault location inside the state directory.
 pub const VAULT_DIR: &str = "vault";
+
+/// Reports of a refused access token within this long of the last confirming refresh share
+/// its result instead of spending the refresh token again.
+pub const REJECTED_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the daemon could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +72,7 @@ pub enum OpError {
     #[error("credential {0} is not configured on this agent")]
     UnknownCredential(String),
     /// The credential is dead; the request was refused and counted.
-    #[error("credential {name} on agent {agent} is dead ({code}: {description}); run `tether reauth {agent}/{name}`")]
+    #[error("credential {name} on agent {agent} is dead ({error}); run `tether reauth {agent}/{name}`", error = ErrorInfo { code: code.clone(), description: description.clone() })]
     Dead {
         /// Agent name.
         agent: String,
@@ -254,6 +258,7 @@ impl Daemon {
         let mut providers = BTreeMap::new();
         for c in &config.credentials {
             let secret = c.client_secret()?;
+            let public_client = secret.is_none();
             clients.insert(
                 c.name.clone(),
                 ClientCredentials {
@@ -263,7 +268,7 @@ impl Daemon {
             );
             let (mut p, mut needs) = base_provider(c)?;
             if let Some(issuer) = &c.issuer {
-                match discover(&http, c, issuer).await {
+                match discover(&http, c, issuer, public_client).await {
                     Ok(d) => {
                         p = d;
                         needs = false;
@@ -538,7 +543,7 @@ impl Daemon {
             health
                 .last_error
                 .as_ref()
-                .map(|e| format!(" ({}: {})", e.code, e.description))
+                .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         );
         let _ = self.events.send(Event::StateChanged {
@@ -650,7 +655,7 @@ impl Daemon {
         }
         if only_if_stale {
             if let Some(t) = cred.cached_token() {
-                if t.fresh_for(cred.config.refresh_ahead, Utc::now()) {
+                if t.fresh_for_broker(cred.config.refresh_ahead, Utc::now()) {
                     return Ok(t);
                 }
             }
@@ -669,7 +674,8 @@ impl Daemon {
     async fn ensure_provider(&self, cred: &Credential) -> Result<Arc<Provider>, CheckError> {
         if cred.needs_discovery.load(Ordering::SeqCst) {
             let issuer = cred.config.issuer.clone().unwrap_or_default();
-            let p = discover(&self.http, &cred.config, &issuer)
+            let public = cred.client.client_secret.is_none();
+            let p = discover(&self.http, &cred.config, &issuer, public)
                 .await
                 .map_err(|e| {
                     CheckError::Provider(OAuthError {
@@ -815,11 +821,7 @@ impl Daemon {
         for (k, v) in &ts.extras {
             next.extras.insert(k.clone(), v.clone());
         }
-        let token = CachedToken {
-            access_token: ts.access_token,
-            token_type: ts.token_type,
-            expires_at: ts.expires_at,
-        };
+        let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
         match self.commit(cred, next.clone()).await {
             Ok(_) => {
                 cred.set_token(Some(token.clone()));
@@ -891,13 +893,18 @@ impl Daemon {
         r.map(|_| ())
     }
 
-    /// One liveness probe. `Gone` is confirmed by one refresh test before anything is
-    /// called dead. Returns `None` when no probe could run (no probe, no usable token).
+    /// One liveness probe. `Gone` is only recorded here: the schedule confirms it with one
+    /// refresh test ([`Daemon::confirm_gone`]) before anything is called dead. A probe that
+    /// cannot work here (`Misconfigured`) is replaced by the preset's next probe, or by
+    /// refresh tests, and health says so. Returns `None` when there is no usable access
+    /// token to probe with (the schedule then refreshes first).
     pub async fn probe(self: &Arc<Self>, cred: &Arc<Credential>) -> Option<ProbeOutcome> {
         let provider = cred.provider();
-        provider.probe.as_ref()?;
+        if provider.probe.is_none() {
+            return Some(ProbeOutcome::Unsupported);
+        }
         let token = cred.cached_token()?;
-        if !token.fresh_for(std::time::Duration::from_secs(5), Utc::now()) {
+        if !token.fresh_for(super::schedule::PROBE_MARGIN, Utc::now()) {
             return None;
         }
         let outcome = oauth::probe(&self.http, &provider, &cred.client, &token.access_token).await;
@@ -910,21 +917,16 @@ impl Daemon {
             ],
         );
         let detail = match &outcome {
-            ProbeOutcome::Gone(i) | ProbeOutcome::Transient(i) => {
-                Some(format!("{}: {}", i.code, i.description))
+            ProbeOutcome::Gone(i) | ProbeOutcome::Transient(i) | ProbeOutcome::Misconfigured(i) => {
+                Some(i.to_string())
             }
             _ => None,
         };
-        let set_probe = |result: &str| {
-            cred.status.lock().expect("status lock").last_probe = Some(ProbeHealth {
-                at: Utc::now(),
-                result: result.to_string(),
-                detail: detail.clone(),
-            });
-        };
+        let set_probe = |result: &str| cred.set_last_probe(result, detail.clone());
         match &outcome {
             ProbeOutcome::Alive => {
                 set_probe("alive");
+                cred.status.lock().expect("status lock").unconfirmed_gones = 0;
                 let state = cred.status().state;
                 if matches!(
                     state,
@@ -935,15 +937,7 @@ impl Daemon {
                     cred.status.lock().expect("status lock").last_check = Some(Utc::now());
                 }
             }
-            ProbeOutcome::Gone(_) => {
-                set_probe("gone (confirming with a refresh test)");
-                let confirmed = self.check(cred).await;
-                set_probe(match &confirmed {
-                    Err(e) if e.is_dead() => "gone (confirmed by a refresh test)",
-                    Ok(()) => "gone (not confirmed: the refresh test worked)",
-                    Err(_) => "gone (refresh test inconclusive)",
-                });
-            }
+            ProbeOutcome::Gone(_) => set_probe("gone (confirming with a refresh test)"),
             ProbeOutcome::Transient(i) => {
                 set_probe("transient");
                 let e = CheckError::Provider(OAuthError {
@@ -953,12 +947,115 @@ impl Daemon {
                 });
                 self.record(cred, Err(&e));
             }
+            ProbeOutcome::Misconfigured(i) => {
+                set_probe("misconfigured");
+                let note = cred.fall_back_probe(&i.to_string());
+                tracing::warn!("credential {}: {note}", cred.name);
+                // The probe's trouble says nothing about the grant: the state stays what
+                // the last check found.
+            }
             ProbeOutcome::Unsupported => {}
         }
         // Every check also looks for wiped or corrupt output files (cheap: a read and a
         // compare per file).
         self.check_outputs().await;
         Some(outcome)
+    }
+
+    /// The refresh test that confirms (or not) a probe's `gone`. A `gone` that refresh
+    /// tests contradict twice in a row, each time with a fresh token, means the probe
+    /// cannot tell here: it is replaced as a misconfigured one would be. Returns whether the
+    /// probe was replaced.
+    pub async fn confirm_gone(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+    ) -> (Result<(), CheckError>, bool) {
+        let confirmed = self.check(cred).await;
+        let detail = cred.status().last_probe.and_then(|p| p.detail);
+        let mut replaced = false;
+        match &confirmed {
+            Err(e) if e.is_dead() => {
+                cred.set_last_probe("gone (confirmed by a refresh test)", detail);
+            }
+            Ok(()) => {
+                cred.set_last_probe("gone (not confirmed: the refresh test worked)", detail);
+                let n = {
+                    let mut s = cred.status.lock().expect("status lock");
+                    s.unconfirmed_gones += 1;
+                    s.unconfirmed_gones
+                };
+                if n >= 2 {
+                    cred.status.lock().expect("status lock").unconfirmed_gones = 0;
+                    let note = cred.fall_back_probe(
+                        "it said `gone` twice for grants that refresh tests showed alive",
+                    );
+                    tracing::warn!("credential {}: {note}", cred.name);
+                    replaced = true;
+                }
+            }
+            Err(_) => cred.set_last_probe("gone (refresh test inconclusive)", detail),
+        }
+        (confirmed, replaced)
+    }
+
+    /// The agent's report that the API refused the access token it was given. Drops the
+    /// cached token and runs one confirming refresh test at once (single flight: a flood
+    /// of reports shares one refresh, and reports within [`REJECTED_MIN_INTERVAL`] of the
+    /// last confirming refresh get its result without another). Answers with the
+    /// credential's state and, while it is alive, a fresh access token.
+    pub async fn rejected(
+        self: &Arc<Self>,
+        name: &str,
+        report: &crate::protocol::RejectedReport,
+    ) -> Result<(CredentialHealth, Option<CachedToken>), OpError> {
+        let cred = self.credential(name)?.clone();
+        self.metrics
+            .inc("tether_rejected_reports_total", &[("credential", name)]);
+        tracing::info!(
+            "credential {name}: the agent reports its access token was refused{}{}",
+            report
+                .status
+                .map(|s| format!(" (HTTP {s})"))
+                .unwrap_or_default(),
+            report
+                .detail
+                .as_deref()
+                .map(|d| format!(": {}", crate::provider::clean_text(d, 200)))
+                .unwrap_or_default()
+        );
+        if cred.status().state == CredentialState::Dead {
+            self.refuse_if_dead(&cred);
+            return Ok((cred.health(), None));
+        }
+        let fresh_report = {
+            let mut last = cred.last_rejected_refresh.lock().expect("rejected lock");
+            let now = std::time::Instant::now();
+            let recent = last.is_some_and(|t| now.duration_since(t) < REJECTED_MIN_INTERVAL);
+            if !recent {
+                *last = Some(now);
+            }
+            !recent
+        };
+        let result = if fresh_report {
+            // The refused token must not be served again while the refresh runs.
+            cred.set_token(None);
+            let r = self.refresh(&cred, false).await;
+            cred.wake.notify_one();
+            r
+        } else {
+            // A report right after a confirming refresh: share its outcome.
+            self.refresh(&cred, true).await
+        };
+        match result {
+            Ok(t) => Ok((cred.health(), Some(t))),
+            Err(CheckError::ShuttingDown) => Err(OpError::ShuttingDown),
+            Err(e) => {
+                if e.is_dead() {
+                    self.refuse_if_dead(&cred);
+                }
+                Ok((cred.health(), None))
+            }
+        }
     }
 
     // ---- broker ------------------------------------------------------------------------
@@ -978,7 +1075,7 @@ impl Daemon {
             return Err(e);
         }
         if let Some(t) = cred.cached_token() {
-            if t.fresh_for(cred.config.refresh_ahead, Utc::now()) {
+            if t.fresh_for_broker(cred.config.refresh_ahead, Utc::now()) {
                 count("served");
                 return Ok(t);
             }
@@ -1186,11 +1283,7 @@ impl Daemon {
             name: name.clone(),
             message: e.info().description,
         })?;
-        let token = CachedToken {
-            access_token: ts.access_token,
-            token_type: ts.token_type,
-            expires_at: ts.expires_at,
-        };
+        let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
         cred.set_token(Some(token.clone()));
         *cred.pending.lock().expect("pending lock") = None;
         *cred.last_flight.lock().expect("flight lock") = Some(Ok(token));
@@ -1238,11 +1331,7 @@ impl Daemon {
                 name: c.name.clone(),
                 message: e.info().description,
             })?;
-            let token = CachedToken {
-                access_token: secret,
-                token_type: "Bearer".into(),
-                expires_at: None,
-            };
+            let token = CachedToken::obtained_now(secret, "Bearer".into(), None);
             c.set_token(Some(token.clone()));
             *c.last_flight.lock().expect("flight lock") = Some(Ok(token));
             c.flights.fetch_add(1, Ordering::SeqCst);
@@ -1304,12 +1393,18 @@ async fn discover(
     http: &reqwest::Client,
     c: &CredentialConfig,
     issuer: &str,
+    public_client: bool,
 ) -> Result<Provider, String> {
     let url =
         url::Url::parse(issuer).map_err(|e| format!("issuer {issuer:?} is not a URL: {e}"))?;
     let mut p = provider::discover(http, &url)
         .await
         .map_err(|e| format!("discovery at {issuer} failed: {e}"))?;
+    if public_client {
+        // Discovery never picks introspection for a client without a secret (RFC 7662
+        // needs the caller to authenticate); a probe the owner configures is kept.
+        p.for_public_client();
+    }
     if let Some(table) = &c.overrides {
         let o: ProviderOverrides = table
             .clone()

@@ -31,6 +31,14 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "tether_state_changes_total",
         "Credential state changes, by credential and new state.",
     ),
+    (
+        "tether_checker_wakeups_total",
+        "Times a credential's checker woke up (each runs a check or follows an outside change).",
+    ),
+    (
+        "tether_rejected_reports_total",
+        "Reports from the agent that the API refused an access token, by credential.",
+    ),
 ];
 
 /// The daemon's counters.
@@ -57,6 +65,10 @@ pub fn labels(pairs: &[(&str, &str)]) -> String {
 impl Metrics {
     /// Adds one to `name` with `pairs` as labels.
     pub fn inc(&self, name: &'static str, pairs: &[(&str, &str)]) {
+        debug_assert!(
+            COUNTERS.iter().any(|(n, _)| *n == name),
+            "counter {name} is not in COUNTERS, so it would never be rendered"
+        );
         let key = (name, labels(pairs));
         // Invariant: the map is only touched by these short, non-panicking sections.
         *self

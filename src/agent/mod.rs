@@ -7,7 +7,8 @@
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
 //! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
-//! - [`checker`]: the probe and refresh-test cadences, backoff, reminders;
+//! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
+//! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
 //! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
 //! - its own files are written with [`crate::files`].
@@ -24,6 +25,7 @@ pub mod credential;
 pub mod daemon;
 pub mod metrics;
 pub mod reauth;
+pub mod schedule;
 pub mod server;
 pub mod tls;
 

@@ -97,11 +97,15 @@ pub struct TokenGetArgs {
     /// Print the whole JSON reply (token, type, expiry).
     #[arg(long)]
     json: bool,
+    /// Report that the API refused the last token (HTTP 401): the daemon drops it, runs a
+    /// confirming refresh test at once and prints a fresh token while the grant is alive.
+    #[arg(long)]
+    rejected: bool,
 }
 
 /// Runs `tether agent token get` / `tether token`.
 pub fn run_token_get(a: TokenGetArgs) -> anyhow::Result<ExitCode> {
-    token_get(&a.config, &a.name, a.url, a.fingerprint, a.json)
+    token_get(&a.config, &a.name, a.url, a.fingerprint, a.json, a.rejected)
 }
 
 /// Runs one `tether agent` command.
@@ -317,6 +321,7 @@ fn token_get(
     url: Option<String>,
     fingerprint: Option<String>,
     json: bool,
+    rejected: bool,
 ) -> anyhow::Result<ExitCode> {
     let token = std::env::var("TETHER_AGENT_TOKEN").map_err(|_| {
         anyhow::anyhow!(
@@ -358,16 +363,17 @@ fn token_get(
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let endpoint = format!("{url}/v1/credentials/{name}/access-token");
+    let request = if rejected {
+        http.post(format!("{url}/v1/credentials/{name}/rejected"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("{}")
+    } else {
+        http.get(format!("{url}/v1/credentials/{name}/access-token"))
+    };
     let (status, body) = rt.block_on(async {
-        let resp = http
-            .get(&endpoint)
-            .bearer_auth(token)
-            .send()
-            .await
-            .with_context(|| {
-                format!("cannot reach the agent daemon at {url}; is `tether agent serve` running?")
-            })?;
+        let resp = request.bearer_auth(token).send().await.with_context(|| {
+            format!("cannot reach the agent daemon at {url}; is `tether agent serve` running?")
+        })?;
         let status = resp.status();
         let body = resp
             .text()
@@ -375,6 +381,36 @@ fn token_get(
             .context("failed to read the daemon's reply")?;
         anyhow::Ok((status, body))
     })?;
+    if status.is_success() && rejected {
+        let reply: crate::protocol::RejectedReply = serde_json::from_str(&body)
+            .context("the daemon sent a malformed reply to the rejected report")?;
+        if json {
+            println!("{body}");
+        }
+        let Some(t) = reply.token else {
+            let c = &reply.credential;
+            let agent = cfg
+                .as_ref()
+                .map(|c| c.name.as_str())
+                .unwrap_or("this agent");
+            let why = c
+                .last_error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            let fix = match c.state {
+                crate::protocol::CredentialState::Dead => {
+                    format!("; run `tether reauth {agent}/{name}` on the owner's laptop")
+                }
+                _ => "; it will be retried".to_string(),
+            };
+            bail!("credential {name}: {}{why}{fix}", c.state);
+        };
+        if !json {
+            println!("{}", t.access_token.secret());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if status.is_success() {
         let reply: crate::protocol::AccessTokenReply = serde_json::from_str(&body)
             .context("the daemon sent a malformed access-token reply")?;

@@ -40,6 +40,10 @@ pub struct CredentialStatus {
     pub refresh_expires_at: Option<DateTime<Utc>>,
     /// How it is re-armed.
     pub reauth: ReauthKind,
+    /// How the daemon checks it, in words, when no probe is in force ("no probe for this
+    /// provider: checked by refresh tests every 6h; ...").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked: Option<String>,
 }
 
 impl From<&CredentialHealth> for CredentialStatus {
@@ -55,6 +59,11 @@ impl From<&CredentialHealth> for CredentialStatus {
             blocked_requests: c.blocked_requests,
             refresh_expires_at: c.refresh_expires_at,
             reauth: c.reauth,
+            checked: c
+                .cadence
+                .as_ref()
+                .filter(|c| c.mode == "refresh_tests")
+                .and_then(|c| c.note.clone()),
         }
     }
 }
@@ -176,7 +185,7 @@ impl StatusReport {
                     line.push_str(&format!("  {} refused", c.blocked_requests));
                 }
                 if let Some(e) = &c.last_error {
-                    line.push_str(&format!("  {}: {}", e.code, e.description));
+                    line.push_str(&format!("  {e}"));
                 }
                 if c.state == CredentialState::Dead {
                     line.push_str(&match c.reauth {
@@ -187,6 +196,10 @@ impl StatusReport {
                 }
                 out.push_str(&line);
                 out.push('\n');
+                // No probe in force: say how (and how rarely) it is checked.
+                if let Some(note) = &c.checked {
+                    out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", note)));
+                }
             }
         }
         out

@@ -37,7 +37,7 @@ pub enum ListenerError {
     #[error("authorization declined in the browser; start again and click Allow to grant access")]
     Declined,
     /// The provider redirected back with an error other than `access_denied`.
-    #[error("the provider refused the authorization: {} ({})", .0.description, .0.code)]
+    #[error("the provider refused the authorization: {0}")]
     Provider(ErrorInfo),
     /// No valid callback arrived in time.
     #[error("no sign-in callback arrived within {} s; start the authorization again", .0.as_secs())]

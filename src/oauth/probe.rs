@@ -21,17 +21,24 @@ pub enum ProbeOutcome {
     Gone(ErrorInfo),
     /// Network, timeout, 5xx, 429 or an answer that says nothing: ask again later.
     Transient(ErrorInfo),
+    /// This probe cannot work here: the endpoint refuses this client (401/403 from
+    /// introspection), does not exist (404, 405), or answers something that is not a probe
+    /// answer. It says nothing about the grant; the caller falls back to another probe or
+    /// to refresh tests.
+    Misconfigured(ErrorInfo),
     /// The provider has no probe.
     Unsupported,
 }
 
 impl ProbeOutcome {
-    /// `alive`, `gone`, `transient` or `unsupported` (the wire form in `ProbeHealth`).
+    /// `alive`, `gone`, `transient`, `misconfigured` or `unsupported` (the wire form in
+    /// `ProbeHealth`).
     pub fn as_str(&self) -> &'static str {
         match self {
             ProbeOutcome::Alive => "alive",
             ProbeOutcome::Gone(_) => "gone",
             ProbeOutcome::Transient(_) => "transient",
+            ProbeOutcome::Misconfigured(_) => "misconfigured",
             ProbeOutcome::Unsupported => "unsupported",
         }
     }
@@ -148,6 +155,7 @@ pub async fn probe_account(
     let outcome = match outcome {
         ProbeOutcome::Gone(i) => ProbeOutcome::Gone(scrub(i)),
         ProbeOutcome::Transient(i) => ProbeOutcome::Transient(scrub(i)),
+        ProbeOutcome::Misconfigured(i) => ProbeOutcome::Misconfigured(scrub(i)),
         o => o,
     };
     tracing::debug!(provider = %provider.name, status, outcome = outcome.as_str(), "probe answered");
@@ -203,6 +211,12 @@ fn read_answer(
     json: Option<&Value>,
     retry: Option<std::time::Duration>,
 ) -> ProbeOutcome {
+    let misconfigured = |what: String| {
+        ProbeOutcome::Misconfigured(info(
+            &format!("probe_http_{status}"),
+            &format!("the probe endpoint answered {what}; it cannot check this grant"),
+        ))
+    };
     if status == 429 || status >= 500 {
         let what = match retry {
             Some(d) => format!("HTTP {status}; retry after {} s", d.as_secs()),
@@ -256,15 +270,21 @@ fn read_answer(
                         "inactive",
                         "the authorization server says the token is not active",
                     )),
-                    None => ProbeOutcome::Transient(info(
-                        "malformed_response",
-                        "introspection answer without `active`",
-                    )),
+                    None => misconfigured("HTTP 200 without an `active` field".into()),
                 };
             }
-            // A refused introspection is about our client, not the grant.
+            // A refused introspection is about our client, not the grant: RFC 7662 2.1
+            // requires the caller to authenticate, which a public client cannot.
             let (code, d) =
                 body_error(json).unwrap_or_else(|| (format!("http_{status}"), String::new()));
+            if matches!(status, 400 | 401 | 403 | 404 | 405) {
+                let d = if d.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {d}")
+                };
+                return misconfigured(format!("HTTP {status} ({code}{d})"));
+            }
             ProbeOutcome::Transient(info(&code, &d))
         }
         ProbeMethod::TokenInfo
@@ -285,13 +305,23 @@ fn read_answer(
                 )
             };
             if (200..300).contains(&status) {
+                if json.is_none() {
+                    return misconfigured(format!("HTTP {status} with a body that is not JSON"));
+                }
                 // TikTok answers API errors with HTTP 200 as well; {"error":{"code":"ok"}} is fine.
                 return match error {
                     Some((code, d)) if dead_code(&code) => ProbeOutcome::Gone(info(&code, &d)),
                     _ => ProbeOutcome::Alive,
                 };
             }
+            if matches!(status, 404 | 405) {
+                return misconfigured(format!("HTTP {status}"));
+            }
             let header_code = www_auth.and_then(www_authenticate_error);
+            // RFC 6750 3.1: the token is fine but lacks the scope this endpoint needs.
+            if status == 403 && header_code.as_deref() == Some("insufficient_scope") {
+                return misconfigured("HTTP 403 insufficient_scope".into());
+            }
             let (code, description) = match (error, header_code) {
                 (Some((c, d)), _) if c != "error" => (c, d),
                 (Some((_, d)), Some(h)) => (h, d),
@@ -363,6 +393,11 @@ pub async fn verify_paste(
         (ProbeOutcome::Transient(i), _) => Err(OAuthError {
             provider: provider.name.clone(),
             class: ErrorClass::TRANSIENT,
+            info: i,
+        }),
+        (ProbeOutcome::Misconfigured(i), _) => Err(OAuthError {
+            provider: provider.name.clone(),
+            class: ErrorClass::Misconfigured,
             info: i,
         }),
     }

@@ -30,7 +30,8 @@ pub struct TokenSet {
     pub rotated: bool,
     /// Usually `Bearer`.
     pub token_type: String,
-    /// When the access token ends (`expires_in`).
+    /// When the access token ends (`expires_in`, or the preset's assumed lifetime when the
+    /// answer has none).
     pub expires_at: Option<DateTime<Utc>>,
     /// When the refresh token ends, from `refresh_expires_in` / `refresh_token_expires_in`,
     /// or (on an exchange) the preset's known lifetime. `None` on a refresh means "not
@@ -273,7 +274,14 @@ fn token_set(provider: &Provider, mut obj: Map<String, Value>) -> Result<TokenSe
         s.filter(|s| *s > 0)
             .map(|s| now + chrono::Duration::seconds(s))
     };
-    let expires_at = at(secs(obj.remove("expires_in")));
+    // No `expires_in`: the preset's assumed lifetime, so the broker stops serving a token the
+    // provider has most likely expired (RFC 6749 5.1 makes the field optional).
+    let expires_at = at(secs(obj.remove("expires_in"))).or_else(|| {
+        provider
+            .access_token_lifetime
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| now + d)
+    });
     let refresh_expires_at =
         at(secs(obj.remove("refresh_expires_in")).or(secs(obj.remove("refresh_token_expires_in"))));
     let scopes = match obj.remove("scope") {

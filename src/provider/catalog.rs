@@ -15,6 +15,7 @@ use url::Url;
 pub const DEFAULT_FIXED_PORT: u16 = 8765;
 
 const DAY: u64 = 24 * 3600;
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// Names of every preset, in catalog order.
 pub fn preset_names() -> &'static [&'static str] {
@@ -86,7 +87,12 @@ fn base(name: &str) -> Provider {
         redirect: RedirectPolicy::loopback_any_port(),
         rotates_refresh_token: false,
         refresh_token_lifetime: None,
+        // RFC 6749 5.1 makes `expires_in` optional ("RECOMMENDED"); a provider that leaves
+        // it out is assumed to issue one-hour tokens (the common lifetime), so the broker
+        // never serves a token the provider has expired for longer than that.
+        access_token_lifetime: Some(HOUR),
         probe: None,
+        probe_fallbacks: Vec::new(),
         classifier: Classifier::Rfc6749,
     }
 }
@@ -143,6 +149,8 @@ fn x() -> Provider {
             ProbeMethod::BearerGet,
             "https://api.x.com/2/users/me",
         )),
+        // Access tokens live 2 hours (authorization-code page above).
+        access_token_lifetime: Some(2 * HOUR),
         classifier: Classifier::X,
         ..base("x")
     }
@@ -173,6 +181,8 @@ fn tiktok() -> Provider {
             ProbeMethod::BearerGet,
             "https://open.tiktokapis.com/v2/user/info/?fields=open_id,display_name",
         )),
+        // ⚠ 24 h on older pages, 2 h on newer: the shorter.
+        access_token_lifetime: Some(2 * HOUR),
         classifier: Classifier::TikTok,
         ..base("tiktok")
     }
@@ -194,6 +204,8 @@ fn github() -> Provider {
         default_scopes: scopes(&["read:user"]),
         client_auth: ClientAuth::Post,
         probe: Some(github_user_probe()),
+        // OAuth App tokens do not expire (token-expiration page above).
+        access_token_lifetime: None,
         classifier: Classifier::GitHub,
         ..base("github")
     }
@@ -223,6 +235,8 @@ fn github_app() -> Provider {
         rotates_refresh_token: true,
         refresh_token_lifetime: Some(Duration::from_secs(182 * DAY)),
         probe: Some(github_user_probe()),
+        // User access tokens live 8 hours (generating-a-user-access-token page above).
+        access_token_lifetime: Some(8 * HOUR),
         classifier: Classifier::GitHub,
         ..base("github-app")
     }
@@ -302,6 +316,8 @@ fn dropbox() -> Provider {
             ProbeMethod::BearerPost,
             "https://api.dropboxapi.com/2/users/get_current_account",
         )),
+        // Short-lived access tokens: 4 hours (oauth-guide, "expires_in": 14400).
+        access_token_lifetime: Some(4 * HOUR),
         classifier: Classifier::Rfc6749,
         ..base("dropbox")
     }
@@ -332,6 +348,8 @@ fn slack() -> Provider {
             ProbeMethod::SlackAuthTest,
             "https://slack.com/api/auth.test",
         )),
+        // Rotation on: access tokens live 12 hours (rotation page above).
+        access_token_lifetime: Some(12 * HOUR),
         classifier: Classifier::Slack,
         ..base("slack")
     }
@@ -359,6 +377,7 @@ fn telegram() -> Provider {
             ProbeMethod::TelegramGetMe,
             "https://api.telegram.org",
         )),
+        access_token_lifetime: None,
         classifier: Classifier::Rfc6749,
         ..base("telegram")
     }
@@ -371,6 +390,7 @@ fn github_pat() -> Provider {
     Provider {
         kind: CredentialKind::Paste,
         probe: Some(github_user_probe()),
+        access_token_lifetime: None,
         classifier: Classifier::GitHub,
         ..base("github-pat")
     }

@@ -141,15 +141,21 @@ fn from_metadata(issuer: &str, meta: Metadata) -> Result<Provider, DiscoveryErro
         Some(m) if m.iter().any(|m| m == "none") => ClientAuth::None,
         _ => ClientAuth::Basic,
     };
-    p.probe = introspection
+    // Introspection first (it answers for any token), userinfo as the fallback: a public
+    // client cannot authenticate to introspection (`Provider::for_public_client`), and a
+    // server that refuses it makes the probe misconfigured, not the grant dead.
+    let mut probes = introspection
         .map(|url| Probe {
             method: ProbeMethod::Introspection,
             url,
         })
-        .or(userinfo.map(|url| Probe {
+        .into_iter()
+        .chain(userinfo.map(|url| Probe {
             method: ProbeMethod::UserInfo,
             url,
         }));
+    p.probe = probes.next();
+    p.probe_fallbacks = probes.collect();
     Ok(p)
 }
 

@@ -132,8 +132,14 @@ pub struct Provider {
     pub rotates_refresh_token: bool,
     /// Known lifetime of a refresh token from its issue, when the provider does not say.
     pub refresh_token_lifetime: Option<Duration>,
+    /// Lifetime assumed for an access token when the token answer has no `expires_in`;
+    /// `None`: such tokens do not expire.
+    pub access_token_lifetime: Option<Duration>,
     /// Cheap liveness check of a grant, if the provider offers one.
     pub probe: Option<Probe>,
+    /// Probes to fall back on, in order, when `probe` turns out not to work for this client
+    /// (see [`Provider::fall_back_probe`]).
+    pub probe_fallbacks: Vec<Probe>,
     /// Turns a token-endpoint failure into dead / transient / misconfigured.
     pub classifier: Classifier,
 }
@@ -251,8 +257,36 @@ impl Provider {
         }
         if o.no_probe == Some(true) {
             self.probe = None;
+            self.probe_fallbacks.clear();
+        }
+        if let Some(secs) = o.access_token_lifetime_secs {
+            self.access_token_lifetime = (secs > 0).then(|| Duration::from_secs(secs));
         }
         Ok(())
+    }
+
+    /// Replaces a probe that cannot work here by the next fallback (or by none: refresh
+    /// tests only). Returns the probe now in force.
+    pub fn fall_back_probe(&mut self) -> Option<&Probe> {
+        self.probe = if self.probe_fallbacks.is_empty() {
+            None
+        } else {
+            Some(self.probe_fallbacks.remove(0))
+        };
+        self.probe.as_ref()
+    }
+
+    /// Adapts the provider to a client without a secret: RFC 7662 introspection
+    /// authenticates the caller, so a public client falls back to the next probe at once
+    /// instead of being refused on every try.
+    pub fn for_public_client(&mut self) {
+        while self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.method == ProbeMethod::Introspection)
+        {
+            self.fall_back_probe();
+        }
     }
 
     /// Checks that an OAuth provider has its endpoints (a `generic` one without discovery
@@ -331,6 +365,9 @@ pub struct ProviderOverrides {
     pub probe_method: Option<ProbeMethod>,
     /// Turn the probe off.
     pub no_probe: Option<bool>,
+    /// Access-token lifetime in seconds assumed when the token answer has no `expires_in`;
+    /// 0 means such tokens do not expire.
+    pub access_token_lifetime_secs: Option<u64>,
 }
 
 /// Why a provider could not be built or changed.

@@ -11,13 +11,14 @@ use std::time::Duration;
 use tether::agent::auth::{AuthStore, Role};
 use tether::protocol::{CredentialState, HealthReport, ReauthStart};
 
-struct Running {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
+/// A `tether agent serve` child process.
+pub(super) struct Running {
+    pub(super) child: Child,
+    pub(super) base: String,
+    pub(super) http: reqwest::Client,
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -26,7 +27,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `tether agent serve` and waits for its fingerprint and listening lines.
-fn spawn(config: &std::path::Path) -> Running {
+pub(super) fn spawn(config: &std::path::Path) -> Running {
     let mut child = Command::new(util::tether_bin())
         .args(["agent", "serve", "--config"])
         .arg(config)
@@ -61,8 +62,37 @@ fn spawn(config: &std::path::Path) -> Running {
     }
 }
 
+/// Authorizes `name` at the oidc fixture through the running daemon's re-auth routes.
+pub(super) async fn bootstrap_running(d: &Running, device: &str, name: &str, oidc: &OidcProvider) {
+    let start: ReauthStart = d
+        .http
+        .post(format!("{}/v1/credentials/{name}/reauth", d.base))
+        .bearer_auth(device)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let redirect_uri = "http://127.0.0.1:9/callback";
+    let mut url = url::Url::parse(&start.authorize_url).unwrap();
+    url.query_pairs_mut()
+        .append_pair("redirect_uri", redirect_uri);
+    let cb = oidc.consent(&url).await;
+    let q: std::collections::HashMap<String, String> = cb.query_pairs().into_owned().collect();
+    let r = d
+        .http
+        .post(format!("{}/v1/reauth/{}/complete", d.base, start.session))
+        .bearer_auth(device)
+        .json(&serde_json::json!({"code": q["code"], "state": q["state"], "redirect_uri": redirect_uri}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+}
+
 impl Running {
-    async fn health(&self, token: &str) -> HealthReport {
+    pub(super) async fn health(&self, token: &str) -> HealthReport {
         self.http
             .get(format!("{}/v1/health", self.base))
             .bearer_auth(token)
@@ -100,31 +130,7 @@ async fn kill_9_during_commit_storm_loses_nothing() {
 
     let mut d = spawn(&config);
     for n in names {
-        let start: ReauthStart = d
-            .http
-            .post(format!("{}/v1/credentials/{n}/reauth", d.base))
-            .bearer_auth(&device)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let redirect_uri = "http://127.0.0.1:9/callback";
-        let mut url = url::Url::parse(&start.authorize_url).unwrap();
-        url.query_pairs_mut()
-            .append_pair("redirect_uri", redirect_uri);
-        let cb = oidc.consent(&url).await;
-        let q: std::collections::HashMap<String, String> = cb.query_pairs().into_owned().collect();
-        let r = d
-            .http
-            .post(format!("{}/v1/reauth/{}/complete", d.base, start.session))
-            .bearer_auth(&device)
-            .json(&serde_json::json!({"code": q["code"], "state": q["state"], "redirect_uri": redirect_uri}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        bootstrap_running(&d, &device, n, &oidc).await;
     }
 
     // Commit storm: every check refreshes and commits a new generation everywhere.

@@ -60,6 +60,9 @@ pub struct OidcOptions {
     pub refresh_token_ttl_secs: u64,
     /// Answer every consent with access_denied.
     pub decline_consent: bool,
+    /// Refuse introspection from callers without HTTP Basic client authentication (401
+    /// invalid_client), as strict RFC 7662 servers do with public clients.
+    pub strict_introspection: bool,
 }
 
 impl Default for OidcOptions {
@@ -69,6 +72,7 @@ impl Default for OidcOptions {
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 14 * 24 * 3600,
             decline_consent: false,
+            strict_introspection: false,
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct Counters {
     pub grant_errors: u64,
     /// Introspection requests.
     pub introspections: u64,
+    /// Introspection requests refused for lack of client authentication (strict mode).
+    #[serde(default)]
+    pub introspections_refused: u64,
     /// Userinfo requests.
     pub userinfo: u64,
     /// RFC 7009 revocation requests.
@@ -152,6 +159,14 @@ impl OidcProvider {
                     "decline"
                 } else {
                     "approve"
+                },
+            ])
+            .args([
+                "--introspection",
+                if opts.strict_introspection {
+                    "strict"
+                } else {
+                    "open"
                 },
             ])
             .env_clear()

@@ -165,11 +165,11 @@ impl Alert {
         };
         if let Some(err) = &self.error {
             if self.kind != AlertKind::Recovered {
-                lines.push(format!(
-                    "Error: {}: {}",
-                    err.code,
-                    truncate(&err.description, MAX_DESCRIPTION_CHARS)
-                ));
+                let shown = crate::protocol::ErrorInfo {
+                    code: err.code.clone(),
+                    description: truncate(&err.description, MAX_DESCRIPTION_CHARS),
+                };
+                lines.push(format!("Error: {shown}"));
             }
         }
         if matches!(self.kind, AlertKind::Dead | AlertKind::Reminder) || self.blocked_requests > 0 {
@@ -309,5 +309,15 @@ mod tests {
         assert!(t.title.contains("2026-03-08"));
         assert!(t.body.contains("tether reauth studio/youtube"));
         assert!(!t.body.contains("refused"));
+    }
+
+    #[test]
+    fn an_error_without_description_shows_the_code_alone() {
+        let mut a = dead(ReauthKind::Oauth);
+        a.error.as_mut().unwrap().description = String::new();
+        let t = a.render();
+        let line = t.body.lines().find(|l| l.starts_with("Error")).unwrap();
+        assert_eq!(line, "Error: invalid_grant");
+        assert!(t.body.contains("`tether reauth studio/youtube`"));
     }
 }
