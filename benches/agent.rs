@@ -3,10 +3,12 @@
 //!
 //! - `/v1/health` and cached access-token latency (p50/p99) and requests per second;
 //! - daemon RSS when idle;
-//! - detection latency (server-side revocation → `dead` in health → SSE event) for probe
-//!   intervals of 15 s and 60 s, 20 revocations each (20 credentials per interval, each
-//!   revoked at a random moment within one probe interval, so every phase is sampled);
-//! - provider calls per hour per credential in steady state.
+//! - idle CPU (from /proc) and checker wake-ups per second with 100 credentials;
+//! - provider calls per hour per credential in steady state;
+//! - detection latency (server-side revocation → `dead` in health → SSE event):
+//!   20 credentials with one-hour tokens probed every 60 s, and 20 credentials with
+//!   **10-second** rotating tokens probed every 15 s after six token lifetimes, each revoked
+//!   at a random moment (a random phase of the probe schedule and of the token's life).
 //!
 //! Run: `cargo bench --bench agent` (needs Node and `npm ci` in tests/fixtures/oidc-provider).
 
@@ -24,8 +26,8 @@ use tether::agent::auth::{AuthStore, Role};
 use tether::protocol::{CredentialState, Event, HealthReport, ReauthStart};
 
 const CREDS: usize = 100;
-const FAST: usize = 20; // c000..c019: probe every 15 s
-const SLOW: usize = 20; // c020..c039: probe every 60 s (the rest too, but not revoked)
+/// Credentials revoked per detection group.
+const REVOKED: usize = 20;
 
 fn name(i: usize) -> String {
     format!("c{i:03}")
@@ -120,13 +122,19 @@ fn summary(label: &str, mut v: Vec<Duration>) {
     );
 }
 
-#[tokio::main]
-async fn main() {
-    if !oidc::available() {
-        println!("skipped: {}", oidc::MISSING);
-        return;
-    }
-    let provider = OidcProvider::start(OidcOptions::default());
+/// A running `tether agent serve` with its tokens.
+struct Daemon {
+    child: std::process::Child,
+    http: reqwest::Client,
+    base: String,
+    device: String,
+    agent: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a daemon with `n` credentials at `provider`, probed every `probe`, and
+/// authorizes them all through the daemon's re-auth routes.
+async fn start_daemon(provider: &OidcProvider, n: usize, probe: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -139,8 +147,7 @@ async fn main() {
         dir.path().join("state").display(),
         dir.path().join("backup").display()
     );
-    for i in 0..CREDS {
-        let probe = if i < FAST { "15s" } else { "60s" };
+    for i in 0..n {
         cfg.push_str(&format!(
             r#"
 [[credentials]]
@@ -176,7 +183,6 @@ probe_method = "introspection"
         .1
         .secret()
         .to_string();
-
     let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(["agent", "serve", "--config"])
         .arg(&config)
@@ -202,10 +208,7 @@ probe_method = "introspection"
         .expect("daemon starts");
     let http = pinned(&fp);
     let base = format!("https://127.0.0.1:{port}");
-
-    // Authorize every credential through the daemon's re-auth routes.
-    let t = Instant::now();
-    for i in 0..CREDS {
+    for i in 0..n {
         let start: ReauthStart = http
             .post(format!("{base}/v1/credentials/{}/reauth", name(i)))
             .bearer_auth(&device)
@@ -229,63 +232,80 @@ probe_method = "introspection"
             .unwrap();
         assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     }
-    println!(
-        "tether agent daemon benchmark: {CREDS} credentials at oidc-provider, TLS on loopback"
-    );
-    println!(
-        "(authorized {CREDS} credentials through the daemon in {:.1} s)",
-        t.elapsed().as_secs_f64()
-    );
+    Daemon {
+        child,
+        http,
+        base,
+        device,
+        agent,
+        _dir: dir,
+    }
+}
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    println!(
-        "daemon RSS idle with {CREDS} credentials: {:.1} MiB",
-        rss_kib(child.id()) as f64 / 1024.0
-    );
+impl Daemon {
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.device)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 
-    let c0 = provider.counters().await;
-    let window = Instant::now();
-    latency(
-        "GET /v1/health",
-        &http,
-        &format!("{base}/v1/health"),
-        &device,
+    fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        println!("daemon stopped on SIGTERM: {status}");
+    }
+}
+
+/// utime + stime of a process in seconds (/proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz
+}
+
+/// Sum of a counter's samples in a /metrics text.
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        + 0.0
+}
+
+/// Provider calls per hour per credential over `window`, from the fixture's counters.
+fn calls_per_hour(
+    c0: &oidc::Counters,
+    c1: &oidc::Counters,
+    creds: usize,
+    window: Duration,
+) -> (f64, u64, u64) {
+    let probes = c1.introspections - c0.introspections;
+    let refreshes = c1.refresh_grants - c0.refresh_grants;
+    let hours = window.as_secs_f64() / 3600.0;
+    (
+        (probes + refreshes) as f64 / creds as f64 / hours,
+        probes,
+        refreshes,
     )
-    .await;
-    latency(
-        "GET access-token (cached)",
-        &http,
-        &format!("{base}/v1/credentials/c050/access-token"),
-        &agent,
-    )
-    .await;
-    println!(
-        "daemon RSS after the load: {:.1} MiB",
-        rss_kib(child.id()) as f64 / 1024.0
-    );
-    // Steady state: at least two minutes of provider traffic with nothing else happening.
-    let rest = Duration::from_secs(120).saturating_sub(window.elapsed());
-    tokio::time::sleep(rest).await;
-    let c1 = provider.counters().await;
-    let hours = window.elapsed().as_secs_f64() / 3600.0;
-    let calls = (c1.introspections - c0.introspections) + (c1.refresh_grants - c0.refresh_grants);
-    let per = calls as f64 / CREDS as f64 / hours;
-    let expected =
-        (FAST as f64 * 240.0 + (CREDS - FAST) as f64 * 60.0) / CREDS as f64 + 1.0 + 1.0 / 6.0;
-    println!(
-        "provider calls per hour per credential, steady state: {per:.1} measured over {:.0} s \
-         ({} probes, {} refreshes; mix of {FAST}x15 s and {}x60 s probes; expected ~{expected:.1}: \
-         60/h per 60 s probe, 240/h per 15 s probe, ~1/h access-token refresh, 1/6 h refresh test)",
-        window.elapsed().as_secs_f64(),
-        c1.introspections - c0.introspections,
-        c1.refresh_grants - c0.refresh_grants,
-        CREDS - FAST
-    );
+}
 
-    // Detection latency: revoke 20 grants probed every 15 s and 20 probed every 60 s.
-    let events_resp = http
-        .get(format!("{base}/v1/events"))
-        .bearer_auth(&device)
+/// Revokes the first `REVOKED` credentials, each at a random moment within `spread`, and
+/// prints revocation → dead (health) and → SSE event.
+async fn detection(label: &str, d: &Daemon, provider: Arc<OidcProvider>, spread: Duration) {
+    let events_resp = d
+        .http
+        .get(format!("{}/v1/events", d.base))
+        .bearer_auth(&d.device)
         .send()
         .await
         .unwrap();
@@ -317,43 +337,45 @@ probe_method = "introspection"
             }
         });
     }
-    let mut tokens = Vec::new();
-    for i in 0..FAST + SLOW {
-        let r: serde_json::Value = http
-            .get(format!("{base}/v1/credentials/{}/access-token", name(i)))
-            .bearer_auth(&agent)
+    let revoked_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut revokers = Vec::new();
+    for i in 0..REVOKED {
+        // The access token in use right now; the whole grant is revoked through it.
+        let r: serde_json::Value = d
+            .http
+            .get(format!(
+                "{}/v1/credentials/{}/access-token",
+                d.base,
+                name(i)
+            ))
+            .bearer_auth(&d.agent)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        tokens.push(tether::secret::AccessToken::new(
-            r["access_token"].as_str().unwrap(),
+        let token = tether::secret::AccessToken::new(r["access_token"].as_str().unwrap());
+        // Asked now, while the token lives: refreshes later keep the same grant.
+        let grant = provider.grant_of(&token).await;
+        let offset = Duration::from_millis(rand::Rng::gen_range(
+            &mut rand::thread_rng(),
+            0..spread.as_millis() as u64,
         ));
-    }
-    // Each grant is revoked at a random moment within one probe interval of its group,
-    // so the samples cover every phase of the probe schedule.
-    let revoked_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let provider = Arc::new(provider);
-    let mut revokers = Vec::new();
-    for (i, t) in tokens.into_iter().enumerate() {
-        let interval = if i < FAST { 15_000 } else { 60_000 };
-        let offset =
-            Duration::from_millis(rand::Rng::gen_range(&mut rand::thread_rng(), 0..interval));
         let (provider, revoked_at) = (provider.clone(), revoked_at.clone());
         revokers.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            provider.revoke_grant_for_access_token(&t).await;
+            provider.revoke_grant(&grant).await;
             revoked_at.lock().unwrap().insert(name(i), Instant::now());
         }));
     }
     let mut seen_health: HashMap<String, Instant> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(200);
-    while seen_health.len() < FAST + SLOW && Instant::now() < deadline {
-        let h: HealthReport = http
-            .get(format!("{base}/v1/health"))
-            .bearer_auth(&device)
+    let deadline = Instant::now() + spread + Duration::from_secs(200);
+    while seen_health.len() < REVOKED && Instant::now() < deadline {
+        let h: HealthReport = d
+            .http
+            .get(format!("{}/v1/health", d.base))
+            .bearer_auth(&d.device)
             .send()
             .await
             .unwrap()
@@ -373,35 +395,130 @@ probe_method = "introspection"
     }
     let revoked_at = revoked_at.lock().unwrap().clone();
     let sse = seen_sse.lock().unwrap().clone();
-    for (label, range) in [("15 s", 0..FAST), ("60 s", FAST..FAST + SLOW)] {
-        let mut health = Vec::new();
-        let mut events = Vec::new();
-        for i in range {
-            let n = name(i);
-            let t0 = revoked_at[&n];
-            match seen_health.get(&n) {
-                Some(t) => health.push(t.duration_since(t0)),
-                None => println!("  {n}: not dead within 200 s"),
-            }
-            if let Some(t) = sse.get(&n) {
-                events.push(t.duration_since(t0));
-            }
+    let mut health = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..REVOKED {
+        let n = name(i);
+        let t0 = revoked_at[&n];
+        match seen_health.get(&n) {
+            Some(t) => health.push(t.saturating_duration_since(t0)),
+            None => println!("  {n}: not dead within 200 s"),
         }
-        if !health.is_empty() {
-            summary(
-                &format!("detection, probe {label}: revocation -> dead in health"),
-                health,
-            );
-        }
-        if !events.is_empty() {
-            summary(
-                &format!("detection, probe {label}: revocation -> SSE event"),
-                events,
-            );
+        if let Some(t) = sse.get(&n) {
+            events.push(t.saturating_duration_since(t0));
         }
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    println!("daemon stopped on SIGTERM: {status}");
+    if !health.is_empty() {
+        summary(
+            &format!("detection, {label}: revocation -> dead in health"),
+            health,
+        );
+    }
+    if !events.is_empty() {
+        summary(
+            &format!("detection, {label}: revocation -> SSE event"),
+            events,
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if !oidc::available() {
+        println!("skipped: {}", oidc::MISSING);
+        return;
+    }
+    // Part 1: 100 credentials with one-hour tokens, probed every 60 s.
+    let provider = Arc::new(OidcProvider::start(OidcOptions::default()));
+    let t = Instant::now();
+    let d = start_daemon(&provider, CREDS, "60s").await;
+    println!(
+        "tether agent daemon benchmark: {CREDS} credentials at oidc-provider, TLS on loopback"
+    );
+    println!(
+        "(authorized {CREDS} credentials through the daemon in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!(
+        "daemon RSS idle with {CREDS} credentials: {:.1} MiB",
+        rss_kib(d.child.id()) as f64 / 1024.0
+    );
+    // Idle: nothing asks the daemon anything for 60 s; only its own checks run.
+    let c0 = provider.counters().await;
+    let (cpu0, wake0) = (
+        cpu_seconds(d.child.id()),
+        counter(&d.metrics().await, "tether_checker_wakeups_total"),
+    );
+    let idle = Instant::now();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let idle_for = idle.elapsed();
+    let cpu = cpu_seconds(d.child.id()) - cpu0;
+    let wakes = counter(&d.metrics().await, "tether_checker_wakeups_total") - wake0;
+    let c1 = provider.counters().await;
+    let (per, probes, refreshes) = calls_per_hour(&c0, &c1, CREDS, idle_for);
+    println!(
+        "idle with {CREDS} credentials (60 s probes, 1 h tokens): CPU {:.3} % of a core, {:.2} checker wake-ups/s ({:.3}/s per credential)",
+        cpu / idle_for.as_secs_f64() * 100.0,
+        wakes / idle_for.as_secs_f64(),
+        wakes / idle_for.as_secs_f64() / CREDS as f64
+    );
+    println!(
+        "provider calls per hour per credential, idle: {per:.1} ({probes} probes, {refreshes} refreshes in {:.0} s; expected ~60 probes/h + ~1 refresh/h)",
+        idle_for.as_secs_f64()
+    );
+    latency(
+        "GET /v1/health",
+        &d.http,
+        &format!("{}/v1/health", d.base),
+        &d.device,
+    )
+    .await;
+    latency(
+        "GET access-token (cached)",
+        &d.http,
+        &format!("{}/v1/credentials/c050/access-token", d.base),
+        &d.agent,
+    )
+    .await;
+    println!(
+        "daemon RSS after the load: {:.1} MiB",
+        rss_kib(d.child.id()) as f64 / 1024.0
+    );
+    detection(
+        "1 h tokens, probe 60 s",
+        &d,
+        provider.clone(),
+        Duration::from_secs(60),
+    )
+    .await;
+    d.stop();
+
+    // Part 2: 10-second rotating tokens, probed every 15 s, after six token lifetimes.
+    let short = Arc::new(OidcProvider::start(OidcOptions {
+        rotate_refresh_tokens: true,
+        access_token_ttl_secs: 10,
+        ..Default::default()
+    }));
+    let d = start_daemon(&short, REVOKED, "15s").await;
+    let c0 = short.counters().await;
+    let cpu0 = cpu_seconds(d.child.id());
+    let lived = Instant::now();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (per, probes, refreshes) =
+        calls_per_hour(&c0, &short.counters().await, REVOKED, lived.elapsed());
+    println!(
+        "10 s tokens, {REVOKED} credentials: provider calls per hour per credential {per:.0} ({probes} probes, {refreshes} refreshes in {:.0} s: refreshed every ~5 s, half the lifetime); CPU {:.2} % of a core",
+        lived.elapsed().as_secs_f64(),
+        (cpu_seconds(d.child.id()) - cpu0) / lived.elapsed().as_secs_f64() * 100.0
+    );
+    // Revocations spread over two token lifetimes: every phase of the token's life.
+    detection(
+        "10 s tokens, probe 15 s",
+        &d,
+        short.clone(),
+        Duration::from_secs(20),
+    )
+    .await;
+    d.stop();
 }

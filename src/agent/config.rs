@@ -143,7 +143,8 @@ pub struct CredentialConfig {
     /// `expiring` when the refresh token ends within this window.
     #[serde(default = "default_warning", deserialize_with = "de_duration")]
     pub warning_window: Duration,
-    /// Access tokens are refreshed this long before they expire.
+    /// Access tokens are refreshed this long before they expire, clamped to half of each
+    /// token's lifetime (`agent::schedule::refresh_ahead`).
     #[serde(default = "default_ahead", deserialize_with = "de_duration")]
     pub refresh_ahead: Duration,
     /// Refresh the access token ahead of expiry even when nobody asks (keeps output
@@ -420,11 +421,12 @@ probe_interval = "60s"
 refresh_interval = "6h"
 # State `expiring` when the refresh token's known end is this close.
 warning_window = "14d"
-# Refresh access tokens this long before they expire.
+# Refresh access tokens this long before they expire (at most half a token's lifetime).
 refresh_ahead = "2m"
 # Override preset fields if your provider differs:
 # [credentials.overrides]
 # token_url = "https://oauth2.example/token"
+# access_token_lifetime_secs = 3600   # assumed when the token answer has no expires_in
 
 # Files your agent already reads, re-rendered after every change and repaired if wiped.
 [[credentials.outputs]]

@@ -394,6 +394,28 @@ impl OidcProvider {
         assert_eq!(n["revoked"], 1, "one grant revoked");
     }
 
+    /// The id of the grant an access token belongs to (ask while the token lives).
+    pub async fn grant_of(&self, access_token: &AccessToken) -> String {
+        let g = self
+            .admin(
+                "/admin/grant",
+                Some(serde_json::json!({ "access_token": access_token.secret() })),
+            )
+            .await;
+        g["grant_id"].as_str().expect("a grant id").to_string()
+    }
+
+    /// Revokes, server-side, the grant with this id (from [`grant_of`](Self::grant_of)).
+    pub async fn revoke_grant(&self, grant_id: &str) {
+        let n = self
+            .admin(
+                "/admin/revoke",
+                Some(serde_json::json!({ "grant_id": grant_id })),
+            )
+            .await;
+        assert_eq!(n["revoked"], 1, "one grant revoked");
+    }
+
     /// Revokes, server-side, the whole grant the access token belongs to.
     pub async fn revoke_grant_for_access_token(&self, access_token: &AccessToken) {
         self.admin(
