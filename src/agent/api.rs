@@ -424,9 +424,13 @@ async fn metrics(State(d): State<Arc<Daemon>>, _a: DeviceAuth) -> Response {
         .into_response()
 }
 
+/// Longest life of one event stream: the companion reconnects (and is authenticated
+/// again) at least this often.
+pub const MAX_EVENT_STREAM: std::time::Duration = std::time::Duration::from_secs(3600);
+
 async fn events(
     State(d): State<Arc<Daemon>>,
-    _a: DeviceAuth,
+    DeviceAuth(principal): DeviceAuth,
 ) -> Sse<impl futures_util::Stream<Item = Result<sse::Event, std::convert::Infallible>>> {
     let rx = d.events.subscribe();
     let changes =
@@ -439,13 +443,26 @@ async fn events(
     .map(|_| Event::Heartbeat {
         at: chrono::Utc::now(),
     });
+    let auth = d.clone();
+    let end = {
+        let shutdown = d.shutdown_signal();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = tokio::time::sleep(MAX_EVENT_STREAM) => {}
+            }
+        }
+    };
     let stream = futures_util::stream::select(changes, beats)
+        // Revocation takes effect at once: every event (at the latest every heartbeat)
+        // checks that the device token still exists, and the stream ends when it does not.
+        .take_while(move |_| std::future::ready(auth.auth.is_current(&principal.id)))
         .map(|ev| {
             // Invariant: protocol events are plain data and always serialize.
             let json = serde_json::to_string(&ev).expect("events serialize");
             Ok(sse::Event::default().data(json))
         })
-        .take_until(d.shutdown_signal());
+        .take_until(end);
     Sse::new(stream)
 }
 

@@ -269,6 +269,18 @@ impl AuthStore {
         })
     }
 
+    /// True while the token with `id` exists (not revoked). Rereads `devices.json` when
+    /// another process (`tether agent revoke`) changed it; when it cannot be reread, the
+    /// answer is no (fail closed).
+    pub fn is_current(&self, id: &str) -> bool {
+        if let Err(e) = self.reload_if_changed() {
+            tracing::error!("cannot reload the device list: {e}");
+            return false;
+        }
+        let cache = self.cache.lock().expect("auth cache lock");
+        cache.tokens.iter().any(|t| t.id == id)
+    }
+
     /// The principal behind `token`, if it is a current token. Every stored hash is compared
     /// in constant time so timing tells nothing about which prefix matched.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {

@@ -68,12 +68,17 @@ fn wakeup(daemon: &Daemon, cred: &Credential) {
 /// Runs the checker of `cred` until the daemon shuts down.
 pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
     let mut shutdown = std::pin::pin!(daemon.shutdown_signal());
+    daemon.resolve_at_start(&cred).await;
     let mut sched = Schedule::new(
         cred.schedule_config(),
         Instant::now(),
         cred.token_life(),
         rand::random(),
     );
+    if cred.status().state == crate::protocol::CredentialState::Dead {
+        // A rotation cut by a crash was found at start: no refresh test with the old token.
+        sched.observe(Instant::now(), Outcome::Dead);
+    }
     let mut seen = cred.flights.load(Ordering::SeqCst);
     loop {
         follow_flights(&cred, &mut sched, &mut seen);

@@ -59,6 +59,15 @@ pub enum DaemonError {
     /// The `[alerts]` section is not usable.
     #[error("the [alerts] section is not valid")]
     Alerts(#[from] super::alerts::AlertsConfigError),
+    /// A directory in the state directory cannot be made.
+    #[error("cannot create {path}; check the permissions of the state directory")]
+    StateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The `[alerts]` section does not parse.
     #[error("the [alerts] section is not valid: {0}")]
     AlertsParse(String),
@@ -156,6 +165,8 @@ pub struct Daemon {
     pub reminder_interval: std::time::Duration,
     locations: Mutex<Vec<LocationHealth>>,
     repaired: Mutex<Vec<String>>,
+    /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
+    pub(crate) intents: super::intent::Intents,
     /// Held (shared) by every job that may write the vault; shutdown takes it exclusively
     /// so in-flight commits finish before the process exits.
     pub(crate) writes: tokio::sync::RwLock<()>,
@@ -288,6 +299,12 @@ impl Daemon {
         let vault = Arc::new(vault);
         let auth = AuthStore::open(&config.state_dir)?;
         auth.prune_pairings();
+        let intents = super::intent::Intents::open(&config.state_dir).map_err(|source| {
+            DaemonError::StateDir {
+                path: config.state_dir.join(super::intent::INTENTS_DIR),
+                source,
+            }
+        })?;
         let (tls, tls_created) = if config.tls.enabled {
             let (id, created) = super::tls::load_or_create(&config.state_dir, &config.tls.names)?;
             (Some(id), created)
@@ -354,6 +371,7 @@ impl Daemon {
             reminder_interval,
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
+            intents,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
         }))
@@ -749,6 +767,7 @@ impl Daemon {
             let end = rec.refresh_expires_at;
             match self.commit(cred, rec.clone()).await {
                 Ok(_) => {
+                    self.clear_intent(name);
                     cred.set_token(token.clone());
                     self.record(cred, Ok(end));
                     if let Some(t) = token {
@@ -787,6 +806,41 @@ impl Daemon {
             self.record(cred, Err(&CheckError::NoToken));
             return Err(CheckError::NoToken);
         };
+        // A refresh cut off earlier (crash, lost answer): find out before spending again.
+        if let Some(intent) = self.intents.get(name) {
+            if let Err(e) = self
+                .resolve_interrupted_refresh(cred, &provider, &record, intent)
+                .await
+            {
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        }
+        // A rotating refresh token is spent only when its answer can be stored: room for
+        // it first, then a durable note that this token is being spent. (A token that does
+        // not rotate survives a lost answer: no ceremony.)
+        let mut reserved = None;
+        if self.may_rotate(&provider, name).await {
+            reserved = match self.reserve(name).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.record(cred, Err(&e));
+                    return Err(e);
+                }
+            };
+            let intent = super::intent::Intent {
+                generation: record.generation,
+                token_id: crate::vault::history::token_id(rt.secret()),
+                started_at: Utc::now(),
+            };
+            if let Err(e) = self.intents.begin(name, &intent) {
+                let e = CheckError::Vault(format!(
+                    "cannot record the refresh intent in the state directory ({e}), so the refresh token was not spent; check that the state directory is writable and has space"
+                ));
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        }
         let result = oauth::refresh(&self.http, &provider, &cred.client, &rt).await;
         let ts = match result {
             Ok(ts) => {
@@ -801,11 +855,21 @@ impl Daemon {
                     "tether_refreshes_total",
                     &[("credential", name), ("result", e.class.as_str())],
                 );
+                // An answer (or a connection that never opened) means nothing was rotated;
+                // a timeout or a cut connection leaves it unknown, and the intent stays.
+                if !matches!(
+                    e.info.code.as_str(),
+                    "timeout" | "network" | "malformed_response"
+                ) {
+                    self.clear_intent(name);
+                }
                 let e = CheckError::Provider(e);
                 self.record(cred, Err(&e));
                 return Err(e);
             }
         };
+        // The room goes back just before the commit that needs it.
+        drop(reserved);
         let mut next = record.clone();
         next.access_token = Some(ts.access_token.clone());
         next.refresh_token = ts.refresh_token.clone().or(record.refresh_token.clone());
@@ -824,6 +888,7 @@ impl Daemon {
         let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
         match self.commit(cred, next.clone()).await {
             Ok(_) => {
+                self.clear_intent(name);
                 cred.set_token(Some(token.clone()));
                 self.record(cred, Ok(next.refresh_expires_at));
                 Ok(token)
@@ -841,6 +906,142 @@ impl Daemon {
                 self.record(cred, Err(&e));
                 Err(e)
             }
+        }
+    }
+
+    fn clear_intent(&self, name: &str) {
+        if let Err(e) = self.intents.clear(name) {
+            // Harmless but noisy: the next refresh will ask the provider first.
+            tracing::warn!("credential {name}: cannot remove the refresh intent: {e}");
+        }
+    }
+
+    /// Room for the next generation in at least one vault location.
+    async fn reserve(&self, name: &str) -> Result<crate::vault::Reserved, CheckError> {
+        let v = self.vault.clone();
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || v.reserve(&n))
+            .await
+            .map_err(|_| CheckError::Vault("vault reserve task failed".into()))?
+            .map_err(|e| CheckError::Vault(e.to_string()))
+    }
+
+    /// With a refresh intent outstanding for the stored refresh token (the daemon crashed,
+    /// or lost the provider's answer, while spending it), never present that token blindly:
+    /// where the provider introspects refresh tokens, ask it; otherwise call the rotation
+    /// cut and tell the owner now, instead of letting the provider's reuse detection revoke
+    /// the grant later. A provider that does not rotate loses nothing: the intent is
+    /// dropped.
+    pub(crate) async fn resolve_interrupted_refresh(
+        &self,
+        cred: &Credential,
+        provider: &Provider,
+        record: &Record,
+        intent: super::intent::Intent,
+    ) -> Result<(), CheckError> {
+        let name = cred.name.as_str();
+        let Some(rt) = &record.refresh_token else {
+            self.clear_intent(name);
+            return Ok(());
+        };
+        let damaged = intent.generation == 0;
+        let same_token = intent.generation == record.generation
+            && intent.token_id == crate::vault::history::token_id(rt.secret());
+        if !damaged && !same_token {
+            // A newer generation was stored after the note: nothing was lost.
+            self.clear_intent(name);
+            return Ok(());
+        }
+        // Known to rotate (preset, or seen in the kept generations)? A preset that does not
+        // rotate loses nothing by a replay; a generic provider may, and is asked.
+        let known = provider.rotates_refresh_token || self.history_rotates(name).await;
+        if !known && provider.name != "generic" {
+            self.clear_intent(name);
+            return Ok(());
+        }
+        let when = intent
+            .started_at
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string();
+        match oauth::introspect_refresh_token(&self.http, provider, &cred.client, rt).await {
+            Some(ProbeOutcome::Alive) => {
+                tracing::info!("credential {name}: the refresh cut off at {when} did not spend the refresh token (the provider says it is active)");
+                self.clear_intent(name);
+                Ok(())
+            }
+            Some(ProbeOutcome::Transient(info)) => Err(CheckError::Provider(OAuthError {
+                provider: provider.name.clone(),
+                class: ErrorClass::TRANSIENT,
+                info,
+            })),
+            Some(ProbeOutcome::Gone(_)) => {
+                // The note stays until a re-authorization stores a new generation: the
+                // spent token is never presented again (that would revoke the grant).
+                Err(rotation_cut(
+                    provider,
+                    &when,
+                    "the provider says the stored refresh token is no longer active",
+                ))
+            }
+            _ if !known => {
+                // Not known to rotate and nobody to ask: a replay is what such a provider
+                // expects.
+                self.clear_intent(name);
+                Ok(())
+            }
+            _ => {
+                // Nobody can tell: keep the note (a restart asks again) and say it plainly.
+                Err(rotation_cut(provider, &when, "the provider cannot be asked whether the old refresh token was spent, and presenting a spent one makes it revoke the grant"))
+            }
+        }
+    }
+
+    /// Whether refresh tokens of this credential may rotate: the preset says so, the
+    /// provider is `generic` (rotation is learnt from its answers), or the kept generations
+    /// hold different refresh tokens.
+    async fn may_rotate(&self, provider: &Provider, name: &str) -> bool {
+        provider.rotates_refresh_token
+            || provider.name == "generic"
+            || self.history_rotates(name).await
+    }
+
+    /// True when the kept generations of `name` hold different refresh tokens.
+    async fn history_rotates(&self, name: &str) -> bool {
+        let v = self.vault.clone();
+        let n = name.to_string();
+        let history = tokio::task::spawn_blocking(move || v.history(&n))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let mut ids = history.iter().filter_map(|h| h.refresh_token_id.as_deref());
+        let first = ids.next();
+        ids.any(|id| Some(id) != first)
+    }
+
+    /// At start: a refresh intent left by a crash is resolved before anything else, so the
+    /// owner hears about a cut rotation on the first start.
+    pub async fn resolve_at_start(self: &Arc<Self>, cred: &Arc<Credential>) {
+        if self.intents.get(&cred.name).is_none() || cred.is_paste() {
+            return;
+        }
+        let _flight = cred.flight.lock().await;
+        let Some(intent) = self.intents.get(&cred.name) else {
+            return;
+        };
+        let provider = match self.ensure_provider(cred).await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let Ok(Some(record)) = self.read_record(&cred.name).await else {
+            return;
+        };
+        if let Err(e) = self
+            .resolve_interrupted_refresh(cred, &provider, &record, intent)
+            .await
+        {
+            tracing::warn!("credential {}: {}", cred.name, e.info());
+            self.record(cred, Err(&e));
         }
     }
 
@@ -1345,6 +1546,20 @@ impl Daemon {
         .await
         .unwrap_or(Err(OpError::ShuttingDown))
     }
+}
+
+/// The `dead` error for a rotation cut before its answer was stored.
+fn rotation_cut(provider: &Provider, when: &str, why: &str) -> CheckError {
+    CheckError::Provider(OAuthError {
+        provider: provider.name.clone(),
+        class: ErrorClass::Dead,
+        info: ErrorInfo {
+            code: "rotation_interrupted".into(),
+            description: format!(
+                "the refresh at {when} was cut off (crash or lost answer) before the new refresh token was stored; {why}"
+            ),
+        },
+    })
 }
 
 /// Checks that the companion's `redirect_uri` fits the provider's rule.

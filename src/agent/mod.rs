@@ -7,6 +7,8 @@
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
 //! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
+//! - [`intent`]: durable notes of refresh tokens being spent (a cut rotation is never
+//!   replayed blindly);
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
 //! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
@@ -23,6 +25,7 @@ pub mod checker;
 pub mod config;
 pub mod credential;
 pub mod daemon;
+pub mod intent;
 pub mod metrics;
 pub mod reauth;
 pub mod schedule;

@@ -63,7 +63,7 @@ pub use listener::{
     Responder, DEFAULT_TIMEOUT,
 };
 pub use pkce::PkceVerifier;
-pub use probe::{probe, probe_account, verify_paste, ProbeOutcome};
+pub use probe::{introspect_refresh_token, probe, probe_account, verify_paste, ProbeOutcome};
 pub use token::{exchange, refresh, TokenSet};
 
 use crate::secret::ClientSecret;

@@ -73,24 +73,14 @@ pub async fn probe_account(
                 .append_pair("access_token", token.secret());
             http.get(url)
         }
-        ProbeMethod::Introspection => {
-            let mut form = vec![
-                ("token", token.secret().to_owned()),
-                ("token_type_hint", "access_token".to_owned()),
-            ];
-            let mut req = http.post(probe.url.clone());
-            match (&client.client_secret, provider.client_auth) {
-                (Some(secret), ClientAuth::Basic) => {
-                    req = req.basic_auth(&client.client_id, Some(secret.secret()));
-                }
-                (Some(secret), ClientAuth::Post) => {
-                    form.push(("client_id", client.client_id.clone()));
-                    form.push(("client_secret", secret.secret().to_owned()));
-                }
-                _ => form.push(("client_id", client.client_id.clone())),
-            }
-            req.form(&form)
-        }
+        ProbeMethod::Introspection => introspection_request(
+            http,
+            &probe.url,
+            provider,
+            client,
+            token.secret(),
+            "access_token",
+        ),
         ProbeMethod::UserInfo | ProbeMethod::BearerGet => {
             http.get(probe.url.clone()).bearer_auth(token.secret())
         }
@@ -160,6 +150,83 @@ pub async fn probe_account(
     };
     tracing::debug!(provider = %provider.name, status, outcome = outcome.as_str(), "probe answered");
     (outcome, account)
+}
+
+/// An RFC 7662 introspection request for `token`, authenticated as `client`.
+fn introspection_request(
+    http: &reqwest::Client,
+    url: &url::Url,
+    provider: &Provider,
+    client: &ClientCredentials,
+    token: &str,
+    hint: &str,
+) -> reqwest::RequestBuilder {
+    let mut form = vec![
+        ("token", token.to_owned()),
+        ("token_type_hint", hint.to_owned()),
+    ];
+    let mut req = http.post(url.clone());
+    match (&client.client_secret, provider.client_auth) {
+        (Some(secret), ClientAuth::Basic) => {
+            req = req.basic_auth(&client.client_id, Some(secret.secret()));
+        }
+        (Some(secret), ClientAuth::Post) => {
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_secret", secret.secret().to_owned()));
+        }
+        _ => form.push(("client_id", client.client_id.clone())),
+    }
+    req.form(&form)
+}
+
+/// Asks the provider's RFC 7662 introspection endpoint (the probe, or a fallback probe)
+/// whether a refresh token is still active: `Alive`, `Gone` (inactive), `Transient` or
+/// `Misconfigured`; `None` when the provider has no introspection endpoint. Used after a
+/// refresh was cut off, to learn whether the old refresh token was spent.
+pub async fn introspect_refresh_token(
+    http: &reqwest::Client,
+    provider: &Provider,
+    client: &ClientCredentials,
+    token: &crate::secret::RefreshToken,
+) -> Option<ProbeOutcome> {
+    let probe = provider
+        .probe
+        .iter()
+        .chain(provider.probe_fallbacks.iter())
+        .find(|p| p.method == ProbeMethod::Introspection)?;
+    let request = introspection_request(
+        http,
+        &probe.url,
+        provider,
+        client,
+        token.secret(),
+        "refresh_token",
+    );
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(ProbeOutcome::Transient(
+                transport_error(&provider.name, &e).info,
+            ))
+        }
+    };
+    let status = response.status().as_u16();
+    let retry = retry_after(response.headers());
+    let json: Option<Value> = match response.bytes().await {
+        Ok(b) => serde_json::from_slice(&b).ok(),
+        Err(e) => {
+            return Some(ProbeOutcome::Transient(
+                transport_error(&provider.name, &e).info,
+            ))
+        }
+    };
+    Some(read_answer(
+        ProbeMethod::Introspection,
+        status,
+        None,
+        json.as_ref(),
+        retry,
+    ))
 }
 
 fn info(code: &str, description: &str) -> ErrorInfo {

@@ -33,6 +33,14 @@ pub enum VaultError {
         /// One line per location.
         details: Vec<String>,
     },
+    /// No location has room for the next generation ([`super::Vault::reserve`]).
+    #[error("credential {name}: no vault location has room for a new generation, so the refresh token was not spent: {}; free space in at least one location", details.join("; "))]
+    NoRoom {
+        /// The credential.
+        name: String,
+        /// Why each location refused.
+        details: Vec<String>,
+    },
     /// A commit reached no location at all.
     #[error("credential {name}: generation {generation} could not be stored in any location, nothing changed: {}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
     AllLocationsFailed {

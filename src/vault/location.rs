@@ -8,7 +8,7 @@
 use super::atomic::{self, Kind, ReadError};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -50,9 +50,29 @@ pub trait Location: Send + Sync + fmt::Debug {
     fn lock(&self) -> Result<Option<LocationLock>, LocationError> {
         Ok(None)
     }
+    /// Sets aside `bytes` of room for the next generation of `name`, so a refresh token is
+    /// spent only when its answer can be stored. The room is given back when the returned
+    /// guard is dropped (just before the commit). `None`: this kind of location has no
+    /// notion of room (it cannot fill up like a disk).
+    fn reserve(&self, _name: &str, _bytes: usize) -> Result<Option<Reservation>, LocationError> {
+        Ok(None)
+    }
     /// The directory and device id, for "same filesystem as the primary" warnings.
     fn filesystem(&self) -> Option<(PathBuf, u64)> {
         None
+    }
+}
+
+/// Room set aside in a location ([`Location::reserve`]); given back on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    path: PathBuf,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // Best effort: a leftover is a temp file, removed by the next `clean_temp`.
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -400,6 +420,29 @@ impl Location for DirLocation {
             }
         }
         Ok(removed)
+    }
+
+    fn reserve(&self, name: &str, bytes: usize) -> Result<Option<Reservation>, LocationError> {
+        let dir = self.ensure_credential_dir(name)?;
+        // A temp-prefixed name: a crash leaves something `clean_temp` removes.
+        let path = dir.join(format!("{}reserve", atomic::TEMP_PREFIX));
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(&vec![0u8; bytes])?;
+            f.sync_all()
+        };
+        match write() {
+            Ok(()) => Ok(Some(Reservation { path })),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(LocationError::from_io("reserve room in", &path, e))
+            }
+        }
     }
 
     fn lock(&self) -> Result<Option<LocationLock>, LocationError> {

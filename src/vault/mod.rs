@@ -137,6 +137,16 @@ struct Inner {
     warnings: Vec<String>,
 }
 
+/// Room set aside for one record in every location that can take one: records are a few
+/// KiB; 64 KiB leaves margin for extras and the header.
+pub const RESERVE_BYTES: usize = 64 * 1024;
+
+/// Room for a credential's next generation, given back on drop ([`Vault::reserve`]).
+#[derive(Debug)]
+pub struct Reserved {
+    _held: Vec<location::Reservation>,
+}
+
 /// The credential vault. See the module documentation for the layout and rules.
 pub struct Vault {
     inner: Mutex<Inner>,
@@ -286,6 +296,36 @@ impl Vault {
         let mut inner = self.lock();
         let _flock = inner.flock();
         inner.commit(record)
+    }
+
+    /// Sets aside room for the next generation of `name` in every location that can take
+    /// it, so a rotating refresh token is spent only when its answer can be stored (a full
+    /// disk refuses the reservation, not the commit after the provider rotated). Fails when
+    /// no location can take it; the guard gives the room back when dropped, which the
+    /// caller does just before it commits.
+    pub fn reserve(&self, name: &str) -> Result<Reserved, VaultError> {
+        check_name(name)?;
+        let inner = self.lock();
+        let mut held = Vec::new();
+        let mut failures = Vec::new();
+        let mut roomy = 0usize;
+        for loc in &inner.locs {
+            match loc.location.reserve(name, RESERVE_BYTES) {
+                Ok(Some(r)) => {
+                    held.push(r);
+                    roomy += 1;
+                }
+                Ok(None) => roomy += 1,
+                Err(e) => failures.push(format!("{}: {e}", loc.label())),
+            }
+        }
+        if roomy == 0 {
+            return Err(VaultError::NoRoom {
+                name: name.to_string(),
+                details: failures,
+            });
+        }
+        Ok(Reserved { _held: held })
     }
 
     /// Commits the content of an older generation as a new generation.

@@ -334,6 +334,14 @@ impl EventStream {
         }
     }
 
+    /// A stream over an `/v1/events` response obtained elsewhere (another token).
+    pub fn from_response(resp: reqwest::Response) -> EventStream {
+        EventStream {
+            resp,
+            buf: String::new(),
+        }
+    }
+
     /// Resolves when the server ends the stream.
     pub async fn closed(&mut self) {
         while let Ok(Some(_)) = self.resp.chunk().await {}

@@ -18,6 +18,14 @@ pub(super) struct Running {
     pub(super) http: reqwest::Client,
 }
 
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a daemon behind (a no-op once it exited).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -33,7 +41,10 @@ pub(super) fn spawn(config: &std::path::Path) -> Running {
         .arg(config)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("TETHER_LOG", "warn")
+        .env(
+            "TETHER_LOG",
+            std::env::var("TETHER_TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -42,7 +53,11 @@ pub(super) fn spawn(config: &std::path::Path) -> Running {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut fp = None;
+        let echo = std::env::var_os("TETHER_TEST_DAEMON_LOG").is_some();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("daemon: {line}");
+            }
             if let Some(f) = line.strip_prefix("tls certificate fingerprint (sha-256): ") {
                 fp = Some(f.trim().to_string());
             }
