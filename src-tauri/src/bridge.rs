@@ -490,8 +490,13 @@ impl Core {
         cfg.poll_interval_secs = s.poll_interval_secs;
         cfg.reminder_interval_secs = s.reminder_interval_secs;
         cfg.quiet_hours = s.quiet_hours;
-        cfg.save(self.companion.config_path())
-            .map_err(|e| err(CompanionError::from(e)))?;
+        let secrets = self.companion.secrets();
+        cfg.save(
+            self.companion.config_path(),
+            &secrets.agents_in_file(),
+            secrets.file(),
+        )
+        .map_err(|e| err(CompanionError::from(e)))?;
         let me = self.clone();
         tauri::async_runtime::spawn(async move { me.restart_watcher().await });
         Ok(())
