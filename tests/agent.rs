@@ -8,3 +8,4 @@ mod cli;
 mod flows;
 pub mod harness;
 mod restart;
+mod vault_cadence;

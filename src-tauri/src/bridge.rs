@@ -261,6 +261,11 @@ impl Core {
                     a.reachability = reachability(&a.reachability, &state);
                 }
             }),
+            WatchEvent::Vault { agent, vault } => self.snapshot.send_modify(|s| {
+                if let Some(a) = s.iter_mut().find(|a| a.name == agent) {
+                    a.vault = Some(vault);
+                }
+            }),
             WatchEvent::ReauthRequested { agent, credential } => {
                 let requests = lock(&self.requests).clone();
                 if let Some(r) = requests {
@@ -309,6 +314,7 @@ impl Core {
                         name: entry.name.clone(),
                         reachability: Reachability::Reachable,
                         credentials: report.credentials,
+                        vault: report.vault,
                     };
                     match s.iter_mut().find(|a| a.name == entry.name) {
                         Some(a) => *a = view,
@@ -518,6 +524,7 @@ fn connecting(name: &str) -> AgentView {
         name: name.into(),
         reachability: Reachability::Connecting,
         credentials: Vec::new(),
+        vault: None,
     }
 }
 

@@ -25,6 +25,8 @@ pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(120);
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 /// Default interval of SSE heartbeats.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default interval of the vault's cheap check (free space, changed files).
+pub const DEFAULT_VAULT_CHECK: Duration = Duration::from_secs(5);
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,9 @@ pub struct AgentConfig {
     /// Interval of SSE heartbeats.
     #[serde(default = "default_heartbeat", deserialize_with = "de_duration")]
     pub heartbeat_interval: Duration,
+    /// Interval of the vault's cheap check; damage it sees is repaired at once.
+    #[serde(default = "default_vault_check", deserialize_with = "de_duration")]
+    pub vault_check_interval: Duration,
     /// Managed credentials.
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
@@ -192,6 +197,9 @@ fn default_session_ttl() -> Duration {
 fn default_heartbeat() -> Duration {
     DEFAULT_HEARTBEAT
 }
+fn default_vault_check() -> Duration {
+    DEFAULT_VAULT_CHECK
+}
 fn default_probe() -> Duration {
     DEFAULT_PROBE_INTERVAL
 }
@@ -267,6 +275,13 @@ impl AgentConfig {
                 "tls is disabled but listen = {} is not a loopback address; plain HTTP is accepted only on 127.0.0.1 or ::1",
                 self.listen
             ));
+        }
+        for (key, value) in [("vault_check_interval", self.vault_check_interval)] {
+            if value < Duration::from_millis(100) {
+                return bad(format!(
+                    "{key} = {value:?} is too short; use at least 100ms (for example \"5s\")"
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.credentials {
@@ -397,6 +412,11 @@ backup_dirs = ["/var/backups/tether"]
 
 # Lifetime of a re-authorization session started by the companion.
 # session_ttl = "10m"
+
+# How often the vault checks its locations cheaply (free space, changed or deleted
+# files); damage is repaired at once. A full reconcile also runs every 10 minutes.
+# vault_check_interval = "5s"
+
 
 [tls]
 # The daemon makes a self-signed certificate on first start and prints its

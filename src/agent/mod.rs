@@ -9,6 +9,8 @@
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
 //! - [`checker`]: the probe and refresh-test cadences, backoff, reminders;
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
+//! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
+//!   once) and its health, events and alerts;
 //! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
 //! - its own files are written with [`crate::files`].
 //!
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod reauth;
 pub mod server;
 pub mod tls;
+pub mod vault_watch;
 
 pub use daemon::{Daemon, DaemonError};
 pub use server::{serve, ServeError};

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 /// Longest a client may take for its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest period of the daemon's chores (reminders, last-use times, reconcile every tenth).
+/// Longest period of the daemon's chores (reminders, last-use times).
 pub const MAINTENANCE_PERIOD: Duration = Duration::from_secs(30);
 
 /// Why serving failed.
@@ -193,6 +193,10 @@ pub async fn serve(
     tasks.push(tokio::spawn(super::checker::maintenance(
         daemon.clone(),
         period,
+    )));
+    tasks.push(tokio::spawn(super::vault_watch::run(
+        daemon.clone(),
+        daemon.config.vault_check_interval,
     )));
 
     let rx = spawn_acceptor(listener, acceptor, daemon.shutdown_signal());
