@@ -5,7 +5,9 @@
 
 mod api;
 mod cli;
+mod edges;
 mod flows;
 pub mod harness;
+mod hostile;
 mod restart;
 mod vault_cadence;

@@ -131,6 +131,11 @@ impl Proc {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.out.lock().unwrap().clone()
