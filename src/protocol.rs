@@ -176,13 +176,80 @@ pub struct CredentialHealth {
 /// Health of one vault location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocationHealth {
-    /// Location label (its path for directories).
+    /// Location label: role and path (`primary /var/lib/tether/vault`, `backup 1 /mnt/b`).
     pub name: String,
-    /// Whether the last write or read there worked.
+    /// Whether the last write or read there worked and it has room for the next one.
     pub ok: bool,
     /// What went wrong there, if anything.
     #[serde(default)]
     pub error: Option<String>,
+    /// Machine-readable kind of trouble: `no_space`, `read_only`, `permission_denied`,
+    /// `missing`, `not_a_directory`, `io`; `None` while ok.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// Kind of trouble in [`LocationHealth::code`], in words: "primary /x **is full**".
+pub fn location_problem_words(code: Option<&str>) -> &'static str {
+    match code {
+        Some("no_space") => "is full",
+        Some("read_only") => "is read-only",
+        Some("permission_denied") => "cannot be written (permission denied)",
+        Some("missing") => "is missing",
+        Some("not_a_directory") => "is not a directory",
+        _ => "is failing",
+    }
+}
+
+/// The vault as a whole, as the owner hears about it: `degraded` while any location fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultHealth {
+    /// `ok`, or `degraded` while a location fails (the others still hold every credential).
+    pub state: CredentialState,
+    /// When the vault entered `state`.
+    pub since: DateTime<Utc>,
+    /// Locations that hold every credential's newest generation and can take the next.
+    pub locations_ok: u32,
+    /// Configured locations.
+    pub locations_total: u32,
+    /// The failing locations.
+    #[serde(default)]
+    pub failing: Vec<LocationHealth>,
+    /// Repairs since the daemon started (wiped, damaged or missing copies rewritten).
+    #[serde(default)]
+    pub repairs: u64,
+    /// The newest repair, in words.
+    #[serde(default)]
+    pub last_repair: Option<String>,
+}
+
+impl VaultHealth {
+    /// "primary /x is full" for the first failing location (plus "and N more").
+    pub fn trouble_summary(&self) -> Option<String> {
+        let first = self.failing.first()?;
+        let mut s = format!(
+            "{} {}",
+            first.name,
+            location_problem_words(first.code.as_deref())
+        );
+        if self.failing.len() > 1 {
+            s.push_str(&format!(" (and {} more)", self.failing.len() - 1));
+        }
+        Some(s)
+    }
+
+    /// "the credential is stored in 2 of 3 places".
+    pub fn copies_phrase(&self, credentials: usize) -> String {
+        let what = if credentials == 1 {
+            "the credential is"
+        } else {
+            "credentials are"
+        };
+        format!(
+            "{what} stored in {} of {} places",
+            self.locations_ok, self.locations_total
+        )
+    }
 }
 
 /// Health of one alert channel.
@@ -225,6 +292,9 @@ pub struct HealthReport {
     /// What the vault repaired since start (human-readable lines).
     #[serde(default)]
     pub repaired: Vec<String>,
+    /// The vault as a whole (absent from daemons before it was added).
+    #[serde(default)]
+    pub vault: Option<VaultHealth>,
 }
 
 /// One server-sent event from `GET /v1/events` (the SSE `data:` line is this JSON).
@@ -242,6 +312,14 @@ pub enum Event {
         previous: CredentialState,
         /// The credential now.
         credential: CredentialHealth,
+    },
+    /// The vault's health changed: a location failed or recovered, or a copy was repaired.
+    /// (Older companions skip event types they do not know.)
+    VaultChanged {
+        /// The agent's name.
+        agent: String,
+        /// The vault now.
+        vault: VaultHealth,
     },
     /// Sent every few seconds so the companion knows the stream is alive.
     Heartbeat {

@@ -5,9 +5,12 @@
 
 mod api;
 mod cli;
+mod edges;
 mod flows;
 mod hardening;
 pub mod harness;
+mod hostile;
 mod lifetimes;
 mod restart;
 mod simulated_life;
+mod vault_cadence;

@@ -154,6 +154,7 @@ fn dead_alert() -> Alert {
             .single()
             .expect("valid date"),
         refresh_expires_at: None,
+        detail: None,
     }
 }
 

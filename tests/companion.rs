@@ -6,3 +6,4 @@ mod keyring;
 mod notify;
 mod policy;
 pub mod support;
+mod vault_trouble;

@@ -8,6 +8,7 @@ mod client;
 mod crash;
 mod full_disk;
 mod repair;
+mod vanished;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -261,6 +261,11 @@ impl Core {
                     a.reachability = reachability(&a.reachability, &state);
                 }
             }),
+            WatchEvent::Vault { agent, vault } => self.snapshot.send_modify(|s| {
+                if let Some(a) = s.iter_mut().find(|a| a.name == agent) {
+                    a.vault = Some(vault);
+                }
+            }),
             WatchEvent::ReauthRequested { agent, credential } => {
                 let requests = lock(&self.requests).clone();
                 if let Some(r) = requests {
@@ -309,6 +314,7 @@ impl Core {
                         name: entry.name.clone(),
                         reachability: Reachability::Reachable,
                         credentials: report.credentials,
+                        vault: report.vault,
                     };
                     match s.iter_mut().find(|a| a.name == entry.name) {
                         Some(a) => *a = view,
@@ -490,8 +496,13 @@ impl Core {
         cfg.poll_interval_secs = s.poll_interval_secs;
         cfg.reminder_interval_secs = s.reminder_interval_secs;
         cfg.quiet_hours = s.quiet_hours;
-        cfg.save(self.companion.config_path())
-            .map_err(|e| err(CompanionError::from(e)))?;
+        let secrets = self.companion.secrets();
+        cfg.save(
+            self.companion.config_path(),
+            &secrets.agents_in_file(),
+            secrets.file(),
+        )
+        .map_err(|e| err(CompanionError::from(e)))?;
         let me = self.clone();
         tauri::async_runtime::spawn(async move { me.restart_watcher().await });
         Ok(())
@@ -513,6 +524,7 @@ fn connecting(name: &str) -> AgentView {
         name: name.into(),
         reachability: Reachability::Connecting,
         credentials: Vec::new(),
+        vault: None,
     }
 }
 

@@ -188,16 +188,28 @@ impl FromRequestParts<Arc<Daemon>> for AgentAuth {
     }
 }
 
-/// A JSON body with JSON errors: 413 over the cap, 400 when malformed or with unknown fields.
+/// A JSON body with JSON errors: 413 over the cap, 408 when it does not arrive within
+/// the daemon's `request_timeout`, 400 when malformed or with unknown fields.
 pub struct Body<T>(pub T);
 
-/// The request body, at most [`MAX_BODY_BYTES`], with JSON errors.
-async fn body_bytes<S: Send + Sync>(
-    req: Request,
-    state: &S,
-) -> Result<axum::body::Bytes, ApiFailure> {
-    axum::body::Bytes::from_request(req, state)
+/// The request body, at most [`MAX_BODY_BYTES`] and within the daemon's request deadline,
+/// with JSON errors.
+async fn body_bytes(req: Request, state: &Arc<Daemon>) -> Result<axum::body::Bytes, ApiFailure> {
+    let deadline = state.config.request_timeout;
+    let read = axum::body::Bytes::from_request(req, state);
+    tokio::time::timeout(deadline, read)
         .await
+        .map_err(|_| {
+            ApiFailure::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::BadRequest,
+                format!(
+                    "the request body did not arrive within {} s",
+                    deadline.as_secs_f32()
+                ),
+                Some("send the whole body at once, with Content-Length"),
+            )
+        })?
         .map_err(|e: BytesRejection| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiFailure::new(
@@ -228,9 +240,9 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
     })
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<Daemon>> for Body<T> {
     type Rejection = ApiFailure;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiFailure> {
+    async fn from_request(req: Request, state: &Arc<Daemon>) -> Result<Self, ApiFailure> {
         let bytes = body_bytes(req, state).await?;
         parse_body(&bytes).map(Body)
     }
@@ -239,9 +251,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 /// Like [`Body`], for routes whose body is optional: an empty body is `None`.
 pub struct OptionalBody<T>(pub Option<T>);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<Daemon>> for OptionalBody<T> {
     type Rejection = ApiFailure;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiFailure> {
+    async fn from_request(req: Request, state: &Arc<Daemon>) -> Result<Self, ApiFailure> {
         let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(None));
@@ -295,6 +307,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(require_json))
         .layer(axum::middleware::from_fn_with_state(
             daemon.clone(),
             count_requests,
@@ -316,6 +329,44 @@ async fn count_requests(State(d): State<Arc<Daemon>>, req: Request, next: Next) 
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// True when `v` is `application/json`, parameters (`; charset=utf-8`) allowed.
+fn is_json(v: &HeaderValue) -> bool {
+    v.to_str().is_ok_and(|s| {
+        s.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// Every POST must say `Content-Type: application/json` (415 otherwise), so a web page
+/// cannot reach the API with a "simple" cross-origin request (`text/plain`, a form). A
+/// POST with no body at all needs no type; every route taking one is also behind a bearer
+/// token, which a cross-origin page cannot send without a preflight the daemon refuses.
+async fn require_json(req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST {
+        let headers = req.headers();
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        let ok = match headers.get(header::CONTENT_TYPE) {
+            Some(v) => is_json(v),
+            None => !has_body,
+        };
+        if !ok {
+            return ApiFailure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::BadRequest,
+                "the request body must be JSON: send `Content-Type: application/json`",
+                None,
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiFailure {

@@ -228,10 +228,7 @@ impl AuthStore {
 
     /// Makes a new token of `role` called `name` and returns its id and the token (shown once).
     pub fn create_token(&self, role: Role, name: &str) -> Result<(String, ApiToken), AuthError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(AuthError::BadName);
-        }
+        let name = check_name(name)?;
         let token = ApiToken::new(format!("tth_{}_{}", role.as_str(), random_token(32)));
         let id = random_token(6).to_lowercase().replace(['-', '_'], "x");
         let entry = TokenEntry {
@@ -366,12 +363,14 @@ impl AuthStore {
         }
     }
 
-    /// Redeems a pairing secret for a new device token (single use).
+    /// Redeems a pairing secret for a new device token (single use). The whole request is
+    /// checked before the secret is consumed: a bad device name leaves it usable.
     pub fn redeem_pairing(
         &self,
         secret: &PairingSecret,
         device_name: &str,
     ) -> Result<(String, ApiToken), AuthError> {
+        check_name(device_name)?;
         let path = self.pairing_path(secret);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -412,6 +411,15 @@ impl AuthStore {
             .expect("limiter lock")
             .failed(addr, Instant::now());
     }
+}
+
+/// A token or device name, trimmed: 1 to 100 characters, none of them control characters.
+fn check_name(name: &str) -> Result<&str, AuthError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AuthError::BadName);
+    }
+    Ok(name)
 }
 
 /// Sliding-window count of failed pairing attempts, per address and overall.
@@ -485,6 +493,20 @@ mod tests {
         ));
         let (secret, _) = store.create_pairing(Duration::from_secs(0)).unwrap();
         assert!(store.redeem_pairing(&secret, "laptop").is_err());
+    }
+
+    #[test]
+    fn a_bad_device_name_does_not_spend_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::open(dir.path()).unwrap();
+        let (secret, _) = store.create_pairing(PAIRING_TTL).unwrap();
+        for bad in ["", "   ", "tab\there", &"x".repeat(101)] {
+            assert!(matches!(
+                store.redeem_pairing(&secret, bad),
+                Err(AuthError::BadName)
+            ));
+        }
+        assert!(store.redeem_pairing(&secret, "laptop").is_ok());
     }
 
     #[test]

@@ -135,27 +135,21 @@ pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
     }
 }
 
-/// Runs the daemon-wide chores until shutdown: alert reminders, device last-use times,
-/// vault reconcile.
+/// Runs the daemon-wide chores until shutdown: alert reminders and device last-use times
+/// (the vault has its own cadence, `vault_watch::run`).
 pub async fn maintenance(daemon: Arc<Daemon>, period: Duration) {
     let mut shutdown = std::pin::pin!(daemon.shutdown_signal());
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    let mut n: u64 = 0;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tick.tick() => {}
         }
-        n += 1;
         daemon.send_reminders();
         if let Err(e) = daemon.auth.flush_last_used() {
             tracing::warn!("cannot record device last-use times: {e}");
-        }
-        // Every tenth tick: a full reconcile of the vault's locations.
-        if n % 10 == 0 {
-            daemon.reconcile().await;
         }
     }
 }

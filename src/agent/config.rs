@@ -25,6 +25,12 @@ pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(120);
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 /// Default interval of SSE heartbeats.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default interval of the vault's cheap check (free space, changed files).
+pub const DEFAULT_VAULT_CHECK: Duration = Duration::from_secs(5);
+/// Default time connections get to finish at shutdown, below systemd's 30 s stop timeout.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default deadline for receiving a request's headers or its whole body.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +81,16 @@ pub struct AgentConfig {
     /// Interval of SSE heartbeats.
     #[serde(default = "default_heartbeat", deserialize_with = "de_duration")]
     pub heartbeat_interval: Duration,
+    /// Interval of the vault's cheap check; damage it sees is repaired at once.
+    #[serde(default = "default_vault_check", deserialize_with = "de_duration")]
+    pub vault_check_interval: Duration,
+    /// At shutdown, how long open connections may take to finish after vault writes are
+    /// done; then they are closed.
+    #[serde(default = "default_shutdown_grace", deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+    /// Deadline for a client to send a request's headers, and again for its body.
+    #[serde(default = "default_request_timeout", deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
     /// Managed credentials.
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
@@ -193,6 +209,15 @@ fn default_session_ttl() -> Duration {
 fn default_heartbeat() -> Duration {
     DEFAULT_HEARTBEAT
 }
+fn default_vault_check() -> Duration {
+    DEFAULT_VAULT_CHECK
+}
+fn default_shutdown_grace() -> Duration {
+    DEFAULT_SHUTDOWN_GRACE
+}
+fn default_request_timeout() -> Duration {
+    DEFAULT_REQUEST_TIMEOUT
+}
 fn default_probe() -> Duration {
     DEFAULT_PROBE_INTERVAL
 }
@@ -268,6 +293,16 @@ impl AgentConfig {
                 "tls is disabled but listen = {} is not a loopback address; plain HTTP is accepted only on 127.0.0.1 or ::1",
                 self.listen
             ));
+        }
+        for (key, value) in [
+            ("vault_check_interval", self.vault_check_interval),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if value < Duration::from_millis(100) {
+                return bad(format!(
+                    "{key} = {value:?} is too short; use at least 100ms (for example \"5s\")"
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.credentials {
@@ -398,6 +433,17 @@ backup_dirs = ["/var/backups/tether"]
 
 # Lifetime of a re-authorization session started by the companion.
 # session_ttl = "10m"
+
+# How often the vault checks its locations cheaply (free space, changed or deleted
+# files); damage is repaired at once. A full reconcile also runs every 10 minutes.
+# vault_check_interval = "5s"
+
+# At shutdown: stop accepting, finish vault writes, then give open connections this
+# long before closing them (keep it below systemd's TimeoutStopSec, 30 s by default).
+# shutdown_grace = "10s"
+
+# A client must send a request's headers, and then its body, within this time.
+# request_timeout = "10s"
 
 [tls]
 # The daemon makes a self-signed certificate on first start and prints its

@@ -167,6 +167,8 @@ pub struct Daemon {
     repaired: Mutex<Vec<String>>,
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
     pub(crate) intents: super::intent::Intents,
+    /// The vault's health as the owner hears it (see [`super::vault_watch`]).
+    pub(crate) vault_watch: super::vault_watch::VaultWatch,
     /// Held (shared) by every job that may write the vault; shutdown takes it exclusively
     /// so in-flight commits finish before the process exits.
     pub(crate) writes: tokio::sync::RwLock<()>,
@@ -354,6 +356,13 @@ impl Daemon {
             );
         }
         let locations = vault.location_health();
+        let repairs_at_open: Vec<String> = report
+            .repairs
+            .iter()
+            .map(|r| r.to_string())
+            .chain(report.quarantined.iter().map(|q| q.to_string()))
+            .collect();
+        let vault_watch = super::vault_watch::VaultWatch::new(&locations, &repairs_at_open);
         let (shutdown_tx, _) = watch::channel(false);
         let (events, _) = broadcast::channel(1024);
         Ok(Arc::new(Daemon {
@@ -372,6 +381,7 @@ impl Daemon {
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
             intents,
+            vault_watch,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
         }))
@@ -429,10 +439,13 @@ impl Daemon {
                 .map(|a| a.health())
                 .unwrap_or_default(),
             repaired: self.repaired.lock().expect("repaired lock").clone(),
+            vault: Some(self.vault_watch.health()),
         }
     }
 
-    fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {
+    pub(crate) fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {
+        let lines: Vec<String> = lines.into_iter().collect();
+        self.vault_watch.repaired(&lines);
         let mut r = self.repaired.lock().expect("repaired lock");
         for l in lines {
             tracing::info!("vault: {l}");
@@ -443,8 +456,10 @@ impl Daemon {
         r.drain(..excess);
     }
 
-    fn refresh_locations(&self) {
-        *self.locations.lock().expect("locations lock") = self.vault.location_health();
+    pub(crate) fn refresh_locations(&self) {
+        let locations = self.vault.location_health();
+        self.vault_watch.observe(&locations);
+        *self.locations.lock().expect("locations lock") = locations;
     }
 
     /// Runs the vault's cheap output check (wiped or corrupt files are re-rendered).
@@ -478,14 +493,7 @@ impl Daemon {
         })
         .await;
         match res {
-            Ok(Ok(report)) => {
-                let lines: Vec<String> = report
-                    .lines()
-                    .into_iter()
-                    .filter(|l| !l.starts_with("warning:"))
-                    .collect();
-                self.add_repaired(lines);
-            }
+            Ok(Ok(report)) => self.take_reconcile_report(&report),
             Ok(Err(e)) => tracing::warn!("vault reconcile failed: {e}"),
             Err(_) => {}
         }
@@ -602,6 +610,7 @@ impl Daemon {
             blocked_requests: health.blocked_requests,
             since: health.since,
             refresh_expires_at: health.refresh_expires_at,
+            detail: None,
         };
         let d = self.clone();
         tokio::spawn(async move {
@@ -747,6 +756,7 @@ impl Daemon {
                 for e in &report.output_errors {
                     tracing::warn!("credential {}: output: {e}", cred.name);
                 }
+                self.add_repaired(report.repairs.iter().map(|r| r.to_string()));
                 cred.status.lock().expect("status lock").generation = report.generation;
                 Ok(report.generation)
             }

@@ -12,6 +12,8 @@
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
 //! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
+//! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
+//!   once) and its health, events and alerts;
 //! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
 //! - its own files are written with [`crate::files`].
 //!
@@ -31,6 +33,7 @@ pub mod reauth;
 pub mod schedule;
 pub mod server;
 pub mod tls;
+pub mod vault_watch;
 
 pub use daemon::{Daemon, DaemonError};
 pub use server::{serve, ServeError};

@@ -8,8 +8,6 @@ use super::api::{self, PeerAddr};
 use super::daemon::Daemon;
 use super::metrics::{labels, render_gauge};
 use crate::protocol::CredentialState;
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,11 +16,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Longest a client may take for its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest period of the daemon's chores (reminders, last-use times, reconcile every tenth).
+/// Longest period of the daemon's chores (reminders, last-use times).
 pub const MAINTENANCE_PERIOD: Duration = Duration::from_secs(30);
 
 /// Why serving failed.
@@ -86,34 +84,77 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// Accepted, handshaken connections for axum. Handshakes run in their own tasks so one
-/// slow client never holds up the others.
-pub struct AgentListener {
-    rx: mpsc::Receiver<(Conn, SocketAddr)>,
-    local: SocketAddr,
+/// How often a lasting accept failure (out of file descriptors) is logged, with a count.
+pub const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// First pause after a failed accept; doubled on every further failure up to
+/// [`ACCEPT_BACKOFF_MAX`].
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest pause between accepts while they fail.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Failed accepts: backoff and a log line per [`ACCEPT_LOG_INTERVAL`], not per failure.
+#[derive(Debug)]
+struct AcceptTrouble {
+    delay: Duration,
+    /// Failures not logged yet.
+    unlogged: u64,
+    /// Failures since the last success.
+    total: u64,
+    next_log: Option<tokio::time::Instant>,
 }
 
-impl axum::serve::Listener for AgentListener {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task only ends when the listener is gone; park until shutdown
-            // drops this future.
-            None => std::future::pending().await,
+impl AcceptTrouble {
+    fn new() -> Self {
+        AcceptTrouble {
+            delay: ACCEPT_BACKOFF_MIN,
+            unlogged: 0,
+            total: 0,
+            next_log: None,
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
+    /// Records a failure and returns how long to pause.
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        let now = tokio::time::Instant::now();
+        self.unlogged += 1;
+        self.total += 1;
+        let due = match self.next_log {
+            None => true,
+            Some(t) => now >= t,
+        };
+        if due {
+            let fix = match e.raw_os_error() {
+                Some(libc::EMFILE) | Some(libc::ENFILE) => "; the daemon is out of file descriptors: raise its limit (LimitNOFILE= in the systemd unit, or `ulimit -n`)",
+                _ => "",
+            };
+            if self.unlogged == 1 {
+                tracing::warn!("accept failed: {e}{fix}; retrying with backoff");
+            } else {
+                tracing::warn!(
+                    "accept failed {} times in the last {} s (last error: {e}){fix}; retrying with backoff",
+                    self.unlogged,
+                    ACCEPT_LOG_INTERVAL.as_secs()
+                );
+            }
+            self.unlogged = 0;
+            self.next_log = Some(now + ACCEPT_LOG_INTERVAL);
+        }
+        let d = self.delay;
+        self.delay = (self.delay * 2).min(ACCEPT_BACKOFF_MAX);
+        d
     }
-}
 
-impl Connected<IncomingStream<'_, AgentListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, AgentListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+    fn succeeded(&mut self) {
+        if self.total > 0 {
+            tracing::info!(
+                "accepting connections again after {} failed accepts",
+                self.total
+            );
+        }
+        // The log interval holds across short recoveries: a daemon that keeps running out
+        // of descriptors still logs once per interval.
+        self.delay = ACCEPT_BACKOFF_MIN;
+        self.total = 0;
     }
 }
 
@@ -125,15 +166,23 @@ fn spawn_acceptor(
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut stop = std::pin::pin!(stop);
+        let mut trouble = AcceptTrouble::new();
         loop {
             let (tcp, addr) = tokio::select! {
                 _ = &mut stop => return,
                 r = listener.accept() => match r {
-                    Ok(x) => x,
+                    Ok(x) => {
+                        trouble.succeeded();
+                        x
+                    }
                     Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // EMFILE and friends: back off instead of spinning, and say it
+                        // once per interval instead of once per try.
+                        let pause = trouble.failed(&e);
+                        tokio::select! {
+                            _ = &mut stop => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
                         continue;
                     }
                 },
@@ -164,9 +213,47 @@ fn spawn_acceptor(
     rx
 }
 
+/// Serves one connection with hyper: headers must arrive within `header_timeout`; when
+/// `close` turns true the connection finishes the request in flight and closes.
+async fn serve_conn(
+    conn: Conn,
+    addr: SocketAddr,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut close: watch::Receiver<bool>,
+) {
+    use tower::ServiceExt;
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(PeerAddr(addr)));
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(conn), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("connection from {addr} ended: {e}");
+            }
+        }
+        _ = async { let _ = close.wait_for(|v| *v).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
 /// Serves the daemon on `listener` until `shutdown` resolves: starts one checker per
-/// credential and the maintenance task, answers requests, and on shutdown stops accepting,
-/// lets requests and vault commits in flight finish, and returns.
+/// credential, the maintenance task and the vault's own cadence, and answers requests.
+///
+/// On shutdown it stops accepting, asks every connection to finish the request in flight
+/// (no keep-alive), waits for every job that writes the vault, and closes the connections
+/// still open when `shutdown_grace` (counted from the signal) has passed, so a client
+/// that never finishes its request cannot hold the daemon past its stop timeout.
 pub async fn serve(
     listener: TcpListener,
     daemon: Arc<Daemon>,
@@ -194,26 +281,50 @@ pub async fn serve(
         daemon.clone(),
         period,
     )));
+    tasks.push(tokio::spawn(super::vault_watch::run(
+        daemon.clone(),
+        daemon.config.vault_check_interval,
+    )));
 
-    let rx = spawn_acceptor(listener, acceptor, daemon.shutdown_signal());
+    let mut incoming = spawn_acceptor(listener, acceptor, daemon.shutdown_signal());
     let app = api::router(daemon.clone());
-    let d = daemon.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections; finishing requests and vault writes");
-        d.begin_shutdown();
-    };
-    axum::serve(
-        AgentListener { rx, local },
-        app.into_make_service_with_connect_info::<PeerAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await?;
+    let header_timeout = daemon.config.request_timeout;
+    let (close_tx, close_rx) = watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            c = incoming.recv() => match c {
+                Some((conn, addr)) => {
+                    conns.spawn(serve_conn(conn, addr, app.clone(), header_timeout, close_rx.clone()));
+                }
+                None => break,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    let deadline = tokio::time::Instant::now() + daemon.config.shutdown_grace;
+    tracing::info!("shutting down: no new connections; finishing requests and vault writes");
     daemon.begin_shutdown();
+    drop(incoming);
+    let _ = close_tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
     daemon.drain_writes().await;
+    let drained = tokio::time::timeout_at(deadline, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "closing {} connection(s) still open after the {:?} shutdown grace",
+            conns.len(),
+            daemon.config.shutdown_grace
+        );
+        conns.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

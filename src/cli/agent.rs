@@ -371,9 +371,18 @@ fn token_get(
         http.get(format!("{url}/v1/credentials/{name}/access-token"))
     };
     let (status, body) = rt.block_on(async {
-        let resp = request.bearer_auth(token).send().await.with_context(|| {
-            format!("cannot reach the agent daemon at {url}; is `tether agent serve` running?")
-        })?;
+        let resp = match request.bearer_auth(token).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Same words as the companion's: a wrong pin is not "unreachable".
+                if let Some((expected, got)) = crate::companion::client::pin_mismatch(&e) {
+                    bail!("the agent daemon at {url} presented a certificate that does not match the pinned fingerprint (expected {expected}, got {got}); if the daemon's certificate was regenerated, pass the fingerprint it prints at start (--fingerprint) or pair again; otherwise something is intercepting the connection");
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot reach the agent daemon at {url}; is `tether agent serve` running?"
+                )));
+            }
+        };
         let status = resp.status();
         let body = resp
             .text()

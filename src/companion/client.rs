@@ -696,6 +696,12 @@ impl AgentClient {
     }
 }
 
+/// The pinned and the presented fingerprints, when `err` (from a request through a
+/// client made with [`pinned_tls_config`]) failed because the certificate did not match.
+pub fn pin_mismatch(err: &(dyn std::error::Error + 'static)) -> Option<(String, String)> {
+    find_pin_mismatch(err).map(|m| (m.expected.clone(), m.got.clone()))
+}
+
 /// Walks an error chain (through `io::Error` wrappers, whose `source()` skips the inner
 /// error) looking for our pin mismatch inside rustls' error.
 fn find_pin_mismatch<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a PinMismatch> {

@@ -235,13 +235,35 @@ impl Config {
         Ok(())
     }
 
-    /// Writes the config atomically (0600 file in a 0700 directory).
-    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+    /// Writes the config atomically (0600 file in a 0700 directory), with a comment
+    /// saying where the device tokens really are: `in_file` lists the agents whose token
+    /// is in the fallback file `file`; the others' are in the OS keyring.
+    pub fn save(&self, path: &Path, in_file: &[String], file: &Path) -> Result<(), ConfigError> {
         let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Write {
             path: path.to_owned(),
             source: std::io::Error::other(e),
         })?;
-        let text = format!("# tether companion: paired agents and watch settings.\n# Device tokens are kept in the OS keyring, not here.\n\n{text}");
+        let (filed, keyring): (Vec<&str>, Vec<&str>) = self
+            .agents
+            .iter()
+            .map(|a| a.name.as_str())
+            .partition(|n| in_file.iter().any(|f| f == n));
+        let mut where_ = String::from("# Device tokens are not in this file.\n");
+        if !keyring.is_empty() {
+            where_.push_str(&format!(
+                "# In the OS keyring (service `tether`): {}.\n",
+                keyring.join(", ")
+            ));
+        }
+        if !filed.is_empty() {
+            where_.push_str(&format!(
+                "# In {} (mode 0600, because the keyring was not used): {}.\n",
+                file.display(),
+                filed.join(", ")
+            ));
+        }
+        let text =
+            format!("# tether companion: paired agents and watch settings.\n{where_}\n{text}");
         files::atomic_write(path, text.as_bytes()).map_err(|source| ConfigError::Write {
             path: path.to_owned(),
             source,
@@ -327,7 +349,37 @@ mod tests {
             fingerprint: Some("ab".repeat(32)),
             device_id: Some("d1".into()),
         });
-        cfg.save(&path).unwrap();
+        cfg.save(&path, &[], Path::new("/nonexistent")).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), cfg);
+    }
+
+    #[test]
+    fn the_header_says_where_each_token_really_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let mut cfg = Config::default();
+        for name in ["lab", "studio"] {
+            cfg.agents.push(AgentEntry {
+                name: name.into(),
+                url: format!("https://{name}.example:7443"),
+                fingerprint: None,
+                device_id: None,
+            });
+        }
+        let file = dir.path().join("secrets.toml");
+        cfg.save(&path, &["studio".into()], &file).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("# In the OS keyring (service `tether`): lab.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "# In {} (mode 0600, because the keyring was not used): studio.\n",
+                file.display()
+            )),
+            "{text}"
+        );
         assert_eq!(Config::load(&path).unwrap(), cfg);
     }
 

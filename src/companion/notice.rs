@@ -4,7 +4,7 @@
 //! agent's requests were refused, and what to do:
 //! "studio · youtube: token has been expired or revoked — 3 requests refused since 09:02".
 
-use crate::protocol::{CredentialHealth, CredentialState, ReauthKind};
+use crate::protocol::{CredentialHealth, CredentialState, ReauthKind, VaultHealth};
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 
@@ -33,6 +33,12 @@ pub enum NoticeKind {
     DeviceRevoked,
     /// The agent speaks another protocol version.
     ProtocolMismatch,
+    /// A vault location on the agent fails: fewer copies than configured.
+    VaultTrouble,
+    /// Every vault location works again.
+    VaultRecovered,
+    /// The agent repaired a wiped, damaged or missing copy.
+    VaultRepaired,
 }
 
 /// How loudly to notify.
@@ -143,6 +149,50 @@ impl Notice {
             summary,
             body,
             action,
+            urgency,
+        }
+    }
+
+    /// A vault notice: "studio: backup /var/backups/tether is full — the credential is
+    /// stored in 2 of 3 places". `credentials` is how many the agent has.
+    pub fn vault(
+        kind: NoticeKind,
+        agent: &str,
+        v: &VaultHealth,
+        credentials: usize,
+        now: DateTime<Local>,
+    ) -> Notice {
+        let copies = v.copies_phrase(credentials);
+        let (summary, body, urgency) = match kind {
+            NoticeKind::VaultTrouble => (
+                format!(
+                    "{agent}: {}",
+                    v.trouble_summary()
+                        .unwrap_or_else(|| "a vault location fails".into())
+                ),
+                copies,
+                Urgency::Critical,
+            ),
+            NoticeKind::VaultRecovered => (
+                format!("{agent}: vault healthy again"),
+                format!("{copies} since {}", when(v.since, now)),
+                Urgency::Normal,
+            ),
+            _ => (
+                format!("{agent}: vault repaired"),
+                v.last_repair
+                    .clone()
+                    .unwrap_or_else(|| "a damaged copy was rewritten".into()),
+                Urgency::Normal,
+            ),
+        };
+        Notice {
+            kind,
+            agent: agent.into(),
+            credential: None,
+            summary,
+            body,
+            action: None,
             urgency,
         }
     }

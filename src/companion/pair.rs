@@ -162,7 +162,7 @@ pub async fn pair(
     });
     cfg.agents.push(entry.clone());
     cfg.agents.sort_by(|a, b| a.name.cmp(&b.name));
-    cfg.save(config_path)?;
+    cfg.save(config_path, &secrets.agents_in_file(), secrets.file())?;
     if let Some(old) = &conflict {
         if old.name != name {
             // The replaced agent's token is of no use any more.
@@ -206,7 +206,7 @@ pub fn unpair(
         return Err(unknown_agent(&cfg, name));
     };
     let entry = cfg.agents.remove(pos);
-    cfg.save(config_path)?;
+    cfg.save(config_path, &secrets.agents_in_file(), secrets.file())?;
     secrets.delete(name)?;
     Ok(Unpaired { agent: entry })
 }

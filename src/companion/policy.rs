@@ -8,7 +8,10 @@
 //! - "agent unreachable" after `unreachable_after` of failed contact, and its recovery;
 //!   a refused device token or a protocol mismatch is announced at once, once;
 //! - in quiet hours only `dead` (and its reminders) is shown; other notices wait until
-//!   the quiet hours end and are dropped if they no longer apply by then.
+//!   the quiet hours end and are dropped if they no longer apply by then;
+//! - vault trouble (a location fails: the agent is `degraded`) is told once per change of
+//!   the failing locations, its recovery once, and each new repair once; like `dead`, it
+//!   ignores quiet hours (a credential may be one disk away from being lost).
 //!
 //! Time comes in twice: a monotonic [`Instant`] for every interval (so wall-clock jumps
 //! change nothing), and local wall time for quiet hours and texts. Nothing here sleeps or
@@ -17,7 +20,7 @@
 use super::client::ContactClass;
 use super::config::QuietHours;
 use super::notice::{Notice, NoticeKind};
-use crate::protocol::{CredentialHealth, CredentialState, HealthReport};
+use crate::protocol::{CredentialHealth, CredentialState, HealthReport, VaultHealth};
 use chrono::{DateTime, Local};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -70,6 +73,8 @@ pub enum Observation {
     Health(HealthReport),
     /// One credential changed (event stream).
     Changed(CredentialHealth),
+    /// The vault's health changed (event stream).
+    Vault(VaultHealth),
     /// The agent is there, nothing new (event-stream heartbeat).
     Alive,
     /// Contact failed.
@@ -130,6 +135,8 @@ pub enum Decision {
     },
     /// Contact state changed.
     Contact(ContactState),
+    /// The vault's health changed (state, failing locations or repairs).
+    Vault(VaultHealth),
     /// Show this notification.
     Notify(Notice),
 }
@@ -156,6 +163,13 @@ struct Contact {
     deferred: Option<NoticeKind>,
 }
 
+#[derive(Debug, Default)]
+struct VaultTrack {
+    health: Option<VaultHealth>,
+    /// The failing locations the owner has been told about (empty: none).
+    announced: Vec<String>,
+}
+
 /// The policy for one agent.
 #[derive(Debug)]
 pub struct AgentPolicy {
@@ -163,6 +177,7 @@ pub struct AgentPolicy {
     cfg: PolicyConfig,
     creds: BTreeMap<String, Track>,
     contact: Contact,
+    vault: VaultTrack,
 }
 
 impl AgentPolicy {
@@ -173,7 +188,13 @@ impl AgentPolicy {
             cfg,
             creds: BTreeMap::new(),
             contact: Contact::default(),
+            vault: VaultTrack::default(),
         }
+    }
+
+    /// The vault's last known health (`None` before it was seen, or from an older daemon).
+    pub fn vault(&self) -> Option<&VaultHealth> {
+        self.vault.health.as_ref()
     }
 
     /// The agent's name.
@@ -233,6 +254,13 @@ impl AgentPolicy {
                     self.creds.remove(&name);
                     out.push(Decision::Removed { credential: name });
                 }
+                if let Some(v) = report.vault {
+                    self.vault_seen(now, v, &mut out);
+                }
+            }
+            Observation::Vault(v) => {
+                self.contact_ok(now, &mut out);
+                self.vault_seen(now, v, &mut out);
             }
             Observation::Changed(c) => {
                 self.contact_ok(now, &mut out);
@@ -379,6 +407,50 @@ impl AgentPolicy {
             }
             // Transient or unknown: keep what the owner was told; the daemon retries.
             CredentialState::Degraded | CredentialState::Unchecked => {}
+        }
+    }
+
+    fn vault_seen(&mut self, now: Now, v: VaultHealth, out: &mut Vec<Decision>) {
+        let previous = self.vault.health.replace(v.clone());
+        if previous.as_ref() == Some(&v) {
+            return;
+        }
+        out.push(Decision::Vault(v.clone()));
+        let credentials = self.creds.len();
+        let failing: Vec<String> = v.failing.iter().map(|l| l.name.clone()).collect();
+        if failing.is_empty() {
+            if !self.vault.announced.is_empty() {
+                self.vault.announced.clear();
+                out.push(Decision::Notify(Notice::vault(
+                    NoticeKind::VaultRecovered,
+                    &self.agent,
+                    &v,
+                    credentials,
+                    now.wall,
+                )));
+            }
+        } else if failing != self.vault.announced {
+            self.vault.announced = failing;
+            out.push(Decision::Notify(Notice::vault(
+                NoticeKind::VaultTrouble,
+                &self.agent,
+                &v,
+                credentials,
+                now.wall,
+            )));
+        }
+        // A repair made while we watch is news; repairs from before we first looked are
+        // in the health report for whoever asks.
+        if let Some(prev) = previous {
+            if v.repairs > prev.repairs {
+                out.push(Decision::Notify(Notice::vault(
+                    NoticeKind::VaultRepaired,
+                    &self.agent,
+                    &v,
+                    credentials,
+                    now.wall,
+                )));
+            }
         }
     }
 

@@ -292,6 +292,14 @@ impl SecretStore {
         }
     }
 
+    /// Agents whose device token is in the fallback file (not in the keyring); no token
+    /// is returned.
+    pub fn agents_in_file(&self) -> Vec<String> {
+        self.file_read()
+            .map(|m| m.into_keys().collect())
+            .unwrap_or_default()
+    }
+
     fn file_read(&self) -> Result<BTreeMap<String, String>, SecretsError> {
         let text = match std::fs::read_to_string(&self.file) {
             Ok(t) => t,

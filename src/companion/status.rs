@@ -4,7 +4,7 @@
 
 use super::client::{AgentClient, ClientError, ContactClass};
 use super::notice::when;
-use crate::protocol::{CredentialHealth, CredentialState, ErrorInfo, ReauthKind};
+use crate::protocol::{CredentialHealth, CredentialState, ErrorInfo, ReauthKind, VaultHealth};
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 
@@ -83,6 +83,8 @@ pub struct AgentStatus {
     pub version: Option<String>,
     /// Credentials (empty when not reachable).
     pub credentials: Vec<CredentialStatus>,
+    /// The agent's vault (`None` when not reachable, or from a daemon that does not say).
+    pub vault: Option<VaultHealth>,
 }
 
 /// The whole report.
@@ -90,7 +92,7 @@ pub struct AgentStatus {
 pub struct StatusReport {
     /// [`STATUS_SCHEMA`].
     pub schema: u32,
-    /// True when every agent answered and no credential is dead.
+    /// True when every agent answered, no credential is dead and no vault is degraded.
     pub ok: bool,
     /// Every paired agent.
     pub agents: Vec<AgentStatus>,
@@ -109,6 +111,7 @@ impl StatusReport {
                     error: None,
                     version: Some(h.version),
                     credentials: h.credentials.iter().map(CredentialStatus::from).collect(),
+                    vault: h.vault,
                 },
                 Err((class, message)) => AgentStatus {
                     name,
@@ -117,6 +120,7 @@ impl StatusReport {
                     error: Some(message),
                     version: None,
                     credentials: Vec::new(),
+                    vault: None,
                 },
             })
             .collect();
@@ -125,6 +129,9 @@ impl StatusReport {
                 && a.credentials
                     .iter()
                     .all(|c| c.state != CredentialState::Dead)
+                && a.vault
+                    .as_ref()
+                    .map_or(true, |v| v.state == CredentialState::Ok)
         });
         StatusReport {
             schema: STATUS_SCHEMA,
@@ -199,6 +206,19 @@ impl StatusReport {
                 // No probe in force: say how (and how rarely) it is checked.
                 if let Some(note) = &c.checked {
                     out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", note)));
+                }
+            }
+            if let Some(v) = &a.vault {
+                if let Some(trouble) = v.trouble_summary() {
+                    out.push_str(&format!(
+                        "  {}  {trouble} — {} since {}\n",
+                        paint("33", "vault degraded"),
+                        v.copies_phrase(a.credentials.len()),
+                        when(v.since, now)
+                    ));
+                }
+                if let Some(r) = &v.last_repair {
+                    out.push_str(&format!("  vault repairs: {}; last: {r}\n", v.repairs));
                 }
             }
         }

@@ -9,7 +9,7 @@
 //!   "Start at login" and "Quit";
 //! - [`MenuAction`] round-trips through the string ids a native menu carries.
 
-use crate::protocol::{CredentialHealth, CredentialState, ReauthKind};
+use crate::protocol::{CredentialHealth, CredentialState, ReauthKind, VaultHealth};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,23 @@ pub struct AgentView {
     pub reachability: Reachability,
     /// The credentials as last reported (kept while unreachable, so the menu still lists them).
     pub credentials: Vec<CredentialHealth>,
+    /// The agent's vault as last reported (`None` until seen, or from an older daemon).
+    #[serde(default)]
+    pub vault: Option<VaultHealth>,
+}
+
+/// "studio: primary /x is full" when the agent's vault is degraded.
+fn vault_trouble(a: &AgentView) -> Option<String> {
+    let v = a.vault.as_ref()?;
+    if v.state == CredentialState::Ok {
+        return None;
+    }
+    Some(format!(
+        "{}: {}",
+        a.name,
+        v.trouble_summary()
+            .unwrap_or_else(|| "vault degraded".into())
+    ))
 }
 
 /// The four tray icons.
@@ -118,9 +135,11 @@ pub fn summarize(agents: &[AgentView], now: DateTime<Utc>) -> TraySummary {
         count(CredentialState::Degraded),
     );
     let total = creds().count();
+    let vault: Vec<String> = agents.iter().filter_map(vault_trouble).collect();
 
     let mut parts = Vec::new();
     parts.extend(dead.iter().cloned());
+    parts.extend(vault.iter().cloned());
     if expiring > 0 {
         parts.push(plural(
             expiring,
@@ -150,7 +169,7 @@ pub fn summarize(agents: &[AgentView], now: DateTime<Utc>) -> TraySummary {
     } else if silent.len() + connecting == agents.len() {
         // Nothing answers: colours would only repeat stale news.
         IconKind::Idle
-    } else if expiring + degraded > 0 || !silent.is_empty() {
+    } else if expiring + degraded + vault.len() > 0 || !silent.is_empty() {
         IconKind::Warn
     } else {
         IconKind::Ok
@@ -350,6 +369,13 @@ pub fn menu(agents: &[AgentView], opts: MenuOptions, now: DateTime<Utc>) -> Vec<
             }
         };
         out.push(MenuEntry::info(head));
+        if let Some(v) = a.vault.as_ref().filter(|v| v.state != CredentialState::Ok) {
+            out.push(MenuEntry::info(format!(
+                "    vault: {} — {}",
+                v.trouble_summary().unwrap_or_else(|| "degraded".into()),
+                v.copies_phrase(a.credentials.len())
+            )));
+        }
         if a.credentials.is_empty() {
             out.push(MenuEntry::info("    no credentials"));
         }
@@ -477,7 +503,46 @@ mod tests {
             name: name.into(),
             reachability: reach,
             credentials: creds,
+            vault: None,
         }
+    }
+
+    #[test]
+    fn a_failing_vault_location_is_amber_and_named() {
+        let mut a = agent(
+            "studio",
+            Reachability::Reachable,
+            vec![cred("youtube", Ok, ReauthKind::Oauth)],
+        );
+        a.vault = Some(VaultHealth {
+            state: Degraded,
+            since: now(),
+            locations_ok: 2,
+            locations_total: 3,
+            failing: vec![crate::protocol::LocationHealth {
+                name: "backup 1 /var/backups/tether".into(),
+                ok: false,
+                error: Some("no space left".into()),
+                code: Some("no_space".into()),
+            }],
+            repairs: 0,
+            last_repair: None,
+        });
+        let s = summarize(std::slice::from_ref(&a), now());
+        assert_eq!(s.icon, IconKind::Warn);
+        assert!(
+            s.tooltip
+                .contains("studio: backup 1 /var/backups/tether is full"),
+            "{}",
+            s.tooltip
+        );
+        let m = menu(&[a], MenuOptions::default(), now());
+        assert!(
+            m.iter().any(|e| e
+                .text()
+                .contains("the credential is stored in 2 of 3 places")),
+            "{m:?}"
+        );
     }
 
     fn unreachable() -> Reachability {

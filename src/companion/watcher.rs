@@ -17,7 +17,7 @@ use super::policy::{
 };
 use super::reauth::{Opener, ReauthOptions, ReauthProgress};
 use super::Companion;
-use crate::protocol::{CredentialHealth, CredentialState, Event};
+use crate::protocol::{CredentialHealth, CredentialState, Event, VaultHealth};
 use futures_util::StreamExt;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -100,6 +100,13 @@ pub enum WatchEvent {
         agent: String,
         /// The new contact state.
         state: ContactState,
+    },
+    /// The agent's vault changed (a location failed or recovered, a copy was repaired).
+    Vault {
+        /// The agent.
+        agent: String,
+        /// The vault now.
+        vault: VaultHealth,
     },
     /// The event stream connected or dropped (diagnostics).
     Stream {
@@ -353,6 +360,10 @@ impl AgentCtx {
                     agent: agent.clone(),
                     state,
                 }),
+                Decision::Vault(vault) => self.emit(WatchEvent::Vault {
+                    agent: agent.clone(),
+                    vault,
+                }),
                 Decision::Notify(notice) => {
                     let notifier = self.notifier.clone();
                     let actions = self.actions.clone();
@@ -476,6 +487,7 @@ async fn run_agent(
                 stream_seen = Instant::now();
                 match item {
                     Some(Ok(Event::StateChanged { credential, .. })) => ctx.feed(Observation::Changed(credential)).await,
+                    Some(Ok(Event::VaultChanged { vault, .. })) => ctx.feed(Observation::Vault(vault)).await,
                     Some(Ok(Event::Heartbeat { .. })) => ctx.feed(Observation::Alive).await,
                     Some(Err(e)) => {
                         tracing::debug!(agent = %client.name(), "event stream broke: {e}");

@@ -61,6 +61,21 @@ pub trait Location: Send + Sync + fmt::Debug {
     fn filesystem(&self) -> Option<(PathBuf, u64)> {
         None
     }
+    /// Whether the location itself is there (a directory location whose directory was
+    /// deleted is not); a missing location is recreated before the next commit.
+    fn present(&self) -> bool {
+        true
+    }
+    /// Bytes free for new records, where the location can tell (`statvfs`).
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
+    /// A cheap summary of everything stored (names, sizes, times of the files), so the
+    /// vault can tell "nothing changed since the last reconcile" without reading records.
+    /// `None` when the location cannot tell cheaply (then only full reconciles see damage).
+    fn stamp(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Room set aside in a location ([`Location::reserve`]); given back on drop.
@@ -150,6 +165,20 @@ pub enum LocationError {
 }
 
 impl LocationError {
+    /// Machine-readable kind, as in the health report (`no_space`, `read_only`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            LocationError::NoSpace { .. } => "no_space",
+            LocationError::ReadOnly { .. } => "read_only",
+            LocationError::PermissionDenied { .. } => "permission_denied",
+            LocationError::NotADirectory { .. } => "not_a_directory",
+            LocationError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                "missing"
+            }
+            _ => "io",
+        }
+    }
+
     /// Classifies an I/O error on `path` into the variant with the right fix.
     pub fn from_io(op: &'static str, path: &Path, source: io::Error) -> Self {
         let path = path.to_path_buf();
@@ -474,6 +503,63 @@ impl Location for DirLocation {
         let meta = fs::metadata(&self.root).ok()?;
         let canonical = fs::canonicalize(&self.root).ok()?;
         Some((canonical, meta.dev()))
+    }
+
+    fn present(&self) -> bool {
+        self.root.is_dir()
+    }
+
+    fn free_bytes(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.root.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `path` is a valid NUL-terminated string and `st` a plain C struct that
+        // statvfs fills in; both live across the call.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        if rc != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+
+    fn stamp(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        // One readdir of the root and of each credential directory plus an lstat per
+        // file: no record is opened.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let root = fs::metadata(&self.root).ok()?;
+        (root.dev(), root.ino()).hash(&mut h);
+        let mut names: Vec<_> = fs::read_dir(&self.root)
+            .ok()?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let Some(n) = name.to_str() else { continue };
+            if !crate::protocol::valid_credential_name(n) {
+                continue;
+            }
+            let dir = self.root.join(n);
+            let Ok(meta) = fs::symlink_metadata(&dir) else {
+                continue;
+            };
+            (n, meta.ino(), meta.file_type().is_dir()).hash(&mut h);
+            if !meta.file_type().is_dir() {
+                continue;
+            }
+            let mut files: Vec<(std::ffi::OsString, u64, u64, i64, i64)> = fs::read_dir(&dir)
+                .ok()?
+                .flatten()
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((e.file_name(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+                })
+                .collect();
+            files.sort();
+            files.hash(&mut h);
+        }
+        Some(h.finish())
     }
 }
 

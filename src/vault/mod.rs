@@ -73,6 +73,9 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Default number of generations kept per credential.
 pub const DEFAULT_KEEP: usize = 5;
+/// A location with less free space than this counts as full: a few records' worth, so
+/// the owner hears about it before a commit fails there.
+pub const MIN_FREE_BYTES: u64 = 16 * 1024;
 
 fn default_keep() -> usize {
     DEFAULT_KEEP
@@ -118,11 +121,23 @@ pub(crate) struct Loc {
     pub ok: bool,
     /// The last error there.
     pub error: Option<String>,
+    /// Its kind (`no_space`, ...), as in the health report.
+    pub code: Option<&'static str>,
 }
 
 impl Loc {
     pub fn label(&self) -> String {
         format!("{} {}", self.role, self.location.label())
+    }
+
+    pub fn fail(&mut self, e: &LocationError) {
+        self.error = Some(e.to_string());
+        self.code = Some(e.code());
+    }
+
+    pub fn clear(&mut self) {
+        self.error = None;
+        self.code = None;
     }
 }
 
@@ -135,6 +150,8 @@ struct Inner {
     high_water: HashMap<String, u64>,
     /// Start-up warnings (shared filesystems, permissions), repeated in every report.
     warnings: Vec<String>,
+    /// Each location's [`Location::stamp`] after the last reconcile or commit.
+    stamps: Vec<Option<u64>>,
 }
 
 /// Room set aside for one record in every location that can take one: records are a few
@@ -216,6 +233,7 @@ impl Vault {
             location: primary,
             ok: false,
             error: None,
+            code: None,
         }];
         for (i, b) in backups.into_iter().enumerate() {
             locs.push(Loc {
@@ -223,6 +241,7 @@ impl Vault {
                 location: b,
                 ok: false,
                 error: None,
+                code: None,
             });
         }
         let mut warnings = Vec::new();
@@ -241,7 +260,7 @@ impl Vault {
                 }
                 Err(e) => {
                     problems.push(format!("{}: {e}", loc.label()));
-                    loc.error = Some(e.to_string());
+                    loc.fail(&e);
                 }
             }
         }
@@ -256,6 +275,7 @@ impl Vault {
                 outputs,
                 high_water: HashMap::new(),
                 warnings,
+                stamps: Vec::new(),
             }),
         };
         let mut report = vault.reconcile()?;
@@ -291,11 +311,26 @@ impl Vault {
 
     /// Stores `record` as the credential's next generation in every location, trims
     /// history, renders its outputs. Succeeds when at least one location took it.
+    ///
+    /// A location that is gone (its directory deleted while running) or was unusable is
+    /// prepared again first; when that brings one back, every credential is copied into
+    /// it after the commit (listed in [`CommitReport::repairs`]).
     pub fn commit(&self, record: Record) -> Result<CommitReport, VaultError> {
         check_name(&record.name)?;
         let mut inner = self.lock();
+        let revived = inner.revive();
         let _flock = inner.flock();
-        inner.commit(record)
+        let mut report = inner.commit(record)?;
+        if revived {
+            let mut refill = ReconcileReport::default();
+            inner.reconcile_names(&mut refill);
+            report.repairs = refill.repairs;
+            report.warnings.extend(refill.problems);
+        }
+        inner.stamps = inner.current_stamps();
+        // A write that still fit does not make a nearly full location healthy.
+        inner.check_space();
+        Ok(report)
     }
 
     /// Sets aside room for the next generation of `name` in every location that can take
@@ -409,28 +444,40 @@ impl Vault {
             match loc.location.prepare() {
                 Ok(_) => {
                     loc.ok = true;
-                    loc.error = None;
+                    loc.clear();
                 }
                 Err(e) => {
                     report.problems.push(format!("{}: {e}", loc.label()));
                     loc.ok = false;
-                    loc.error = Some(e.to_string());
+                    loc.fail(&e);
                 }
             }
         }
         let _flock = inner.flock();
-        let names = inner.names(&mut report.problems);
-        for name in names {
-            let max = reconcile::credential(&mut inner.locs, &name, inner.keep, &mut report);
-            if let Some(max) = max {
-                let hw = inner.high_water.entry(name).or_insert(0);
-                *hw = (*hw).max(max);
-            }
-        }
+        inner.reconcile_names(&mut report);
         let (rendered, failures) = inner.render_outputs(None);
         report.outputs = rendered;
         report.problems.extend(failures);
+        inner.stamps = inner.current_stamps();
+        inner.check_space();
         Ok(report)
+    }
+
+    /// The cheap check, meant to run every few seconds: free space in every location,
+    /// and a [`Location::stamp`] of what is stored. Only when a stamp changed since the
+    /// last reconcile or commit (a file wiped, truncated, rewritten or deleted, a
+    /// directory removed), or a location is in trouble, does it run a full
+    /// [`reconcile`](Self::reconcile) and return its report.
+    pub fn quick_check(&self) -> Result<Option<ReconcileReport>, VaultError> {
+        {
+            let mut inner = self.lock();
+            inner.check_space();
+            let troubled = inner.locs.iter().any(|l| !l.ok || l.error.is_some());
+            if !troubled && inner.current_stamps() == inner.stamps {
+                return Ok(None);
+            }
+        }
+        self.reconcile().map(Some)
     }
 
     /// Health of every location, for the health report.
@@ -443,6 +490,7 @@ impl Vault {
                 name: l.label(),
                 ok: l.ok && l.error.is_none(),
                 error: l.error.clone(),
+                code: l.code.map(str::to_string),
             })
             .collect()
     }
@@ -470,6 +518,64 @@ impl Vault {
 }
 
 impl Inner {
+    fn current_stamps(&self) -> Vec<Option<u64>> {
+        self.locs.iter().map(|l| l.location.stamp()).collect()
+    }
+
+    /// Marks locations with less than [`MIN_FREE_BYTES`] free as full (the next commit
+    /// would fail there); the mark goes at the next reconcile once there is room.
+    fn check_space(&mut self) {
+        for loc in self.locs.iter_mut().filter(|l| l.ok) {
+            let Some(free) = loc.location.free_bytes() else {
+                continue;
+            };
+            if free < MIN_FREE_BYTES {
+                loc.fail(&LocationError::NoSpace {
+                    path: PathBuf::from(loc.location.label()),
+                });
+            }
+        }
+    }
+
+    /// Prepares again every location that is unusable or whose directory vanished;
+    /// true when one of them came back (it needs every credential copied into it).
+    fn revive(&mut self) -> bool {
+        let mut revived = false;
+        for loc in &mut self.locs {
+            if loc.ok && loc.location.present() {
+                continue;
+            }
+            match loc.location.prepare() {
+                Ok(_) => {
+                    tracing::warn!(
+                        "vault: {} was missing or unusable; recreated it",
+                        loc.label()
+                    );
+                    loc.ok = true;
+                    revived = true;
+                }
+                Err(e) => {
+                    loc.ok = false;
+                    loc.fail(&e);
+                }
+            }
+        }
+        revived
+    }
+
+    /// Reconciles every credential across the usable locations (the caller holds the
+    /// inter-process lock).
+    fn reconcile_names(&mut self, report: &mut ReconcileReport) {
+        let names = self.names(&mut report.problems);
+        for name in names {
+            let max = reconcile::credential(&mut self.locs, &name, self.keep, report);
+            if let Some(max) = max {
+                let hw = self.high_water.entry(name).or_insert(0);
+                *hw = (*hw).max(max);
+            }
+        }
+    }
+
     fn usable(&self) -> Vec<&Loc> {
         self.locs.iter().filter(|l| l.ok).collect()
     }
@@ -511,6 +617,7 @@ impl Inner {
                 Err(e) => failed.push(LocationFailure {
                     location: loc.label(),
                     error: e.to_string(),
+                    code: e.code(),
                 }),
             }
         }
@@ -528,16 +635,17 @@ impl Inner {
                 Ok(()) => {
                     written.push(loc.label());
                     loc.ok = true;
-                    loc.error = None;
+                    loc.clear();
                     if let Err(e) = reconcile::trim(loc.location.as_ref(), &name, self.keep) {
                         warnings.push(format!("{}: trimming history: {e}", loc.label()));
                     }
                 }
                 Err(e) => {
-                    loc.error = Some(e.to_string());
+                    loc.fail(&e);
                     failed.push(LocationFailure {
                         location: loc.label(),
                         error: e.to_string(),
+                        code: e.code(),
                     });
                 }
             }
@@ -545,6 +653,7 @@ impl Inner {
         for f in &failed {
             if let Some(loc) = self.locs.iter_mut().find(|l| l.label() == f.location) {
                 loc.error = Some(f.error.clone());
+                loc.code = Some(f.code);
             }
         }
         if written.is_empty() {
@@ -564,6 +673,7 @@ impl Inner {
             outputs,
             output_errors,
             warnings,
+            repairs: Vec::new(),
         })
     }
 

@@ -7,7 +7,7 @@
 //! renamed aside (kept for inspection, reported). Links, unreadable files and records of
 //! another schema version are reported and left exactly as they are.
 
-use super::location::Location;
+use super::location::{Location, LocationError};
 use super::record::DecodeError;
 use super::report::{Quarantine, ReconcileReport, Repair, RepairKind};
 use super::scan::{self, SlotState};
@@ -22,7 +22,7 @@ pub(crate) fn credential(
 ) -> Option<u64> {
     let locs: &[Loc] = locs_mut;
     // Write failures per location, applied to its health at the end.
-    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut failed: Vec<(usize, LocationError)> = Vec::new();
     let view = scan::view(locs, name);
     let newest = view.valid_generations().first().copied();
 
@@ -122,7 +122,7 @@ pub(crate) fn credential(
     }
     let max = view.max_listed();
     for (li, e) in failed {
-        locs_mut[li].error = Some(e);
+        locs_mut[li].fail(&e);
     }
     max
 }
@@ -137,7 +137,7 @@ fn repair(
     bytes: &[u8],
     was: RepairKind,
     report: &mut ReconcileReport,
-) -> Result<(), String> {
+) -> Result<(), LocationError> {
     let from = locs[src].label();
     let loc = &locs[li];
     match loc.location.write(name, generation, bytes) {
@@ -156,7 +156,7 @@ fn repair(
                 "credential {name}: could not repair generation {generation} in {}: {e}",
                 loc.label()
             ));
-            Err(e.to_string())
+            Err(e)
         }
     }
 }

@@ -11,6 +11,8 @@ pub struct LocationFailure {
     pub location: String,
     /// The error, naming the path and the fix.
     pub error: String,
+    /// Its kind, as in the health report (`no_space`, `read_only`, ...).
+    pub code: &'static str,
 }
 
 impl fmt::Display for LocationFailure {
@@ -36,6 +38,9 @@ pub struct CommitReport {
     pub output_errors: Vec<String>,
     /// Non-fatal trouble (history trimming).
     pub warnings: Vec<String>,
+    /// Copies of other credentials written because a location had to be recreated
+    /// (its directory was deleted while the daemon ran).
+    pub repairs: Vec<Repair>,
 }
 
 impl CommitReport {

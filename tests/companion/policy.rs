@@ -410,3 +410,73 @@ fn backoff_doubles_up_to_the_cap_and_resets() {
         );
     }
 }
+
+fn vault(failing: &[&str], repairs: u64) -> tether::protocol::VaultHealth {
+    tether::protocol::VaultHealth {
+        state: if failing.is_empty() { Fine } else { Degraded },
+        since: chrono::Utc::now(),
+        locations_ok: 3 - failing.len() as u32,
+        locations_total: 3,
+        failing: failing
+            .iter()
+            .map(|n| tether::protocol::LocationHealth {
+                name: n.to_string(),
+                ok: false,
+                error: Some(format!("no space left on the device holding {n}")),
+                code: Some("no_space".into()),
+            })
+            .collect(),
+        repairs,
+        last_repair: (repairs > 0).then(|| "repaired credential youtube in backup 1 /b".into()),
+    }
+}
+
+fn with_vault(v: tether::protocol::VaultHealth) -> Observation {
+    let mut r = report(vec![cred("youtube", Fine, 0)]);
+    r.vault = Some(v);
+    Observation::Health(r)
+}
+
+#[tokio::test(start_paused = true)]
+async fn vault_trouble_notifies_once_per_change_and_once_on_recovery() {
+    let clock = Clock::at(9, 0);
+    let mut p = AgentPolicy::new("studio", cfg(Some((8, 10))));
+    assert!(kinds(&p.observe(clock.now(), with_vault(vault(&[], 0)))).is_empty());
+
+    // Even in quiet hours: a credential may be one disk away from being lost.
+    let d = p.observe(
+        clock.now(),
+        with_vault(vault(&["backup 1 /var/backups/tether"], 0)),
+    );
+    let n = notices(&d);
+    assert_eq!(n.len(), 1, "{d:?}");
+    assert_eq!(
+        n[0].line(),
+        "studio: backup 1 /var/backups/tether is full — the credential is stored in 2 of 3 places"
+    );
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Decision::Vault(v) if v.state == Degraded)));
+    // The same trouble, poll after poll and over the stream: nothing new.
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let d = p.observe(
+            clock.now(),
+            with_vault(vault(&["backup 1 /var/backups/tether"], 0)),
+        );
+        assert!(kinds(&d).is_empty(), "{d:?}");
+    }
+    // A second location fails: that is news.
+    let d = p.observe(
+        clock.now(),
+        Observation::Vault(vault(&["backup 1 /var/backups/tether", "primary /p"], 0)),
+    );
+    assert_eq!(kinds(&d), vec![NoticeKind::VaultTrouble]);
+    // Recovery, then a repair: one notice each.
+    let d = p.observe(clock.now(), with_vault(vault(&[], 0)));
+    assert_eq!(kinds(&d), vec![NoticeKind::VaultRecovered]);
+    let d = p.observe(clock.now(), with_vault(vault(&[], 1)));
+    assert_eq!(kinds(&d), vec![NoticeKind::VaultRepaired]);
+    assert!(notices(&d)[0].body.contains("repaired credential youtube"));
+    assert!(kinds(&p.observe(clock.now(), with_vault(vault(&[], 1)))).is_empty());
+}

@@ -39,6 +39,7 @@ pub fn report(creds: Vec<CredentialHealth>) -> HealthReport {
         locations: vec![],
         alerts: vec![],
         repaired: vec![],
+        vault: None,
     }
 }
 
@@ -128,6 +129,11 @@ impl Proc {
             err,
             what: what.into(),
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything printed on stdout so far.
@@ -224,7 +230,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tether agent serve` and waits until it listens.
     pub async fn start(body: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), body, None).await
+    }
+
+    /// Like [`start`](Self::start), in `dir` (prepared by the caller: seeded vault, a
+    /// mount), and with the daemon's file-descriptor limit set to `nofile` (`prlimit`).
+    pub async fn start_in(dir: tempfile::TempDir, body: &str, nofile: Option<u64>) -> Daemon {
         let cfg = format!(
             "name = \"studio\"\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nbackup_dirs = [\"{}\"]\n{body}",
             dir.path().join("state").display(),
@@ -232,6 +243,16 @@ impl Daemon {
         );
         std::fs::write(dir.path().join("agent.toml"), cfg).expect("write agent.toml");
         let mut cmd = tether(dir.path(), &[]);
+        if let Some(n) = nofile {
+            // The same clean environment, under prlimit.
+            let mut wrapped = std::process::Command::new("prlimit");
+            wrapped
+                .env_clear()
+                .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+                .arg(format!("--nofile={n}:{n}"))
+                .arg(crate::util::tether_bin());
+            cmd = wrapped;
+        }
         cmd.args(["agent", "serve", "--config"])
             .arg(dir.path().join("agent.toml"));
         let proc = Proc::spawn(cmd, "tether agent serve");

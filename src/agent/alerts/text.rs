@@ -22,6 +22,12 @@ pub enum AlertKind {
     Reminder,
     /// `tether agent alerts test`: checks that the channels deliver.
     Test,
+    /// A vault location fails (full, read-only, gone): fewer copies than configured.
+    #[serde(rename = "vault_trouble")]
+    VaultTrouble,
+    /// Every vault location holds every credential again.
+    #[serde(rename = "vault_recovered")]
+    VaultRecovered,
 }
 
 impl AlertKind {
@@ -33,6 +39,8 @@ impl AlertKind {
             AlertKind::Recovered => "recovered",
             AlertKind::Reminder => "reminder",
             AlertKind::Test => "test",
+            AlertKind::VaultTrouble => "vault_trouble",
+            AlertKind::VaultRecovered => "vault_recovered",
         }
     }
 }
@@ -58,6 +66,9 @@ pub struct Alert {
     pub since: DateTime<Utc>,
     /// Known end of the refresh token (for `expiring`).
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// For vault alerts: what is wrong and how many copies remain, in words.
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// An alert rendered for people.
@@ -85,6 +96,7 @@ impl Alert {
             blocked_requests: credential.blocked_requests,
             since: credential.since,
             refresh_expires_at: credential.refresh_expires_at,
+            detail: None,
         }
     }
 
@@ -100,6 +112,29 @@ impl Alert {
             blocked_requests: 0,
             since: now,
             refresh_expires_at: None,
+            detail: None,
+        }
+    }
+
+    /// A vault alert (`VaultTrouble` or `VaultRecovered`) about agent `agent`.
+    pub fn vault(
+        agent: &str,
+        kind: AlertKind,
+        detail: String,
+        error: Option<ErrorInfo>,
+        since: DateTime<Utc>,
+    ) -> Alert {
+        Alert {
+            agent: agent.to_string(),
+            credential: String::new(),
+            provider: String::new(),
+            kind,
+            reauth: ReauthKind::None,
+            error,
+            blocked_requests: 0,
+            since,
+            refresh_expires_at: None,
+            detail: Some(detail),
         }
     }
 
@@ -162,9 +197,25 @@ impl Alert {
                 ));
                 format!("tether: test alert from {}", self.agent)
             }
+            AlertKind::VaultTrouble => {
+                let detail = self.detail.as_deref().unwrap_or("a vault location fails");
+                lines.push(format!(
+                    "The vault on agent {} is degraded since {since}: {detail}. The other locations keep every credential; the failing one is refilled as soon as it can be written.",
+                    self.agent
+                ));
+                format!("tether: vault trouble on agent {}", self.agent)
+            }
+            AlertKind::VaultRecovered => {
+                let detail = self.detail.as_deref().unwrap_or("every location works");
+                lines.push(format!(
+                    "The vault on agent {} is healthy again: {detail}.",
+                    self.agent
+                ));
+                format!("tether: vault on agent {} is healthy again", self.agent)
+            }
         };
         if let Some(err) = &self.error {
-            if self.kind != AlertKind::Recovered {
+            if !matches!(self.kind, AlertKind::Recovered | AlertKind::VaultRecovered) {
                 let shown = crate::protocol::ErrorInfo {
                     code: err.code.clone(),
                     description: truncate(&err.description, MAX_DESCRIPTION_CHARS),
@@ -240,6 +291,7 @@ mod tests {
             blocked_requests: 37,
             since: Utc.with_ymd_and_hms(2026, 3, 1, 9, 2, 0).unwrap(),
             refresh_expires_at: None,
+            detail: None,
         }
     }
 

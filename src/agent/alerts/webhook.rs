@@ -93,5 +93,6 @@ pub(crate) fn payload(alert: &Alert, text: &AlertText) -> serde_json::Value {
         "blocked_requests": alert.blocked_requests,
         "since": alert.since,
         "refresh_expires_at": alert.refresh_expires_at,
+        "detail": alert.detail,
     })
 }
