@@ -27,6 +27,9 @@ use tokio::sync::{broadcast, watch};
 /// Directory of the primary vault location inside the state directory.
 pub const VAULT_DIR: &str = "vault";
 
+/// The owner hears about a wiped output file at most this often (per file).
+pub const WIPE_NOTICE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Reports of a refused access token within this long of the last confirming refresh share
 /// its result instead of spending the refresh token again.
 pub const REJECTED_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -165,6 +168,8 @@ pub struct Daemon {
     pub reminder_interval: std::time::Duration,
     locations: Mutex<Vec<LocationHealth>>,
     repaired: Mutex<Vec<String>>,
+    /// When the owner last heard about a wipe of each output file.
+    wipe_notices: Mutex<std::collections::HashMap<std::path::PathBuf, std::time::Instant>>,
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
     pub(crate) intents: super::intent::Intents,
     /// The vault's health as the owner hears it (see [`super::vault_watch`]).
@@ -381,6 +386,7 @@ impl Daemon {
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
             intents,
+            wipe_notices: Mutex::new(std::collections::HashMap::new()),
             vault_watch,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
@@ -443,6 +449,20 @@ impl Daemon {
         }
     }
 
+    /// True (and noted) when the owner has not heard about a wipe of `path` in the last
+    /// [`WIPE_NOTICE_EVERY`].
+    fn wipe_notice_due(&self, path: &std::path::Path) -> bool {
+        let mut seen = self.wipe_notices.lock().expect("wipe notices lock");
+        let now = std::time::Instant::now();
+        match seen.get(path) {
+            Some(t) if now.duration_since(*t) < WIPE_NOTICE_EVERY => false,
+            _ => {
+                seen.insert(path.to_path_buf(), now);
+                true
+            }
+        }
+    }
+
     pub(crate) fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {
         let lines: Vec<String> = lines.into_iter().collect();
         self.vault_watch.repaired(&lines);
@@ -472,11 +492,27 @@ impl Daemon {
         })
         .await;
         match res {
-            Ok(Ok(paths)) if !paths.is_empty() => self.add_repaired(
-                paths
-                    .iter()
-                    .map(|p| format!("re-rendered output {}", p.display())),
-            ),
+            Ok(Ok(paths)) if !paths.is_empty() => {
+                let at = chrono::Local::now().format("%H:%M");
+                let mut news = Vec::new();
+                for p in &paths {
+                    let line = format!(
+                        "{} was wiped or damaged at {at} and restored from the vault",
+                        p.display()
+                    );
+                    // Something on the server keeps wiping it: the owner hears it once an
+                    // hour per file, the log every time.
+                    if self.wipe_notice_due(p) {
+                        news.push(line);
+                    } else {
+                        tracing::info!("vault: {line}");
+                    }
+                }
+                // One event (and so one notice) per file: an event names one repair.
+                for line in news {
+                    self.add_repaired([line]);
+                }
+            }
             Ok(Err(e)) => tracing::warn!("output check failed: {e}"),
             _ => {}
         }

@@ -7,6 +7,7 @@
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
 //! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
+//! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
 //! - [`intent`]: durable notes of refresh tokens being spent (a cut rotation is never
 //!   replayed blindly);
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
@@ -27,6 +28,7 @@ pub mod checker;
 pub mod config;
 pub mod credential;
 pub mod daemon;
+pub mod file_watch;
 pub mod intent;
 pub mod metrics;
 pub mod reauth;

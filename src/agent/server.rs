@@ -285,6 +285,7 @@ pub async fn serve(
         daemon.clone(),
         daemon.config.vault_check_interval,
     )));
+    tasks.push(tokio::spawn(super::file_watch::run(daemon.clone())));
 
     let mut incoming = spawn_acceptor(listener, acceptor, daemon.shutdown_signal());
     let app = api::router(daemon.clone());

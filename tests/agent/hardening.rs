@@ -253,3 +253,158 @@ async fn kill_9_during_rotations_never_loses_a_credential_silently() {
         "too few rotations to test anything: {rotations}"
     );
 }
+
+#[tokio::test]
+async fn wiped_truncated_and_corrupted_outputs_are_restored_at_once_with_one_notice_per_file() {
+    use crate::oauth::canned::{Answer, Canned};
+    let canned = Canned::start();
+    canned.route(
+        "/token",
+        Answer::json(
+            200,
+            r#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-1"}"#,
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("agent-home");
+    std::fs::create_dir_all(&out).unwrap();
+    let files = [
+        out.join("token.json"),
+        out.join("authorized_user.json"),
+        out.join("youtube.env"),
+    ];
+    let body = format!(
+        r#"
+[[credentials]]
+name = "yt"
+provider = "generic"
+client_id = "public-client"
+[credentials.overrides]
+auth_url = "{auth}"
+token_url = "{token}"
+[[credentials.outputs]]
+path = "{f0}"
+format = "token_json"
+[[credentials.outputs]]
+path = "{f1}"
+format = "authorized_user"
+[[credentials.outputs]]
+path = "{f2}"
+format = "env"
+access_var = "YT_ACCESS"
+refresh_var = "YT_REFRESH"
+"#,
+        auth = canned.url("/auth"),
+        token = canned.url("/token"),
+        f0 = files[0].display(),
+        f1 = files[1].display(),
+        f2 = files[2].display(),
+    );
+    // The periodic check is an hour away: only the watch can restore anything here.
+    let a = TestAgent::start_in(
+        dir,
+        "vault_check_interval = \"1h\"\nheartbeat_interval = \"1s\"",
+        &body,
+        |d| {
+            let mut r = tether::vault::Record::new("yt", "generic");
+            r.refresh_token = Some(tether::secret::RefreshToken::new("rt-0"));
+            super::harness::seed(d, r);
+        },
+    )
+    .await;
+    a.wait_state(
+        "yt",
+        tether::protocol::CredentialState::Ok,
+        Duration::from_secs(10),
+    )
+    .await;
+    // The start refresh re-rendered every output; read what they hold now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let good: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let mut events = a.events().await;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let reader = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.next().await {
+                    tether::protocol::Event::VaultChanged { vault, .. } => {
+                        if let Some(r) = vault.last_repair {
+                            seen.lock().unwrap().push(r);
+                        }
+                    }
+                    // Marks the stream as live (cleared before the first wipe).
+                    tether::protocol::Event::Heartbeat { .. } => {
+                        seen.lock().unwrap().push(String::new())
+                    }
+                    _ => {}
+                }
+            }
+        })
+    };
+    // The stream is live once its first heartbeat arrived (events sent before the
+    // subscription reached the daemon would be missed).
+    let hb = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() && tokio::time::Instant::now() < hb {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen.lock().unwrap().clear();
+    let mut worst = Duration::ZERO;
+    for round in 0..3 {
+        for (f, g) in files.iter().zip(&good) {
+            match round {
+                0 => std::fs::write(f, b"").unwrap(),
+                1 => std::fs::remove_file(f).unwrap(),
+                _ => std::fs::write(f, b"{ garbage").unwrap(),
+            }
+            let t = std::time::Instant::now();
+            loop {
+                if std::fs::read(f).ok().as_ref() == Some(g) {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(1),
+                    "{} not restored within 1 s (round {round})",
+                    f.display()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            worst = worst.max(t.elapsed());
+        }
+    }
+    println!("wiped outputs restored; slowest {worst:?}");
+    // One notice per file, however often it was wiped within the hour.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| !r.is_empty())
+        .count()
+        < files.len()
+        && tokio::time::Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for a second notice to arrive, if the daemon wrongly sent one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    reader.abort();
+    let mut notices = std::collections::BTreeMap::<String, usize>::new();
+    for r in seen.lock().unwrap().iter().filter(|r| !r.is_empty()) {
+        *notices.entry(r.clone()).or_default() += 1;
+    }
+    for f in &files {
+        let name = f.display().to_string();
+        let n: usize = notices
+            .iter()
+            .filter(|(k, _)| k.contains(&name))
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(n, 1, "{name}: {notices:#?}");
+    }
+    let line = notices.keys().next().unwrap();
+    assert!(
+        line.contains("was wiped or damaged at") && line.contains("restored from the vault"),
+        "{line}"
+    );
+}
