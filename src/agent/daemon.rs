@@ -168,6 +168,8 @@ pub struct Daemon {
     pub reminder_interval: std::time::Duration,
     locations: Mutex<Vec<LocationHealth>>,
     repaired: Mutex<Vec<String>>,
+    /// Open connections and their caps.
+    pub connections: Arc<super::conn_limit::Limiter>,
     /// When the owner last heard about a wipe of each output file.
     wipe_notices: Mutex<std::collections::HashMap<std::path::PathBuf, std::time::Instant>>,
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
@@ -387,6 +389,7 @@ impl Daemon {
             repaired: Mutex::new(report.lines()),
             intents,
             wipe_notices: Mutex::new(std::collections::HashMap::new()),
+            connections: Arc::default(),
             vault_watch,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,

@@ -13,6 +13,7 @@
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
 //! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
+//!   [`conn_limit`]: global and per-address connection caps;
 //! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
 //!   once) and its health, events and alerts;
 //! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
@@ -26,6 +27,7 @@ pub mod api;
 pub mod auth;
 pub mod checker;
 pub mod config;
+pub mod conn_limit;
 pub mod credential;
 pub mod daemon;
 pub mod file_watch;

@@ -161,8 +161,9 @@ impl AcceptTrouble {
 fn spawn_acceptor(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limiter: Arc<super::conn_limit::Limiter>,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> mpsc::Receiver<(Conn, SocketAddr)> {
+) -> mpsc::Receiver<(Conn, SocketAddr, super::conn_limit::Admitted)> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut stop = std::pin::pin!(stop);
@@ -187,10 +188,16 @@ fn spawn_acceptor(
                     }
                 },
             };
+            // Over the caps: the oldest never-served connection makes room (or, when every
+            // place is held by a served connection, this one is closed at once).
+            let Some(admitted) = limiter.admit(addr.ip()) else {
+                tracing::debug!("connection from {addr} refused: every connection place is in use");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             match &tls {
                 None => {
-                    if tx.send((Conn::Plain(tcp), addr)).await.is_err() {
+                    if tx.send((Conn::Plain(tcp), addr, admitted)).await.is_err() {
                         return;
                     }
                 }
@@ -198,9 +205,16 @@ fn spawn_acceptor(
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        let slot = admitted.slot.clone();
+                        let handshake =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                        let r = tokio::select! {
+                            r = handshake => r,
+                            _ = slot.evicted() => return,
+                        };
+                        match r {
                             Ok(Ok(s)) => {
-                                let _ = tx.send((Conn::Tls(Box::new(s)), addr)).await;
+                                let _ = tx.send((Conn::Tls(Box::new(s)), addr, admitted)).await;
                             }
                             Ok(Err(e)) => tracing::debug!("tls handshake with {addr} failed: {e}"),
                             Err(_) => tracing::debug!("tls handshake with {addr} timed out"),
@@ -218,12 +232,16 @@ fn spawn_acceptor(
 async fn serve_conn(
     conn: Conn,
     addr: SocketAddr,
+    admitted: super::conn_limit::Admitted,
     app: axum::Router,
     header_timeout: Duration,
     mut close: watch::Receiver<bool>,
 ) {
     use tower::ServiceExt;
+    let slot = admitted.slot.clone();
+    let served = slot.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        served.served();
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(PeerAddr(addr)));
         app.clone().oneshot(req.map(axum::body::Body::new))
@@ -244,7 +262,10 @@ async fn serve_conn(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+        // Chosen to make room for a new connection: it never sent a request.
+        _ = slot.evicted() => tracing::debug!("closed idle connection from {addr} to make room"),
     }
+    drop(admitted);
 }
 
 /// Serves the daemon on `listener` until `shutdown` resolves: starts one checker per
@@ -287,7 +308,12 @@ pub async fn serve(
     )));
     tasks.push(tokio::spawn(super::file_watch::run(daemon.clone())));
 
-    let mut incoming = spawn_acceptor(listener, acceptor, daemon.shutdown_signal());
+    let mut incoming = spawn_acceptor(
+        listener,
+        acceptor,
+        daemon.connections.clone(),
+        daemon.shutdown_signal(),
+    );
     let app = api::router(daemon.clone());
     let header_timeout = daemon.config.request_timeout;
     let (close_tx, close_rx) = watch::channel(false);
@@ -297,8 +323,8 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             c = incoming.recv() => match c {
-                Some((conn, addr)) => {
-                    conns.spawn(serve_conn(conn, addr, app.clone(), header_timeout, close_rx.clone()));
+                Some((conn, addr, admitted)) => {
+                    conns.spawn(serve_conn(conn, addr, admitted, app.clone(), header_timeout, close_rx.clone()));
                 }
                 None => break,
             },

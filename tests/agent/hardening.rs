@@ -408,3 +408,82 @@ refresh_var = "YT_REFRESH"
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn more_idle_connections_than_the_cap_do_not_lock_out_the_agent() {
+    use super::restart::{free_port, spawn};
+    use tether::agent::conn_limit::MAX_CONNECTIONS;
+    // This test holds more sockets than the default soft limit of 1,024 descriptors.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    crate::require!(
+        lim.rlim_cur >= 2048,
+        "needs a file-descriptor limit of at least 2048"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let body = r#"
+[[credentials]]
+name = "yt"
+provider = "generic"
+client_id = "c"
+refresh_interval = "6h"
+[credentials.overrides]
+auth_url = "http://127.0.0.1:9/auth"
+token_url = "http://127.0.0.1:9/token"
+"#;
+    let text = super::harness::config_head(dir.path(), "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        + body;
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut r = tether::vault::Record::new("yt", "generic");
+    r.access_token = Some(tether::secret::AccessToken::new("at-cached"));
+    r.refresh_token = Some(tether::secret::RefreshToken::new("rt"));
+    super::harness::seed(dir.path(), r);
+    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let (_, agent) = store.create_token(Role::Agent, "uploader").unwrap();
+    let d = spawn(&config);
+    let pid = d.child.id();
+
+    // 1,100 connections that never say a word (nor start TLS).
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connect {}: {e}", idle.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    println!(
+        "daemon holds {fds} descriptors with {} idle connections open at it",
+        idle.len()
+    );
+    assert!(
+        fds <= MAX_CONNECTIONS + 64,
+        "the daemon holds {fds} descriptors: the cap did not bite"
+    );
+    // The agent still gets its token.
+    let resp = d
+        .http
+        .get(format!("{}/v1/credentials/yt/access-token", d.base))
+        .bearer_auth(agent.secret())
+        .send()
+        .await
+        .expect("the agent's request is answered");
+    assert_eq!(resp.status(), 200);
+    let t: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(t["access_token"], "at-cached");
+    drop(idle);
+}
