@@ -41,6 +41,12 @@ pub enum VaultError {
         /// Why each location refused.
         details: Vec<String>,
     },
+    /// The inter-process lock could not be taken anywhere.
+    #[error("cannot take the vault's lock in any location, so nothing was changed (another tether process could be writing at the same time): {}; check that the vault directories are writable", details.join("; "))]
+    Lock {
+        /// Why each location refused.
+        details: Vec<String>,
+    },
     /// A commit reached no location at all.
     #[error("credential {name}: generation {generation} could not be stored in any location, nothing changed: {}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
     AllLocationsFailed {

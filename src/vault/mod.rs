@@ -298,14 +298,14 @@ impl Vault {
     pub fn get(&self, name: &str) -> Result<Option<Record>, VaultError> {
         check_name(name)?;
         let inner = self.lock();
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         Ok(scan::newest(&inner.usable(), name)?.map(|f| f.record))
     }
 
     /// Every credential with at least one stored file in some location.
     pub fn names(&self) -> Result<Vec<String>, VaultError> {
         let inner = self.lock();
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         Ok(inner.names(&mut Vec::new()).into_iter().collect())
     }
 
@@ -319,7 +319,7 @@ impl Vault {
         check_name(&record.name)?;
         let mut inner = self.lock();
         let revived = inner.revive();
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         let mut report = inner.commit(record)?;
         if revived {
             let mut refill = ReconcileReport::default();
@@ -367,7 +367,7 @@ impl Vault {
     pub fn rollback(&self, name: &str, generation: u64) -> Result<CommitReport, VaultError> {
         check_name(name)?;
         let mut inner = self.lock();
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         let view = scan::view(&inner.locs, name);
         let Some((_, record, _)) = view.valid_copy(generation) else {
             let available = view.valid_generations();
@@ -392,7 +392,7 @@ impl Vault {
     pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, VaultError> {
         check_name(name)?;
         let inner = self.lock();
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         let view = scan::view(&inner.locs, name);
         if view.is_empty() {
             return Err(VaultError::NotFound { name: name.into() });
@@ -453,7 +453,7 @@ impl Vault {
                 }
             }
         }
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         inner.reconcile_names(&mut report);
         let (rendered, failures) = inner.render_outputs(None);
         report.outputs = rendered;
@@ -499,7 +499,7 @@ impl Vault {
     /// Returns the paths re-rendered.
     pub fn check_outputs(&self) -> Result<Vec<PathBuf>, VaultError> {
         let inner = self.lock();
-        let _flock = inner.flock();
+        let _flock = inner.flock()?;
         let (rendered, failures) = inner.render_outputs(None);
         if failures.is_empty() {
             Ok(rendered)
@@ -581,15 +581,31 @@ impl Inner {
     }
 
     /// The inter-process lock: on the first location that can take it.
-    fn flock(&self) -> Option<location::LocationLock> {
+    /// The inter-process lock, taken in the first usable location that supports locking
+    /// (the same one in every process that sees the same locations). A location whose
+    /// lock fails is passed over with a warning; when locking is possible somewhere but
+    /// fails everywhere, the operation fails instead of running unlocked beside another
+    /// tether process.
+    fn flock(&self) -> Result<Option<location::LocationLock>, VaultError> {
+        let mut failures = Vec::new();
+        // Locations already known to fail are reported elsewhere.
         for loc in self.locs.iter().filter(|l| l.ok) {
             match loc.location.lock() {
-                Ok(Some(lock)) => return Some(lock),
-                Ok(None) => continue,
-                Err(e) => tracing::warn!("vault: cannot lock {}: {e}", loc.label()),
+                Ok(Some(lock)) => {
+                    for f in &failures {
+                        tracing::warn!("vault: cannot lock {f}");
+                    }
+                    return Ok(Some(lock));
+                }
+                Ok(None) => {}
+                Err(e) => failures.push(format!("{}: {e}", loc.label())),
             }
         }
-        None
+        if failures.is_empty() {
+            Ok(None)
+        } else {
+            Err(VaultError::Lock { details: failures })
+        }
     }
 
     fn names(&self, problems: &mut Vec<String>) -> BTreeSet<String> {

@@ -231,7 +231,14 @@ fn a_read_only_location_is_reported_and_the_others_carry_on() {
     // A location that turns read-only under an open vault: the commit, with no other
     // location, fails as a whole and says where and why.
     let err = alone.commit(sample("yt", "lost")).unwrap_err();
-    assert!(matches!(err, VaultError::AllLocationsFailed { .. }));
+    // No location can be written (nor locked): nothing changes, whichever is found first.
+    assert!(
+        matches!(
+            err,
+            VaultError::AllLocationsFailed { .. } | VaultError::Lock { .. }
+        ),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(
         msg.contains(&backup.display().to_string()) && fixed(&msg),
@@ -273,4 +280,28 @@ fn a_read_only_location_is_reported_and_the_others_carry_on() {
         fs::set_permissions(backup.join("yt"), fs::Permissions::from_mode(0o700)).unwrap();
         fs::set_permissions(&backup, fs::Permissions::from_mode(0o700)).unwrap();
     }
+}
+
+#[test]
+fn a_vault_whose_lock_cannot_be_taken_anywhere_changes_nothing() {
+    let d = Dirs::new(1);
+    let cfg = VaultConfig::new(&d.primary, d.backups.clone());
+    let (vault, _) = Vault::open(cfg).unwrap();
+    vault.commit(sample("yt", "1")).unwrap();
+    // One lock that cannot be opened: the other location's lock still serialises.
+    fs::remove_file(d.primary.join(".lock")).ok();
+    fs::create_dir(d.primary.join(".lock")).unwrap();
+    vault.commit(sample("yt", "2")).unwrap();
+    // Neither can be opened: refuse rather than run unlocked beside another process.
+    fs::remove_file(d.backups[0].join(".lock")).ok();
+    fs::create_dir(d.backups[0].join(".lock")).unwrap();
+    let before = snapshot(d.tmp.path());
+    let err = vault.commit(sample("yt", "3")).unwrap_err();
+    assert!(matches!(err, VaultError::Lock { .. }), "{err}");
+    assert!(
+        err.to_string().contains("cannot take the vault's lock"),
+        "{err}"
+    );
+    untouched(&before);
+    assert_eq!(snapshot(d.tmp.path()).len(), before.len(), "no new files");
 }
