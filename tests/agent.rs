@@ -6,6 +6,7 @@
 mod api;
 mod cli;
 mod flows;
+mod hardening;
 pub mod harness;
 mod lifetimes;
 mod restart;
