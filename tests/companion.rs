@@ -2,7 +2,9 @@
 
 mod cli;
 mod client;
+mod hostile;
 mod keyring;
 mod notify;
+mod pairing;
 mod policy;
 pub mod support;
