@@ -48,4 +48,8 @@ if [ "$what" = "test" ]; then
   if ! command -v tauri-driver >/dev/null; then
     cargo install tauri-driver --locked --quiet
   fi
+  # CI checks dependency bans, licenses and sources with it (deny.toml).
+  if ! cargo deny --version >/dev/null 2>&1; then
+    cargo install cargo-deny --locked --quiet
+  fi
 fi

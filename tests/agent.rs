@@ -11,6 +11,7 @@ mod hardening;
 pub mod harness;
 mod hostile;
 mod lifetimes;
+mod paste_shell;
 mod restart;
 mod simulated_life;
 mod vault_cadence;

@@ -2,8 +2,10 @@
 
 mod cli;
 mod client;
+mod hostile;
 mod keyring;
 mod notify;
+mod pairing;
 mod policy;
 pub mod support;
 mod vault_trouble;

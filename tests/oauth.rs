@@ -7,6 +7,7 @@ pub mod canned;
 mod classify;
 mod cli;
 mod e2e;
+mod endpoints;
 mod listener;
 mod probes;
 mod redaction;

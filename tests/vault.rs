@@ -6,6 +6,7 @@ mod basics;
 mod cli;
 mod client;
 mod crash;
+mod env_shell;
 mod full_disk;
 mod repair;
 mod vanished;

@@ -147,18 +147,35 @@ function fillRow(row, agent, c) {
   }
   const line = $(".progress", row);
   line.dataset.step = p ? p.step : "";
-  // Where the browser could not be opened, the link is shown to copy by hand.
-  setText(line, p ? (p.url ? `${p.message} ${p.url}` : p.message) : "");
+  // Where the browser could not be opened, the link is shown to copy by hand. While the
+  // owner is in the browser, the line keeps saying where they were sent and what for.
+  let text = p ? (p.url ? `${p.message} ${p.url}` : p.message) : "";
+  if (p && p.step === "browser" && p.target) text += ` (${targetWords(p.target)})`;
+  setText(line, text);
   row.classList.toggle("focused", focusKey === k);
+}
+
+function targetWords(t) {
+  const scopes = t.scopes.length ? t.scopes.join(", ") : "the provider's default access";
+  return `at ${t.server.host}, client ${t.server.client_id}, asking for ${scopes}`;
+}
+
+function pairingWords(p) {
+  if (!p) return "";
+  const cert = p.fingerprint ? `certificate sha256 ${p.fingerprint}` : "certificate checked by certificate authorities";
+  return `${p.url} · ${cert}`;
 }
 
 function render(d) {
   renderSummary(d);
+  const pairings = new Map((d.pairings || []).map((p) => [p.name, p]));
   $("#empty").hidden = d.agents.length !== 0;
   const seen = new Set();
   for (const a of d.agents) {
     seen.add(a.name);
     const sec = agentSection(a.name);
+    const where = $(".agent-where", sec);
+    setText(where, pairingWords(pairings.get(a.name)));
     const reach = $(".reach", sec);
     reach.dataset.kind = a.reachability.kind;
     setText(reach, a.reachability.kind === "reachable" ? "reachable"
@@ -218,12 +235,26 @@ async function onReauth(agent, credential, kind) {
   try {
     await invoke("reauth", { agent, credential });
   } catch (e) {
+    // The agent sends the sign-in to another server than the first time: ask, showing both.
+    if (e && e.code === "server_changed" && window.confirm(`${errorText(e)}\n\nOpen the new one anyway?`)) {
+      setProgress(agent, credential, "starting", "Starting…");
+      try {
+        await invoke("reauth", { agent, credential, acceptNewServer: true });
+      } catch (e2) {
+        setProgress(agent, credential, "failed", errorText(e2));
+      }
+      return;
+    }
     setProgress(agent, credential, "failed", errorText(e));
   }
 }
 
-function setProgress(agent, credential, step, message, url) {
-  progress.set(key(agent, credential), { step, message, url, at: Date.now() });
+function setProgress(agent, credential, step, message, url, target) {
+  const k = key(agent, credential);
+  // Later steps keep the provider shown at "opening".
+  const before = progress.get(k);
+  const keep = target || (before && step !== "starting" ? before.target : undefined);
+  progress.set(k, { step, message, url, target: keep, at: Date.now() });
   if (last) render(last);
 }
 
@@ -246,10 +277,19 @@ async function submitPair(ev) {
   const btn = $("#pair-submit");
   btn.disabled = true;
   setText($("#pair-error"), "");
+  const code = $("#pair-code").value.trim();
   try {
-    const agent = await invoke("pair", { code: $("#pair-code").value.trim() });
+    let result;
+    try {
+      result = await invoke("pair", { code });
+    } catch (e) {
+      // Already paired: replace only when the owner says so, after seeing old and new.
+      if (!(e && e.code === "confirm_replace" && window.confirm(errorText(e)))) throw e;
+      result = await invoke("pair", { code, replace: true });
+    }
+    const agent = result.name;
     $("#pair-dialog").close();
-    toast("");
+    toast(result.notice || "");
     await refresh();
     const h = document.querySelector(`section.agent[data-agent="${CSS.escape(agent)}"] h2`);
     if (h) { h.tabIndex = -1; h.focus(); }
@@ -364,7 +404,7 @@ async function start() {
   await listen("dashboard", (e) => { last = e.payload; render(last); });
   await listen("reauth-progress", (e) => {
     const p = e.payload;
-    setProgress(p.agent, p.credential, p.step, p.message, p.url);
+    setProgress(p.agent, p.credential, p.step, p.message, p.url, p.target);
   });
   await listen("focus", (e) => focusCredential(e.payload.agent, e.payload.credential));
   await listen("pair-link", (e) => openPair(e.payload));

@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tether::companion::config::{self, QuietHours};
+use tether::companion::consent::ConsentTarget;
 use tether::companion::notice::Notice;
 use tether::companion::notifier::{
     ActionSender, DesktopNotifier, Notifier, NotifyError, TerminalNotifier,
 };
-use tether::companion::pair::PairOptions;
+use tether::companion::pair::{PairOptions, PairingView, Replacement};
 use tether::companion::policy::ContactState;
 use tether::companion::reauth::{Opener, ReauthOptions, ReauthProgress};
 use tether::companion::secrets::Backend;
@@ -46,6 +47,8 @@ pub struct Settings {
 pub enum Step {
     /// Asking the agent for an authorization URL.
     Starting,
+    /// The URL passed the checks; the browser opens the provider shown in `target`.
+    Opening,
     /// The browser is open at the provider's consent page.
     Browser,
     /// The code came back; the agent exchanges and verifies it.
@@ -69,15 +72,36 @@ pub struct Progress {
     pub message: String,
     /// The consent URL, when the browser could not be opened (the owner opens it by hand).
     pub url: Option<String>,
+    /// Where the browser is sent and what is asked for (from the `opening` step on).
+    pub target: Option<ConsentTarget>,
 }
 
 impl Progress {
     /// The window's view of the core's progress report.
     pub fn of(agent: &str, credential: &str, p: &ReauthProgress) -> Progress {
+        let target = match p {
+            ReauthProgress::Opening { target } => Some(target.clone()),
+            _ => None,
+        };
         let (step, message, url) = match p {
             ReauthProgress::Starting => (
                 Step::Starting,
                 "Asking the agent for a sign-in link…".to_string(),
+                None,
+            ),
+            ReauthProgress::Opening { target } => (
+                Step::Opening,
+                format!(
+                    "Opening {}{} (client {}); it asks for {}.",
+                    target.server.host,
+                    target.server.path,
+                    target.server.client_id,
+                    if target.scopes.is_empty() {
+                        "the provider's default access".to_string()
+                    } else {
+                        target.scopes.join(", ")
+                    }
+                ),
                 None,
             ),
             ReauthProgress::WaitingForBrowser {
@@ -107,6 +131,7 @@ impl Progress {
             step,
             message,
             url,
+            target,
         }
     }
 }
@@ -335,15 +360,45 @@ impl Core {
         Ok(())
     }
 
-    /// Redeems a pairing code (`tether://pair?...`); returns the agent's name. Pasting a
-    /// code for an agent that is already paired replaces it (the owner asked for it).
-    pub async fn pair(self: &Arc<Self>, code: &str) -> Result<String, CommandError> {
-        let paired = self
+    /// Redeems a pairing code (`tether://pair?...`). An agent already paired at the same
+    /// URL (or under the same name) is replaced only with `replace` (the window asks the
+    /// owner first, showing old and new URL and fingerprint: the `confirm_replace` error);
+    /// a name clash seen only after the code is spent keeps both, the new one under a
+    /// unique name.
+    pub async fn pair(
+        self: &Arc<Self>,
+        code: &str,
+        replace: bool,
+    ) -> Result<PairResult, CommandError> {
+        let mut asked: Option<Replacement> = None;
+        let result = self
             .companion
-            .pair(code.trim(), &PairOptions::default(), &mut |_| true)
-            .await
-            .map_err(err)?;
+            .pair(code.trim(), &PairOptions::default(), &mut |r| {
+                if r.redeemed {
+                    return false;
+                }
+                asked = Some(r.clone());
+                replace
+            })
+            .await;
+        let paired = match (result, asked) {
+            (Err(CompanionError::NotReplaced { .. }), Some(r)) => {
+                return Err(CommandError::new("confirm_replace", replace_question(&r)))
+            }
+            (r, _) => r.map_err(err)?,
+        };
         let name = paired.agent.name.clone();
+        let out = PairResult {
+            name: name.clone(),
+            notice: paired.revoke_notice().or_else(|| {
+                paired.kept_beside.as_ref().map(|o| {
+                    format!(
+                        "Agent {} at {} was already paired and is kept; this one is {}.",
+                        o.name, o.url, name
+                    )
+                })
+            }),
+        };
         self.snapshot.send_modify(|s| {
             s.retain(|a| a.name != name);
             let mut view = connecting(&name);
@@ -354,7 +409,12 @@ impl Core {
             s.push(view);
         });
         self.restart_watcher().await;
-        Ok(name)
+        Ok(out)
+    }
+
+    /// Every pairing with its URL and pinned fingerprint (the dashboard shows them).
+    pub fn pairings(&self) -> Vec<PairingView> {
+        self.companion.pairings().unwrap_or_default()
     }
 
     /// Forgets an agent on this computer (config entry and device token).
@@ -371,6 +431,7 @@ impl Core {
         &self,
         agent: &str,
         credential: &str,
+        accept_new_server: bool,
         progress: impl Fn(Progress) + Send + Sync + 'static,
     ) -> Result<CredentialHealth, CommandError> {
         check_name(agent, credential)?;
@@ -403,7 +464,10 @@ impl Core {
                 agent,
                 credential,
                 self.opener.as_ref(),
-                ReauthOptions::default(),
+                ReauthOptions {
+                    accept_new_server,
+                    ..ReauthOptions::default()
+                },
                 cancel,
                 &report,
             )
@@ -517,6 +581,33 @@ impl Core {
     pub fn paused_until(&self) -> Option<DateTime<Utc>> {
         lock(&self.paused_until).filter(|t| *t > Utc::now())
     }
+}
+
+/// What [`Core::pair`] tells the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PairResult {
+    /// The new agent's local name.
+    pub name: String,
+    /// What the owner should do or know now (revoke the replaced device; both kept).
+    pub notice: Option<String>,
+}
+
+/// The question the window asks before replacing a pairing.
+fn replace_question(r: &Replacement) -> String {
+    let fp = |f: &Option<String>| {
+        f.as_deref()
+            .map_or("checked by certificate authorities".to_string(), |f| {
+                format!("sha256 {f}")
+            })
+    };
+    format!(
+        "agent {} is already paired at {} (certificate {}). Replace it with {} (certificate {})?",
+        r.existing.name,
+        r.existing.url,
+        fp(&r.existing.fingerprint),
+        r.new_url,
+        fp(&r.new_fingerprint)
+    )
 }
 
 fn connecting(name: &str) -> AgentView {

@@ -4,13 +4,14 @@
 //! is the whole surface of the IPC; `build.rs` and `capabilities/default.json` allow
 //! exactly these and nothing else.
 
-use crate::bridge::{Core, Settings};
+use crate::bridge::{Core, PairResult, Settings};
 use crate::error::CommandError;
 use crate::events;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 use tauri::{AppHandle, Runtime, State};
+use tether::companion::pair::PairingView;
 use tether::companion::tray::{self, AgentView, TraySummary};
 use tether::protocol::CredentialHealth;
 use tether::secret::AccessToken;
@@ -37,6 +38,8 @@ pub struct Dashboard {
     pub agents: Vec<AgentView>,
     /// Notifications are paused until then.
     pub paused_until: Option<DateTime<Utc>>,
+    /// Each paired agent's URL and pinned certificate fingerprint.
+    pub pairings: Vec<PairingView>,
 }
 
 impl Dashboard {
@@ -47,6 +50,7 @@ impl Dashboard {
             summary: tray::summarize(&agents, Utc::now()),
             agents,
             paused_until: core.paused_until(),
+            pairings: core.pairings(),
         }
     }
 }
@@ -64,14 +68,17 @@ pub async fn check_now(core: State<'_, Arc<Core>>) -> Result<(), CommandError> {
 }
 
 /// One-click re-authorization; progress arrives as `reauth-progress` events.
+/// `accept_new_server` is set after the owner saw a `server_changed` error and said yes.
 #[tauri::command]
 pub async fn reauth<R: Runtime>(
     app: AppHandle<R>,
     core: State<'_, Arc<Core>>,
     agent: String,
     credential: String,
+    accept_new_server: Option<bool>,
 ) -> Result<CredentialHealth, CommandError> {
-    core.reauth(&agent, &credential, events::progress_emitter(&app))
+    let accept = accept_new_server.unwrap_or(false);
+    core.reauth(&agent, &credential, accept, events::progress_emitter(&app))
         .await
 }
 
@@ -96,10 +103,14 @@ pub async fn paste_token(
     core.paste(&agent, &credential, token).await
 }
 
-/// Redeems a pairing code; returns the new agent's name.
+/// Redeems a pairing code; `replace` after the owner confirmed a `confirm_replace` error.
 #[tauri::command]
-pub async fn pair(core: State<'_, Arc<Core>>, code: String) -> Result<String, CommandError> {
-    core.pair(&code).await
+pub async fn pair(
+    core: State<'_, Arc<Core>>,
+    code: String,
+    replace: Option<bool>,
+) -> Result<PairResult, CommandError> {
+    core.pair(&code, replace.unwrap_or(false)).await
 }
 
 /// Forgets an agent on this computer.

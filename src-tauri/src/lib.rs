@@ -143,7 +143,7 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 let progress = events::progress_emitter(&app);
-                if let Err(e) = core.reauth(&agent, &credential, progress).await {
+                if let Err(e) = core.reauth(&agent, &credential, false, progress).await {
                     tracing::warn!("re-authorization of {agent} · {credential} failed: {e}");
                     // Started from the tray, the failure would be invisible: show it.
                     open_window(

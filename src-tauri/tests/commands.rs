@@ -256,3 +256,54 @@ fn pause_shows_up_in_the_dashboard_and_the_menu_model() {
     let d = invoke(&h.window, "dashboard", json!({})).expect("dashboard");
     assert_eq!(d["paused_until"], Value::Null);
 }
+
+#[test]
+fn pairing_a_code_for_a_paired_url_asks_first_showing_old_and_new_and_changes_nothing() {
+    let h = app_with_config(Some(PAIRED));
+    let path = h.dir.path().join("companion.toml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let new_fp = "b".repeat(64);
+    let code = tether::protocol::PairingCode {
+        url: "https://127.0.0.1:7443".into(),
+        fingerprint: Some(new_fp.clone()),
+        secret: tether::secret::PairingSecret::new("one-time-secret-0123456789"),
+    }
+    .to_link();
+    // Asked before the single-use code is redeemed: no request is made.
+    let err = invoke(&h.window, "pair", json!({ "code": code })).unwrap_err();
+    assert_eq!(err["code"], "confirm_replace", "{err}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains("https://127.0.0.1:7443"), "{msg}");
+    assert!(msg.contains(&"a".repeat(64)), "old fingerprint: {msg}");
+    assert!(msg.contains(&new_fp), "new fingerprint: {msg}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn the_dashboard_shows_each_agents_url_and_pinned_fingerprint() {
+    let h = app_with_config(Some(PAIRED));
+    let d = invoke(&h.window, "dashboard", json!({})).expect("dashboard");
+    assert_eq!(
+        d["pairings"],
+        json!([{
+            "name": "studio",
+            "url": "https://127.0.0.1:7443",
+            "fingerprint": "a".repeat(64),
+            "device_id": null,
+        }])
+    );
+}
+
+#[test]
+fn reauth_takes_the_owners_yes_to_a_new_authorization_server() {
+    let h = app_with_config(Some(PAIRED));
+    // The argument is part of the command's surface; an unknown agent is still refused
+    // before any network.
+    let err = invoke(
+        &h.window,
+        "reauth",
+        json!({"agent": "lab", "credential": "youtube", "acceptNewServer": true}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "unknown_agent", "{err}");
+}

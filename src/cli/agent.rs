@@ -340,10 +340,27 @@ fn token_get(
             .map(AgentConfig::public_url)
             .unwrap_or_default(),
     };
+    // Parsed, not prefix-matched: `HTTPS://` is https (and pinned), and the agent token
+    // goes over plain http only to this machine.
+    let parsed = url::Url::parse(&url).with_context(|| {
+        format!("the agent daemon url `{url}` is not a url; pass --url https://host:port")
+    })?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if crate::provider::is_loopback(&parsed) => {}
+        "http" => anyhow::bail!(
+            "refusing to send the agent token over plain http to {}; use an https url (plain http only for 127.0.0.1, ::1 and localhost)",
+            parsed.host_str().unwrap_or_default()
+        ),
+        other => anyhow::bail!(
+            "the agent daemon url `{url}` has scheme `{other}`; use an https url"
+        ),
+    }
+    let url = parsed.as_str().trim_end_matches('/').to_string();
     let builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none());
-    let http = if url.starts_with("https://") {
+    let http = if parsed.scheme() == "https" {
         let fp = match fingerprint {
             Some(f) => f,
             None => {

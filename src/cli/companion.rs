@@ -8,6 +8,7 @@ use crate::companion::notifier::{
 use crate::companion::pair::{PairOptions, Replacement};
 use crate::companion::reauth::{Opener, PrintUrl, ReauthOptions, ReauthProgress, SystemBrowser};
 use crate::companion::secrets::Stored;
+use crate::companion::terminal::safe;
 use crate::companion::watcher::WatchEvent;
 use crate::companion::{parse_target, Companion};
 use crate::secret::AccessToken;
@@ -65,6 +66,10 @@ pub enum CompanionCommand {
         /// Seconds to wait for the browser.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Accept an authorization server or client other than the one of the
+        /// credential's first authorization (after changing the provider on the agent).
+        #[arg(long)]
+        accept_new_server: bool,
     },
     /// Push a new token for a paste-kind credential (token on standard input).
     Paste {
@@ -96,7 +101,8 @@ pub fn run(cmd: CompanionCommand) -> anyhow::Result<ExitCode> {
                 target,
                 no_browser,
                 timeout,
-            } => reauth(&companion, &target, no_browser, timeout).await,
+                accept_new_server,
+            } => reauth(&companion, &target, no_browser, timeout, accept_new_server).await,
             CompanionCommand::Paste { target } => paste(&companion, &target).await,
         }
     });
@@ -119,20 +125,37 @@ async fn pair(
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
+    let fp = |f: &Option<String>| {
+        f.as_deref()
+            .map_or("checked by certificate authorities".to_string(), |f| {
+                format!("sha256 {f}")
+            })
+    };
     let mut confirm = move |r: &Replacement| -> bool {
         if yes {
             return true;
         }
+        let keep = if r.redeemed {
+            "; answering no keeps both and gives the new one another name"
+        } else {
+            ""
+        };
         if !interactive {
             eprintln!(
-                "agent {} is already paired ({}); standard input is not a terminal, so cannot ask: pass --yes to replace it",
-                r.existing.name, r.existing.url
+                "agent {} is already paired ({}, certificate {}); standard input is not a terminal, so cannot ask: pass --yes to replace it{keep}",
+                r.existing.name,
+                r.existing.url,
+                fp(&r.existing.fingerprint)
             );
             return false;
         }
         eprint!(
-            "agent {} is already paired ({}). Replace it with {}? [y/N] ",
-            r.existing.name, r.existing.url, r.new_url
+            "agent {} is already paired:\n  now: {} (certificate {})\n  new: {} (certificate {})\nReplace it{keep}? [y/N] ",
+            r.existing.name,
+            r.existing.url,
+            fp(&r.existing.fingerprint),
+            r.new_url,
+            fp(&r.new_fingerprint)
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
@@ -148,10 +171,18 @@ async fn pair(
     let a = &paired.agent;
     println!(
         "paired with agent {} (tether {}) at {}",
-        a.name, paired.version, a.url
+        a.name,
+        safe(&paired.version),
+        a.url
     );
     if a.name != paired.remote_name {
-        println!("  the agent calls itself {}", paired.remote_name);
+        println!("  the agent calls itself {}", safe(&paired.remote_name));
+    }
+    if let Some(other) = &paired.kept_beside {
+        println!(
+            "  kept the agent already paired as {} ({}); this one is {}",
+            other.name, other.url, a.name
+        );
     }
     match &a.fingerprint {
         Some(fp) => println!("  certificate pinned: sha256 {fp}"),
@@ -169,13 +200,16 @@ async fn pair(
     if let Some(old) = &paired.replaced {
         println!("  replaced the earlier pairing {} ({})", old.name, old.url);
     }
+    if let Some(n) = paired.revoke_notice() {
+        println!("  {n}");
+    }
     match &paired.health {
         Some(h) if h.credentials.is_empty() => println!("  no credentials on the agent yet"),
         Some(h) => {
             let list: Vec<String> = h
                 .credentials
                 .iter()
-                .map(|c| format!("{} ({})", c.name, c.state))
+                .map(|c| format!("{} ({})", safe(&c.name), c.state))
                 .collect();
             println!("  credentials: {}", list.join(", "));
         }
@@ -297,13 +331,25 @@ fn print_event(ev: &WatchEvent) {
         _ => return,
     };
     let time = chrono::Local::now().format("%H:%M:%S");
-    println!("{time} {line}");
+    // Names, messages and URLs here come from the daemon.
+    println!("{time} {}", safe(&line));
     let _ = std::io::stdout().flush();
 }
 
 fn progress_text(p: &ReauthProgress) -> String {
     match p {
         ReauthProgress::Starting => "asking the agent for a sign-in session".into(),
+        ReauthProgress::Opening { target } => format!(
+            "opening {}{} (client {}), asking for {}",
+            target.server.host,
+            target.server.path,
+            target.server.client_id,
+            if target.scopes.is_empty() {
+                "the provider's default scopes".to_string()
+            } else {
+                target.scopes.join(", ")
+            }
+        ),
         ReauthProgress::WaitingForBrowser { url, open_error } => match open_error {
             Some(e) => format!("could not open a browser ({e}); open this URL yourself: {url}"),
             None => "waiting for you to finish in the browser".into(),
@@ -321,6 +367,7 @@ async fn reauth(
     target: &str,
     no_browser: bool,
     timeout: u64,
+    accept_new_server: bool,
 ) -> anyhow::Result<ExitCode> {
     let (agent, credential) = parse_target(target)?;
     let opener: Box<dyn Opener> = if no_browser {
@@ -332,10 +379,11 @@ async fn reauth(
         if let ReauthProgress::Done { .. } | ReauthProgress::Failed { .. } = p {
             return; // reported below, with the exit code
         }
-        eprintln!("{}", progress_text(&p));
+        eprintln!("{}", safe(&progress_text(&p)));
     };
     let opts = ReauthOptions {
         timeout: Duration::from_secs(timeout.max(1)),
+        accept_new_server,
     };
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;

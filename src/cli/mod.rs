@@ -91,7 +91,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // The chain may quote a daemon's or provider's words: print no escape sequences.
+            eprintln!(
+                "error: {}",
+                crate::companion::terminal::safe_lines(&format!("{err:#}"))
+            );
             ExitCode::from(1)
         }
     }

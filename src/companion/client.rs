@@ -319,15 +319,15 @@ impl std::fmt::Debug for AgentClient {
     }
 }
 
-/// True for `localhost`, `127.0.0.0/8` and `::1`.
+/// True for `localhost`, `127.0.0.0/8` and `::1` (the one loopback rule,
+/// [`crate::provider::is_loopback`]).
 pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    crate::provider::is_loopback(url)
 }
+
+/// Largest reply body read from a daemon (a health report of hundreds of credentials is a
+/// few hundred KiB); a longer one is refused rather than held in memory.
+pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Checks an agent base URL: `https://`, or `http://` on loopback only.
 pub fn check_url(url: &str) -> Result<Url, ClientError> {
@@ -470,7 +470,19 @@ impl AgentClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let resp = self.check_status(resp).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        let bytes = match read_capped(resp, MAX_REPLY_BYTES).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(ClientError::BadReply {
+                    agent: self.name.clone(),
+                    what: what.into(),
+                    reason: format!(
+                        "the reply is larger than {MAX_REPLY_BYTES} bytes; is this a tether daemon?"
+                    ),
+                })
+            }
+            Err(e) => return Err(self.transport_error(e)),
+        };
         serde_json::from_slice(&bytes).map_err(|e| self.bad_reply(what, &bytes, e))
     }
 
@@ -511,7 +523,12 @@ impl AgentClient {
         if status.is_success() {
             return Ok(resp);
         }
-        let bytes = resp.bytes().await.unwrap_or_default();
+        // An error body is small; a huge one is no tether error and is not read whole.
+        let bytes = read_capped(resp, MAX_ERROR_BYTES)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let api: Option<ApiError> = serde_json::from_slice(&bytes).ok();
         if status == reqwest::StatusCode::UNAUTHORIZED
             || api
@@ -700,6 +717,24 @@ impl AgentClient {
 /// client made with [`pinned_tls_config`]) failed because the certificate did not match.
 pub fn pin_mismatch(err: &(dyn std::error::Error + 'static)) -> Option<(String, String)> {
     find_pin_mismatch(err).map(|m| (m.expected.clone(), m.got.clone()))
+}
+
+/// Largest error body read (the daemon's `{code, message}` is well under 1 KiB).
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// Reads a body up to `max` bytes; `None` when it is longer (the rest is not read).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Walks an error chain (through `io::Error` wrappers, whose `source()` skips the inner

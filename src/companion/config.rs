@@ -11,6 +11,11 @@
 //! url = "https://studio.example:7443"
 //! fingerprint = "3f9a…"      # SHA-256 of the daemon's certificate; absent = CA validation
 //! device_id = "dev_…"
+//!
+//! [agent.authorization.youtube]   # remembered at the first re-authorization
+//! host = "accounts.google.com"
+//! path = "/o/oauth2/v2/auth"
+//! client_id = "1234.apps.googleusercontent.com"
 //! ```
 //!
 //! Device tokens are not here: they live in the OS keyring (see [`super::secrets`]).
@@ -136,6 +141,14 @@ pub struct AgentEntry {
     /// The device id the agent gave this computer (for `tether agent revoke` there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+    /// Per credential, the authorization server and client of its first authorization: a
+    /// re-auth URL naming another one is refused until the owner accepts it.
+    #[serde(
+        default,
+        rename = "authorization",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub authorizations: std::collections::BTreeMap<String, super::consent::AuthorizationPin>,
 }
 
 /// The whole `companion.toml`.
@@ -348,6 +361,15 @@ mod tests {
             url: "https://127.0.0.1:7443".into(),
             fingerprint: Some("ab".repeat(32)),
             device_id: Some("d1".into()),
+            authorizations: [(
+                "youtube".to_string(),
+                super::super::consent::AuthorizationPin {
+                    host: "accounts.google.com".into(),
+                    path: "/o/oauth2/v2/auth".into(),
+                    client_id: "123.apps".into(),
+                },
+            )]
+            .into(),
         });
         cfg.save(&path, &[], Path::new("/nonexistent")).unwrap();
         assert_eq!(Config::load(&path).unwrap(), cfg);
@@ -364,6 +386,7 @@ mod tests {
                 url: format!("https://{name}.example:7443"),
                 fingerprint: None,
                 device_id: None,
+                authorizations: Default::default(),
             });
         }
         let file = dir.path().join("secrets.toml");

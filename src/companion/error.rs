@@ -73,6 +73,8 @@ impl CompanionError {
             CompanionError::Reauth(e) if e.is_cancelled() => "cancelled",
             CompanionError::Reauth(ReauthError::AlreadyRunning { .. }) => "already_running",
             CompanionError::Reauth(ReauthError::PasteKind { .. }) => "paste_kind",
+            CompanionError::Reauth(ReauthError::BadAuthorizeUrl { .. }) => "bad_authorize_url",
+            CompanionError::Reauth(ReauthError::ServerChanged { .. }) => "server_changed",
             CompanionError::Reauth(_) => "reauth_failed",
             CompanionError::UnknownAgent { .. } => "unknown_agent",
             CompanionError::BadTarget(_) => "bad_target",

@@ -19,10 +19,13 @@
 //! file fallback), [`client`] (pinned-certificate HTTPS client and contact classification),
 //! [`sse`] (event-stream decoding), [`policy`] (pure notification state machine), [`notice`]
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
-//! [`reauth`] (one-click re-authorization and paste), [`pair`], [`status`], [`error`].
+//! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
+//! authorization URL passes before the browser opens it), [`pair`], [`status`],
+//! [`terminal`] (daemon text made safe to print), [`error`].
 
 pub mod client;
 pub mod config;
+pub mod consent;
 pub mod error;
 mod files;
 pub mod notice;
@@ -33,6 +36,7 @@ pub mod reauth;
 pub mod secrets;
 pub mod sse;
 pub mod status;
+pub mod terminal;
 pub mod tray;
 pub mod watcher;
 
@@ -200,6 +204,11 @@ impl Companion {
         .await
     }
 
+    /// Every pairing with its URL and pinned fingerprint.
+    pub fn pairings(&self) -> Result<Vec<pair::PairingView>, CompanionError> {
+        Ok(self.config()?.agents.iter().map(Into::into).collect())
+    }
+
     /// Forgets a paired agent and deletes its device token.
     pub fn unpair(&self, agent: &str) -> Result<Unpaired, CompanionError> {
         pair::unpair(&self.inner.config_path, &self.inner.secrets, agent)
@@ -237,7 +246,9 @@ impl Companion {
         cancel: impl Future<Output = ()>,
         progress: &(dyn Fn(ReauthProgress) + Send + Sync),
     ) -> Result<CredentialHealth, CompanionError> {
-        let client = self.client(agent)?;
+        let cfg = self.config()?;
+        let entry = self.entry(&cfg, agent)?;
+        let client = self.client_for(&entry)?;
         let key = (agent.to_string(), credential.to_string());
         {
             let mut set = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,7 +264,43 @@ impl Companion {
             companion: self.clone(),
             key,
         };
-        Ok(reauth::run(&client, credential, opener, opts, cancel, progress).await?)
+        let pinned = entry.authorizations.get(credential);
+        let done = reauth::run(&client, credential, pinned, opener, opts, cancel, progress).await?;
+        if pinned != Some(&done.server) {
+            // The credential works either way; failing to remember only means the next
+            // re-auth is checked against the older server (or none).
+            if let Err(e) = self.remember_server(&entry, credential, done.server) {
+                tracing::warn!(
+                    "cannot remember the authorization server of {agent}/{credential}: {e}"
+                );
+            }
+        }
+        Ok(done.health)
+    }
+
+    /// Remembers the authorization server of a finished re-auth in the config, for the
+    /// same pairing only (re-read: the config may have changed meanwhile).
+    fn remember_server(
+        &self,
+        entry: &AgentEntry,
+        credential: &str,
+        server: consent::AuthorizationPin,
+    ) -> Result<(), CompanionError> {
+        let mut cfg = self.config()?;
+        if let Some(e) = cfg
+            .agents
+            .iter_mut()
+            .find(|a| a.name == entry.name && a.url == entry.url)
+        {
+            e.authorizations.insert(credential.to_string(), server);
+            let secrets = &self.inner.secrets;
+            cfg.save(
+                &self.inner.config_path,
+                &secrets.agents_in_file(),
+                secrets.file(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Pushes a new token for a paste-kind credential.

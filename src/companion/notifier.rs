@@ -79,7 +79,8 @@ impl TerminalNotifier {
 impl Notifier for TerminalNotifier {
     fn notify(&self, notice: &Notice, _actions: &ActionSender) -> Result<(), NotifyError> {
         let time = chrono::Local::now().format("%H:%M:%S");
-        let line = notice.line();
+        // The notice carries daemon text: no escape sequence of its own reaches the terminal.
+        let line = super::terminal::safe(&notice.line()).into_owned();
         let text = match (self.color, notice.urgency) {
             (true, Urgency::Critical) => format!("{time} \x1b[1;31m{line}\x1b[0m\n"),
             _ => format!("{time} {line}\n"),

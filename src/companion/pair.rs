@@ -23,6 +23,12 @@ pub struct Replacement {
     pub existing: AgentEntry,
     /// The URL being paired now.
     pub new_url: String,
+    /// The certificate fingerprint being pinned now (`None`: CA validation).
+    pub new_fingerprint: Option<String>,
+    /// True when the conflict showed only after the code was redeemed (the agent reported
+    /// a name already in use). Answering no then keeps both: the new agent gets a unique
+    /// local name, because the single-use code is spent.
+    pub redeemed: bool,
 }
 
 /// A completed pairing.
@@ -38,8 +44,54 @@ pub struct Paired {
     pub stored: Stored,
     /// The pairing it replaced, if any.
     pub replaced: Option<AgentEntry>,
+    /// The already paired agent whose name the new one would have taken; both are kept
+    /// and the new one got a unique local name (`agent.name`).
+    pub kept_beside: Option<AgentEntry>,
     /// The agent's health right after pairing (None when that call failed).
     pub health: Option<HealthReport>,
+}
+
+impl Paired {
+    /// What the owner should do after a replacement: the old pairing's device still has
+    /// a valid token on its server until it is revoked there.
+    pub fn revoke_notice(&self) -> Option<String> {
+        let old = self.replaced.as_ref()?;
+        Some(match &old.device_id {
+            Some(id) => format!(
+                "the agent at {} still accepts this computer's old device {id}; revoke it on that server with `tether agent revoke {id}`",
+                old.url
+            ),
+            None => format!(
+                "the agent at {} may still accept this computer's old device; list it with `tether agent devices` on that server and revoke it with `tether agent revoke ID`",
+                old.url
+            ),
+        })
+    }
+}
+
+/// What the dashboard shows of a pairing: where the agent is and which certificate is
+/// pinned, so two agents of one name can be told apart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PairingView {
+    /// Local name.
+    pub name: String,
+    /// The daemon's URL.
+    pub url: String,
+    /// The pinned certificate's SHA-256 (`None`: checked by certificate authorities).
+    pub fingerprint: Option<String>,
+    /// This computer's device id on that agent.
+    pub device_id: Option<String>,
+}
+
+impl From<&AgentEntry> for PairingView {
+    fn from(a: &AgentEntry) -> Self {
+        PairingView {
+            name: a.name.clone(),
+            url: a.url.clone(),
+            fingerprint: a.fingerprint.clone(),
+            device_id: a.device_id.clone(),
+        }
+    }
 }
 
 /// A removed pairing.
@@ -79,7 +131,9 @@ pub fn host_name() -> String {
 
 /// Redeems `code`, stores the device token, and records the agent in the config at
 /// `config_path`. `confirm` is asked before an existing pairing (same name or same URL)
-/// is replaced; answering false leaves everything as it was.
+/// is replaced. Answering false before the code is redeemed leaves everything as it was;
+/// after (see [`Replacement::redeemed`]) it keeps the existing agent and gives the new one
+/// a unique local name.
 pub async fn pair(
     config_path: &Path,
     secrets: &SecretStore,
@@ -100,6 +154,8 @@ pub async fn pair(
         let r = Replacement {
             existing: existing.clone(),
             new_url: code.url.clone(),
+            new_fingerprint: code.fingerprint.clone(),
+            redeemed: false,
         };
         if !confirm(&r) {
             return Err(CompanionError::NotReplaced {
@@ -125,7 +181,7 @@ pub async fn pair(
             device_name,
         })
         .await?;
-    let name = opts
+    let mut name = opts
         .local_name
         .clone()
         .unwrap_or_else(|| resp.agent.clone());
@@ -134,18 +190,21 @@ pub async fn pair(
     }
     // Re-read: another `tether pair` may have written meanwhile.
     let mut cfg = Config::load(config_path)?;
-    let conflict = find_conflict(&cfg, Some(&name), &code.url).cloned();
-    if let Some(existing) = &conflict {
+    let mut conflict = find_conflict(&cfg, Some(&name), &code.url).cloned();
+    let mut kept_beside = None;
+    if let Some(existing) = conflict.clone() {
         if asked_for.as_deref() != Some(existing.name.as_str()) {
             let r = Replacement {
                 existing: existing.clone(),
                 new_url: code.url.clone(),
+                new_fingerprint: code.fingerprint.clone(),
+                redeemed: true,
             };
             if !confirm(&r) {
-                return Err(CompanionError::NotReplaced {
-                    name: existing.name.clone(),
-                    url: existing.url.clone(),
-                });
+                // The code is spent: keep both rather than lose the new device token.
+                name = unique_name(&cfg, &name);
+                conflict = None;
+                kept_beside = Some(existing);
             }
         }
     }
@@ -154,6 +213,12 @@ pub async fn pair(
         url: code.url.clone(),
         fingerprint: code.fingerprint.clone(),
         device_id: Some(resp.device_id.clone()),
+        // The replaced pairing's authorization servers stay the reference: a new daemon
+        // under an old name that sends the owner elsewhere is asked about, not trusted.
+        authorizations: conflict
+            .as_ref()
+            .map(|c| c.authorizations.clone())
+            .unwrap_or_default(),
     };
     // Token first: a config entry without a token is worse than an unused token.
     let stored = secrets.store(&name, &resp.device_token)?;
@@ -184,8 +249,22 @@ pub async fn pair(
         version: resp.version,
         stored,
         replaced: conflict,
+        kept_beside,
         health,
     })
+}
+
+/// `base-2`, `base-3`, ...: the first that no paired agent uses (and still a valid name).
+fn unique_name(cfg: &Config, base: &str) -> String {
+    (2..)
+        .map(|i| {
+            let suffix = format!("-{i}");
+            let keep = base.len().min(64 - suffix.len());
+            // Agent names are ASCII (valid_agent_name), so any byte index is a boundary.
+            format!("{}{suffix}", &base[..keep])
+        })
+        .find(|n| cfg.agent(n).is_none())
+        .expect("invariant: finitely many agents leave some suffix free")
 }
 
 fn find_conflict<'a>(cfg: &'a Config, name: Option<&str>, url: &str) -> Option<&'a AgentEntry> {

@@ -5,8 +5,12 @@
 //! only carries `{code, state, redirect_uri}`, so the refresh token never crosses the
 //! network. The browser tab is answered only after the daemon has answered, so "Done"
 //! means the new tokens are stored. Paste-kind credentials use [`paste`].
+//!
+//! Before the browser opens, the daemon's URL passes [`super::consent::inspect`] and its
+//! authorization server is compared with the one remembered for the credential.
 
 use super::client::{AgentClient, ClientError};
+use super::consent::{self, AuthorizationPin, ConsentTarget};
 use crate::oauth::{CallbackOutcome, ListenerError, LoopbackListener};
 use crate::protocol::{CredentialHealth, ErrorCode, ReauthComplete, SecretPut};
 use crate::secret::AccessToken;
@@ -56,6 +60,12 @@ impl Opener for PrintUrl {
 pub enum ReauthProgress {
     /// Asking the daemon for a session.
     Starting,
+    /// The authorization URL passed the checks; the browser opens it next. Show the owner
+    /// where they are sent and what is asked for.
+    Opening {
+        /// Authorization server, client and scopes.
+        target: ConsentTarget,
+    },
     /// The browser was opened (or the URL printed); waiting for the owner.
     WaitingForBrowser {
         /// The full authorization URL.
@@ -82,14 +92,27 @@ pub enum ReauthProgress {
 pub struct ReauthOptions {
     /// How long to wait for the browser callback.
     pub timeout: Duration,
+    /// Accept an authorization server (host, path, client id) other than the one
+    /// remembered for the credential; the owner said yes after seeing old and new.
+    pub accept_new_server: bool,
 }
 
 impl Default for ReauthOptions {
     fn default() -> Self {
         ReauthOptions {
             timeout: DEFAULT_TIMEOUT,
+            accept_new_server: false,
         }
     }
+}
+
+/// A finished re-authorization.
+#[derive(Debug, Clone)]
+pub struct Reauthorized {
+    /// The credential's new health.
+    pub health: CredentialHealth,
+    /// The authorization server it was granted by (to remember).
+    pub server: AuthorizationPin,
 }
 
 /// Why a re-authorization did not finish.
@@ -115,12 +138,27 @@ pub enum ReauthError {
         credential: String,
     },
     /// The daemon sent an authorization URL we will not open.
-    #[error("agent {agent} sent an authorization url that is not http(s): `{url}`")]
+    #[error("agent {agent} sent a sign-in url for {credential} that tether will not open: {reason}; nothing was opened. Check the credential's provider config on the agent's server, and the server itself")]
     BadAuthorizeUrl {
         /// The agent.
         agent: String,
-        /// The URL.
-        url: String,
+        /// The credential.
+        credential: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL names another authorization server or client than the credential's first
+    /// authorization did.
+    #[error("agent {agent} now sends the sign-in for {credential} to {new}, but its first authorization was at {old}; nothing was opened. If you changed the provider on the agent, accept the new one with `tether reauth {agent}/{credential} --accept-new-server` (or in the tray); otherwise the agent may be compromised: check its server")]
+    ServerChanged {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+        /// Remembered from the first authorization.
+        old: Box<AuthorizationPin>,
+        /// What the daemon sent now.
+        new: Box<AuthorizationPin>,
     },
     /// The loopback listener failed, timed out or was cancelled, or the owner declined.
     #[error("re-authorization of {agent}/{credential}: {source}")]
@@ -162,21 +200,25 @@ impl ReauthError {
 
 /// Runs one browser re-authorization of `credential` on the agent behind `client`.
 ///
-/// `cancel` resolving cancels the wait for the browser (the tab then gets an error page if
-/// it arrives later). Progress goes to `progress`. Callers keep one run per credential
-/// (the [`super::Companion`] handle does).
+/// `pinned` is the authorization server remembered for the credential (none before its
+/// first authorization): a URL naming another one is refused unless
+/// `opts.accept_new_server`. `cancel` resolving cancels the wait for the browser (the tab
+/// then gets an error page if it arrives later). Progress goes to `progress`. Callers keep
+/// one run per credential (the [`super::Companion`] handle does) and remember the returned
+/// server.
 pub async fn run(
     client: &AgentClient,
     credential: &str,
+    pinned: Option<&AuthorizationPin>,
     opener: &dyn Opener,
     opts: ReauthOptions,
     cancel: impl Future<Output = ()>,
     progress: &(dyn Fn(ReauthProgress) + Send + Sync),
-) -> Result<CredentialHealth, ReauthError> {
-    let result = run_inner(client, credential, opener, opts, cancel, progress).await;
+) -> Result<Reauthorized, ReauthError> {
+    let result = run_inner(client, credential, pinned, opener, opts, cancel, progress).await;
     match &result {
-        Ok(c) => progress(ReauthProgress::Done {
-            credential: Box::new(c.clone()),
+        Ok(r) => progress(ReauthProgress::Done {
+            credential: Box::new(r.health.clone()),
         }),
         Err(e) => progress(ReauthProgress::Failed {
             message: e.to_string(),
@@ -188,11 +230,12 @@ pub async fn run(
 async fn run_inner(
     client: &AgentClient,
     credential: &str,
+    pinned: Option<&AuthorizationPin>,
     opener: &dyn Opener,
     opts: ReauthOptions,
     cancel: impl Future<Output = ()>,
     progress: &(dyn Fn(ReauthProgress) + Send + Sync),
-) -> Result<CredentialHealth, ReauthError> {
+) -> Result<Reauthorized, ReauthError> {
     let agent = client.name().to_string();
     let internal = |reason: String| ReauthError::Internal {
         agent: agent.clone(),
@@ -214,24 +257,31 @@ async fn run_inner(
         }
         r => r?,
     };
-    let mut url =
-        url::Url::parse(&start.authorize_url).map_err(|_| ReauthError::BadAuthorizeUrl {
-            agent: agent.clone(),
-            url: start.authorize_url.clone(),
+    // The URL goes to a browser: checked before anything is bound or opened.
+    let (authorize, target) =
+        consent::inspect(&start.authorize_url, &start.state).map_err(|reason| {
+            ReauthError::BadAuthorizeUrl {
+                agent: agent.clone(),
+                credential: credential.to_string(),
+                reason,
+            }
         })?;
-    // The URL goes to a browser: only web URLs, never file:, javascript: or custom schemes.
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(ReauthError::BadAuthorizeUrl {
-            agent,
-            url: start.authorize_url,
-        });
+    if let Some(old) = pinned {
+        if *old != target.server && !opts.accept_new_server {
+            return Err(ReauthError::ServerChanged {
+                agent,
+                credential: credential.into(),
+                old: Box::new(old.clone()),
+                new: Box::new(target.server),
+            });
+        }
     }
     let listener =
         LoopbackListener::bind(&start.redirect, start.state.clone()).map_err(listener_err)?;
     let redirect_uri = listener.redirect_uri();
-    url.query_pairs_mut()
-        .append_pair("redirect_uri", &redirect_uri);
-    let url = url.to_string();
+    let url = authorize.with_redirect_uri(&redirect_uri).to_string();
+    let server = target.server.clone();
+    progress(ReauthProgress::Opening { target });
 
     // Never wait past the daemon's session end: a late code would be refused anyway.
     let session_left = (start.expires_at - chrono::Utc::now())
@@ -282,7 +332,10 @@ async fn run_inner(
     tokio::task::spawn_blocking(move || responder.respond(outcome))
         .await
         .map_err(|e| internal(e.to_string()))?;
-    Ok(result?)
+    Ok(Reauthorized {
+        health: result?,
+        server,
+    })
 }
 
 /// Pushes a new token for a paste-kind credential; the daemon verifies it before storing.

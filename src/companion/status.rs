@@ -140,8 +140,10 @@ impl StatusReport {
         }
     }
 
-    /// Human-readable text; ANSI colours only when `color`.
+    /// Human-readable text; ANSI colours only when `color`. Text from the daemon passes
+    /// [`super::terminal::safe`], so the only escape sequences are our colours.
     pub fn render(&self, color: bool, now: DateTime<Local>) -> String {
+        use super::terminal::safe;
         let paint = |code: &str, s: &str| {
             if color {
                 format!("\x1b[{code}m{s}\x1b[0m")
@@ -157,7 +159,10 @@ impl StatusReport {
             let contact = match a.contact {
                 ContactClass::Ready => paint(
                     "32",
-                    &format!("reachable (tether {})", a.version.as_deref().unwrap_or("?")),
+                    &format!(
+                        "reachable (tether {})",
+                        safe(a.version.as_deref().unwrap_or("?"))
+                    ),
                 ),
                 ContactClass::Unreachable => paint("1;31", "unreachable"),
                 ContactClass::Unauthorized => paint("1;31", "not paired any more"),
@@ -165,12 +170,12 @@ impl StatusReport {
             };
             out.push_str(&format!(
                 "{}  {}  {}\n",
-                paint("1", &a.name),
-                a.url,
+                paint("1", &safe(&a.name)),
+                safe(&a.url),
                 contact
             ));
             if let Some(e) = &a.error {
-                out.push_str(&format!("  {e}\n"));
+                out.push_str(&format!("  {}\n", safe(e)));
             }
             let width = a
                 .credentials
@@ -186,18 +191,25 @@ impl StatusReport {
                     CredentialState::Expiring | CredentialState::Degraded => paint("33", &state),
                     CredentialState::Unchecked => paint("2", &state),
                 };
-                let mut line =
-                    format!("  {:<width$}  {state} since {}", c.name, when(c.since, now));
+                let mut line = format!(
+                    "  {:<width$}  {state} since {}",
+                    safe(&c.name),
+                    when(c.since, now)
+                );
                 if c.blocked_requests > 0 {
                     line.push_str(&format!("  {} refused", c.blocked_requests));
                 }
                 if let Some(e) = &c.last_error {
-                    line.push_str(&format!("  {e}"));
+                    line.push_str(&format!("  {}", safe(&e.to_string())));
                 }
                 if c.state == CredentialState::Dead {
                     line.push_str(&match c.reauth {
-                        ReauthKind::Oauth => format!("  → tether reauth {}/{}", a.name, c.name),
-                        ReauthKind::Paste => format!("  → tether paste {}/{}", a.name, c.name),
+                        ReauthKind::Oauth => {
+                            format!("  → tether reauth {}/{}", a.name, safe(&c.name))
+                        }
+                        ReauthKind::Paste => {
+                            format!("  → tether paste {}/{}", a.name, safe(&c.name))
+                        }
                         ReauthKind::None => String::new(),
                     });
                 }
@@ -205,7 +217,7 @@ impl StatusReport {
                 out.push('\n');
                 // No probe in force: say how (and how rarely) it is checked.
                 if let Some(note) = &c.checked {
-                    out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", note)));
+                    out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", &safe(note))));
                 }
             }
             if let Some(v) = &a.vault {

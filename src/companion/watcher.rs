@@ -294,6 +294,8 @@ pub fn spawn(
                             super::reauth::ReauthError::Listener { .. }
                                 | super::reauth::ReauthError::Client(_)
                                 | super::reauth::ReauthError::PasteKind { .. }
+                                | super::reauth::ReauthError::BadAuthorizeUrl { .. }
+                                | super::reauth::ReauthError::ServerChanged { .. }
                         )
                     ) {
                         progress(ReauthProgress::Failed {

@@ -85,7 +85,8 @@ impl DemoProvider {
 
     /// Issues a valid bot token for the paste-kind credential.
     pub fn issue_bot_token(&self) -> String {
-        let token = format!("demo-bot:{}", random_token(18));
+        // Shaped like a real bot token (`<bot id>:<secret>`), which the paste check demands.
+        let token = format!("100200300:{}", random_token(18));
         self.lock().bot_tokens.push(token.clone());
         token
     }

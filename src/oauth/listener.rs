@@ -1,10 +1,14 @@
-//! The loopback listener: one HTTP server on 127.0.0.1 that accepts exactly one callback
+//! The loopback listener: one HTTP server on loopback that accepts exactly one callback
 //! with the expected `state`, and answers the browser only once the caller knows the outcome.
 //!
 //! Blocking (tiny_http): run [`LoopbackListener::wait`] on a thread or in `spawn_blocking`.
 //! Rules (RFC 8252 section 7.3, and the re-auth design):
-//! - binds 127.0.0.1 only, never a wildcard address; `localhost` in the redirect URI (where
-//!   the provider demands it) still binds 127.0.0.1;
+//! - binds loopback literals only, never a wildcard address: 127.0.0.1 for a `127.0.0.1`
+//!   redirect; 127.0.0.1 *and* ::1 on the same port for a `localhost` redirect (where the
+//!   provider demands it), because the browser may resolve `localhost` to either, and a
+//!   port left free on ::1 could be taken by another local program that would then receive
+//!   the code (RFC 8252 8.3). A machine without IPv6 gets 127.0.0.1 alone (nobody can bind
+//!   ::1 there either);
 //! - answers other paths 404 (`/favicon.ico` quietly); a callback with a wrong or missing
 //!   `state` gets an error page and the listener keeps waiting for the right one;
 //! - `error=access_denied` is [`ListenerError::Declined`], any other `error=` is
@@ -17,9 +21,10 @@
 use super::page;
 use crate::protocol::{ErrorInfo, RedirectPort, RedirectRequirement};
 use crate::secret::{constant_time_eq, AuthorizationCode};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response, Server};
 
@@ -67,11 +72,71 @@ pub enum ListenerError {
     },
 }
 
-/// Stops a waiting listener from another thread. It shares the listener's socket: drop
+/// How many random ports a `localhost` listener tries before giving up when ::1 has the
+/// port 127.0.0.1 was given already taken.
+const PORT_ATTEMPTS: usize = 8;
+
+/// The listener's sockets: one tiny_http server per bound address, their requests fed
+/// into one channel by a thread each. Dropping the last handle unblocks those threads, so
+/// the servers close and the port is released.
+struct Sockets {
+    servers: Vec<Arc<Server>>,
+    rx: Mutex<Receiver<Option<Request>>>,
+    // `None` in the channel wakes the receiver (cancel, or the held response was sent).
+    tx: Sender<Option<Request>>,
+}
+
+impl Sockets {
+    fn new(servers: Vec<Server>) -> Arc<Sockets> {
+        let (tx, rx) = mpsc::channel();
+        let servers: Vec<Arc<Server>> = servers.into_iter().map(Arc::new).collect();
+        for server in &servers {
+            let (server, tx) = (server.clone(), tx.clone());
+            std::thread::spawn(move || {
+                // `recv` fails once `unblock` is called (on drop): then the thread ends and
+                // lets go of the server.
+                while let Ok(request) = server.recv() {
+                    if tx.send(Some(request)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Arc::new(Sockets {
+            servers,
+            rx: Mutex::new(rx),
+            tx,
+        })
+    }
+
+    /// The next request within `timeout`; `None` on timeout or a wake-up.
+    fn recv_timeout(&self, timeout: Duration) -> Option<Request> {
+        // One receiver at a time by construction (the wait loop, then the replay thread); a
+        // poisoned lock still holds a usable receiver.
+        let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        // A timeout is `None`; the channel cannot disconnect while `self.tx` lives.
+        rx.recv_timeout(timeout).unwrap_or_default()
+    }
+
+    fn wake(&self) {
+        // The receiver lives in `self`: sending cannot fail while we exist.
+        let _ = self.tx.send(None);
+    }
+}
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.unblock();
+        }
+    }
+}
+
+/// Stops a waiting listener from another thread. It shares the listener's sockets: drop
 /// it once the flow is over so the port is released.
 #[derive(Clone)]
 pub struct Canceller {
-    server: Arc<Server>,
+    sockets: Arc<Sockets>,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -79,7 +144,7 @@ impl Canceller {
     /// Makes [`LoopbackListener::wait`] return [`ListenerError::Cancelled`] promptly.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-        self.server.unblock();
+        self.sockets.wake();
     }
 }
 
@@ -93,7 +158,8 @@ impl std::fmt::Debug for Canceller {
 
 /// A bound listener waiting for one callback.
 pub struct LoopbackListener {
-    server: Arc<Server>,
+    sockets: Arc<Sockets>,
+    addrs: Vec<SocketAddr>,
     cancelled: Arc<AtomicBool>,
     expected_state: String,
     path: String,
@@ -153,7 +219,7 @@ pub struct Callback {
 pub struct Responder {
     request: Option<Request>,
     done: Arc<AtomicBool>,
-    server: Arc<Server>,
+    sockets: Arc<Sockets>,
 }
 
 impl std::fmt::Debug for PendingCallback {
@@ -222,9 +288,9 @@ impl Responder {
             let status = if ok { 200 } else { 400 };
             answer(request, status, &page::render(ok, title, detail));
         }
-        // Stop the thread that answers replays, then let the server close.
+        // Stop the thread that answers replays, then let the servers close.
         self.done.store(true, Ordering::SeqCst);
-        self.server.unblock();
+        self.sockets.wake();
     }
 }
 
@@ -273,7 +339,8 @@ fn not_found(request: Request) {
 }
 
 impl LoopbackListener {
-    /// Binds 127.0.0.1 on the requirement's port (a free one for [`RedirectPort::Any`]).
+    /// Binds 127.0.0.1 (and ::1 for `localhost`) on the requirement's port (a free one for
+    /// [`RedirectPort::Any`]).
     pub fn bind(
         requirement: &RedirectRequirement,
         expected_state: String,
@@ -289,26 +356,29 @@ impl LoopbackListener {
             RedirectPort::Any => 0,
             RedirectPort::Fixed(p) => p,
         };
-        // Loopback literal only: the callback carries a code that must not be reachable
+        // Loopback literals only: the callback carries a code that must not be reachable
         // from the network.
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 {
-                ListenerError::PortInUse { port }
-            } else {
-                ListenerError::Io { port, source: e }
-            }
-        })?;
-        let addr = tcp
-            .local_addr()
+        let listeners = bind_loopback(port, host == "localhost")?;
+        let addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ListenerError::Io { port, source: e })?;
-        let server = Server::from_listener(tcp, None).map_err(|e| ListenerError::Io {
-            port: addr.port(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let addr = addrs[0];
+        let servers = listeners
+            .into_iter()
+            .map(|tcp| {
+                Server::from_listener(tcp, None).map_err(|e| ListenerError::Io {
+                    port: addr.port(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let redirect_uri = format!("http://{host}:{}{}", addr.port(), requirement.path);
         tracing::info!(redirect_uri = %redirect_uri, "loopback listener ready");
         Ok(LoopbackListener {
-            server: Arc::new(server),
+            sockets: Sockets::new(servers),
+            addrs,
             cancelled: Arc::new(AtomicBool::new(false)),
             expected_state,
             path: requirement.path.clone(),
@@ -322,15 +392,21 @@ impl LoopbackListener {
         self.redirect_uri.clone()
     }
 
-    /// The bound address (always 127.0.0.1).
+    /// The bound 127.0.0.1 address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Every bound address: 127.0.0.1, and ::1 on the same port for a `localhost`
+    /// redirect on a machine with IPv6.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// A handle that cancels [`wait`](Self::wait) from another thread.
     pub fn canceller(&self) -> Canceller {
         Canceller {
-            server: self.server.clone(),
+            sockets: self.sockets.clone(),
             cancelled: self.cancelled.clone(),
         }
     }
@@ -348,16 +424,9 @@ impl LoopbackListener {
                 tracing::info!(redirect_uri = %self.redirect_uri, "no callback before the timeout");
                 return Err(ListenerError::TimedOut(timeout));
             }
-            let request = match self.server.recv_timeout(deadline - now) {
-                Ok(Some(r)) => r,
-                // Timed out or unblocked by the canceller: the checks above decide.
-                Ok(None) => continue,
-                Err(e) => {
-                    return Err(ListenerError::Io {
-                        port: self.addr.port(),
-                        source: e,
-                    })
-                }
+            let Some(request) = self.sockets.recv_timeout(deadline - now) else {
+                // Timed out or woken by the canceller: the checks above decide.
+                continue;
             };
             if let Some(result) = self.handle(request) {
                 return result;
@@ -461,7 +530,7 @@ impl LoopbackListener {
         };
         tracing::info!("loopback listener: callback with the expected state received");
         let done = Arc::new(AtomicBool::new(false));
-        spawn_replay_answerer(self.server.clone(), done.clone(), self.path.clone());
+        spawn_replay_answerer(self.sockets.clone(), done.clone(), self.path.clone());
         Some(Ok(PendingCallback {
             code: AuthorizationCode::new(code),
             state: state.unwrap_or_default(),
@@ -469,7 +538,7 @@ impl LoopbackListener {
             responder: Responder {
                 request: Some(request),
                 done,
-                server: self.server.clone(),
+                sockets: self.sockets.clone(),
             },
         }))
     }
@@ -477,30 +546,67 @@ impl LoopbackListener {
 
 /// While the valid callback's answer is pending, answers everything else: a replayed or
 /// second callback gets an error page and is not used.
-fn spawn_replay_answerer(server: Arc<Server>, done: Arc<AtomicBool>, path: String) {
+fn spawn_replay_answerer(sockets: Arc<Sockets>, done: Arc<AtomicBool>, path: String) {
     std::thread::spawn(move || {
         while !done.load(Ordering::SeqCst) {
-            match server.recv_timeout(DRAIN_TICK) {
-                Ok(Some(request)) => {
-                    let is_callback = request.url().split('?').next() == Some(path.as_str());
-                    if is_callback {
-                        tracing::warn!("loopback listener: second callback refused");
-                        answer(
-                            request,
-                            409,
-                            &page::render(
-                                false,
-                                "This sign-in was already used",
-                                "Tether already received a callback for this sign-in; this one was ignored and changed nothing.",
-                            ),
-                        );
-                    } else {
-                        not_found(request);
-                    }
+            if let Some(request) = sockets.recv_timeout(DRAIN_TICK) {
+                let is_callback = request.url().split('?').next() == Some(path.as_str());
+                if is_callback {
+                    tracing::warn!("loopback listener: second callback refused");
+                    answer(
+                        request,
+                        409,
+                        &page::render(
+                            false,
+                            "This sign-in was already used",
+                            "Tether already received a callback for this sign-in; this one was ignored and changed nothing.",
+                        ),
+                    );
+                } else {
+                    not_found(request);
                 }
-                Ok(None) => {}
-                Err(_) => break,
             }
         }
     });
+}
+
+/// Binds 127.0.0.1 on `port` (0: a free one), and with `also_v6` ::1 on the same port.
+fn bind_loopback(port: u16, also_v6: bool) -> Result<Vec<TcpListener>, ListenerError> {
+    let in_use = |e: std::io::Error, p: u16| {
+        if e.kind() == std::io::ErrorKind::AddrInUse && p != 0 {
+            ListenerError::PortInUse { port: p }
+        } else {
+            ListenerError::Io { port: p, source: e }
+        }
+    };
+    for _ in 0..PORT_ATTEMPTS {
+        let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(|e| in_use(e, port))?;
+        if !also_v6 {
+            return Ok(vec![v4]);
+        }
+        let p = v4
+            .local_addr()
+            .map_err(|e| ListenerError::Io { port, source: e })?
+            .port();
+        match TcpListener::bind((Ipv6Addr::LOCALHOST, p)) {
+            Ok(v6) => return Ok(vec![v4, v6]),
+            // Another program has this port on ::1: try another free port.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port == 0 => continue,
+            // No IPv6 loopback on this machine: nobody can listen on ::1, so 127.0.0.1
+            // alone receives every callback.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrNotAvailable
+                    || e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+            {
+                return Ok(vec![v4])
+            }
+            Err(e) => return Err(in_use(e, p)),
+        }
+    }
+    Err(ListenerError::Io {
+        port,
+        source: std::io::Error::other(format!(
+            "{PORT_ATTEMPTS} free ports on 127.0.0.1 were all taken on ::1"
+        )),
+    })
 }

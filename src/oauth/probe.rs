@@ -8,7 +8,9 @@
 use super::token::{retry_after, transport_error};
 use super::{ClientCredentials, OAuthError};
 use crate::protocol::ErrorInfo;
-use crate::provider::{clean_text, ClientAuth, ErrorClass, ProbeMethod, Provider};
+use crate::provider::{
+    check_endpoint, clean_text, info_scrubbed, ClientAuth, ErrorClass, ProbeMethod, Provider,
+};
 use crate::secret::AccessToken;
 use serde_json::Value;
 
@@ -66,13 +68,25 @@ pub async fn probe_account(
     let Some(probe) = &provider.probe else {
         return (ProbeOutcome::Unsupported, None);
     };
+    // What the request carries; a provider that echoes it must not put it into health or
+    // logs. Taken out before the text is cut (see `info`).
+    let mut secrets = vec![token.secret()];
+    if let Some(s) = &client.client_secret {
+        secrets.push(s.secret());
+    }
+    let secrets = &secrets[..];
+    if let Err(e) = check_endpoint(&probe.url) {
+        return (
+            ProbeOutcome::Misconfigured(info(secrets, "insecure_endpoint", &e.to_string())),
+            None,
+        );
+    }
     let request = match probe.method {
-        ProbeMethod::TokenInfo => {
-            let mut url = probe.url.clone();
-            url.query_pairs_mut()
-                .append_pair("access_token", token.secret());
-            http.get(url)
-        }
+        // POST with a form body, which tokeninfo accepts: a token in a URL query ends up in
+        // proxy and server access logs.
+        ProbeMethod::TokenInfo => http
+            .post(probe.url.clone())
+            .form(&[("access_token", token.secret())]),
         ProbeMethod::Introspection => introspection_request(
             http,
             &probe.url,
@@ -90,11 +104,20 @@ pub async fn probe_account(
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body("null"),
         ProbeMethod::SlackAuthTest => http.post(probe.url.clone()).bearer_auth(token.secret()),
-        ProbeMethod::TelegramGetMe => {
-            let base = probe.url.as_str().trim_end_matches('/');
+        ProbeMethod::TelegramGetMe => match telegram_url(&probe.url, token) {
             // The bot token lives in the path; this URL is never logged or shown.
-            http.get(format!("{base}/bot{}/getMe", token.secret()))
-        }
+            Some(url) => http.get(url),
+            None => {
+                return (
+                    ProbeOutcome::Misconfigured(info(
+                        secrets,
+                        "invalid_probe_url",
+                        "the telegram api url cannot take a path; set probe_url to a url like https://api.telegram.org",
+                    )),
+                    None,
+                )
+            }
+        },
     };
     tracing::debug!(provider = %provider.name, method = ?probe.method, "probe");
     let response = match request.send().await {
@@ -124,6 +147,7 @@ pub async fn probe_account(
     };
     let json: Option<Value> = serde_json::from_slice(&body).ok();
     let outcome = read_answer(
+        secrets,
         probe.method,
         status,
         www_auth.as_deref(),
@@ -133,20 +157,6 @@ pub async fn probe_account(
     let account = match (&outcome, &json) {
         (ProbeOutcome::Alive, Some(j)) => account_label(probe.method, j),
         _ => None,
-    };
-    // A provider that echoes the token must not put it into health or logs.
-    let scrub = |mut i: ErrorInfo| {
-        if token.secret().len() >= 4 {
-            i.description = i.description.replace(token.secret(), "[redacted]");
-            i.code = i.code.replace(token.secret(), "[redacted]");
-        }
-        i
-    };
-    let outcome = match outcome {
-        ProbeOutcome::Gone(i) => ProbeOutcome::Gone(scrub(i)),
-        ProbeOutcome::Transient(i) => ProbeOutcome::Transient(scrub(i)),
-        ProbeOutcome::Misconfigured(i) => ProbeOutcome::Misconfigured(scrub(i)),
-        o => o,
     };
     tracing::debug!(provider = %provider.name, status, outcome = outcome.as_str(), "probe answered");
     (outcome, account)
@@ -220,7 +230,9 @@ pub async fn introspect_refresh_token(
             ))
         }
     };
+    let secrets = [token.secret()];
     Some(read_answer(
+        &secrets,
         ProbeMethod::Introspection,
         status,
         None,
@@ -229,11 +241,25 @@ pub async fn introspect_refresh_token(
     ))
 }
 
-fn info(code: &str, description: &str) -> ErrorInfo {
-    ErrorInfo {
-        code: clean_text(code, 80),
-        description: clean_text(description, 300),
-    }
+/// `GET <base>/bot<token>/getMe`, built from path segments: whatever the token holds
+/// (`/`, `?`, `#`) is percent-encoded inside its one segment and cannot change the request.
+/// `None` when the base URL cannot take a path (`mailto:`-like URLs).
+fn telegram_url(base: &url::Url, token: &AccessToken) -> Option<url::Url> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push(&format!("bot{}", token.secret()))
+        .push("getMe");
+    Some(url)
+}
+
+/// A probe's code and description for health: `secrets` (what the request carried) taken
+/// out before the text is cleaned and cut.
+fn info(secrets: &[&str], code: &str, description: &str) -> ErrorInfo {
+    info_scrubbed(code, description, secrets)
 }
 
 /// The `error` / `error_description` (or `message`) of a JSON error body, in any dialect.
@@ -272,6 +298,7 @@ fn www_authenticate_error(h: &str) -> Option<String> {
 }
 
 fn read_answer(
+    secrets: &[&str],
     method: ProbeMethod,
     status: u16,
     www_auth: Option<&str>,
@@ -280,6 +307,7 @@ fn read_answer(
 ) -> ProbeOutcome {
     let misconfigured = |what: String| {
         ProbeOutcome::Misconfigured(info(
+            secrets,
             &format!("probe_http_{status}"),
             &format!("the probe endpoint answered {what}; it cannot check this grant"),
         ))
@@ -289,7 +317,7 @@ fn read_answer(
             Some(d) => format!("HTTP {status}; retry after {} s", d.as_secs()),
             None => format!("HTTP {status}"),
         };
-        return ProbeOutcome::Transient(info(&format!("http_{status}"), &what));
+        return ProbeOutcome::Transient(info(secrets, &format!("http_{status}"), &what));
     }
     match method {
         ProbeMethod::SlackAuthTest | ProbeMethod::TelegramGetMe => {
@@ -324,9 +352,9 @@ fn read_answer(
                 _ => status == 401 || status == 404,
             };
             if gone {
-                ProbeOutcome::Gone(info(&code, description))
+                ProbeOutcome::Gone(info(secrets, &code, description))
             } else {
-                ProbeOutcome::Transient(info(&code, description))
+                ProbeOutcome::Transient(info(secrets, &code, description))
             }
         }
         ProbeMethod::Introspection => {
@@ -334,6 +362,7 @@ fn read_answer(
                 return match json.and_then(|j| j.get("active")).and_then(Value::as_bool) {
                     Some(true) => ProbeOutcome::Alive,
                     Some(false) => ProbeOutcome::Gone(info(
+                        secrets,
                         "inactive",
                         "the authorization server says the token is not active",
                     )),
@@ -352,7 +381,7 @@ fn read_answer(
                 };
                 return misconfigured(format!("HTTP {status} ({code}{d})"));
             }
-            ProbeOutcome::Transient(info(&code, &d))
+            ProbeOutcome::Transient(info(secrets, &code, &d))
         }
         ProbeMethod::TokenInfo
         | ProbeMethod::UserInfo
@@ -377,7 +406,9 @@ fn read_answer(
                 }
                 // TikTok answers API errors with HTTP 200 as well; {"error":{"code":"ok"}} is fine.
                 return match error {
-                    Some((code, d)) if dead_code(&code) => ProbeOutcome::Gone(info(&code, &d)),
+                    Some((code, d)) if dead_code(&code) => {
+                        ProbeOutcome::Gone(info(secrets, &code, &d))
+                    }
                     _ => ProbeOutcome::Alive,
                 };
             }
@@ -399,9 +430,9 @@ fn read_answer(
             // 401 is RFC 6750's answer for an invalid token; Google tokeninfo uses 400
             // invalid_token.
             if status == 401 || dead_code(&code) {
-                ProbeOutcome::Gone(info(&code, &description))
+                ProbeOutcome::Gone(info(secrets, &code, &description))
             } else {
-                ProbeOutcome::Transient(info(&code, &description))
+                ProbeOutcome::Transient(info(secrets, &code, &description))
             }
         }
     }
@@ -432,20 +463,24 @@ fn account_label(method: ProbeMethod, j: &Value) -> Option<String> {
         .map(|s| clean_text(s, 120))
 }
 
-/// Verifies a pasted secret (Telegram bot token, GitHub PAT) with the provider's probe
-/// before it is stored: the account label when the provider named one, `None` when the
-/// provider has no probe. A refused token is a [`ErrorClass::Dead`] error.
+/// Verifies a pasted secret (Telegram bot token, GitHub PAT) before it is stored: first its
+/// shape ([`Provider::paste_format`], no request made for a malformed one), then with the
+/// provider's probe. Returns the account label when the provider named one, `None` when the
+/// provider has no probe. A refused token is a [`ErrorClass::Dead`] error; a malformed one
+/// is [`ErrorClass::Misconfigured`] with code `invalid_token_format`.
 pub async fn verify_paste(
     http: &reqwest::Client,
     provider: &Provider,
     secret: &AccessToken,
 ) -> Result<Option<String>, OAuthError> {
-    if secret.secret().trim().is_empty() || secret.secret().chars().any(char::is_whitespace) {
+    // Before any request: the token goes into a URL (Telegram) and into the files the
+    // agent reads, so a value that is not a token of this provider is never sent or stored.
+    if let Err(why) = provider.paste_format.check(secret.secret()) {
         return Err(OAuthError::new(
             &provider.name,
             ErrorClass::Misconfigured,
             "invalid_token_format",
-            "the pasted token is empty or contains spaces; copy the whole token again",
+            &why,
         ));
     }
     let client = ClientCredentials::public(String::new());

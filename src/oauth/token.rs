@@ -4,10 +4,13 @@
 //! Made with reqwest directly (see the module doc of `oauth` for why not oauth2's token
 //! requests): form body, `Accept: application/json`, the preset's client authentication, a
 //! bounded body, and the whole answer (status, `Retry-After`, body) handed to
-//! [`classify_token_response`].
+//! [`classify_token_response_scrubbed`], which takes what was sent out of the provider's
+//! error text before cutting it.
 
 use super::{ClientCredentials, OAuthError, PkceVerifier};
-use crate::provider::{classify_token_response, ClientAuth, ErrorClass, PkceMode, Provider};
+use crate::provider::{
+    classify_token_response_scrubbed, ClientAuth, ErrorClass, PkceMode, Provider,
+};
 use crate::secret::{AccessToken, AuthorizationCode, RefreshToken};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -165,7 +168,14 @@ async fn token_request(
         .await
         .map_err(|e| transport_error(&provider.name, &e))?;
     let result = match body {
-        Some(body) => classify_token_response(provider.classifier, status, retry_after, &body),
+        // Scrubbed before the text is cut: a secret split at the cut would not match later.
+        Some(body) => classify_token_response_scrubbed(
+            provider.classifier,
+            status,
+            retry_after,
+            &body,
+            &all_secrets,
+        ),
         None => Err(crate::provider::Classified {
             class: ErrorClass::TRANSIENT,
             info: crate::protocol::ErrorInfo {
@@ -175,11 +185,8 @@ async fn token_request(
         }),
     };
     result.map_err(|c| {
-        let mut info = c.info;
-        // A provider that echoes what we sent must not put it into our logs and health.
-        for s in all_secrets.iter().filter(|s| s.len() >= 8) {
-            info.description = info.description.replace(s, "[redacted]");
-        }
+        // The classifier took what we sent out of the code and description already.
+        let info = c.info;
         tracing::info!(provider = %provider.name, grant_type, status, class = c.class.as_str(), code = %info.code, "token request failed");
         OAuthError {
             provider: provider.name.clone(),

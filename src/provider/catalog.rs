@@ -3,7 +3,8 @@
 //! be overridden (see `ProviderOverrides`).
 
 use super::{
-    Classifier, ClientAuth, CredentialKind, PkceMode, Probe, ProbeMethod, Provider, RedirectPolicy,
+    Classifier, ClientAuth, CredentialKind, PasteFormat, PkceMode, Probe, ProbeMethod, Provider,
+    RedirectPolicy,
 };
 use crate::protocol::RedirectPort;
 use std::time::Duration;
@@ -94,6 +95,7 @@ fn base(name: &str) -> Provider {
         probe: None,
         probe_fallbacks: Vec::new(),
         classifier: Classifier::Rfc6749,
+        paste_format: PasteFormat::Opaque,
     }
 }
 
@@ -379,6 +381,7 @@ fn telegram() -> Provider {
         )),
         access_token_lifetime: None,
         classifier: Classifier::Rfc6749,
+        paste_format: PasteFormat::Telegram,
         ..base("telegram")
     }
 }
@@ -392,6 +395,7 @@ fn github_pat() -> Provider {
         probe: Some(github_user_probe()),
         access_token_lifetime: None,
         classifier: Classifier::GitHub,
+        paste_format: PasteFormat::GitHub,
         ..base("github-pat")
     }
 }
@@ -407,9 +411,13 @@ mod tests {
             assert_eq!(&p.name, name);
             assert!(p.redirect.path.starts_with('/'), "{name}");
             if p.kind == CredentialKind::OAuth && *name != "generic" {
-                p.validate().unwrap();
                 assert_eq!(p.token_url.as_ref().unwrap().scheme(), "https", "{name}");
             }
+            p.validate().unwrap_or_else(|e| {
+                if *name != "generic" {
+                    panic!("{name}: {e}")
+                }
+            });
         }
         assert!(preset("nope").is_none());
         assert_eq!(preset("twitter").unwrap().name, "x");

@@ -83,6 +83,38 @@ pub fn classify_token_response(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<Map<String, Value>, Classified> {
+    classify_token_response_scrubbed(classifier, status, retry_after, body, &[])
+}
+
+/// [`classify_token_response`] that takes `secrets` (what the request carried) out of the
+/// provider's code and description before they are cut to length, so a provider that
+/// echoes a token cannot leave a piece of it behind at the cut.
+pub fn classify_token_response_scrubbed(
+    classifier: Classifier,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<Map<String, Value>, Classified> {
+    classify_raw(classifier, status, retry_after, body).map_err(|raw| Classified {
+        class: raw.class,
+        info: info_scrubbed(&raw.code, &raw.description, secrets),
+    })
+}
+
+/// A failure before scrubbing and cutting.
+struct Raw {
+    class: ErrorClass,
+    code: String,
+    description: String,
+}
+
+fn classify_raw(
+    classifier: Classifier,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Map<String, Value>, Raw> {
     let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
     if status == 429 || status >= 500 {
         let (code, description) = parsed
@@ -140,13 +172,34 @@ fn http_reason(status: u16) -> String {
     }
 }
 
-fn classified(class: ErrorClass, code: &str, description: &str) -> Classified {
-    Classified {
+fn classified(class: ErrorClass, code: &str, description: &str) -> Raw {
+    Raw {
         class,
-        info: ErrorInfo {
-            code: clean(code, 80),
-            description: clean(description, MAX_DESCRIPTION),
-        },
+        code: code.to_owned(),
+        description: description.to_owned(),
+    }
+}
+
+/// Shortest value [`scrub`] takes out: shorter strings are not tokens, and replacing them
+/// would mangle ordinary words.
+const MIN_SCRUBBED: usize = 8;
+
+/// Replaces every occurrence of each secret in `s` by `[redacted]`.
+pub(crate) fn scrub(s: &str, secrets: &[&str]) -> String {
+    let mut out = s.to_owned();
+    for secret in secrets.iter().filter(|x| x.len() >= MIN_SCRUBBED) {
+        out = out.replace(secret, "[redacted]");
+    }
+    out
+}
+
+/// A provider's code and description for display: secrets taken out first, then control
+/// characters replaced and the text cut (in that order: a secret cut in half by the
+/// length limit would no longer match).
+pub(crate) fn info_scrubbed(code: &str, description: &str, secrets: &[&str]) -> ErrorInfo {
+    ErrorInfo {
+        code: clean(&scrub(code, secrets), 80),
+        description: clean(&scrub(description, secrets), MAX_DESCRIPTION),
     }
 }
 
@@ -408,5 +461,24 @@ mod tests {
             classify_token_response(Classifier::Rfc6749, 400, None, body.as_bytes()).unwrap_err();
         assert!(c.info.description.chars().count() <= MAX_DESCRIPTION + 1);
         assert!(!c.info.description.contains('\n'));
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_before_the_cut_and_in_codes() {
+        let secret = "1//refresh-token-0123456789abcdef";
+        // The secret straddles the 300-character cut.
+        let pad = "x".repeat(MAX_DESCRIPTION - 10);
+        let body = format!(r#"{{"error":"bad {secret}","error_description":"{pad}{secret}"}}"#);
+        let c = classify_token_response_scrubbed(
+            Classifier::Rfc6749,
+            400,
+            None,
+            body.as_bytes(),
+            &[secret],
+        )
+        .unwrap_err();
+        assert!(!c.info.code.contains("refresh-token"), "{:?}", c.info);
+        assert!(!c.info.description.contains("1//refresh"), "{:?}", c.info);
+        assert!(c.info.description.ends_with("[redacted]"), "{:?}", c.info);
     }
 }

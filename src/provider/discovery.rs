@@ -2,7 +2,7 @@
 //! (`/.well-known/openid-configuration`) with RFC 8414 authorization server metadata
 //! (`/.well-known/oauth-authorization-server`) as the fallback.
 
-use super::{catalog::preset, ClientAuth, PkceMode, Probe, ProbeMethod, Provider};
+use super::{catalog::preset, check_endpoint, ClientAuth, PkceMode, Probe, ProbeMethod, Provider};
 use serde::Deserialize;
 use url::Url;
 
@@ -62,8 +62,15 @@ fn candidates(issuer: &Url) -> Vec<Url> {
 
 /// Builds a `generic` provider from the issuer's metadata: endpoints, PKCE, client
 /// authentication, and a probe (introspection when offered, else userinfo).
+/// The issuer and every endpoint in its metadata must obey [`check_endpoint`] (https;
+/// http only on loopback): an issuer on plain http could be answered by anyone on the path,
+/// and a document pointing at plain-http endpoints would send codes and tokens in clear.
 pub async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<Provider, DiscoveryError> {
     let issuer_s = issuer.as_str().trim_end_matches('/').to_owned();
+    check_endpoint(issuer).map_err(|e| DiscoveryError::Invalid {
+        issuer: issuer_s.clone(),
+        reason: format!("the issuer: {e}"),
+    })?;
     let mut reasons = Vec::new();
     for url in candidates(issuer) {
         let resp = match http
@@ -115,8 +122,12 @@ fn from_metadata(issuer: &str, meta: Metadata) -> Result<Provider, DiscoveryErro
         )));
     }
     let parse = |field: &str, v: Option<String>| -> Result<Option<Url>, DiscoveryError> {
-        v.map(|s| Url::parse(&s).map_err(|e| invalid(format!("{field} `{s}`: {e}"))))
-            .transpose()
+        v.map(|s| {
+            let u = Url::parse(&s).map_err(|e| invalid(format!("{field} `{s}`: {e}")))?;
+            check_endpoint(&u).map_err(|e| invalid(format!("{field}: {e}")))?;
+            Ok(u)
+        })
+        .transpose()
     };
     let auth_url = parse("authorization_endpoint", meta.authorization_endpoint)?
         .ok_or_else(|| invalid("no authorization_endpoint".into()))?;

@@ -9,17 +9,27 @@
 //! - [`preset`] returns a built-in preset by name (see `catalog.rs`, each cites its source);
 //! - [`Provider::apply`] layers a user's [`ProviderOverrides`] (every field optional, read
 //!   from the daemon's TOML) on top;
-//! - [`discover`] builds a `generic` provider from OIDC discovery or RFC 8414 metadata.
+//! - [`discover`] builds a `generic` provider from OIDC discovery or RFC 8414 metadata;
+//! - [`check_endpoint`] is the one rule every provider URL obeys (https; http only on
+//!   loopback), applied to overrides, discovery and [`Provider::validate`];
+//! - [`PasteFormat`] is the shape a pasted token must have before it is sent anywhere.
 
 mod catalog;
 mod classify;
 mod discovery;
+mod endpoint;
+mod paste;
 mod probe;
 
 pub use catalog::{preset, preset_names};
 pub(crate) use classify::clean as clean_text;
-pub use classify::{classify_token_response, Classified, Classifier, ErrorClass};
+pub(crate) use classify::info_scrubbed;
+pub use classify::{
+    classify_token_response, classify_token_response_scrubbed, Classified, Classifier, ErrorClass,
+};
 pub use discovery::{discover, DiscoveryError};
+pub use endpoint::{check_endpoint, is_loopback, EndpointError};
+pub use paste::PasteFormat;
 pub use probe::{Probe, ProbeMethod};
 
 use crate::protocol::{ReauthKind, RedirectPort, RedirectRequirement};
@@ -142,6 +152,9 @@ pub struct Provider {
     pub probe_fallbacks: Vec<Probe>,
     /// Turns a token-endpoint failure into dead / transient / misconfigured.
     pub classifier: Classifier,
+    /// The shape a pasted token must have (paste-kind providers); checked before the
+    /// token is sent anywhere.
+    pub paste_format: PasteFormat,
 }
 
 impl Provider {
@@ -262,6 +275,9 @@ impl Provider {
         if let Some(secs) = o.access_token_lifetime_secs {
             self.access_token_lifetime = (secs > 0).then(|| Duration::from_secs(secs));
         }
+        if let Some(v) = o.paste_format {
+            self.paste_format = v;
+        }
         Ok(())
     }
 
@@ -290,8 +306,15 @@ impl Provider {
     }
 
     /// Checks that an OAuth provider has its endpoints (a `generic` one without discovery
-    /// or config has none).
+    /// or config has none), and that every URL obeys [`check_endpoint`].
     pub fn validate(&self) -> Result<(), ProviderError> {
+        for (field, url) in self.endpoints() {
+            check_endpoint(url).map_err(|problem| ProviderError::InsecureEndpoint {
+                provider: self.name.clone(),
+                field,
+                problem,
+            })?;
+        }
         if self.kind == CredentialKind::OAuth {
             for (field, v) in [("auth_url", &self.auth_url), ("token_url", &self.token_url)] {
                 if v.is_none() {
@@ -306,19 +329,38 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// Every URL of the provider with the name of its field: what [`Provider::validate`]
+    /// holds to [`check_endpoint`].
+    pub fn endpoints(&self) -> Vec<(&'static str, &Url)> {
+        let mut out = Vec::new();
+        for (field, u) in [
+            ("auth_url", &self.auth_url),
+            ("token_url", &self.token_url),
+            ("revoke_url", &self.revoke_url),
+        ] {
+            if let Some(u) = u {
+                out.push((field, u));
+            }
+        }
+        for p in self.probe.iter().chain(&self.probe_fallbacks) {
+            out.push(("probe_url", &p.url));
+        }
+        out
+    }
+}
+
 fn parse_endpoint(provider: &str, field: &'static str, s: &str) -> Result<Url, ProviderError> {
     let u = Url::parse(s).map_err(|e| ProviderError::InvalidOverride {
         provider: provider.to_owned(),
         field,
         reason: format!("`{s}` is not a URL ({e})"),
     })?;
-    if !matches!(u.scheme(), "https" | "http") {
-        return Err(ProviderError::InvalidOverride {
-            provider: provider.to_owned(),
-            field,
-            reason: format!("`{s}` must be an https URL"),
-        });
-    }
+    check_endpoint(&u).map_err(|e| ProviderError::InvalidOverride {
+        provider: provider.to_owned(),
+        field,
+        reason: e.to_string(),
+    })?;
     Ok(u)
 }
 
@@ -368,6 +410,8 @@ pub struct ProviderOverrides {
     /// Access-token lifetime in seconds assumed when the token answer has no `expires_in`;
     /// 0 means such tokens do not expire.
     pub access_token_lifetime_secs: Option<u64>,
+    /// Shape of a pasted token (`telegram`, `github`, `opaque`).
+    pub paste_format: Option<PasteFormat>,
 }
 
 /// Why a provider could not be built or changed.
@@ -386,6 +430,16 @@ pub enum ProviderError {
         field: &'static str,
         /// What is wrong and how to fix it.
         reason: String,
+    },
+    /// A provider URL breaks the endpoint rule (https; http only on loopback).
+    #[error("provider {provider}: `{field}`: {problem}")]
+    InsecureEndpoint {
+        /// Provider name.
+        provider: String,
+        /// The field holding the URL.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: EndpointError,
     },
     /// An OAuth provider lacks an endpoint.
     #[error("provider {provider} has no `{field}`; set it in the provider config or use discovery (`issuer`)")]

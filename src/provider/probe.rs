@@ -11,7 +11,8 @@ use url::Url;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeMethod {
-    /// Google's `GET tokeninfo?access_token=…`: 200 with token details, 400 `invalid_token`.
+    /// Google's tokeninfo, `POST` with `access_token=…` in a form body (never in the URL,
+    /// where access logs keep it): 200 with token details, 400 `invalid_token`.
     TokenInfo,
     /// RFC 7662 introspection: `POST token=…` with client authentication; `active`.
     Introspection,
@@ -23,7 +24,8 @@ pub enum ProbeMethod {
     BearerPost,
     /// Slack `auth.test`: HTTP 200 with `ok:false` and `invalid_auth` / `token_revoked`.
     SlackAuthTest,
-    /// Telegram `GET <url>/bot<token>/getMe`: 401 when the bot token is revoked.
+    /// Telegram `GET <url>/bot<token>/getMe` (the token one percent-encoded path segment):
+    /// 401 when the bot token is revoked.
     TelegramGetMe,
 }
 

@@ -40,8 +40,10 @@ pub enum OutputFormat {
     },
     /// `{access_token, refresh_token, token_type, scope, expires_at, ...}`.
     TokenJson,
-    /// `NAME_ACCESS_TOKEN=...` and `NAME_REFRESH_TOKEN=...` lines (systemd, docker and
-    /// dotenv all read unquoted `KEY=value`).
+    /// `NAME_ACCESS_TOKEN=...` and `NAME_REFRESH_TOKEN=...` lines. Values made only of
+    /// token characters (`[A-Za-z0-9_./+=:@%,-]`: every real token) are written unquoted,
+    /// as systemd, docker and dotenv read them; any other value is single-quoted, so a
+    /// shell that sources the file runs nothing and gets the exact value.
     Env {
         /// Variable for the access token; default `<NAME>_ACCESS_TOKEN`.
         #[serde(default)]
@@ -89,7 +91,8 @@ pub enum OutputError {
         /// The name.
         var: String,
     },
-    /// A token containing a line break cannot go into an env file.
+    /// A token containing a line break (or NUL) cannot go into an env file: readers that
+    /// go line by line (systemd, docker) would take the rest as a variable of its own.
     #[error("output {path}: the {what} of credential {credential} contains a line break and cannot be written to an env file; use a token_json output")]
     BadValue {
         /// The output path.
@@ -186,13 +189,28 @@ pub fn render(spec: &OutputSpec, record: &Record) -> Result<Vec<u8>, OutputError
                         what,
                     });
                 }
-                text.push_str(&format!("{var}={value}\n"));
+                text.push_str(&format!("{var}={}\n", env_value(value)));
             }
             return Ok(text.into_bytes());
         }
     };
     out.push(b'\n');
     Ok(out)
+}
+
+/// `value` as the right-hand side of `VAR=` in a file that shells source: unquoted when
+/// every character is one that no shell treats specially in an assignment (`~` is left out:
+/// `VAR=~/x` and `VAR=a:~` expand), otherwise in single quotes, where nothing is special,
+/// with each `'` written as `'\''`. Line breaks never reach here (see `BadValue`).
+fn env_value(value: &str) -> std::borrow::Cow<'_, str> {
+    let plain = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_./+=:@%,-".contains(&b));
+    if plain {
+        value.into()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''")).into()
+    }
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -341,6 +359,24 @@ mod tests {
         let err = render(&env, &r).unwrap_err();
         assert!(matches!(err, OutputError::BadValue { .. }));
         assert!(!err.to_string().contains("EVIL"));
+    }
+
+    #[test]
+    fn env_quotes_values_outside_the_token_alphabet() {
+        let mut r = record();
+        r.access_token = Some(AccessToken::new("a'b $(x)"));
+        let out = render(
+            &spec(OutputFormat::Env {
+                access_var: Some("A".into()),
+                refresh_var: Some("R".into()),
+            }),
+            &r,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A='a'\\''b $(x)'\nR=1//r\n"
+        );
     }
 
     #[test]

@@ -196,3 +196,70 @@ async fn token_get_prints_a_fresh_access_token() {
         "at-for-scripts"
     );
 }
+
+#[tokio::test]
+async fn token_get_pins_an_upper_case_https_url_and_sends_no_token_over_http_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestAgent::start_in(
+        dir,
+        "",
+        "[[credentials]]\nname = \"bot\"\nprovider = \"generic\"\nclient_id = \"c\"\nrefresh_interval = \"1h\"\n[credentials.overrides]\nauth_url = \"http://127.0.0.1:9/a\"\ntoken_url = \"http://127.0.0.1:9/t\"\n",
+        |d| {
+            let mut r = tether::vault::Record::new("bot", "generic");
+            r.access_token = Some(tether::secret::AccessToken::new("at-for-scripts"));
+            r.refresh_token = Some(tether::secret::RefreshToken::new("rt"));
+            r.expires_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+            super::harness::seed(d, r);
+        },
+    )
+    .await;
+    let run = |url: String| {
+        let config = a.config_path();
+        let token = a.agent.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(util::tether_bin())
+                .args(["agent", "token", "get", "bot", "--url", &url, "--config"])
+                .arg(&config)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("TETHER_AGENT_TOKEN", token)
+                .output()
+                .unwrap()
+        })
+    };
+    // `HTTPS://` is https: the daemon's self-signed certificate is accepted through the pin
+    // (without it, the certificate would be refused as untrusted).
+    let upper = a.base.replacen("https://", "HTTPS://", 1);
+    let out = run(upper).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "at-for-scripts"
+    );
+
+    // Plain http to a host that is not loopback by the rule (0.0.0.0 reaches this
+    // machine, so nothing leaves it): refused before any connection.
+    let sniffer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = sniffer.local_addr().unwrap().port();
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = connected.clone();
+    std::thread::spawn(move || {
+        if sniffer.accept().is_ok() {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    for scheme in ["http", "HTTP"] {
+        let out = run(format!("{scheme}://0.0.0.0:{port}")).await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("plain http"), "{err}");
+    }
+    assert!(
+        !connected.load(std::sync::atomic::Ordering::SeqCst),
+        "the agent token was sent over plain http"
+    );
+}

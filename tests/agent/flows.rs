@@ -474,9 +474,10 @@ async fn pasted_tokens_are_verified_before_they_are_stored() {
     require!(util::oidc::available(), util::oidc::MISSING);
     let oidc = OidcProvider::start(Default::default());
     // A paste-kind credential whose cheap check is the fixture's userinfo endpoint; an
-    // OAuth credential next to it supplies a real token to paste.
+    // OAuth credential next to it supplies a real token to paste (not GitHub-shaped, so
+    // the credential takes any token of the conservative alphabet).
     let pat = format!(
-        "\n[[credentials]]\nname = \"pat\"\nprovider = \"github-pat\"\n[credentials.overrides]\nprobe_url = \"{}\"\nprobe_method = \"user_info\"\n",
+        "\n[[credentials]]\nname = \"pat\"\nprovider = \"github-pat\"\n[credentials.overrides]\nprobe_url = \"{}\"\nprobe_method = \"user_info\"\npaste_format = \"opaque\"\n",
         oidc.issuer().join("/me").unwrap()
     );
     let body = format!("{}{pat}", oidc_credential("src", &oidc, ""));

@@ -1,8 +1,9 @@
 //! The loopback listener on its own: loopback-only binding, fixed and busy ports, paths,
 //! provider errors, replays, timeouts, cancellation and the held browser response.
 
+use crate::require;
 use crate::util::oidc::browser_get;
-use std::net::{IpAddr, Ipv4Addr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, UdpSocket};
 use std::time::Duration;
 use tether::oauth::{CallbackOutcome, ListenerError, LoopbackListener, PendingCallback};
 use tether::protocol::{RedirectPort, RedirectRequirement};
@@ -61,14 +62,58 @@ fn binds_127_0_0_1_only() {
 }
 
 #[test]
-fn localhost_redirect_still_binds_127_0_0_1() {
+fn a_127_0_0_1_redirect_leaves_ipv6_alone() {
+    let listener = LoopbackListener::bind(&any_port(), STATE.into()).unwrap();
+    assert_eq!(listener.local_addrs(), &[listener.local_addr()]);
+}
+
+/// True when this machine has an IPv6 loopback.
+fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+#[tokio::test]
+async fn localhost_redirect_binds_127_0_0_1_and_ipv6_loopback_on_one_port() {
     let req = RedirectRequirement {
         host: "localhost".into(),
         ..any_port()
     };
     let listener = LoopbackListener::bind(&req, STATE.into()).unwrap();
+    let port = listener.local_addr().port();
     assert_eq!(listener.local_addr().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert!(listener.redirect_uri().starts_with("http://localhost:"));
+    require!(
+        has_ipv6_loopback(),
+        "an IPv6 loopback (::1) on this machine"
+    );
+    assert_eq!(
+        listener.local_addrs(),
+        &[
+            (Ipv4Addr::LOCALHOST, port).into(),
+            (Ipv6Addr::LOCALHOST, port).into()
+        ]
+    );
+    // No other program can take the port on ::1, where a browser resolving `localhost`
+    // to ::1 would deliver the code.
+    let squatter = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, port));
+    assert!(
+        squatter.is_err(),
+        "[::1]:{port} was free for another program"
+    );
+    // And a callback arriving over ::1 is the one the listener takes.
+    let waiting = spawn_wait(listener, Duration::from_secs(30));
+    let v6 = Url::parse(&format!(
+        "http://[::1]:{port}/callback?code=c6&state={STATE}"
+    ))
+    .unwrap();
+    let browser = tokio::spawn(async move { browser_get(&v6).await });
+    let pending = waiting.await.unwrap().unwrap();
+    assert_eq!(pending.code().secret(), "c6");
+    pending.respond(CallbackOutcome::Success {
+        title: "Done".into(),
+        detail: String::new(),
+    });
+    assert_eq!(browser.await.unwrap().0, 200);
 }
 
 #[test]

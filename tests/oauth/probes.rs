@@ -67,7 +67,11 @@ async fn check(
     for s in canned.seen() {
         let in_header = s.header("authorization") == Some(format!("Bearer {TOKEN}").as_str());
         let in_url = s.url.contains(TOKEN);
-        assert!(in_header || in_url, "{name}: token not sent: {s:?}");
+        let in_form = s.form().get("access_token").map(String::as_str) == Some(TOKEN);
+        assert!(
+            in_header || in_url || in_form,
+            "{name}: token not sent: {s:?}"
+        );
     }
 }
 
@@ -82,6 +86,37 @@ async fn google_tokeninfo() {
         "invalid_token",
     )
     .await;
+}
+
+#[tokio::test]
+async fn google_tokeninfo_posts_the_token_in_a_form_body_never_in_the_url() {
+    let canned = Canned::start();
+    canned.route(
+        "/tokeninfo",
+        Answer::json(200, r#"{"email":"o@example.com"}"#),
+    );
+    let p = pointed_at("google", &canned);
+    let outcome = probe(
+        &tether::oauth::http_client(),
+        &p,
+        &ClientCredentials::public("id"),
+        &AccessToken::new(TOKEN),
+    )
+    .await;
+    assert_eq!(outcome, ProbeOutcome::Alive);
+    let seen = canned.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert!(
+        !seen[0].url.contains(TOKEN),
+        "token in the url: {}",
+        seen[0].url
+    );
+    assert_eq!(seen[0].form()["access_token"], TOKEN);
+    assert_eq!(
+        seen[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
 }
 
 #[tokio::test]
@@ -218,9 +253,13 @@ async fn tiktok_user_info() {
     .await;
 }
 
+/// A token shaped like a real Telegram bot token.
+const BOT: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+
 #[tokio::test]
 async fn telegram_get_me_and_paste_verification() {
     let path = format!("/bot{TOKEN}/getMe");
+    let bot_path = format!("/bot{BOT}/getMe");
     check(
         "telegram",
         &path,
@@ -235,28 +274,28 @@ async fn telegram_get_me_and_paste_verification() {
     let p = pointed_at("telegram", &canned);
     let http = tether::oauth::http_client();
     canned.route(
-        &path,
+        &bot_path,
         Answer::json(
             200,
             r#"{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"B","username":"b_bot"}}"#,
         ),
     );
-    let account = verify_paste(&http, &p, &AccessToken::new(TOKEN))
+    let account = verify_paste(&http, &p, &AccessToken::new(BOT))
         .await
         .unwrap();
     assert_eq!(account.as_deref(), Some("b_bot"));
     canned.route(
-        &path,
+        &bot_path,
         Answer::json(
             401,
             r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#,
         ),
     );
-    let err = verify_paste(&http, &p, &AccessToken::new(TOKEN))
+    let err = verify_paste(&http, &p, &AccessToken::new(BOT))
         .await
         .unwrap_err();
     assert_eq!(err.class, ErrorClass::Dead);
-    assert!(!err.to_string().contains(TOKEN), "{err}");
+    assert!(!err.to_string().contains(BOT), "{err}");
     let err = verify_paste(&http, &p, &AccessToken::new("has space"))
         .await
         .unwrap_err();
@@ -301,4 +340,137 @@ async fn generic_takes_a_configured_probe() {
         probe(&http, &p, &client, &token).await,
         ProbeOutcome::Transient(_)
     ));
+}
+
+#[tokio::test]
+async fn a_pasted_telegram_token_with_a_path_or_a_command_is_refused_before_any_request() {
+    let canned = Canned::start();
+    let p = pointed_at("telegram", &canned);
+    let http = tether::oauth::http_client();
+    // The real token works: a crafted one that smuggles it must not pass for it.
+    canned.route(
+        &format!("/bot{BOT}/getMe"),
+        Answer::json(
+            200,
+            r#"{"ok":true,"result":{"id":1,"is_bot":true,"username":"b_bot"}}"#,
+        ),
+    );
+    for hostile in [
+        format!("{BOT}/getMe#$(touch /tmp/tether-pwned)"),
+        format!("{BOT}/getMe?x=`id`"),
+        format!("{BOT}/../bot{BOT}"),
+        format!("{BOT}'; touch x; '"),
+        "not-a-bot-token".to_string(),
+    ] {
+        let err = verify_paste(&http, &p, &AccessToken::new(hostile.as_str()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.class, ErrorClass::Misconfigured, "{hostile}");
+        assert_eq!(err.info.code, "invalid_token_format", "{hostile}");
+        assert!(err.to_string().contains("telegram bot token"), "{err}");
+        assert!(!err.to_string().contains(BOT), "{err}");
+    }
+    assert!(
+        canned.seen().is_empty(),
+        "a request was made: {:?}",
+        canned.seen()
+    );
+}
+
+#[tokio::test]
+async fn the_telegram_probe_keeps_the_whole_token_in_one_path_segment() {
+    let canned = Canned::start();
+    let p = pointed_at("telegram", &canned);
+    canned.route(
+        &format!("/bot{BOT}/getMe"),
+        Answer::json(
+            200,
+            r#"{"ok":true,"result":{"id":1,"is_bot":true,"username":"b_bot"}}"#,
+        ),
+    );
+    // Even a stored token that never passed the paste check cannot change the request.
+    let crafted = AccessToken::new(format!("{BOT}/getMe#tail"));
+    let outcome = probe(
+        &tether::oauth::http_client(),
+        &p,
+        &ClientCredentials::public(""),
+        &crafted,
+    )
+    .await;
+    assert_ne!(
+        outcome,
+        ProbeOutcome::Alive,
+        "the crafted token passed for the real one"
+    );
+    let seen = canned.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].url, format!("/bot{}%2FgetMe%23tail/getMe", BOT));
+}
+
+#[tokio::test]
+async fn github_tokens_must_look_like_github_tokens() {
+    let canned = Canned::start();
+    let p = pointed_at("github-pat", &canned);
+    let http = tether::oauth::http_client();
+    canned.route("/user", Answer::json(200, r#"{"login":"octocat"}"#));
+    for bad in [
+        "ghp_abc/../x",
+        "ghx_abcdef",
+        "token with spaces",
+        "ghp_$(id)",
+    ] {
+        let err = verify_paste(&http, &p, &AccessToken::new(bad))
+            .await
+            .unwrap_err();
+        assert_eq!(err.info.code, "invalid_token_format", "{bad}");
+    }
+    assert!(canned.seen().is_empty());
+    for good in [
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+    ] {
+        let account = verify_paste(&http, &p, &AccessToken::new(good))
+            .await
+            .unwrap();
+        assert_eq!(account.as_deref(), Some("octocat"));
+    }
+}
+
+#[tokio::test]
+async fn probe_errors_never_carry_the_token_or_the_client_secret_even_at_the_cut() {
+    let canned = Canned::start();
+    let mut p = preset("generic").unwrap();
+    p.apply(&ProviderOverrides {
+        probe_url: Some(canned.url("/introspect").to_string()),
+        probe_method: Some(ProbeMethod::Introspection),
+        ..Default::default()
+    })
+    .unwrap();
+    let secret = "client-secret-0123456789abcdef";
+    let client = ClientCredentials {
+        client_id: "id".into(),
+        client_secret: Some(tether::secret::ClientSecret::new(secret)),
+    };
+    let http = tether::oauth::http_client();
+    let token = AccessToken::new(TOKEN);
+    // A server that echoes what it was sent, in the code and across the 300-character cut
+    // ("the probe endpoint answered HTTP 400 (bad <secret>: " is 74 characters, so the
+    // token starts at 290).
+    let pad = "x".repeat(216);
+    canned.route(
+        "/introspect",
+        Answer::json(
+            400,
+            &format!(r#"{{"error":"bad {secret}","error_description":"{pad}{TOKEN} {secret}"}}"#),
+        ),
+    );
+    let info = match probe(&http, &p, &client, &token).await {
+        ProbeOutcome::Misconfigured(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let text = format!("{} {}", info.code, info.description);
+    assert!(text.contains("[redacted]"), "{text}");
+    for piece in [&TOKEN[..8], &secret[..8]] {
+        assert!(!text.contains(piece), "{piece} in {text}");
+    }
 }

@@ -194,3 +194,45 @@ async fn debug_and_display_redact_every_secret() {
     assert_free_of(&shown, &[("echoed refresh token", "RT-ECHOED-123456")]);
     assert!(shown.contains("[redacted]"));
 }
+
+#[tokio::test]
+async fn a_token_endpoint_echoing_secrets_in_the_code_or_across_the_cut_leaks_none() {
+    let canned = Canned::start();
+    let mut p = tether::provider::preset("generic").unwrap();
+    p.apply(&tether::provider::ProviderOverrides {
+        auth_url: Some(canned.url("/authorize").to_string()),
+        token_url: Some(canned.url("/token").to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let rt = "1//refresh-token-echoed-0123456789";
+    let secret = "client-secret-echoed-0123456789";
+    let client = ClientCredentials {
+        client_id: "id".into(),
+        client_secret: Some(ClientSecret::new(secret)),
+    };
+    // The refresh token starts 10 characters before the 300-character cut of the
+    // description, and the client secret is the error code.
+    let pad = "x".repeat(290);
+    canned.route(
+        "/token",
+        Answer::json(
+            400,
+            &format!(r#"{{"error":"{secret}","error_description":"{pad}{rt}"}}"#),
+        ),
+    );
+    let err = refresh(
+        &tether::oauth::http_client(),
+        &p,
+        &client,
+        &RefreshToken::new(rt),
+    )
+    .await
+    .unwrap_err();
+    let text = format!("{} | {err} | {err:?}", err.info.code);
+    assert!(text.contains("[redacted]"), "{text}");
+    assert_free_of(
+        &text,
+        &[("refresh token", &rt[..9]), ("client secret", &secret[..9])],
+    );
+}
