@@ -418,6 +418,12 @@ async fn pair(
             None,
         )
     })?;
+    if !matches!(
+        res,
+        Err(super::auth::AuthError::PairingInvalid | super::auth::AuthError::PairingExpired)
+    ) {
+        d.auth.pairing_not_a_guess(ip);
+    }
     match res {
         Ok((device_id, device_token)) => {
             tracing::info!("paired a new device {device_id}");
@@ -438,7 +444,6 @@ async fn pair(
         Err(
             e @ (super::auth::AuthError::PairingInvalid | super::auth::AuthError::PairingExpired),
         ) => {
-            d.auth.pairing_failed(ip);
             tracing::warn!("failed pairing attempt from {ip}");
             Err(ApiFailure::new(
                 StatusCode::UNAUTHORIZED,
@@ -559,10 +564,17 @@ async fn check_now(
     CredName(name): CredName,
 ) -> Result<Json<crate::protocol::CredentialHealth>, ApiFailure> {
     let cred = d.credential(&name)?.clone();
-    let _ = d.check(&cred).await;
-    cred.wake.notify_one();
+    // A device may ask for a check, not for unlimited refreshes (each one rotates an X or
+    // Slack token): within CHECK_NOW_MIN_INTERVAL of the last one it gets the result.
+    if cred.check_now_due(CHECK_NOW_MIN_INTERVAL) {
+        let _ = d.check(&cred).await;
+        cred.wake.notify_one();
+    }
     Ok(Json(cred.health()))
 }
+
+/// Forced checks of one credential (`POST .../check`) closer than this share the last one.
+pub const CHECK_NOW_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn rejected(
     State(d): State<Arc<Daemon>>,

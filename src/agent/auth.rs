@@ -27,8 +27,6 @@ pub const PAIRING_TTL: Duration = Duration::from_secs(600);
 pub const PAIR_FAILURES_ALLOWED: usize = 5;
 /// Window of the pairing rate limit.
 pub const PAIR_WINDOW: Duration = Duration::from_secs(600);
-/// Failed pairing attempts allowed from all addresses together within [`PAIR_WINDOW`].
-pub const PAIR_FAILURES_ALLOWED_GLOBAL: usize = 30;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,7 +280,11 @@ impl AuthStore {
     /// in constant time so timing tells nothing about which prefix matched.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         if let Err(e) = self.reload_if_changed() {
-            tracing::error!("cannot reload the device list: {e}");
+            // Fail closed: a list that cannot be read may be one that revoked this token.
+            tracing::error!(
+                "cannot reload the device list, refusing every token until it can be read: {e}"
+            );
+            return None;
         }
         let hash = sha256_hex(token);
         let mut cache = self.cache.lock().expect("auth cache lock");
@@ -401,15 +403,13 @@ impl AuthStore {
         self.limiter
             .lock()
             .expect("limiter lock")
-            .allowed(addr, Instant::now())
+            .begin(addr, Instant::now())
     }
 
-    /// Records a failed pairing attempt from `addr`.
-    pub fn pairing_failed(&self, addr: IpAddr) {
-        self.limiter
-            .lock()
-            .expect("limiter lock")
-            .failed(addr, Instant::now());
+    /// The attempt that [`pairing_allowed`](Self::pairing_allowed) let through was not a
+    /// wrong guess (it paired, or failed for another reason): it does not count.
+    pub fn pairing_not_a_guess(&self, addr: IpAddr) {
+        self.limiter.lock().expect("limiter lock").refund(addr);
     }
 }
 
@@ -426,7 +426,6 @@ fn check_name(name: &str) -> Result<&str, AuthError> {
 #[derive(Default)]
 struct PairLimiter {
     per_addr: HashMap<IpAddr, VecDeque<Instant>>,
-    all: VecDeque<Instant>,
 }
 
 impl PairLimiter {
@@ -439,20 +438,29 @@ impl PairLimiter {
         }
     }
 
-    fn allowed(&mut self, addr: IpAddr, now: Instant) -> bool {
-        Self::expire(&mut self.all, now);
+    /// Reserves one attempt for `addr` (failures and attempts in flight both count, so
+    /// parallel requests cannot overrun the cap); false when the cap is reached. There is
+    /// no global cap: the secret is 256 random bits, so guessing is hopeless anyway, and a
+    /// global cap would let anyone lock the owner out of pairing.
+    fn begin(&mut self, addr: IpAddr, now: Instant) -> bool {
         let q = self.per_addr.entry(addr).or_default();
         Self::expire(q, now);
-        let ok = q.len() < PAIR_FAILURES_ALLOWED && self.all.len() < PAIR_FAILURES_ALLOWED_GLOBAL;
-        if q.is_empty() {
-            self.per_addr.remove(&addr);
+        if q.len() >= PAIR_FAILURES_ALLOWED {
+            return false;
         }
-        ok
+        q.push_back(now);
+        true
     }
 
-    fn failed(&mut self, addr: IpAddr, now: Instant) {
-        self.per_addr.entry(addr).or_default().push_back(now);
-        self.all.push_back(now);
+    /// The attempt did not fail (paired, or refused for a reason that is not a guess):
+    /// its reservation is given back.
+    fn refund(&mut self, addr: IpAddr) {
+        if let Some(q) = self.per_addr.get_mut(&addr) {
+            q.pop_back();
+            if q.is_empty() {
+                self.per_addr.remove(&addr);
+            }
+        }
     }
 }
 
@@ -516,11 +524,42 @@ mod tests {
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..PAIR_FAILURES_ALLOWED {
-            assert!(l.allowed(a, t0));
-            l.failed(a, t0);
+            assert!(l.begin(a, t0));
         }
-        assert!(!l.allowed(a, t0));
-        assert!(l.allowed(b, t0));
-        assert!(l.allowed(a, t0 + PAIR_WINDOW));
+        assert!(!l.begin(a, t0));
+        assert!(l.begin(b, t0));
+        assert!(l.begin(a, t0 + PAIR_WINDOW));
+    }
+
+    #[test]
+    fn parallel_attempts_cannot_overrun_the_cap_and_nobody_else_is_locked_out() {
+        let mut l = PairLimiter::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        // Fifty requests in flight at once: only the cap's worth get through.
+        let through = (0..50).filter(|_| l.begin(a, t0)).count();
+        assert_eq!(through, PAIR_FAILURES_ALLOWED);
+        // A thousand failures from many addresses lock out none of the others.
+        for i in 0..1000u32 {
+            let x = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            for _ in 0..PAIR_FAILURES_ALLOWED {
+                l.begin(x, t0);
+            }
+        }
+        let owner: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(l.begin(owner, t0));
+        // A successful pairing gives its reservation back.
+        l.refund(owner);
+        assert!(!l.per_addr.contains_key(&owner));
+    }
+
+    #[test]
+    fn an_unreadable_device_list_accepts_no_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::open(dir.path()).unwrap();
+        let (_, token) = store.create_token(Role::Device, "laptop").unwrap();
+        assert!(store.authenticate(token.secret()).is_some());
+        std::fs::write(dir.path().join(DEVICES_FILE), b"{ not json").unwrap();
+        assert!(store.authenticate(token.secret()).is_none(), "fail closed");
     }
 }

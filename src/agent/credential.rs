@@ -191,6 +191,8 @@ pub struct Credential {
     pub(crate) wake: tokio::sync::Notify,
     /// When the agent's last `rejected` report started a confirming refresh (rate limit).
     pub(crate) last_rejected_refresh: Mutex<Option<std::time::Instant>>,
+    /// When a device last forced a check (rate limit).
+    last_check_now: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -241,6 +243,7 @@ impl Credential {
             status: Mutex::new(status),
             wake: tokio::sync::Notify::new(),
             last_rejected_refresh: Mutex::new(None),
+            last_check_now: Mutex::new(None),
         }
     }
 
@@ -272,6 +275,17 @@ impl Credential {
         drop(guard);
         self.status.lock().expect("status lock").probe_note = Some(note.clone());
         note
+    }
+
+    /// True (and noted) when no forced check ran within `every`.
+    pub(crate) fn check_now_due(&self, every: Duration) -> bool {
+        let mut last = self.last_check_now.lock().expect("check-now lock");
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// The settings that shape this credential's schedule, with the probe now in force.

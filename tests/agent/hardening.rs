@@ -487,3 +487,26 @@ token_url = "http://127.0.0.1:9/token"
     assert_eq!(t["access_token"], "at-cached");
     drop(idle);
 }
+
+#[tokio::test]
+async fn a_device_cannot_force_refresh_after_refresh_of_a_rotating_token() {
+    use crate::util::oidc::{OidcOptions, OidcProvider};
+    crate::require!(crate::util::oidc::available(), crate::util::oidc::MISSING);
+    let oidc = OidcProvider::start(OidcOptions {
+        rotate_refresh_tokens: true,
+        ..Default::default()
+    });
+    let a = TestAgent::start("", &super::harness::oidc_credential("x", &oidc, "")).await;
+    a.bootstrap("x", &oidc).await;
+    let before = oidc.refresh_count().await;
+    for _ in 0..10 {
+        let h: tether::protocol::CredentialHealth =
+            a.post_json("/v1/credentials/x/check", None).await;
+        assert_eq!(h.state, tether::protocol::CredentialState::Ok);
+    }
+    assert_eq!(
+        oidc.refresh_count().await,
+        before + 1,
+        "ten forced checks in a row spend the rotating token once"
+    );
+}

@@ -123,7 +123,12 @@ impl Running {
 #[tokio::test]
 async fn kill_9_during_commit_storm_loses_nothing() {
     require!(util::oidc::available(), util::oidc::MISSING);
-    let oidc = OidcProvider::start(Default::default());
+    let oidc = OidcProvider::start(crate::util::oidc::OidcOptions {
+        // Two-second tokens: each credential is refreshed and committed every second
+        // (forced checks are rate-limited, so they alone would not make a storm).
+        access_token_ttl_secs: 2,
+        ..Default::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let names = ["alpha", "beta", "gamma"];
