@@ -170,6 +170,9 @@ pub struct Daemon {
     repaired: Mutex<Vec<String>>,
     /// Open connections and their caps.
     pub connections: Arc<super::conn_limit::Limiter>,
+    /// True once every output directory is watched (`file_watch`): probes then skip their
+    /// own output check.
+    pub(crate) outputs_watched: std::sync::atomic::AtomicBool,
     /// When the owner last heard about a wipe of each output file.
     wipe_notices: Mutex<std::collections::HashMap<std::path::PathBuf, std::time::Instant>>,
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
@@ -390,6 +393,7 @@ impl Daemon {
             intents,
             wipe_notices: Mutex::new(std::collections::HashMap::new()),
             connections: Arc::default(),
+            outputs_watched: std::sync::atomic::AtomicBool::new(false),
             vault_watch,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
@@ -1206,9 +1210,11 @@ impl Daemon {
             }
             ProbeOutcome::Unsupported => {}
         }
-        // Every check also looks for wiped or corrupt output files (cheap: a read and a
-        // compare per file).
-        self.check_outputs().await;
+        // Without the file watch, every probe also looks for wiped or corrupt output files
+        // (a read and a compare per file); with it, that would only cost idle CPU.
+        if !self.outputs_watched.load(Ordering::Relaxed) {
+            self.check_outputs().await;
+        }
         Some(outcome)
     }
 

@@ -50,18 +50,23 @@ pub async fn run(daemon: Arc<Daemon>) {
         .collect();
     output_dirs.sort();
     output_dirs.dedup();
+    let mut all_outputs = true;
     for (dir, mode) in output_dirs
         .iter()
         .map(|d| (d, RecursiveMode::NonRecursive))
         .chain(vault_dirs.iter().map(|d| (d, RecursiveMode::Recursive)))
     {
         if let Err(e) = watcher.watch(dir, mode) {
+            all_outputs &= !output_dirs.contains(dir);
             tracing::warn!(
-                "cannot watch {} ({e}); files there are restored by the periodic check only",
+                "cannot watch {} ({e}); files there are restored by the periodic checks only",
                 dir.display()
             );
         }
     }
+    daemon
+        .outputs_watched
+        .store(all_outputs, std::sync::atomic::Ordering::Relaxed);
     let mut shutdown = std::pin::pin!(daemon.shutdown_signal());
     loop {
         let first = tokio::select! {
