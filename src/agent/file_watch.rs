@@ -30,8 +30,13 @@ struct Touched {
 pub async fn run(daemon: Arc<Daemon>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
-            let _ = tx.send(ev.paths);
+        // Reads (open, access, close) change nothing, and the checks below read these
+        // very files: reacting to them would make the checks trigger themselves forever.
+        match res {
+            Ok(ev) if changes(&ev.kind) => {
+                let _ = tx.send(ev.paths);
+            }
+            _ => {}
         }
     });
     let mut watcher = match watcher {
@@ -88,6 +93,11 @@ pub async fn run(daemon: Arc<Daemon>) {
     }
 }
 
+/// True for events that can change what a file holds (not reads).
+fn changes(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
 fn touched(paths: &[PathBuf], outputs: &[PathBuf], vault_dirs: &[PathBuf]) -> Touched {
     let mut t = Touched::default();
     for p in paths {
@@ -105,6 +115,16 @@ fn touched(paths: &[PathBuf], outputs: &[PathBuf], vault_dirs: &[PathBuf]) -> To
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind};
+        assert!(!changes(&notify::EventKind::Access(AccessKind::Read)));
+        assert!(!changes(&notify::EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(changes(&notify::EventKind::Modify(ModifyKind::Any)));
+        assert!(changes(&notify::EventKind::Create(CreateKind::File)));
+        assert!(changes(&notify::EventKind::Remove(RemoveKind::File)));
+    }
 
     #[test]
     fn events_are_sorted_into_outputs_and_vault() {
