@@ -120,7 +120,9 @@ mod tests {
     fn reads_are_not_changes() {
         use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind};
         assert!(!changes(&notify::EventKind::Access(AccessKind::Read)));
-        assert!(!changes(&notify::EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!changes(&notify::EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
         assert!(changes(&notify::EventKind::Modify(ModifyKind::Any)));
         assert!(changes(&notify::EventKind::Create(CreateKind::File)));
         assert!(changes(&notify::EventKind::Remove(RemoveKind::File)));
