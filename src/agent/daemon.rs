@@ -173,6 +173,9 @@ pub struct Daemon {
     /// True once every output directory is watched (`file_watch`): probes then skip their
     /// own output check.
     pub(crate) outputs_watched: std::sync::atomic::AtomicBool,
+    /// True once every vault location is watched (`file_watch`): the periodic vault check
+    /// then looks at free space only, with a full stamp check every few rounds.
+    pub(crate) vault_watched: std::sync::atomic::AtomicBool,
     /// When the owner last heard about a wipe of each output file.
     wipe_notices: Mutex<std::collections::HashMap<std::path::PathBuf, std::time::Instant>>,
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
@@ -394,6 +397,7 @@ impl Daemon {
             wipe_notices: Mutex::new(std::collections::HashMap::new()),
             connections: Arc::default(),
             outputs_watched: std::sync::atomic::AtomicBool::new(false),
+            vault_watched: std::sync::atomic::AtomicBool::new(false),
             vault_watch,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,

@@ -56,6 +56,7 @@ pub async fn run(daemon: Arc<Daemon>) {
     output_dirs.sort();
     output_dirs.dedup();
     let mut all_outputs = true;
+    let mut all_vault = true;
     for (dir, mode) in output_dirs
         .iter()
         .map(|d| (d, RecursiveMode::NonRecursive))
@@ -63,6 +64,7 @@ pub async fn run(daemon: Arc<Daemon>) {
     {
         if let Err(e) = watcher.watch(dir, mode) {
             all_outputs &= !output_dirs.contains(dir);
+            all_vault &= !vault_dirs.contains(dir);
             tracing::warn!(
                 "cannot watch {} ({e}); files there are restored by the periodic checks only",
                 dir.display()
@@ -72,6 +74,9 @@ pub async fn run(daemon: Arc<Daemon>) {
     daemon
         .outputs_watched
         .store(all_outputs, std::sync::atomic::Ordering::Relaxed);
+    daemon
+        .vault_watched
+        .store(all_vault, std::sync::atomic::Ordering::Relaxed);
     let mut shutdown = std::pin::pin!(daemon.shutdown_signal());
     loop {
         let first = tokio::select! {

@@ -27,6 +27,10 @@ use tokio::time::Instant;
 /// even when the cheap check sees nothing.
 pub const FULL_RECONCILE_PERIOD: Duration = Duration::from_secs(600);
 
+/// With the file watch on the vault, the stamp of every stored file is compared only every
+/// this many checks (free space still at every one).
+pub const WATCHED_STAMP_EVERY: u64 = 12;
+
 /// Something the owner should hear about, waiting for the watch task to send it.
 #[derive(Debug)]
 enum Pending {
@@ -190,6 +194,17 @@ impl Daemon {
         }
     }
 
+    /// Free space only; a location in trouble leads to [`quick_check`](Self::quick_check).
+    pub async fn space_check(self: &Arc<Self>) {
+        let d = self.clone();
+        let troubled = tokio::task::spawn_blocking(move || d.vault.space_check())
+            .await
+            .unwrap_or(true);
+        if troubled {
+            self.quick_check().await;
+        }
+    }
+
     /// Records what a reconcile repaired, and logs what it could not (once per problem).
     pub(crate) fn take_reconcile_report(self: &Arc<Self>, report: &crate::vault::ReconcileReport) {
         let mut lines: Vec<String> = report.repairs.iter().map(|r| r.to_string()).collect();
@@ -269,14 +284,22 @@ pub async fn run(daemon: Arc<Daemon>, period: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut last_full = Instant::now();
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = daemon.vault_watch.kick.notified() => {}
             _ = tick.tick() => {
+                ticks += 1;
                 if last_full.elapsed() >= FULL_RECONCILE_PERIOD {
                     last_full = Instant::now();
                     daemon.reconcile().await;
+                } else if daemon.vault_watched.load(std::sync::atomic::Ordering::Relaxed)
+                    && ticks % WATCHED_STAMP_EVERY != 0
+                {
+                    // The file watch reports changes to stored files at once: between
+                    // stamp checks only free space (which inotify cannot see) is looked at.
+                    daemon.space_check().await;
                 } else {
                     daemon.quick_check().await;
                 }

@@ -463,6 +463,14 @@ impl Vault {
         Ok(report)
     }
 
+    /// The cheapest check: free space in every location (a `statvfs` each). True when a
+    /// location is in trouble, so the caller runs [`quick_check`](Self::quick_check).
+    pub fn space_check(&self) -> bool {
+        let mut inner = self.lock();
+        inner.check_space();
+        inner.locs.iter().any(|l| !l.ok || l.error.is_some())
+    }
+
     /// The cheap check, meant to run every few seconds: free space in every location,
     /// and a [`Location::stamp`] of what is stored. Only when a stamp changed since the
     /// last reconcile or commit (a file wiped, truncated, rewritten or deleted, a
