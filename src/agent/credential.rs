@@ -333,6 +333,7 @@ impl Credential {
         let lifetime = token.as_ref().and_then(|t| t.lifetime);
         let worst = Schedule::worst_case_detection(&cfg, lifetime);
         let provider = self.provider();
+        let probe_note = self.status().probe_note;
         let every = crate::duration::format;
         let refresh_words = format!("refresh tests every {}", every(cfg.refresh_interval));
         let (mode, probe, note) = match (&provider.probe, cfg.probe_interval) {
@@ -353,7 +354,7 @@ impl Credential {
                     ),
                     _ => String::new(),
                 };
-                let why = match self.status().probe_note {
+                let why = match probe_note.clone() {
                     Some(n) => n,
                     None if self.is_paste() => "no probe for this token".to_string(),
                     None => "no probe for this provider".to_string(),
@@ -371,7 +372,7 @@ impl Credential {
             worst_case_detection_secs: worst.as_secs_f64().ceil() as u64,
             mode: mode.to_string(),
             probe,
-            note: Some(match self.status().probe_note {
+            note: Some(match probe_note {
                 Some(n) if mode == "probe" => format!("{note} ({n})"),
                 _ => note,
             }),

@@ -531,19 +531,8 @@ impl Daemon {
 
     /// Reconciles every vault location and records what was repaired.
     pub async fn reconcile(self: &Arc<Self>) {
-        let d = self.clone();
-        let _w = self.writes.read().await;
-        let res = tokio::task::spawn_blocking(move || {
-            let r = d.vault.reconcile();
-            d.refresh_locations();
-            r
-        })
-        .await;
-        match res {
-            Ok(Ok(report)) => self.take_reconcile_report(&report),
-            Ok(Err(e)) => tracing::warn!("vault reconcile failed: {e}"),
-            Err(_) => {}
-        }
+        self.vault_job("reconcile", |v| v.reconcile().map(Some))
+            .await;
     }
 
     // ---- state transitions -------------------------------------------------------------

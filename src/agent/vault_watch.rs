@@ -178,10 +178,25 @@ impl Daemon {
     /// Runs the vault's cheap check; a change or a location in trouble leads to a full
     /// reconcile (and its repairs) at once.
     pub async fn quick_check(self: &Arc<Self>) {
+        self.vault_job("check", |v| v.quick_check()).await;
+    }
+
+    /// Runs `job` on the vault in a blocking task, with a `writes` guard, then takes the
+    /// locations' health and what a reconcile repaired; failures are logged as `what`.
+    pub(crate) async fn vault_job(
+        self: &Arc<Self>,
+        what: &'static str,
+        job: impl FnOnce(
+                &crate::vault::Vault,
+            )
+                -> Result<Option<crate::vault::ReconcileReport>, crate::vault::VaultError>
+            + Send
+            + 'static,
+    ) {
         let d = self.clone();
         let _w = self.writes.read().await;
         let res = tokio::task::spawn_blocking(move || {
-            let r = d.vault.quick_check();
+            let r = job(&d.vault);
             d.refresh_locations();
             r
         })
@@ -189,8 +204,8 @@ impl Daemon {
         match res {
             Ok(Ok(Some(report))) => self.take_reconcile_report(&report),
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::warn!("vault check failed: {e}"),
-            Err(_) => tracing::warn!("vault check task failed"),
+            Ok(Err(e)) => tracing::warn!("vault {what} failed: {e}"),
+            Err(_) => tracing::warn!("vault {what} task failed"),
         }
     }
 
