@@ -17,6 +17,7 @@
 //! - [`companion`]: the owner's side: config, keyring secrets, agent client, watcher,
 //!   notifier, one-click re-auth, status.
 //! - [`demo`]: `tether demo`, with a small, plainly labelled demo authorization server.
+//! - [`report`]: an error and its causes on one line.
 //! - [`cli`]: the `tether` command line, a thin layer over the modules above.
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
@@ -30,5 +31,6 @@ pub mod files;
 pub mod oauth;
 pub mod protocol;
 pub mod provider;
+pub mod report;
 pub mod secret;
 pub mod vault;

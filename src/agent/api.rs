@@ -6,8 +6,8 @@
 //! with [`valid_credential_name`] before anything else looks at them.
 
 use super::auth::{Principal, Role};
-use super::daemon::{Daemon, OpError};
 use super::reauth::SessionError;
+use super::{metrics, Daemon, OpError};
 use crate::oauth::ErrorClass;
 use crate::protocol::valid_credential_name;
 use crate::protocol::{
@@ -118,7 +118,7 @@ impl From<OpError> for ApiFailure {
             }
             OpError::Session(_) => ApiFailure::new(StatusCode::GONE, ErrorCode::SessionExpired, msg, None),
             OpError::WrongKind { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongKind, msg, None),
-            OpError::BadRequest(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
+            OpError::BadRequest(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
             OpError::ShuttingDown => ApiFailure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ProviderUnavailable,
@@ -323,7 +323,7 @@ async fn count_requests(State(d): State<Arc<Daemon>>, req: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".into());
     let mut resp = next.run(req).await;
     d.metrics.inc(
-        "tether_http_requests_total",
+        metrics::HTTP_REQUESTS,
         &[("route", &route), ("status", resp.status().as_str())],
     );
     resp.headers_mut()
@@ -469,7 +469,7 @@ async fn health(
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>, _a: DeviceAuth) -> Response {
-    let body = super::server::render_metrics(&d);
+    let body = super::metrics::render(&d);
     (
         [(
             header::CONTENT_TYPE,

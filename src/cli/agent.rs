@@ -166,17 +166,17 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         let daemon = Daemon::build(cfg, crate::oauth::http_client())
             .await
             .context("failed to start the agent daemon")?;
-        match &daemon.tls {
+        match daemon.tls() {
             Some(id) => {
-                if daemon.tls_created {
-                    eprintln!("made a new self-signed tls certificate in {}", daemon.config.state_dir.display());
+                if daemon.tls_created() {
+                    eprintln!("made a new self-signed tls certificate in {}", daemon.config().state_dir.display());
                 }
                 eprintln!("tls certificate fingerprint (sha-256): {}", id.fingerprint);
                 eprintln!("listening on https://{local} as agent {}", daemon.agent());
             }
             None => eprintln!("listening on http://{local} (plain HTTP, loopback only) as agent {}", daemon.agent()),
         }
-        if daemon.alerter.is_none() {
+        if !daemon.has_alert_channels() {
             eprintln!("warning: no alert channels configured; only paired companions will hear about dead credentials");
         }
         for line in daemon.health().repaired {

@@ -117,17 +117,17 @@ impl TestAgent {
             .await
             .expect("bind");
         let port = listener.local_addr().expect("local addr").port();
-        let fingerprint = daemon.tls.as_ref().expect("tls on").fingerprint.clone();
+        let fingerprint = daemon.tls().expect("tls on").fingerprint.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let join = tokio::spawn(tether::agent::serve(listener, daemon.clone(), async move {
             let _ = rx.await;
         }));
         let (_, device) = daemon
-            .auth
+            .auth()
             .create_token(Role::Device, "test laptop")
             .expect("device token");
         let (_, agent) = daemon
-            .auth
+            .auth()
             .create_token(Role::Agent, "test agent")
             .expect("agent token");
         TestAgent {
