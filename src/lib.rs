@@ -7,6 +7,8 @@
 //!   redact themselves in `Debug` and `Display`.
 //! - [`duration`]: durations as written in config files (`90s`, `6h`, `1h30m`).
 //! - [`files`]: atomic, durable, private (0600/0700) writes of small state files.
+//! - [`pin`]: the daemon's certificate fingerprint and the client TLS that pins it.
+//! - [`client`]: the HTTPS client for one agent daemon (pinned, typed errors, events).
 //! - [`protocol`]: the wire types shared by the agent daemon and the companion, versioned.
 //! - [`vault`]: credential records kept in several locations with atomic,
 //!   generation-numbered writes, reconcile/repair, history, and rendered output files.
@@ -24,11 +26,13 @@
 
 pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod companion;
 pub mod demo;
 pub mod duration;
 pub mod files;
 pub mod oauth;
+pub mod pin;
 pub mod protocol;
 pub mod provider;
 pub mod report;

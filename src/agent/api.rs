@@ -12,7 +12,7 @@ use crate::oauth::ErrorClass;
 use crate::protocol::valid_credential_name;
 use crate::protocol::{
     AccessTokenReply, ApiError, ErrorCode, Event, PairRequest, PairResponse, ReauthComplete,
-    RejectedReply, RejectedReport, SecretPut, MAX_BODY_BYTES, PROTOCOL_VERSION,
+    RejectedReply, RejectedReport, SecretPut, API_PREFIX, MAX_BODY_BYTES, PROTOCOL_VERSION,
 };
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{
@@ -290,20 +290,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CredName {
     }
 }
 
+/// The path of an API route: the protocol's prefix, then `rest`.
+fn api(rest: &str) -> String {
+    format!("{API_PREFIX}{rest}")
+}
+
 /// Builds the router over `daemon`.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/v1/pair", post(pair))
-        .route("/v1/health", get(health))
-        .route("/v1/events", get(events))
-        .route("/v1/credentials/{name}/reauth", post(reauth_start))
-        .route("/v1/reauth/{session}/complete", post(reauth_complete))
-        .route("/v1/credentials/{name}/secret", put(put_secret))
-        .route("/v1/credentials/{name}/check", post(check_now))
-        .route("/v1/credentials/{name}/access-token", get(access_token))
-        .route("/v1/credentials/{name}/rejected", post(rejected))
+        .route(&api("/pair"), post(pair))
+        .route(&api("/health"), get(health))
+        .route(&api("/events"), get(events))
+        .route(&api("/credentials/{name}/reauth"), post(reauth_start))
+        .route(&api("/reauth/{session}/complete"), post(reauth_complete))
+        .route(&api("/credentials/{name}/secret"), put(put_secret))
+        .route(&api("/credentials/{name}/check"), post(check_now))
+        .route(&api("/credentials/{name}/access-token"), get(access_token))
+        .route(&api("/credentials/{name}/rejected"), post(rejected))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
