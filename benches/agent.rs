@@ -38,7 +38,9 @@ fn name(i: usize) -> String {
 
 fn pinned(fp: &str) -> reqwest::Client {
     reqwest::Client::builder()
-        .use_preconfigured_tls(tether::agent::tls::pinned_client_config(fp).unwrap())
+        .use_preconfigured_tls(
+            tether::pin::pinned_tls_config(&tether::pin::Fingerprint::parse(fp).unwrap()).unwrap(),
+        )
         .pool_max_idle_per_host(64)
         .build()
         .unwrap()
