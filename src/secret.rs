@@ -23,10 +23,6 @@ macro_rules! secret_type {
             pub fn secret(&self) -> &str {
                 &self.0
             }
-            /// Consumes the wrapper and returns the secret.
-            pub fn into_secret(self) -> String {
-                self.0
-            }
             /// True when the secret is empty (a wiped or never-set value).
             pub fn is_empty(&self) -> bool {
                 self.0.is_empty()

@@ -2,7 +2,7 @@
 //! `focus` (open at a credential) and `pair-link` (a `tether://pair?` link arrived).
 
 use crate::bridge::Progress;
-use crate::commands::Dashboard;
+use crate::dashboard::Dashboard;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
 

@@ -2,6 +2,8 @@
 //!
 //! - [`bridge`]: the app's handle on the core (watcher snapshot, re-auth, pairing, settings);
 //! - [`commands`]: the window's IPC surface, one line each into the core;
+//! - [`dashboard`]: what the window draws, built from the core's snapshot;
+//! - [`error`]: the `{code, message}` error every command returns;
 //! - [`events`]: what the app pushes to the window;
 //! - [`tray`]: the tray icon and menu, drawn from `tether::companion::tray`;
 //! - [`window`]: the dashboard window, created on demand and destroyed on close.
@@ -11,6 +13,7 @@
 
 pub mod bridge;
 pub mod commands;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 #[cfg(desktop)]
@@ -132,7 +135,7 @@ fn redraw<R: Runtime>(app: &AppHandle<R>, core: &Core, agents: &[AgentView]) {
         tracing::warn!("cannot update the tray icon: {e}");
     }
     let _ = agents;
-    events::dashboard(app, &commands::Dashboard::of(core));
+    events::dashboard(app, &dashboard::Dashboard::of(core));
 }
 
 /// Does what a menu item or a notification asks.

@@ -1,6 +1,7 @@
 //! The daemon's errors: why it could not be built ([`DaemonError`]), why a check or
 //! refresh failed ([`CheckError`], shared by every caller of one single-flight refresh),
-//! and why an API operation failed ([`OpError`], which the HTTP layer maps to a status).
+//! and why an API operation failed ([`OpError`], which the HTTP layer maps to a status;
+//! [`RedirectMismatch`] is one of them).
 //! A [`CheckError`] becomes an [`OpError`] in one place, [`CheckError::into_op`].
 
 use super::reauth::SessionError;
@@ -111,10 +112,22 @@ pub enum OpError {
     BadRequest(String),
     /// The companion's `redirect_uri` does not fit the provider's rule.
     #[error(transparent)]
-    Redirect(#[from] super::reauthorize::RedirectMismatch),
+    Redirect(#[from] RedirectMismatch),
     /// The daemon is shutting down.
     #[error("the daemon is shutting down; retry in a moment")]
     ShuttingDown,
+}
+
+/// A `redirect_uri` that does not fit the provider's redirect rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redirect_uri {uri:?} does not fit the provider's rule ({rule}): {why}")]
+pub struct RedirectMismatch {
+    /// The redirect URI the companion sent.
+    pub uri: String,
+    /// The rule, as `http://host:port/path`.
+    pub rule: String,
+    /// What does not fit.
+    pub why: &'static str,
 }
 
 /// Why a check or refresh failed, in a form that can be shared by every caller that

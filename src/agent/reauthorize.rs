@@ -3,7 +3,7 @@
 //! fit [`RedirectRequirement::check`]), and storing a pasted secret the provider accepted.
 
 use super::credential::{CachedToken, Credential};
-use super::error::OpError;
+use super::error::{OpError, RedirectMismatch};
 use super::reauth::{Session, SessionError};
 use super::Daemon;
 use crate::oauth::{self, ProbeOutcome};
@@ -13,18 +13,6 @@ use crate::secret::{constant_time_eq, AccessToken, AuthorizationCode, RefreshTok
 use crate::vault::Record;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// A `redirect_uri` that does not fit the provider's redirect rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("redirect_uri {uri:?} does not fit the provider's rule ({rule}): {why}")]
-pub struct RedirectMismatch {
-    /// The redirect URI the companion sent.
-    pub uri: String,
-    /// The rule, as `http://host:port/path`.
-    pub rule: String,
-    /// What does not fit.
-    pub why: &'static str,
-}
 
 impl RedirectRequirement {
     /// Checks that `redirect_uri` fits this rule: http on the loopback host, the path, the

@@ -102,16 +102,7 @@ impl Daemon {
             refresh_expires_at: health.refresh_expires_at,
             detail: None,
         };
-        let d = self.clone();
-        tokio::spawn(async move {
-            let Some(alerter) = &d.alerter else { return };
-            let report = alerter.send(&alert).await;
-            for o in &report.outcomes {
-                if let Err(e) = &o.result {
-                    tracing::warn!("alert to channel {} failed: {}", o.channel, e.chain());
-                }
-            }
-        });
+        self.send_alert(alert);
     }
 
     /// Sends reminders for credentials that stayed dead for another reminder interval.

@@ -336,7 +336,9 @@ impl Daemon {
         }
     }
 
-    fn send_alert(self: &Arc<Self>, alert: Alert) {
+    /// Sends `alert` in the background (channels retry on their own schedule, and a slow
+    /// SMTP server must not hold up a check); failures are logged per channel.
+    pub(super) fn send_alert(self: &Arc<Self>, alert: Alert) {
         if self.alerter.is_none() {
             return;
         }

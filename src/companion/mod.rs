@@ -20,7 +20,9 @@
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
 //! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
 //! authorization URL passes before the browser opens it), [`pair`], [`status`],
-//! [`terminal`] (daemon text made safe to print), [`error`].
+//! [`terminal`] (daemon text made safe to print), [`tray`] (the pure tray model: worst
+//! state, words, menu), [`error`], and `files` (the config's durable writes). [`client`]
+//! and [`sse`] are re-exports of [`crate::client`], where the daemon client lives.
 
 pub mod config;
 pub mod consent;

@@ -153,12 +153,6 @@ impl SecretStore {
         }
     }
 
-    /// Overrides the keyring timeout (tests of a hanging keyring).
-    pub fn with_timeout(mut self, timeout: Duration) -> SecretStore {
-        self.timeout = timeout;
-        self
-    }
-
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend

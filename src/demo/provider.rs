@@ -99,11 +99,6 @@ impl DemoProvider {
         }
     }
 
-    /// Revokes every bot token.
-    pub fn revoke_bot_tokens(&self) {
-        self.lock().bot_tokens.clear();
-    }
-
     /// How many refresh-token grants the token endpoint has served.
     pub fn refresh_calls(&self) -> u64 {
         self.lock().refresh_calls

@@ -43,12 +43,7 @@ pub struct CommitReport {
     pub repairs: Vec<Repair>,
 }
 
-impl CommitReport {
-    /// True when every location and every output took the commit.
-    pub fn is_complete(&self) -> bool {
-        self.failed.is_empty() && self.output_errors.is_empty()
-    }
-}
+impl CommitReport {}
 
 impl fmt::Display for CommitReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -109,13 +109,6 @@ impl ChannelError {
 
     /// The message with every source appended: `could not reach h: error sending request: ...`.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(err) = source {
-            text.push_str(": ");
-            text.push_str(&err.to_string());
-            source = err.source();
-        }
-        text
+        crate::report::chain(self)
     }
 }

@@ -255,17 +255,6 @@ impl Alerter {
         }
     }
 
-    /// Sends `alert` to the one channel named `channel` (for `tether agent alerts test`);
-    /// `None` when no channel has that name.
-    pub async fn send_to(&self, channel: &str, alert: &Alert) -> Option<ChannelOutcome> {
-        let (i, ch) = self
-            .channels
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.name == channel)?;
-        Some(self.send_one(i, ch, alert, &alert.render()).await)
-    }
-
     /// Health of every channel, in config order.
     pub fn health(&self) -> Vec<ChannelHealth> {
         // A poisoned lock means a panic while bumping counters; the numbers are still usable.
@@ -361,7 +350,13 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         let alerter = Alerter::new(&AlertsConfig::default(), reqwest::Client::new())
             .expect("empty config is valid");
-        let alert = Alert::test("studio", chrono::Utc::now());
+        let alert = Alert::vault(
+            "studio",
+            AlertKind::VaultTrouble,
+            "1 of 2 locations holds every credential".into(),
+            None,
+            chrono::Utc::now(),
+        );
         let fut = alerter.send(&alert);
         assert_send(&fut);
         fn assert_sync<T: Send + Sync>() {}

@@ -4,7 +4,7 @@
 //! of the agent's requests were refused, and the one command that fixes it. It never holds
 //! a secret: [`Alert`] has no field that could carry one.
 
-use crate::protocol::{CredentialHealth, ErrorInfo, ReauthKind};
+use crate::protocol::{ErrorInfo, ReauthKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +20,6 @@ pub enum AlertKind {
     Recovered,
     /// The credential is still dead (sent every reminder interval).
     Reminder,
-    /// `tether agent alerts test`: checks that the channels deliver.
-    Test,
     /// A vault location fails (full, read-only, gone): fewer copies than configured.
     #[serde(rename = "vault_trouble")]
     VaultTrouble,
@@ -38,14 +36,13 @@ impl AlertKind {
             AlertKind::Expiring => "expiring",
             AlertKind::Recovered => "recovered",
             AlertKind::Reminder => "reminder",
-            AlertKind::Test => "test",
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
         }
     }
 }
 
-/// One alert about one credential (or, for [`AlertKind::Test`], about the agent).
+/// One alert about one credential (or, for the vault kinds, about the agent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// The agent's name, e.g. `studio`.
@@ -84,38 +81,6 @@ pub struct AlertText {
 const MAX_DESCRIPTION_CHARS: usize = 300;
 
 impl Alert {
-    /// The alert of `kind` about one credential, from its health as the daemon reports it.
-    pub fn from_health(agent: &str, credential: &CredentialHealth, kind: AlertKind) -> Alert {
-        Alert {
-            agent: agent.to_string(),
-            credential: credential.name.clone(),
-            provider: credential.provider.clone(),
-            kind,
-            reauth: credential.reauth,
-            error: credential.last_error.clone(),
-            blocked_requests: credential.blocked_requests,
-            since: credential.since,
-            refresh_expires_at: credential.refresh_expires_at,
-            detail: None,
-        }
-    }
-
-    /// A test alert for `tether agent alerts test`.
-    pub fn test(agent: &str, now: DateTime<Utc>) -> Alert {
-        Alert {
-            agent: agent.to_string(),
-            credential: String::new(),
-            provider: String::new(),
-            kind: AlertKind::Test,
-            reauth: ReauthKind::None,
-            error: None,
-            blocked_requests: 0,
-            since: now,
-            refresh_expires_at: None,
-            detail: None,
-        }
-    }
-
     /// A vault alert (`VaultTrouble` or `VaultRecovered`) about agent `agent`.
     pub fn vault(
         agent: &str,
@@ -189,13 +154,6 @@ impl Alert {
                     self.credential, self.provider, self.agent
                 ));
                 format!("tether: {target} is working again")
-            }
-            AlertKind::Test => {
-                lines.push(format!(
-                    "This is a test alert from tether on agent {}: this channel delivers.",
-                    self.agent
-                ));
-                format!("tether: test alert from {}", self.agent)
             }
             AlertKind::VaultTrouble => {
                 let detail = self.detail.as_deref().unwrap_or("a vault location fails");
@@ -333,17 +291,6 @@ mod tests {
         let t = a.render();
         assert!(t.body.contains("1 request refused"));
         assert!(t.body.len() < 800);
-    }
-
-    #[test]
-    fn test_alert_names_the_agent_only() {
-        let t = Alert::test("studio", Utc::now()).render();
-        assert_eq!(t.title, "tether: test alert from studio");
-        assert!(
-            !t.body.contains("refused") && !t.body.contains("Fix:"),
-            "{}",
-            t.body
-        );
     }
 
     #[test]
