@@ -171,6 +171,32 @@ pub struct CredentialHealth {
     /// The last liveness probe.
     #[serde(default)]
     pub last_probe: Option<ProbeHealth>,
+    /// With several daemons sharing an OpenBao location (`ha = true`): this daemon's role
+    /// for the credential and the lease's state. `None` for a daemon on its own.
+    #[serde(default)]
+    pub ha: Option<Box<HaHealth>>,
+}
+
+/// One credential's HA lease as one daemon sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HaHealth {
+    /// `holder` (this daemon refreshes and commits) or `follower` (it serves the newest
+    /// generation the holder committed).
+    pub role: String,
+    /// The holder's id, as last read from OpenBao.
+    #[serde(default)]
+    pub holder: Option<String>,
+    /// This daemon's id.
+    pub me: String,
+    /// Seconds since the current holder took the lease.
+    #[serde(default)]
+    pub lease_age_secs: Option<f64>,
+    /// Seconds since the lease was last renewed.
+    #[serde(default)]
+    pub renewed_secs_ago: Option<f64>,
+    /// The last error talking to OpenBao about the lease.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Health of one vault location.

@@ -103,6 +103,9 @@ pub enum CheckError {
     NoToken,
     /// The new generation could not be stored anywhere.
     Vault(String),
+    /// Not committed: a daemon sharing the vault committed a newer generation since this
+    /// one read the record it refreshed (HA, a lost lease).
+    Superseded(String),
     /// The daemon is shutting down.
     ShuttingDown,
 }
@@ -118,6 +121,10 @@ impl CheckError {
             },
             CheckError::Vault(m) => ErrorInfo {
                 code: "vault_write_failed".into(),
+                description: m.clone(),
+            },
+            CheckError::Superseded(m) => ErrorInfo {
+                code: "superseded".into(),
                 description: m.clone(),
             },
             CheckError::ShuttingDown => ErrorInfo {
@@ -401,6 +408,7 @@ impl Credential {
             generation: s.generation,
             cadence: Some(self.cadence()),
             last_probe: s.last_probe,
+            ha: None,
         }
     }
 

@@ -8,6 +8,8 @@
 //! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
+//! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
+//!   sharing it) and the follower's way of serving;
 //! - [`intent`]: durable notes of refresh tokens being spent (a cut rotation is never
 //!   replayed blindly);
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
@@ -32,6 +34,7 @@ pub mod credential;
 pub mod daemon;
 pub mod file_watch;
 pub mod intent;
+pub mod lease;
 pub mod metrics;
 pub mod reauth;
 pub mod schedule;
