@@ -206,7 +206,9 @@ impl Leases {
 
     /// One round for `name` (blocking: call it off the runtime): read the lease, renew it
     /// when held and due, take it when it lapsed or was released.
-    pub fn tick(&self, name: &str) -> Tick {
+    /// A spend the previous holder left is handed to `inherit` *before* this daemon
+    /// counts as the holder, so no refresh can start before it is noted.
+    pub fn tick(&self, name: &str, inherit: impl FnOnce(&Spend)) -> Tick {
         let now = Instant::now();
         let read = self.client.read(&self.path(name), None);
         let (version, record) = match read {
@@ -285,6 +287,9 @@ impl Leases {
         drop(states);
         match self.write(name, &rec, version) {
             Ok(v) => {
+                if let Some(spend) = &inherited {
+                    inherit(spend);
+                }
                 let mut states = self.states();
                 let st = states.get_mut(name).expect("state made above");
                 st.role = Role::Holder;
@@ -463,30 +468,24 @@ pub async fn run(d: Arc<Daemon>, leases: Arc<Leases>) {
     let mut shutdown = std::pin::pin!(d.shutdown_signal());
     loop {
         for name in &names {
-            let l = leases.clone();
-            let n = name.clone();
-            let tick = tokio::task::spawn_blocking(move || l.tick(&n))
-                .await
-                .unwrap_or(Tick::Same);
-            if let Tick::Acquired {
-                inherited: Some(spend),
-            } = tick
-            {
-                tracing::warn!(
-                    "credential {name}: the previous HA holder was spending generation {}'s refresh token when it stopped; asking before presenting it again",
-                    spend.generation
-                );
-                let intent = super::intent::Intent {
-                    generation: spend.generation,
-                    token_id: spend.token_id,
-                    started_at: spend.started_at,
-                };
-                if let Err(e) = d.intents.begin(name, &intent) {
-                    tracing::error!(
-                        "credential {name}: cannot record the inherited refresh intent: {e}"
+            let (l, n, d2) = (leases.clone(), name.clone(), d.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                l.tick(&n, |spend| {
+                    tracing::warn!(
+                        "credential {n}: the previous HA holder was spending generation {}'s refresh token when it stopped; asking before presenting it again",
+                        spend.generation
                     );
-                }
-            }
+                    let intent = super::intent::Intent {
+                        generation: spend.generation,
+                        token_id: spend.token_id.clone(),
+                        started_at: spend.started_at,
+                    };
+                    if let Err(e) = d2.intents.begin(&n, &intent) {
+                        tracing::error!("credential {n}: cannot record the inherited refresh intent: {e}");
+                    }
+                })
+            })
+            .await;
         }
         tokio::select! {
             _ = &mut shutdown => break,
