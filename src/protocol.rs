@@ -199,6 +199,29 @@ pub struct HaHealth {
     pub error: Option<String>,
 }
 
+impl HaHealth {
+    /// In words, for `tether status` and the tray: "holder, lease 42s old" or "follower
+    /// of studio@b#12-x, lease 42s old, renewed 1s ago".
+    pub fn phrase(&self) -> String {
+        let secs = |s: f64| format!("{}s", s.round() as u64);
+        let mut out = match (self.role.as_str(), &self.holder) {
+            ("holder", _) => "HA holder (refreshes here)".to_string(),
+            (_, Some(h)) => format!("HA follower of {h}"),
+            _ => "HA follower (no holder yet)".to_string(),
+        };
+        if let Some(a) = self.lease_age_secs {
+            out.push_str(&format!(", lease {} old", secs(a)));
+        }
+        if let Some(r) = self.renewed_secs_ago {
+            out.push_str(&format!(", renewed {} ago", secs(r)));
+        }
+        if let Some(e) = &self.error {
+            out.push_str(&format!("; OpenBao: {e}"));
+        }
+        out
+    }
+}
+
 /// Health of one vault location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocationHealth {

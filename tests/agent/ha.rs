@@ -342,3 +342,92 @@ async fn ha_two_daemons_one_rotating_credential_kill_9_of_each_holder_never_spen
         "too few refreshes to test anything: {refreshes}"
     );
 }
+
+#[test]
+fn ha_a_holder_that_lost_its_lease_mid_refresh_cannot_commit_over_the_newer_generation() {
+    use tether::agent::lease::{Leases, Spend, Tick};
+    use tether::vault::openbao::LocationConfig;
+    use tether::vault::{Record, Vault, VaultConfig, VaultError};
+    require!(openbao::available(), openbao::MISSING);
+    let bao = Bao::start();
+    let mut cfg = bao.location_config("team");
+    cfg.ha = true;
+    cfg.lease_ttl = Duration::from_secs(3);
+    let open = |dir: &std::path::Path| {
+        let mut vc = VaultConfig::new(dir.join("vault"), vec![]);
+        vc.locations = vec![LocationConfig::Openbao(cfg.clone())];
+        Vault::open(vc).expect("open").0
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (va, vb) = (open(da.path()), open(db.path()));
+    let record = |tag: &str| {
+        let mut r = Record::new("x", "generic");
+        r.refresh_token = Some(tether::secret::RefreshToken::new(format!("rt-{tag}")));
+        r
+    };
+    va.commit(record("1")).unwrap();
+    let lease =
+        |v: &Vault, me: &str| Leases::new(v.openbao().unwrap().1, "team", me.into(), cfg.lease_ttl);
+    let (la, lb) = (lease(&va, "a"), lease(&vb, "b"));
+    assert_eq!(
+        la.tick("x", |_| panic!("nothing to inherit")),
+        Tick::Acquired { inherited: None }
+    );
+    assert!(la.holds("x").is_some());
+    assert_eq!(lb.tick("x", |_| panic!("b is a follower")), Tick::Same);
+    assert!(lb.holds("x").is_none());
+
+    // A starts a refresh of generation 1 (the spend is written into the lease), then
+    // stalls past its lease (a pause, a partition): no renewals.
+    let base = va.get("x").unwrap().unwrap().generation;
+    let spend = Spend {
+        generation: base,
+        token_id: "abc".into(),
+        started_at: chrono::Utc::now(),
+    };
+    la.begin_spend("x", spend.clone())
+        .expect("a holds the lease");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let inherited = loop {
+        let mut got = None;
+        if let Tick::Acquired { .. } = lb.tick("x", |s| got = Some(s.clone())) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b never took over the lapsed lease"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // B took over only after A's own clock says A's lease ran out, and learnt what A was
+    // spending (so it asks the provider before presenting that token).
+    assert!(la.holds("x").is_none(), "a still thinks it holds the lease");
+    assert_eq!(inherited, Some(spend.clone()));
+    assert!(lb.holds("x").is_some());
+    let committed = vb
+        .commit_after(record("2"), base)
+        .expect("b commits generation 2");
+    assert_eq!(committed.generation, 2);
+
+    // A's answer arrives: refused everywhere, nothing overwritten, and it says why.
+    let before = crate::vault::snapshot(&da.path().join("vault"));
+    let err = va.commit_after(record("a-late"), base).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VaultError::Stale {
+                based_on: 1,
+                newer: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another daemon"), "{err}");
+    assert_eq!(crate::vault::snapshot(&da.path().join("vault")), before);
+    let newest = vb.get("x").unwrap().unwrap();
+    assert_eq!(newest.refresh_token.unwrap().secret(), "rt-2");
+    // A learns it lost the lease and cannot record a new spend.
+    assert_eq!(la.tick("x", |_| {}), Tick::Lost);
+    assert!(la.begin_spend("x", spend).is_err());
+}
