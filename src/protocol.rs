@@ -233,7 +233,8 @@ pub struct LocationHealth {
     #[serde(default)]
     pub error: Option<String>,
     /// Machine-readable kind of trouble: `no_space`, `read_only`, `permission_denied`,
-    /// `missing`, `not_a_directory`, `io`; `None` while ok.
+    /// `missing`, `not_a_directory`, `io`; for OpenBao also `unreachable`, `stale`,
+    /// `remote_error`; `None` while ok.
     #[serde(default)]
     pub code: Option<String>,
 }

@@ -855,8 +855,9 @@ impl Daemon {
             }
         }
         // HA: only the lease holder talks to the provider; the others serve what it commits.
+        // (Pasted tokens are never refreshed, so any daemon may check them.)
         if let Some(leases) = &self.lease {
-            if leases.holds(name).is_none() {
+            if leases.holds(name).is_none() && cred.provider().kind != CredentialKind::Paste {
                 if let Some(r) = super::lease::follow_recorded(self, leases, cred).await {
                     return r;
                 }

@@ -464,7 +464,13 @@ pub fn daemon_id(agent: &str) -> String {
 /// provider before presenting that token); at shutdown the leases are released.
 pub async fn run(d: Arc<Daemon>, leases: Arc<Leases>) {
     let period = (leases.ttl() / 6).max(Duration::from_millis(200));
-    let names: Vec<String> = d.credentials.keys().cloned().collect();
+    // Pasted tokens are never refreshed: nothing to elect.
+    let names: Vec<String> = d
+        .credentials
+        .iter()
+        .filter(|(_, c)| c.provider().kind != crate::provider::CredentialKind::Paste)
+        .map(|(n, _)| n.clone())
+        .collect();
     let mut shutdown = std::pin::pin!(d.shutdown_signal());
     loop {
         for name in &names {
@@ -565,7 +571,11 @@ pub(crate) fn with_ha(
     d: &Daemon,
     mut h: crate::protocol::CredentialHealth,
 ) -> crate::protocol::CredentialHealth {
-    if let Some(leases) = &d.lease {
+    let paste = d
+        .credentials
+        .get(&h.name)
+        .is_some_and(|c| c.provider().kind == crate::provider::CredentialKind::Paste);
+    if let Some(leases) = d.lease.as_ref().filter(|_| !paste) {
         let v = leases.view(&h.name);
         h.ha = Some(Box::new(crate::protocol::HaHealth {
             role: match v.role {

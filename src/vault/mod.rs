@@ -39,6 +39,14 @@
 //! - Commits, reads and reconciles take an inter-process `flock` on the primary (or the
 //!   first usable backup), so the daemon and `tether vault` commands do not interleave.
 //!
+//! # Beyond directories
+//!
+//! [`openbao`] adds an OpenBao KV v2 mount as one more location (`VaultConfig::locations`):
+//! one secret per credential, one version per generation, check-and-set commits. It is
+//! [`Location::shared`], so commits write there first and a refused check-and-set aborts
+//! the whole commit ([`VaultError::Stale`]); [`Vault::commit_after`] also refuses a record
+//! made from an older generation than the shared location holds.
+//!
 //! # API
 //!
 //! [`Vault::open`] → ([`Vault`], [`ReconcileReport`]); [`Vault::get`], [`Vault::commit`] →
