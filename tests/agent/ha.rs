@@ -116,8 +116,8 @@ type Targets = Vec<(String, reqwest::Client, String)>;
 /// everything.
 const SOURCES: usize = 8;
 
-fn client_from(fingerprint: &str, source: std::net::IpAddr) -> reqwest::Client {
-    let cfg = tether::agent::tls::pinned_client_config(fingerprint).expect("pinned tls config");
+fn client_from(pin: &tether::pin::Fingerprint, source: std::net::IpAddr) -> reqwest::Client {
+    let cfg = tether::pin::pinned_tls_config(pin).expect("pinned tls config");
     reqwest::Client::builder()
         .use_preconfigured_tls(cfg)
         .local_address(source)
@@ -226,7 +226,7 @@ async fn ha_two_daemons_one_rotating_credential_kill_9_of_each_holder_never_spen
     );
     let counters0 = oidc.counters().await;
 
-    let fingerprints: Vec<String> = (0..2)
+    let fingerprints: Vec<tether::pin::Fingerprint> = (0..2)
         .map(|i| {
             tether::agent::tls::existing_fingerprint(
                 &nodes[i].config.parent().unwrap().join("state"),
