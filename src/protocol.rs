@@ -179,6 +179,55 @@ pub struct CredentialHealth {
     /// The last liveness probe.
     #[serde(default)]
     pub last_probe: Option<ProbeHealth>,
+    /// With several daemons sharing an OpenBao location (`ha = true`): this daemon's role
+    /// for the credential and the lease's state. `None` for a daemon on its own.
+    #[serde(default)]
+    pub ha: Option<Box<HaHealth>>,
+}
+
+/// One credential's HA lease as one daemon sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HaHealth {
+    /// `holder` (this daemon refreshes and commits) or `follower` (it serves the newest
+    /// generation the holder committed).
+    pub role: String,
+    /// The holder's id, as last read from OpenBao.
+    #[serde(default)]
+    pub holder: Option<String>,
+    /// This daemon's id.
+    pub me: String,
+    /// Seconds since the current holder took the lease.
+    #[serde(default)]
+    pub lease_age_secs: Option<f64>,
+    /// Seconds since the lease was last renewed.
+    #[serde(default)]
+    pub renewed_secs_ago: Option<f64>,
+    /// The last error talking to OpenBao about the lease.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl HaHealth {
+    /// In words, for `tether status` and the tray: "holder, lease 42s old" or "follower
+    /// of studio@b#12-x, lease 42s old, renewed 1s ago".
+    pub fn phrase(&self) -> String {
+        let secs = |s: f64| format!("{}s", s.round() as u64);
+        let mut out = match (self.role.as_str(), &self.holder) {
+            ("holder", _) => "HA holder (refreshes here)".to_string(),
+            (_, Some(h)) => format!("HA follower of {h}"),
+            _ => "HA follower (no holder yet)".to_string(),
+        };
+        if let Some(a) = self.lease_age_secs {
+            out.push_str(&format!(", lease {} old", secs(a)));
+        }
+        if let Some(r) = self.renewed_secs_ago {
+            out.push_str(&format!(", renewed {} ago", secs(r)));
+        }
+        if let Some(e) = &self.error {
+            out.push_str(&format!("; OpenBao: {e}"));
+        }
+        out
+    }
 }
 
 /// Health of one vault location.
@@ -192,7 +241,8 @@ pub struct LocationHealth {
     #[serde(default)]
     pub error: Option<String>,
     /// Machine-readable kind of trouble: `no_space`, `read_only`, `permission_denied`,
-    /// `missing`, `not_a_directory`, `io`; `None` while ok.
+    /// `missing`, `not_a_directory`, `io`; for OpenBao also `unreachable`, `stale`,
+    /// `remote_error`; `None` while ok.
     #[serde(default)]
     pub code: Option<String>,
 }

@@ -67,6 +67,15 @@ secret_type!(
     /// An OAuth authorization code from the redirect.
     AuthorizationCode
 );
+secret_type!(
+    /// An OpenBao token (read from a file or the environment, or issued by an AppRole
+    /// login); it can read every credential the vault keeps there.
+    OpenBaoToken
+);
+secret_type!(
+    /// An OpenBao AppRole `secret_id` (read from a file), exchanged for a token at login.
+    AppRoleSecretId
+);
 
 /// Compares two byte strings in constant time (for tokens, states and hashes).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

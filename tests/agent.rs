@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod edges;
 mod flows;
+mod ha;
 mod hardening;
 pub mod harness;
 mod hostile;

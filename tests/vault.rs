@@ -8,6 +8,7 @@ mod client;
 mod crash;
 mod env_shell;
 mod full_disk;
+mod openbao;
 mod repair;
 mod vanished;
 

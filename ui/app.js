@@ -103,6 +103,16 @@ function credRow(sec, agent, cred) {
   return row;
 }
 
+// The daemon's HA role and lease in words (protocol HaHealth), like `tether status`.
+function haWords(ha) {
+  const secs = (s) => `${Math.round(s)}s`;
+  let out = ha.role === "holder" ? "HA holder (refreshes here)"
+    : ha.holder ? `HA follower of ${ha.holder}` : "HA follower (no holder yet)";
+  if (ha.lease_age_secs != null) out += `, lease ${secs(ha.lease_age_secs)} old`;
+  if (ha.error) out += `; OpenBao: ${ha.error}`;
+  return out;
+}
+
 function fillRow(row, agent, c) {
   row.dataset.state = c.state;
   row.dataset.reauth = c.reauth;
@@ -125,6 +135,8 @@ function fillRow(row, agent, c) {
   const cadEl = $(".cadence", row);
   setText(cadEl, cadence.mode === "refresh_tests" && cadence.note ? cadence.note : "");
   cadEl.title = cadence.note || "";
+  // Several daemons sharing OpenBao: this one's role for the credential and the lease.
+  setText($(".ha-words", row), c.ha ? haWords(c.ha) : "");
 
   const btn = $(".reauth", row);
   const k = key(agent, c.name);

@@ -75,6 +75,9 @@ pub struct AgentConfig {
     /// TLS settings.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// `[vault]`: locations beside the directories (`[[vault.locations]] kind = "openbao"`).
+    #[serde(default)]
+    pub vault: AgentVaultConfig,
     /// Lifetime of a re-auth session.
     #[serde(default = "default_session_ttl", deserialize_with = "de_duration")]
     pub session_ttl: Duration,
@@ -119,6 +122,15 @@ impl Default for TlsConfig {
             names: Vec::new(),
         }
     }
+}
+
+/// `[vault]` of the agent config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentVaultConfig {
+    /// Extra locations (OpenBao); every change is written there too.
+    #[serde(default)]
+    pub locations: Vec<crate::vault::openbao::LocationConfig>,
 }
 
 /// One `[[credentials]]` entry.
@@ -268,6 +280,16 @@ impl AgentConfig {
         };
         fix(&mut self.state_dir);
         self.backup_dirs.iter_mut().for_each(fix);
+        for l in &mut self.vault.locations {
+            let crate::vault::openbao::LocationConfig::Openbao(o) = l;
+            for p in [&mut o.token_file, &mut o.ca_file].into_iter().flatten() {
+                fix(p);
+            }
+            if let Some(a) = &mut o.approle {
+                fix(&mut a.role_id_file);
+                fix(&mut a.secret_id_file);
+            }
+        }
         for c in &mut self.credentials {
             if let Some(p) = &mut c.client_secret_file {
                 fix(p);
@@ -287,6 +309,22 @@ impl AgentConfig {
                 "agent name `{}` must be non-empty, without `/` or spaces",
                 self.name
             ));
+        }
+        for l in &self.vault.locations {
+            let crate::vault::openbao::LocationConfig::Openbao(o) = l;
+            o.validate().map_err(ConfigError::Invalid)?;
+        }
+        if self
+            .vault
+            .locations
+            .iter()
+            .filter(|l| matches!(l, crate::vault::openbao::LocationConfig::Openbao(o) if o.ha))
+            .count()
+            > 1
+        {
+            return bad(
+                "at most one openbao location may have ha = true (it holds the leases)".into(),
+            );
         }
         if !self.tls.enabled && !self.listen.ip().is_loopback() {
             return bad(format!(
@@ -444,6 +482,19 @@ backup_dirs = ["/var/backups/tether"]
 
 # A client must send a request's headers, and then its body, within this time.
 # request_timeout = "10s"
+
+# A team's OpenBao (or Vault) KV v2 mount as one more location; with ha = true, daemons
+# sharing it elect one refresher per credential (see "Team / high availability" in the
+# README, and dist/openbao-policy.hcl for the token's policy).
+# [[vault.locations]]
+# kind = "openbao"
+# address = "https://bao.example:8200"
+# mount = "secret"
+# prefix = "tether"
+# token_file = "/etc/tether/openbao-token"    # or token_env = "BAO_TOKEN", or [vault.locations.approle]
+# ca_file = "/etc/tether/openbao-ca.pem"
+# ha = true
+# lease_ttl = "15s"
 
 [tls]
 # The daemon makes a self-signed certificate on first start and prints its

@@ -363,6 +363,7 @@ impl Credential {
             generation: s.generation,
             cadence: Some(self.cadence()),
             last_probe: s.last_probe,
+            ha: None,
         }
     }
 

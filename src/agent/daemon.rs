@@ -71,6 +71,9 @@ pub struct Daemon {
     pub(super) intents: super::intent::Intents,
     /// The vault's health as the owner hears it (see [`super::vault_watch`]).
     pub(super) vault_watch: super::vault_watch::VaultWatch,
+    /// With `ha = true` on an OpenBao location: the per-credential leases (see
+    /// [`super::lease`]).
+    pub lease: Option<Arc<super::lease::Leases>>,
     /// Held (shared) by every job that may write the vault; shutdown takes it exclusively
     /// so in-flight commits finish before the process exits.
     pub(super) writes: tokio::sync::RwLock<()>,
@@ -138,6 +141,7 @@ impl Daemon {
             .await
             .expect("vault open task does not panic")?;
         let vault = Arc::new(vault);
+        let lease = super::lease::for_vault(&vault, &config.name);
         let auth = AuthStore::open(&config.state_dir)?;
         auth.prune_pairings();
         let intents = super::intent::Intents::open(&config.state_dir).map_err(|source| {
@@ -225,6 +229,7 @@ impl Daemon {
             outputs_watched: std::sync::atomic::AtomicBool::new(false),
             vault_watched: std::sync::atomic::AtomicBool::new(false),
             vault_watch,
+            lease,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
         }))
@@ -274,7 +279,11 @@ impl Daemon {
             agent: self.config.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: PROTOCOL_VERSION,
-            credentials: self.credentials.values().map(|c| c.health()).collect(),
+            credentials: self
+                .credentials
+                .values()
+                .map(|c| super::lease::with_ha(self, c.health()))
+                .collect(),
             locations: self.locations.lock().expect("locations lock").clone(),
             alerts: self
                 .alerter

@@ -140,6 +140,9 @@ pub enum CheckError {
     NoToken,
     /// The new generation could not be stored anywhere.
     Vault(String),
+    /// Not committed: a daemon sharing the vault committed a newer generation since this
+    /// one read the record it refreshed (HA, a lost lease).
+    Superseded(String),
     /// The daemon is shutting down.
     ShuttingDown,
 }
@@ -155,6 +158,10 @@ impl CheckError {
             },
             CheckError::Vault(m) => ErrorInfo {
                 code: "vault_write_failed".into(),
+                description: m.clone(),
+            },
+            CheckError::Superseded(m) => ErrorInfo {
+                code: "superseded".into(),
                 description: m.clone(),
             },
             CheckError::ShuttingDown => ErrorInfo {
@@ -183,7 +190,7 @@ impl CheckError {
                 agent: agent.to_string(),
                 name: name.to_string(),
             },
-            CheckError::Vault(message) => OpError::Vault {
+            CheckError::Vault(message) | CheckError::Superseded(message) => OpError::Vault {
                 name: name.to_string(),
                 message,
             },

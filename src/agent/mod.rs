@@ -17,6 +17,8 @@
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
 //!   [`reauthorize`]: starting and completing a re-authorization, storing a pasted token;
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
+//! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
+//!   sharing it) and the follower's way of serving;
 //! - [`intent`]: durable notes of refresh tokens being spent (a cut rotation is never
 //!   replayed blindly);
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
@@ -44,6 +46,7 @@ pub mod daemon;
 pub mod error;
 pub mod file_watch;
 pub mod intent;
+pub mod lease;
 pub mod metrics;
 pub mod probe;
 pub mod reauth;

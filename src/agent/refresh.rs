@@ -106,9 +106,23 @@ impl Daemon {
         cred: &Credential,
         record: Record,
     ) -> Result<u64, CheckError> {
+        self.commit_after(cred, record, None).await
+    }
+
+    /// [`commit`](Self::commit) of a record made from generation `based_on`: refused
+    /// (nothing written) when a daemon sharing the vault committed a newer one since.
+    async fn commit_after(
+        self: &Arc<Self>,
+        cred: &Credential,
+        record: Record,
+        based_on: Option<u64>,
+    ) -> Result<u64, CheckError> {
         let d = self.clone();
         let res = tokio::task::spawn_blocking(move || {
-            let r = d.vault.commit(record);
+            let r = match based_on {
+                Some(base) => d.vault.commit_after(record, base),
+                None => d.vault.commit(record),
+            };
             d.refresh_locations();
             r
         })
@@ -130,6 +144,9 @@ impl Daemon {
                 self.add_repaired(report.repairs.iter().map(|r| r.to_string()));
                 cred.status.lock().expect("status lock").generation = report.generation;
                 Ok(report.generation)
+            }
+            Err(e @ crate::vault::VaultError::Stale { .. }) => {
+                Err(CheckError::Superseded(e.to_string()))
             }
             Err(e) => Err(CheckError::Vault(e.to_string())),
         }
@@ -159,6 +176,15 @@ impl Daemon {
                     *cred.pending.lock().expect("pending lock") = Some(rec);
                     self.record(cred, Err(&e));
                     return Err(e);
+                }
+            }
+        }
+        // HA: only the lease holder talks to the provider; the others serve what it commits.
+        // (Pasted tokens are never refreshed, so any daemon may check them.)
+        if let Some(leases) = &self.lease {
+            if leases.holds(name).is_none() && cred.provider().kind != CredentialKind::Paste {
+                if let Some(r) = super::lease::follow_recorded(self, leases, cred).await {
+                    return r;
                 }
             }
         }
@@ -222,7 +248,17 @@ impl Daemon {
                 return Err(e);
             }
         }
-        let result = oauth::refresh(&self.http, &provider, &cred.client, &rt).await;
+        // HA: the spend is written into the lease (renewing it) before the token leaves;
+        // the provider call gets less time than the lease then has left.
+        let result = match &self.lease {
+            Some(leases) => {
+                match super::lease::spend(self, leases, cred, &provider, &record, &rt).await {
+                    Ok(r) => r,
+                    Err(follow) => return follow,
+                }
+            }
+            None => oauth::refresh(&self.http, &provider, &cred.client, &rt).await,
+        };
         let ts = match result {
             Ok(ts) => {
                 self.metrics.inc(
@@ -267,12 +303,27 @@ impl Daemon {
             next.extras.insert(k.clone(), v.clone());
         }
         let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
-        match self.commit(cred, next.clone()).await {
+        let based_on = self.lease.is_some().then_some(record.generation);
+        match self.commit_after(cred, next.clone(), based_on).await {
             Ok(_) => {
                 self.clear_intent(name);
+                if let Some(leases) = &self.lease {
+                    super::lease::spent(leases, name).await;
+                }
                 cred.set_token(Some(token.clone()));
                 self.record(cred, Ok(next.refresh_expires_at));
                 Ok(token)
+            }
+            Err(e) if super::lease::is_stale(&e) => {
+                // Lost the lease mid-refresh and another daemon committed a newer
+                // generation: this answer must not replace it (and is not kept to retry).
+                tracing::error!(
+                    "credential {name}: lost the HA lease during a refresh; the vault refused to commit this daemon's result over a newer generation ({}); it is discarded",
+                    e.info().description
+                );
+                self.clear_intent(name);
+                self.record(cred, Err(&e));
+                Err(e)
             }
             Err(e) => {
                 if ts.rotated {

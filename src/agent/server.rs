@@ -305,6 +305,12 @@ pub async fn serve(
         daemon.config.vault_check_interval,
     )));
     tasks.push(tokio::spawn(super::file_watch::run(daemon.clone())));
+    if let Some(leases) = &daemon.lease {
+        tasks.push(tokio::spawn(super::lease::run(
+            daemon.clone(),
+            leases.clone(),
+        )));
+    }
 
     let mut incoming = spawn_acceptor(
         listener,

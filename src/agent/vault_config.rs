@@ -31,6 +31,7 @@ pub(super) fn vault_config(
 ) -> VaultConfig {
     let mut vc = VaultConfig::new(cfg.state_dir.join(VAULT_DIR), cfg.backup_dirs.clone());
     vc.keep = cfg.keep;
+    vc.locations = cfg.vault.locations.clone();
     for c in &cfg.credentials {
         for o in &c.outputs {
             let format = match o.format {

@@ -50,6 +50,7 @@ impl VaultArgs {
                 .expect("clap requires --primary without --config"),
             backups: self.backups.clone(),
             keep: self.keep,
+            locations: Vec::new(),
             outputs: Vec::new(),
         })
     }

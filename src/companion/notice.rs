@@ -305,6 +305,7 @@ mod tests {
             generation: 3,
             cadence: None,
             last_probe: None,
+            ha: None,
         }
     }
 

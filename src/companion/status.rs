@@ -44,6 +44,9 @@ pub struct CredentialStatus {
     /// provider: checked by refresh tests every 6h; ...").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<String>,
+    /// With several daemons sharing OpenBao: this daemon's role and the lease, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<String>,
 }
 
 impl From<&CredentialHealth> for CredentialStatus {
@@ -64,6 +67,7 @@ impl From<&CredentialHealth> for CredentialStatus {
                 .as_ref()
                 .filter(|c| c.mode == "refresh_tests")
                 .and_then(|c| c.note.clone()),
+            ha: c.ha.as_ref().map(|h| h.phrase()),
         }
     }
 }
@@ -218,6 +222,9 @@ impl StatusReport {
                 // No probe in force: say how (and how rarely) it is checked.
                 if let Some(note) = &c.checked {
                     out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", &safe(note))));
+                }
+                if let Some(ha) = &c.ha {
+                    out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", &safe(ha))));
                 }
             }
             if let Some(v) = &a.vault {

@@ -496,6 +496,7 @@ mod tests {
             generation: 1,
             cadence: None,
             last_probe: None,
+            ha: None,
         }
     }
 

@@ -57,6 +57,20 @@ pub enum VaultError {
         /// Why each location refused.
         failures: Vec<LocationFailure>,
     },
+    /// Another daemon committed a newer generation since this one read the record it
+    /// changed: nothing was written anywhere (an older generation never replaces a newer
+    /// one).
+    #[error("credential {name}: not committed, because generation {newer} is newer than the generation {based_on} this change was made from (another daemon sharing {location} committed it); nothing was overwritten")]
+    Stale {
+        /// The credential.
+        name: String,
+        /// The generation the change was based on.
+        based_on: u64,
+        /// The newer generation found (or the one refused by check-and-set).
+        newer: u64,
+        /// The shared location.
+        location: String,
+    },
     /// The newest generation was written by a newer build.
     #[error("credential {name}: {path} was written by another tether version (record schema {found}, this build reads {SCHEMA_VERSION}); upgrade tether, or move that file out of the vault to fall back to the previous generation")]
     UnsupportedSchema {

@@ -57,6 +57,12 @@ pub trait Location: Send + Sync + fmt::Debug {
     fn reserve(&self, _name: &str, _bytes: usize) -> Result<Option<Reservation>, LocationError> {
         Ok(None)
     }
+    /// True when other tether daemons write this location too (a secrets engine shared by
+    /// a team): commits write here first, and a refused check-and-set
+    /// ([`LocationError::Stale`]) aborts the commit everywhere.
+    fn shared(&self) -> bool {
+        false
+    }
     /// The directory and device id, for "same filesystem as the primary" warnings.
     fn filesystem(&self) -> Option<(PathBuf, u64)> {
         None
@@ -151,6 +157,40 @@ pub enum LocationError {
         /// The slot.
         path: PathBuf,
     },
+    /// A remote location (OpenBao) does not answer.
+    #[error("cannot reach OpenBao at {location} ({detail}); the other locations keep every credential meanwhile: check that the server runs and that the address and CA file are right")]
+    Unreachable {
+        /// The location.
+        location: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// A remote location refused the daemon's token.
+    #[error("OpenBao at {location} refused to {op} {path}: permission denied; give the daemon's token the policy in dist/openbao-policy.hcl")]
+    Denied {
+        /// The location.
+        location: String,
+        /// What was tried.
+        op: &'static str,
+        /// The API path.
+        path: String,
+    },
+    /// A check-and-set write refused: another writer committed since this process looked.
+    #[error("OpenBao at {location}: {path} changed since this daemon read it, so check-and-set refused the write and nothing was overwritten (another daemon committed a newer generation)")]
+    Stale {
+        /// The location.
+        location: String,
+        /// The API path.
+        path: String,
+    },
+    /// Any other answer from a remote location (sealed, a login that failed, a 5xx).
+    #[error("{location}: {detail}")]
+    Remote {
+        /// The location.
+        location: String,
+        /// What failed, with the fix.
+        detail: String,
+    },
     /// Any other I/O failure.
     #[error("failed to {op} {path}")]
     Io {
@@ -172,6 +212,10 @@ impl LocationError {
             LocationError::ReadOnly { .. } => "read_only",
             LocationError::PermissionDenied { .. } => "permission_denied",
             LocationError::NotADirectory { .. } => "not_a_directory",
+            LocationError::Unreachable { .. } => "unreachable",
+            LocationError::Denied { .. } => "permission_denied",
+            LocationError::Stale { .. } => "stale",
+            LocationError::Remote { .. } => "remote_error",
             LocationError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 "missing"
             }

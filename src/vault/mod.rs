@@ -39,6 +39,14 @@
 //! - Commits, reads and reconciles take an inter-process `flock` on the primary (or the
 //!   first usable backup), so the daemon and `tether vault` commands do not interleave.
 //!
+//! # Beyond directories
+//!
+//! [`openbao`] adds an OpenBao KV v2 mount as one more location (`VaultConfig::locations`):
+//! one secret per credential, one version per generation, check-and-set commits. It is
+//! [`Location::shared`], so commits write there first and a refused check-and-set aborts
+//! the whole commit ([`VaultError::Stale`]); [`Vault::commit_after`] also refuses a record
+//! made from an older generation than the shared location holds.
+//!
 //! # API
 //!
 //! [`Vault::open`] → ([`Vault`], [`ReconcileReport`]); [`Vault::get`], [`Vault::commit`] →
@@ -52,6 +60,7 @@ mod error;
 pub mod history;
 pub mod import;
 pub mod location;
+pub mod openbao;
 pub mod output;
 pub mod reconcile;
 pub mod record;
@@ -97,6 +106,9 @@ pub struct VaultConfig {
     /// Output files to keep rendered.
     #[serde(default)]
     pub outputs: Vec<OutputSpec>,
+    /// Locations beside the directories (an OpenBao KV mount).
+    #[serde(default)]
+    pub locations: Vec<openbao::LocationConfig>,
 }
 
 impl VaultConfig {
@@ -107,6 +119,7 @@ impl VaultConfig {
             backups,
             keep: DEFAULT_KEEP,
             outputs: Vec::new(),
+            locations: Vec::new(),
         }
     }
 }
@@ -152,6 +165,8 @@ struct Inner {
     warnings: Vec<String>,
     /// Each location's [`Location::stamp`] after the last reconcile or commit.
     stamps: Vec<Option<u64>>,
+    /// The OpenBao locations' configs and clients (the HA lease uses them too).
+    openbao: Vec<(openbao::OpenBaoConfig, std::sync::Arc<openbao::KvClient>)>,
 }
 
 /// Room set aside for one record in every location that can take one: records are a few
@@ -196,14 +211,44 @@ impl Vault {
     /// Opens the vault described by `cfg`: creates missing directories (0700), checks every
     /// location, warns about backups sharing the primary's directory or filesystem, and
     /// reconciles. Fails when a location is not a directory, or when no location is usable.
+    ///
+    /// An OpenBao location that cannot be reached or written is reported like a failing
+    /// disk and the directories carry on; one whose config cannot work fails the open.
+    /// Do not call it (or any other method of a vault with an OpenBao location) on an
+    /// async runtime thread: its HTTP client blocks.
     pub fn open(cfg: VaultConfig) -> Result<(Vault, ReconcileReport), VaultError> {
-        let primary: Box<dyn Location> = Box::new(DirLocation::new(&cfg.primary));
-        let backups = cfg
-            .backups
-            .iter()
-            .map(|b| Box::new(DirLocation::new(b)) as Box<dyn Location>)
-            .collect();
-        Self::open_with(primary, backups, cfg.keep, cfg.outputs)
+        let mut locs: Vec<(String, Box<dyn Location>)> =
+            vec![("primary".into(), Box::new(DirLocation::new(&cfg.primary)))];
+        for (i, b) in cfg.backups.iter().enumerate() {
+            locs.push((format!("backup {}", i + 1), Box::new(DirLocation::new(b))));
+        }
+        let mut clients = Vec::new();
+        for l in &cfg.locations {
+            match l {
+                openbao::LocationConfig::Openbao(c) => {
+                    let client = std::sync::Arc::new(
+                        openbao::KvClient::new(c).map_err(|e| VaultError::Config(e.to_string()))?,
+                    );
+                    locs.push((
+                        "openbao".into(),
+                        Box::new(openbao::OpenBaoLocation::new(client.clone(), &c.prefix)),
+                    ));
+                    clients.push((c.clone(), client));
+                }
+            }
+        }
+        let (vault, report) = Self::open_locs(locs, cfg.keep, cfg.outputs, clients)?;
+        Ok((vault, report))
+    }
+
+    /// The first OpenBao location's config and client (for the HA lease), if any.
+    pub fn openbao(&self) -> Option<(openbao::OpenBaoConfig, std::sync::Arc<openbao::KvClient>)> {
+        self.lock().openbao.first().cloned()
+    }
+
+    /// True when a location is shared with other daemons (see [`Location::shared`]).
+    pub fn has_shared(&self) -> bool {
+        self.lock().locs.iter().any(|l| l.location.shared())
     }
 
     /// Opens a vault over any [`Location`]s (the seam for keyring or secrets-engine
@@ -213,6 +258,19 @@ impl Vault {
         backups: Vec<Box<dyn Location>>,
         keep: usize,
         outputs: Vec<OutputSpec>,
+    ) -> Result<(Vault, ReconcileReport), VaultError> {
+        let mut locs = vec![("primary".to_string(), primary)];
+        for (i, b) in backups.into_iter().enumerate() {
+            locs.push((format!("backup {}", i + 1), b));
+        }
+        Self::open_locs(locs, keep, outputs, Vec::new())
+    }
+
+    fn open_locs(
+        given: Vec<(String, Box<dyn Location>)>,
+        keep: usize,
+        outputs: Vec<OutputSpec>,
+        openbao: Vec<(openbao::OpenBaoConfig, std::sync::Arc<openbao::KvClient>)>,
     ) -> Result<(Vault, ReconcileReport), VaultError> {
         if keep == 0 {
             return Err(VaultError::Config(
@@ -228,22 +286,16 @@ impl Vault {
                 )));
             }
         }
-        let mut locs = vec![Loc {
-            role: "primary".into(),
-            location: primary,
-            ok: false,
-            error: None,
-            code: None,
-        }];
-        for (i, b) in backups.into_iter().enumerate() {
-            locs.push(Loc {
-                role: format!("backup {}", i + 1),
-                location: b,
+        let mut locs: Vec<Loc> = given
+            .into_iter()
+            .map(|(role, location)| Loc {
+                role,
+                location,
                 ok: false,
                 error: None,
                 code: None,
-            });
-        }
+            })
+            .collect();
         let mut warnings = Vec::new();
         let mut problems = Vec::new();
         for loc in &mut locs {
@@ -276,6 +328,7 @@ impl Vault {
                 high_water: HashMap::new(),
                 warnings,
                 stamps: Vec::new(),
+                openbao,
             }),
         };
         let mut report = vault.reconcile()?;
@@ -316,11 +369,27 @@ impl Vault {
     /// prepared again first; when that brings one back, every credential is copied into
     /// it after the commit (listed in [`CommitReport::repairs`]).
     pub fn commit(&self, record: Record) -> Result<CommitReport, VaultError> {
+        self.commit_inner(record, None)
+    }
+
+    /// Like [`commit`](Self::commit), for a record made from generation `based_on` (a
+    /// refresh of it): when a location is shared with other daemons and one of them has
+    /// committed a newer generation since, nothing is written and the answer is
+    /// [`VaultError::Stale`]. Without a shared location it is a plain commit.
+    pub fn commit_after(&self, record: Record, based_on: u64) -> Result<CommitReport, VaultError> {
+        self.commit_inner(record, Some(based_on))
+    }
+
+    fn commit_inner(
+        &self,
+        record: Record,
+        based_on: Option<u64>,
+    ) -> Result<CommitReport, VaultError> {
         check_name(&record.name)?;
         let mut inner = self.lock();
         let revived = inner.revive();
         let _flock = inner.flock()?;
-        let mut report = inner.commit(record)?;
+        let mut report = inner.commit(record, based_on)?;
         if revived {
             let mut refill = ReconcileReport::default();
             inner.reconcile_names(&mut refill);
@@ -385,7 +454,7 @@ impl Vault {
             "rolled_back_from".into(),
             serde_json::Value::from(generation),
         );
-        inner.commit(record)
+        inner.commit(record, None)
     }
 
     /// Kept generations of `name`, newest first.
@@ -627,15 +696,27 @@ impl Inner {
         names
     }
 
-    fn commit(&mut self, mut record: Record) -> Result<CommitReport, VaultError> {
+    fn commit(
+        &mut self,
+        mut record: Record,
+        based_on: Option<u64>,
+    ) -> Result<CommitReport, VaultError> {
         let name = record.name.clone();
         let mut failed = Vec::new();
         let mut targets = Vec::new();
         let mut highest = self.high_water.get(&name).copied().unwrap_or(0);
+        // Newest generation in a location other daemons write too.
+        let mut shared_newest: Option<(u64, String)> = None;
         for (i, loc) in self.locs.iter().enumerate() {
             match loc.location.generations(&name) {
                 Ok(gens) => {
-                    highest = highest.max(gens.into_iter().max().unwrap_or(0));
+                    let max = gens.into_iter().max().unwrap_or(0);
+                    highest = highest.max(max);
+                    if loc.location.shared()
+                        && shared_newest.as_ref().map_or(true, |(g, _)| max > *g)
+                    {
+                        shared_newest = Some((max, loc.label()));
+                    }
                     targets.push(i);
                 }
                 Err(e) => failed.push(LocationFailure {
@@ -645,9 +726,22 @@ impl Inner {
                 }),
             }
         }
+        if let (Some(base), Some((newer, location))) = (based_on, &shared_newest) {
+            if *newer > base {
+                return Err(VaultError::Stale {
+                    name,
+                    based_on: base,
+                    newer: *newer,
+                    location: location.clone(),
+                });
+            }
+        }
         let generation = highest.checked_add(1).ok_or_else(|| {
             VaultError::Config(format!("credential {name}: generation numbers exhausted"))
         })?;
+        // Shared locations first: their check-and-set decides whether this commit may
+        // happen at all, before any directory holds the generation.
+        targets.sort_by_key(|i| !self.locs[*i].location.shared());
         record.generation = generation;
         record.schema = SCHEMA_VERSION;
         let bytes = record::encode(&record);
@@ -656,6 +750,18 @@ impl Inner {
         for i in targets {
             let loc = &mut self.locs[i];
             match loc.location.create(&name, generation, &bytes) {
+                // Another daemon wrote since the listing above: refuse everywhere, so no
+                // directory holds a generation the shared location does not agree with.
+                Err(LocationError::Stale { .. } | LocationError::Exists { .. })
+                    if loc.location.shared() && written.is_empty() =>
+                {
+                    return Err(VaultError::Stale {
+                        name,
+                        based_on: based_on.unwrap_or(highest),
+                        newer: generation,
+                        location: loc.label(),
+                    });
+                }
                 Ok(()) => {
                     written.push(loc.label());
                     loc.ok = true;

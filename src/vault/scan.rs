@@ -38,6 +38,9 @@ pub(crate) fn read_slot(loc: &dyn Location, name: &str, generation: u64) -> Slot
         Err(LocationError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             SlotState::Vanished
         }
+        // A remote location that stopped answering between the listing and the read says
+        // nothing about the record; the other locations decide.
+        Err(LocationError::Unreachable { .. }) => SlotState::Vanished,
         Err(e) => SlotState::Unreadable(e),
     }
 }

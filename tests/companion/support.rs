@@ -26,6 +26,7 @@ pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealt
         generation: 1,
         cadence: None,
         last_probe: None,
+        ha: None,
     }
 }
 

@@ -30,6 +30,7 @@ macro_rules! require {
 }
 pub mod browser;
 pub mod oidc;
+pub mod openbao;
 
 /// Held by every test that clicks on desktop notifications: they share one notification
 /// server, and `dunstctl action 0` acts on whichever notification is shown first.

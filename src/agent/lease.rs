@@ -1,0 +1,685 @@
+//! The HA lease: daemons sharing an OpenBao location (`ha = true`) elect, per credential,
+//! the one that may talk to the provider.
+//!
+//! The lease is a KV v2 secret `<prefix>/_leases/<credential>` holding the holder's id,
+//! when it was taken and renewed, its time to live and, while a refresh token is being
+//! spent, which one. Every change is a check-and-set write against the version read last,
+//! so two daemons cannot both take or renew it.
+//!
+//! Time is measured on each daemon's own monotonic clock, never compared across machines:
+//! the holder counts its lease from the moment it *sent* the renewal, a follower from the
+//! moment it first *saw* that version, so the follower's deadline is never earlier than the
+//! holder's. The holder renews every third of the TTL and starts a refresh only with the
+//! lease just renewed (the write that also records the token being spent), and gives the
+//! provider call less time than the lease has left. A follower takes over when it has seen
+//! no new version for TTL + [`GRACE`], or at once when the holder released it (a clean
+//! shutdown). A takeover that finds a spend recorded hands it to the daemon's refresh
+//! intents, so a token whose answer died with the old holder is never presented blindly.
+//!
+//! Followers serve the newest generation they read from the vault ([`follow`]); a lost
+//! lease mid-refresh is caught by the vault's check-and-set (`Vault::commit_after`).
+
+use super::credential::{CachedToken, CheckError, Credential};
+use super::daemon::Daemon;
+use crate::vault::openbao::{KvClient, KvError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Sub-path of the location's prefix that holds the leases (not a credential name, so
+/// the vault never lists it).
+pub const LEASE_DIR: &str = "_leases";
+
+/// Margin a follower adds to the TTL before taking over (renewal latency, scheduling).
+pub const GRACE: Duration = Duration::from_secs(1);
+
+/// What the lease secret holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseRecord {
+    holder: String,
+    acquired_at: DateTime<Utc>,
+    renewed_at: DateTime<Utc>,
+    ttl_ms: u64,
+    #[serde(default)]
+    released: bool,
+    #[serde(default)]
+    spending: Option<Spend>,
+}
+
+/// A refresh token being spent by the holder (no secret: a generation and a short hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spend {
+    /// Generation whose refresh token is being presented.
+    pub generation: u64,
+    /// [`crate::vault::history::token_id`] of that refresh token.
+    pub token_id: String,
+    /// When the spend began.
+    pub started_at: DateTime<Utc>,
+}
+
+/// This daemon's role for one credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// It holds the lease: it refreshes and commits.
+    Holder,
+    /// Another daemon holds it (or nobody could be asked yet): it serves what it reads.
+    Follower,
+}
+
+#[derive(Debug)]
+struct State {
+    role: Role,
+    /// Lease secret version last seen (0: none).
+    version: u64,
+    /// When `version` was first seen (a follower's lapse clock).
+    observed_at: Instant,
+    /// The lease as read last.
+    record: Option<LeaseRecord>,
+    /// Holder only: the lease is ours until then (counted from sending the renewal).
+    held_until: Option<Instant>,
+    /// Holder only: when the last renewal was sent.
+    renewed: Option<Instant>,
+    /// Holder only: the spend recorded in the lease.
+    spending: Option<Spend>,
+    /// The last error talking to OpenBao.
+    error: Option<String>,
+}
+
+/// What one round of [`Leases::tick`] did, for the daemon to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing changed.
+    Same,
+    /// This daemon took the lease; `inherited` is a spend the previous holder left.
+    Acquired {
+        /// A refresh token the previous holder was spending when it stopped.
+        inherited: Option<Spend>,
+    },
+    /// This daemon lost the lease (another took it, or it could not renew in time).
+    Lost,
+}
+
+/// The leases of one daemon, one per HA credential.
+#[derive(Debug)]
+pub struct Leases {
+    client: Arc<KvClient>,
+    prefix: String,
+    me: String,
+    ttl: Duration,
+    states: Mutex<HashMap<String, State>>,
+}
+
+/// Role, holder and lease age of one credential, for health.
+#[derive(Debug, Clone)]
+pub struct LeaseView {
+    /// This daemon's role.
+    pub role: Role,
+    /// The holder's id as last read.
+    pub holder: Option<String>,
+    /// This daemon's id.
+    pub me: String,
+    /// Seconds since the current holder took the lease.
+    pub age_secs: Option<f64>,
+    /// Seconds since the lease was last renewed (by its clock).
+    pub renewed_secs_ago: Option<f64>,
+    /// The last error talking to OpenBao about the lease.
+    pub error: Option<String>,
+}
+
+impl Leases {
+    /// Leases under `prefix` for the daemon `me` (an id unique to this process).
+    pub fn new(client: Arc<KvClient>, prefix: &str, me: String, ttl: Duration) -> Leases {
+        Leases {
+            client,
+            prefix: prefix.trim_matches('/').to_string(),
+            me,
+            ttl,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This daemon's id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The lease's time to live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{LEASE_DIR}/{name}", self.prefix)
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+        // Plain data updated in single steps: a panic elsewhere leaves it consistent.
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long this daemon still holds `name`'s lease (`None`: it does not).
+    pub fn holds(&self, name: &str) -> Option<Duration> {
+        let states = self.states();
+        let s = states.get(name)?;
+        if s.role != Role::Holder {
+            return None;
+        }
+        s.held_until?.checked_duration_since(Instant::now())
+    }
+
+    /// Role and lease age for health.
+    pub fn view(&self, name: &str) -> LeaseView {
+        let states = self.states();
+        let s = states.get(name);
+        let now = Utc::now();
+        let secs = |t: DateTime<Utc>| ((now - t).num_milliseconds().max(0) as f64) / 1000.0;
+        LeaseView {
+            role: match s {
+                Some(s)
+                    if s.role == Role::Holder
+                        && s.held_until.is_some_and(|t| t > Instant::now()) =>
+                {
+                    Role::Holder
+                }
+                _ => Role::Follower,
+            },
+            holder: s.and_then(|s| s.record.as_ref()).map(|r| r.holder.clone()),
+            me: self.me.clone(),
+            age_secs: s
+                .and_then(|s| s.record.as_ref())
+                .map(|r| secs(r.acquired_at)),
+            renewed_secs_ago: s
+                .and_then(|s| s.record.as_ref())
+                .map(|r| secs(r.renewed_at)),
+            error: s.and_then(|s| s.error.clone()),
+        }
+    }
+
+    fn write(&self, name: &str, rec: &LeaseRecord, cas: u64) -> Result<u64, KvError> {
+        // Serializing plain strings, numbers and times cannot fail.
+        let data = serde_json::to_value(rec).expect("a lease record serializes");
+        self.client.write(&self.path(name), &data, Some(cas))
+    }
+
+    /// One round for `name` (blocking: call it off the runtime): read the lease, renew it
+    /// when held and due, take it when it lapsed or was released.
+    /// A spend the previous holder left is handed to `inherit` *before* this daemon
+    /// counts as the holder, so no refresh can start before it is noted.
+    pub fn tick(&self, name: &str, inherit: impl FnOnce(&Spend)) -> Tick {
+        let now = Instant::now();
+        let read = self.client.read(&self.path(name), None);
+        let (version, record) = match read {
+            Ok(Some((v, data))) => (
+                v,
+                serde_json::from_value::<LeaseRecord>(serde_json::Value::Object(data)).ok(),
+            ),
+            Ok(None) => match self.client.metadata(&self.path(name)) {
+                Ok(m) => (m.map(|m| m.current_version).unwrap_or(0), None),
+                Err(e) => return self.failed(name, e),
+            },
+            Err(e) => return self.failed(name, e),
+        };
+        let mut states = self.states();
+        let st = states.entry(name.to_string()).or_insert(State {
+            role: Role::Follower,
+            version,
+            observed_at: now,
+            record: None,
+            held_until: None,
+            renewed: None,
+            spending: None,
+            error: None,
+        });
+        st.error = None;
+        if version != st.version {
+            st.version = version;
+            st.observed_at = now;
+        }
+        st.record = record.clone();
+        let ours = record
+            .as_ref()
+            .is_some_and(|r| r.holder == self.me && !r.released);
+        if st.role == Role::Holder {
+            if !ours {
+                st.role = Role::Follower;
+                st.held_until = None;
+                st.spending = None;
+                return Tick::Lost;
+            }
+            let due = st
+                .renewed
+                .map_or(true, |t| now.duration_since(t) >= self.ttl / 3);
+            if !due {
+                return Tick::Same;
+            }
+            let rec = LeaseRecord {
+                renewed_at: Utc::now(),
+                spending: st.spending.clone(),
+                ..record.expect("ours implies a record")
+            };
+            drop(states);
+            return self.renew(name, rec, version, now);
+        }
+        // A follower (or a daemon that has not held it yet).
+        let lapsed = match &record {
+            None => true,
+            Some(r) if r.released => true,
+            Some(_) => now.duration_since(st.observed_at) >= self.ttl + GRACE,
+        };
+        if !lapsed {
+            return Tick::Same;
+        }
+        let inherited = record
+            .as_ref()
+            .filter(|r| r.holder != self.me)
+            .and_then(|r| r.spending.clone());
+        let rec = LeaseRecord {
+            holder: self.me.clone(),
+            acquired_at: Utc::now(),
+            renewed_at: Utc::now(),
+            ttl_ms: self.ttl.as_millis() as u64,
+            released: false,
+            spending: None,
+        };
+        drop(states);
+        match self.write(name, &rec, version) {
+            Ok(v) => {
+                if let Some(spend) = &inherited {
+                    inherit(spend);
+                }
+                let mut states = self.states();
+                let st = states.get_mut(name).expect("state made above");
+                st.role = Role::Holder;
+                st.version = v;
+                st.observed_at = now;
+                st.held_until = Some(now + self.ttl);
+                st.renewed = Some(now);
+                st.spending = None;
+                st.record = Some(rec);
+                tracing::info!(
+                    "credential {name}: took the HA lease (this daemon refreshes it now)"
+                );
+                Tick::Acquired { inherited }
+            }
+            Err(KvError::CasMismatch { .. }) => Tick::Same,
+            Err(e) => self.failed(name, e),
+        }
+    }
+
+    fn renew(&self, name: &str, rec: LeaseRecord, cas: u64, sent: Instant) -> Tick {
+        match self.write(name, &rec, cas) {
+            Ok(v) => {
+                let mut states = self.states();
+                if let Some(st) = states.get_mut(name) {
+                    st.version = v;
+                    st.observed_at = sent;
+                    st.held_until = Some(sent + self.ttl);
+                    st.renewed = Some(sent);
+                    st.record = Some(rec);
+                }
+                Tick::Same
+            }
+            Err(KvError::CasMismatch { .. }) => {
+                let mut states = self.states();
+                if let Some(st) = states.get_mut(name) {
+                    st.role = Role::Follower;
+                    st.held_until = None;
+                    st.spending = None;
+                }
+                tracing::warn!("credential {name}: lost the HA lease to another daemon");
+                Tick::Lost
+            }
+            Err(e) => self.failed(name, e),
+        }
+    }
+
+    /// OpenBao did not answer: a holder keeps the lease only until it runs out.
+    fn failed(&self, name: &str, e: KvError) -> Tick {
+        let mut states = self.states();
+        let st = states.entry(name.to_string()).or_insert(State {
+            role: Role::Follower,
+            version: 0,
+            observed_at: Instant::now(),
+            record: None,
+            held_until: None,
+            renewed: None,
+            spending: None,
+            error: None,
+        });
+        st.error = Some(e.to_string());
+        if st.role == Role::Holder && st.held_until.map_or(true, |t| t <= Instant::now()) {
+            st.role = Role::Follower;
+            st.held_until = None;
+            tracing::warn!(
+                "credential {name}: the HA lease ran out because OpenBao cannot be written ({e}); not refreshing until it can"
+            );
+            return Tick::Lost;
+        }
+        Tick::Same
+    }
+
+    /// Before a refresh token is presented: renews the lease with the spend recorded in
+    /// it (blocking). Returns how long the lease now lasts; an error when this daemon
+    /// does not hold it any more or OpenBao cannot be written (then nothing is spent).
+    pub fn begin_spend(&self, name: &str, spend: Spend) -> Result<Duration, String> {
+        let sent = Instant::now();
+        let (rec, cas) = {
+            let states = self.states();
+            let Some(st) = states.get(name).filter(|s| s.role == Role::Holder) else {
+                return Err("this daemon does not hold the HA lease".into());
+            };
+            let Some(r) = st.record.clone() else {
+                return Err("this daemon does not hold the HA lease".into());
+            };
+            (
+                LeaseRecord {
+                    renewed_at: Utc::now(),
+                    spending: Some(spend.clone()),
+                    ..r
+                },
+                st.version,
+            )
+        };
+        match self.renew(name, rec, cas, sent) {
+            Tick::Same if self.holds(name).is_some() => {
+                if let Some(st) = self.states().get_mut(name) {
+                    st.spending = Some(spend);
+                }
+                Ok(self.ttl)
+            }
+            _ => Err(self
+                .states()
+                .get(name)
+                .and_then(|s| s.error.clone())
+                .unwrap_or_else(|| "the HA lease was lost".into())),
+        }
+    }
+
+    /// After the spend's answer is committed (or known not to have rotated): the next
+    /// renewal records no spend. Renewed at once so a takeover does not see a stale one.
+    pub fn end_spend(&self, name: &str) {
+        let (rec, cas) = {
+            let mut states = self.states();
+            let Some(st) = states.get_mut(name) else {
+                return;
+            };
+            st.spending = None;
+            let Some(r) = st.record.clone().filter(|_| st.role == Role::Holder) else {
+                return;
+            };
+            (
+                LeaseRecord {
+                    renewed_at: Utc::now(),
+                    spending: None,
+                    ..r
+                },
+                st.version,
+            )
+        };
+        let _ = self.renew(name, rec, cas, Instant::now());
+    }
+
+    /// At shutdown: gives every held lease back, so a follower takes over at once.
+    pub fn release_all(&self) {
+        let held: Vec<(String, LeaseRecord, u64)> = self
+            .states()
+            .iter()
+            .filter(|(_, s)| s.role == Role::Holder && s.spending.is_none())
+            .filter_map(|(n, s)| Some((n.clone(), s.record.clone()?, s.version)))
+            .collect();
+        for (name, rec, cas) in held {
+            let rec = LeaseRecord {
+                released: true,
+                renewed_at: Utc::now(),
+                ..rec
+            };
+            match self.write(&name, &rec, cas) {
+                Ok(_) => tracing::info!("credential {name}: released the HA lease"),
+                Err(e) => tracing::warn!(
+                    "credential {name}: cannot release the HA lease ({e}); it lapses by itself"
+                ),
+            }
+        }
+    }
+}
+
+/// A unique id for this daemon process: agent name, host, pid and a random part (two
+/// daemons behind one agent name are told apart; a restart is a new holder).
+pub fn daemon_id(agent: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{agent}@{host}#{}-{}",
+        std::process::id(),
+        &crate::secret::random_token(4)
+    )
+}
+
+/// The lease task: one round per credential every sixth of the TTL. A takeover that finds
+/// a spend in flight records it as a refresh intent first (the refresh then asks the
+/// provider before presenting that token); at shutdown the leases are released.
+pub async fn run(d: Arc<Daemon>, leases: Arc<Leases>) {
+    let period = (leases.ttl() / 6).max(Duration::from_millis(200));
+    // Pasted tokens are never refreshed: nothing to elect.
+    let names: Vec<String> = d
+        .credentials
+        .iter()
+        .filter(|(_, c)| c.provider().kind != crate::provider::CredentialKind::Paste)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut shutdown = std::pin::pin!(d.shutdown_signal());
+    loop {
+        for name in &names {
+            let (l, n, d2) = (leases.clone(), name.clone(), d.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                l.tick(&n, |spend| {
+                    tracing::warn!(
+                        "credential {n}: the previous HA holder was spending generation {}'s refresh token when it stopped; asking before presenting it again",
+                        spend.generation
+                    );
+                    let intent = super::intent::Intent {
+                        generation: spend.generation,
+                        token_id: spend.token_id.clone(),
+                        started_at: spend.started_at,
+                    };
+                    if let Err(e) = d2.intents.begin(&n, &intent) {
+                        tracing::error!("credential {n}: cannot record the inherited refresh intent: {e}");
+                    }
+                })
+            })
+            .await;
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+    let l = leases.clone();
+    let _ = tokio::task::spawn_blocking(move || l.release_all()).await;
+}
+
+/// How long a follower waits for the holder's next generation before giving up on a
+/// request (the holder's takeover included).
+fn follow_wait(leases: &Leases) -> Duration {
+    leases.ttl() * 2 + GRACE * 4
+}
+
+/// A follower's refresh: the newest generation in the vault (OpenBao has the holder's
+/// commits). A token valid for at least a second is served at once; otherwise it waits,
+/// re-reading, until the holder commits a fresh one, or this daemon takes the lease
+/// (`Ok(None)`: the caller refreshes as the holder).
+pub(crate) async fn follow(
+    d: &Arc<Daemon>,
+    leases: &Leases,
+    cred: &Arc<Credential>,
+) -> Result<Option<CachedToken>, CheckError> {
+    let deadline = Instant::now() + follow_wait(leases);
+    loop {
+        let v = d.vault.clone();
+        let n = cred.name.clone();
+        let record = tokio::task::spawn_blocking(move || v.get(&n))
+            .await
+            .map_err(|_| CheckError::Vault("vault read task failed".into()))?
+            .map_err(|e| CheckError::Vault(e.to_string()))?;
+        let Some(record) = record else {
+            return Err(CheckError::NoToken);
+        };
+        if let Some(t) = CachedToken::from_record(&record, false) {
+            if t.fresh_for(Duration::from_secs(1), Utc::now()) {
+                cred.status.lock().expect("status lock").generation = record.generation;
+                return Ok(Some(t));
+            }
+        }
+        if leases.holds(&cred.name).is_some() {
+            return Ok(None);
+        }
+        if Instant::now() >= deadline || d.is_shutting_down() {
+            return Err(CheckError::Vault(format!(
+                "this daemon follows the HA lease holder for {} and no fresh access token arrived within {:?} (generation {} is the newest it can read); check the holder's health and OpenBao",
+                cred.name,
+                follow_wait(leases),
+                record.generation
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The leases for a vault with an OpenBao location marked `ha = true`.
+pub fn for_vault(vault: &crate::vault::Vault, agent: &str) -> Option<Arc<Leases>> {
+    let (cfg, client) = vault.openbao().filter(|(c, _)| c.ha)?;
+    let me = daemon_id(agent);
+    tracing::info!(
+        "HA: this daemon is {me}; leases under {}/{}/{LEASE_DIR}",
+        client.mount(),
+        cfg.prefix
+    );
+    Some(Arc::new(Leases::new(
+        client,
+        &cfg.prefix,
+        me,
+        cfg.lease_ttl,
+    )))
+}
+
+/// `health` with the credential's lease filled in.
+pub(crate) fn with_ha(
+    d: &Daemon,
+    mut h: crate::protocol::CredentialHealth,
+) -> crate::protocol::CredentialHealth {
+    let paste = d
+        .credentials
+        .get(&h.name)
+        .is_some_and(|c| c.provider().kind == crate::provider::CredentialKind::Paste);
+    if let Some(leases) = d.lease.as_ref().filter(|_| !paste) {
+        let v = leases.view(&h.name);
+        h.ha = Some(Box::new(crate::protocol::HaHealth {
+            role: match v.role {
+                Role::Holder => "holder".into(),
+                Role::Follower => "follower".into(),
+            },
+            holder: v.holder,
+            me: v.me,
+            lease_age_secs: v.age_secs,
+            renewed_secs_ago: v.renewed_secs_ago,
+            error: v.error,
+        }));
+    }
+    h
+}
+
+/// True when a commit was refused because another daemon committed a newer generation.
+pub(crate) fn is_stale(e: &CheckError) -> bool {
+    matches!(e, CheckError::Superseded(_))
+}
+
+/// [`follow`], with the outcome recorded in the credential's state; `None` when this
+/// daemon took the lease meanwhile (the caller refreshes as the holder).
+pub(crate) async fn follow_recorded(
+    d: &Arc<Daemon>,
+    leases: &Leases,
+    cred: &Arc<Credential>,
+) -> Option<Result<CachedToken, CheckError>> {
+    match follow(d, leases, cred).await {
+        Ok(Some(t)) => {
+            cred.set_token(Some(t.clone()));
+            d.record(cred, Ok(None));
+            Some(Ok(t))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            d.record(cred, Err(&e));
+            Some(Err(e))
+        }
+    }
+}
+
+/// The holder presents `rt`: first the lease is renewed with the spend recorded in it
+/// (nothing is spent when that fails: the daemon follows instead, `Err`), then the
+/// provider gets less time than the lease lasts.
+pub(crate) async fn spend(
+    d: &Arc<Daemon>,
+    leases: &Arc<Leases>,
+    cred: &Arc<Credential>,
+    provider: &crate::provider::Provider,
+    record: &crate::vault::Record,
+    rt: &crate::secret::RefreshToken,
+) -> Result<Result<crate::oauth::TokenSet, crate::oauth::OAuthError>, Result<CachedToken, CheckError>>
+{
+    let spend = Spend {
+        generation: record.generation,
+        token_id: crate::vault::history::token_id(rt.secret()),
+        started_at: Utc::now(),
+    };
+    let l = leases.clone();
+    let n = cred.name.clone();
+    let begun = tokio::task::spawn_blocking(move || l.begin_spend(&n, spend))
+        .await
+        .unwrap_or_else(|_| Err("the lease task failed".into()));
+    let ttl = match begun {
+        Ok(ttl) => ttl,
+        Err(why) => {
+            // Nothing was presented: the local intent goes, and the daemon serves what the
+            // holder commits.
+            tracing::warn!(
+                "credential {}: not refreshing ({why}); following the HA lease holder",
+                cred.name
+            );
+            let _ = d.intents.clear(&cred.name);
+            return Err(match follow_recorded(d, leases, cred).await {
+                Some(r) => r,
+                None => Err(CheckError::Vault(format!(
+                    "credential {}: the HA lease changed hands during a refresh; retry",
+                    cred.name
+                ))),
+            });
+        }
+    };
+    let budget = ttl
+        .saturating_sub(GRACE * 2)
+        .max(Duration::from_millis(500));
+    match tokio::time::timeout(budget, crate::oauth::refresh(&d.http, provider, &cred.client, rt)).await {
+        Ok(r) => Ok(r),
+        Err(_) => Ok(Err(crate::oauth::OAuthError {
+            provider: provider.name.clone(),
+            class: crate::oauth::ErrorClass::TRANSIENT,
+            info: crate::protocol::ErrorInfo {
+                code: "timeout".into(),
+                description: format!(
+                    "the provider did not answer within {budget:?}, less than the HA lease lasts; the answer is given up so that no other daemon presents the same refresh token while this one might"
+                ),
+            },
+        })),
+    }
+}
+
+/// After the spend's answer is committed: the lease records no spend any more.
+pub(crate) async fn spent(leases: &Arc<Leases>, name: &str) {
+    let l = leases.clone();
+    let n = name.to_string();
+    let _ = tokio::task::spawn_blocking(move || l.end_spend(&n)).await;
+}
