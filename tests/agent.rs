@@ -4,7 +4,9 @@
 //! crash test.
 
 mod api;
+mod check;
 mod cli;
+mod config_edit;
 mod edges;
 mod flows;
 mod hardening;

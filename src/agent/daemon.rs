@@ -242,7 +242,7 @@ fn vault_config(cfg: &AgentConfig, clients: &BTreeMap<String, ClientCredentials>
     vc
 }
 
-fn base_provider(c: &CredentialConfig) -> Result<(Provider, bool), DaemonError> {
+pub(crate) fn base_provider(c: &CredentialConfig) -> Result<(Provider, bool), DaemonError> {
     let err = |source| DaemonError::Provider {
         credential: c.name.clone(),
         source,

@@ -2,6 +2,8 @@
 //! metrics.
 //!
 //! - [`config`]: `agent.toml` (and the commented example `tether agent init` writes);
+//!   [`config_edit`]: `tether agent add`/`remove`, editing it in place with its comments;
+//!   [`lint`]: `tether agent check`, the config and the machine, each problem with its fix;
 //! - [`tls`]: the self-signed certificate and its fingerprint;
 //! - [`auth`]: device and agent tokens (hashes only), pairing secrets, rate limit;
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
@@ -27,11 +29,13 @@ pub mod api;
 pub mod auth;
 pub mod checker;
 pub mod config;
+pub mod config_edit;
 pub mod conn_limit;
 pub mod credential;
 pub mod daemon;
 pub mod file_watch;
 pub mod intent;
+pub mod lint;
 pub mod metrics;
 pub mod reauth;
 pub mod schedule;

@@ -191,11 +191,13 @@ impl Alert {
                 format!("tether: {target} is working again")
             }
             AlertKind::Test => {
+                // Labelled in the title and the first line: whoever reads only one of
+                // them must not think a credential died.
                 lines.push(format!(
-                    "This is a test alert from tether on agent {}: this channel delivers.",
+                    "TEST ALERT, nothing is wrong: sent by `tether agent alerts test` on agent {} to show that this channel delivers.",
                     self.agent
                 ));
-                format!("tether: test alert from {}", self.agent)
+                format!("tether: TEST alert from {} (nothing is wrong)", self.agent)
             }
             AlertKind::VaultTrouble => {
                 let detail = self.detail.as_deref().unwrap_or("a vault location fails");
@@ -338,7 +340,12 @@ mod tests {
     #[test]
     fn test_alert_names_the_agent_only() {
         let t = Alert::test("studio", Utc::now()).render();
-        assert_eq!(t.title, "tether: test alert from studio");
+        assert_eq!(t.title, "tether: TEST alert from studio (nothing is wrong)");
+        assert!(
+            t.body.starts_with("TEST ALERT, nothing is wrong"),
+            "{}",
+            t.body
+        );
         assert!(
             !t.body.contains("refused") && !t.body.contains("Fix:"),
             "{}",
