@@ -101,7 +101,7 @@ pub struct AgentConfig {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Serve HTTPS with the daemon's own certificate. `false` is accepted only on loopback.
@@ -122,7 +122,7 @@ impl Default for TlsConfig {
 }
 
 /// One `[[credentials]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
     /// Credential name, `[a-z0-9][a-z0-9_-]{0,63}`.
@@ -170,7 +170,7 @@ pub struct CredentialConfig {
 }
 
 /// One rendered output file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Where to write it.

@@ -142,7 +142,8 @@ pub enum OpError {
 
 /// The daemon: config, vault, token store, credentials, events, metrics and alerts.
 pub struct Daemon {
-    /// The config it was built from.
+    /// The config it was built from. A reload (`agent::reload`) changes the credentials
+    /// and the alerter, not this copy: its other settings need a restart.
     pub config: AgentConfig,
     /// HTTP client for providers.
     pub http: reqwest::Client,
@@ -154,14 +155,14 @@ pub struct Daemon {
     pub tls: Option<TlsIdentity>,
     /// Whether the identity was made by this start.
     pub tls_created: bool,
-    /// Credentials by name.
-    pub credentials: BTreeMap<String, Arc<Credential>>,
+    /// Credentials by name (swapped whole on a reload).
+    pub credentials: super::credential_set::CredentialSet,
     /// State-change events.
     pub events: broadcast::Sender<Event>,
     /// Counters.
     pub metrics: Metrics,
-    /// Alert channels.
-    pub alerter: Option<Alerter>,
+    /// Alert channels (swapped on a reload); see [`Daemon::alerter`].
+    pub(crate) alerter: std::sync::RwLock<Option<Arc<Alerter>>>,
     /// Re-auth sessions.
     pub sessions: Sessions,
     /// Reminder interval while dead.
@@ -186,13 +187,15 @@ pub struct Daemon {
     /// so in-flight commits finish before the process exits.
     pub(crate) writes: tokio::sync::RwLock<()>,
     shutdown_tx: watch::Sender<bool>,
+    /// Config reloads, one at a time, and the checker task of each credential.
+    pub(crate) reloads: super::reload::ReloadState,
 }
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Daemon")
             .field("agent", &self.config.name)
-            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .field("credentials", &self.credentials.names())
             .finish_non_exhaustive()
     }
 }
@@ -213,7 +216,10 @@ pub fn vault_config_for(cfg: &AgentConfig) -> Result<VaultConfig, super::config:
     Ok(vault_config(cfg, &clients))
 }
 
-fn vault_config(cfg: &AgentConfig, clients: &BTreeMap<String, ClientCredentials>) -> VaultConfig {
+pub(crate) fn vault_config(
+    cfg: &AgentConfig,
+    clients: &BTreeMap<String, ClientCredentials>,
+) -> VaultConfig {
     let mut vc = VaultConfig::new(cfg.state_dir.join(VAULT_DIR), cfg.backup_dirs.clone());
     vc.keep = cfg.keep;
     for c in &cfg.credentials {
@@ -242,6 +248,8 @@ fn vault_config(cfg: &AgentConfig, clients: &BTreeMap<String, ClientCredentials>
     vc
 }
 
+/// The credential's provider from its preset and overrides, checked (also used by
+/// `config_edit` and `lint`); `true` when it still needs OIDC discovery.
 pub(crate) fn base_provider(c: &CredentialConfig) -> Result<(Provider, bool), DaemonError> {
     let err = |source| DaemonError::Provider {
         credential: c.name.clone(),
@@ -265,6 +273,32 @@ pub(crate) fn base_provider(c: &CredentialConfig) -> Result<(Provider, bool), Da
     Ok((p, needs_discovery))
 }
 
+/// Reads a credential's client secret and resolves its provider (OIDC discovery for an
+/// `issuer`; one that cannot be reached now is retried by the checker): what
+/// [`Credential::new`] needs besides the vault record. Used at start and on reload.
+pub(crate) async fn resolve_credential(
+    http: &reqwest::Client,
+    c: &CredentialConfig,
+) -> Result<(ClientCredentials, Provider, bool), DaemonError> {
+    let secret = c.client_secret()?;
+    let public_client = secret.is_none();
+    let client = ClientCredentials {
+        client_id: c.client_id.clone().unwrap_or_default(),
+        client_secret: secret,
+    };
+    let (mut p, mut needs) = base_provider(c)?;
+    if let Some(issuer) = &c.issuer {
+        match discover(http, c, issuer, public_client).await {
+            Ok(d) => {
+                p = d;
+                needs = false;
+            }
+            Err(e) => tracing::warn!("credential {}: {e}; retrying at the next check", c.name),
+        }
+    }
+    Ok((client, p, needs))
+}
+
 impl Daemon {
     /// Builds the daemon: reads client secrets, resolves providers (OIDC discovery for an
     /// `issuer`; a provider that cannot be reached now is retried by the checker), opens
@@ -283,27 +317,8 @@ impl Daemon {
         let mut clients = BTreeMap::new();
         let mut providers = BTreeMap::new();
         for c in &config.credentials {
-            let secret = c.client_secret()?;
-            let public_client = secret.is_none();
-            clients.insert(
-                c.name.clone(),
-                ClientCredentials {
-                    client_id: c.client_id.clone().unwrap_or_default(),
-                    client_secret: secret,
-                },
-            );
-            let (mut p, mut needs) = base_provider(c)?;
-            if let Some(issuer) = &c.issuer {
-                match discover(&http, c, issuer, public_client).await {
-                    Ok(d) => {
-                        p = d;
-                        needs = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!("credential {}: {e}; retrying at the next check", c.name)
-                    }
-                }
-            }
+            let (client, p, needs) = resolve_credential(&http, c).await?;
+            clients.insert(c.name.clone(), client);
             providers.insert(c.name.clone(), (p, needs));
         }
 
@@ -335,9 +350,9 @@ impl Daemon {
         };
         let reminder_interval = alerts_cfg.reminder_interval;
         let alerter = Alerter::new(&alerts_cfg, http.clone())?;
-        let alerter = (!alerter.is_empty()).then_some(alerter);
+        let alerter = (!alerter.is_empty()).then(|| Arc::new(alerter));
 
-        let mut credentials = BTreeMap::new();
+        let mut credentials = super::credential_set::CredentialMap::new();
         for c in &config.credentials {
             let v = vault.clone();
             let name = c.name.clone();
@@ -386,10 +401,10 @@ impl Daemon {
             auth,
             tls,
             tls_created,
-            credentials,
+            credentials: super::credential_set::CredentialSet::new(credentials),
             events,
             metrics: Metrics::default(),
-            alerter,
+            alerter: std::sync::RwLock::new(alerter),
             reminder_interval,
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
@@ -401,6 +416,7 @@ impl Daemon {
             vault_watch,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
+            reloads: Default::default(),
         }))
     }
 
@@ -410,10 +426,19 @@ impl Daemon {
     }
 
     /// The credential called `name`.
-    pub fn credential(&self, name: &str) -> Result<&Arc<Credential>, OpError> {
+    pub fn credential(&self, name: &str) -> Result<Arc<Credential>, OpError> {
         self.credentials
             .get(name)
             .ok_or_else(|| OpError::UnknownCredential(name.to_string()))
+    }
+
+    /// The alert channels in force, if any.
+    pub fn alerter(&self) -> Option<Arc<Alerter>> {
+        // Invariant: the lock only guards an Arc swap.
+        self.alerter
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Starts the shutdown: checkers stop, event streams end.
@@ -448,13 +473,14 @@ impl Daemon {
             agent: self.config.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: PROTOCOL_VERSION,
-            credentials: self.credentials.values().map(|c| c.health()).collect(),
+            credentials: self
+                .credentials
+                .snapshot()
+                .values()
+                .map(|c| c.health())
+                .collect(),
             locations: self.locations.lock().expect("locations lock").clone(),
-            alerts: self
-                .alerter
-                .as_ref()
-                .map(|a| a.health())
-                .unwrap_or_default(),
+            alerts: self.alerter().map(|a| a.health()).unwrap_or_default(),
             repaired: self.repaired.lock().expect("repaired lock").clone(),
             vault: Some(self.vault_watch.health()),
         }
@@ -635,7 +661,9 @@ impl Daemon {
     /// Sends an alert in the background (channels retry on their own schedule, and a slow
     /// SMTP server must not hold up a check).
     pub(crate) fn alert(self: &Arc<Self>, health: &CredentialHealth, kind: AlertKind) {
-        let Some(_) = &self.alerter else { return };
+        let Some(alerter) = self.alerter() else {
+            return;
+        };
         let alert = Alert {
             agent: self.config.name.clone(),
             credential: health.name.clone(),
@@ -648,9 +676,7 @@ impl Daemon {
             refresh_expires_at: health.refresh_expires_at,
             detail: None,
         };
-        let d = self.clone();
         tokio::spawn(async move {
-            let Some(alerter) = &d.alerter else { return };
             let report = alerter.send(&alert).await;
             for o in &report.outcomes {
                 if let Err(e) = &o.result {
@@ -664,7 +690,7 @@ impl Daemon {
     pub(crate) fn send_reminders(self: &Arc<Self>) {
         let interval = chrono::Duration::from_std(self.reminder_interval)
             .unwrap_or(chrono::Duration::hours(6));
-        for cred in self.credentials.values() {
+        for cred in self.credentials.snapshot().values() {
             let due = {
                 let mut s = cred.status.lock().expect("status lock");
                 let due = s.state == CredentialState::Dead
@@ -1257,7 +1283,7 @@ impl Daemon {
         name: &str,
         report: &crate::protocol::RejectedReport,
     ) -> Result<(CredentialHealth, Option<CachedToken>), OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         self.metrics
             .inc("tether_rejected_reports_total", &[("credential", name)]);
         tracing::info!(
@@ -1312,7 +1338,7 @@ impl Daemon {
     /// A fresh access token for the user's agent; refreshed ahead of expiry (single flight).
     /// A dead credential refuses, and the refusal is counted.
     pub async fn access_token(self: &Arc<Self>, name: &str) -> Result<CachedToken, OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         let count = |outcome: &str| {
             self.metrics.inc(
                 "tether_access_token_requests_total",
@@ -1399,7 +1425,7 @@ impl Daemon {
 
     /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
     pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         let provider = self.ensure_provider(&cred).await.map_err(|e| match e {
             CheckError::Provider(source) => OpError::Provider {
                 name: name.to_string(),
@@ -1457,7 +1483,7 @@ impl Daemon {
             return Err(OpError::Session(SessionError::StateMismatch));
         }
         check_redirect(&session.redirect, redirect_uri).map_err(OpError::BadRequest)?;
-        let cred = self.credential(&session.credential)?.clone();
+        let cred = self.credential(&session.credential)?;
         let d = self.clone();
         let redirect_uri = redirect_uri.to_string();
         // Own task: once the code is spent, the new tokens must reach the vault even if
@@ -1553,7 +1579,7 @@ impl Daemon {
         name: &str,
         secret: AccessToken,
     ) -> Result<CredentialHealth, OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         let provider = cred.provider();
         if provider.kind != CredentialKind::Paste {
             return Err(OpError::WrongKind {

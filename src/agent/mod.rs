@@ -7,6 +7,9 @@
 //! - [`tls`]: the self-signed certificate and its fingerprint;
 //! - [`auth`]: device and agent tokens (hashes only), pairing secrets, rate limit;
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
+//!   [`credential_set`]: the credentials by name, swapped whole on a reload;
+//! - [`reload`]: SIGHUP (`systemctl reload`) applies agent.toml's credentials and alert
+//!   channels without a restart;
 //! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
@@ -32,12 +35,14 @@ pub mod config;
 pub mod config_edit;
 pub mod conn_limit;
 pub mod credential;
+pub mod credential_set;
 pub mod daemon;
 pub mod file_watch;
 pub mod intent;
 pub mod lint;
 pub mod metrics;
 pub mod reauth;
+pub mod reload;
 pub mod schedule;
 pub mod server;
 pub mod tls;

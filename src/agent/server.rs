@@ -287,11 +287,8 @@ pub async fn serve(
         None => return Err(ServeError::PlainOffLoopback(local)),
     };
     let mut tasks = Vec::new();
-    for cred in daemon.credentials.values() {
-        tasks.push(tokio::spawn(super::checker::run(
-            daemon.clone(),
-            cred.clone(),
-        )));
+    for cred in daemon.credentials.snapshot().values() {
+        tasks.push(daemon.spawn_checker(cred));
     }
     // Reminders must not wait much longer than their interval; short intervals (tests)
     // tick faster.
@@ -368,7 +365,7 @@ pub fn render_metrics(d: &Daemon) -> String {
     ];
     let mut state_samples = Vec::new();
     let mut blocked = Vec::new();
-    for c in d.credentials.values() {
+    for c in d.credentials.snapshot().values() {
         let s = c.status();
         for st in states {
             state_samples.push((
@@ -390,7 +387,7 @@ pub fn render_metrics(d: &Daemon) -> String {
         "Access-token requests refused since the credential died.",
         &blocked,
     );
-    let channels = d.alerter.as_ref().map(|a| a.health()).unwrap_or_default();
+    let channels = d.alerter().map(|a| a.health()).unwrap_or_default();
     let sent: Vec<_> = channels
         .iter()
         .map(|c| {

@@ -275,12 +275,10 @@ impl Daemon {
     }
 
     fn send_alert(self: &Arc<Self>, alert: Alert) {
-        if self.alerter.is_none() {
+        let Some(alerter) = self.alerter() else {
             return;
-        }
-        let d = self.clone();
+        };
         tokio::spawn(async move {
-            let Some(alerter) = &d.alerter else { return };
             let report = alerter.send(&alert).await;
             for o in &report.outcomes {
                 if let Err(e) = &o.result {

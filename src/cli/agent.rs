@@ -164,6 +164,9 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         .build()
         .context("failed to start the async runtime")?;
     rt.block_on(async move {
+        // Handled from the first moment: SIGHUP's default action would end the daemon.
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("failed to handle SIGHUP (config reload)")?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("failed to listen on {}; is another daemon running?", cfg.listen))?;
@@ -181,12 +184,13 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             }
             None => eprintln!("listening on http://{local} (plain HTTP, loopback only) as agent {}", daemon.agent()),
         }
-        if daemon.alerter.is_none() {
+        if daemon.alerter().is_none() {
             eprintln!("warning: no alert channels configured; only paired companions will hear about dead credentials");
         }
         for line in daemon.health().repaired {
             eprintln!("vault: {line}");
         }
+        tokio::spawn(crate::agent::reload::reload_on_sighup(daemon.clone(), path.to_path_buf(), hangup));
         crate::agent::serve(listener, daemon, shutdown_signal())
             .await
             .context("the agent daemon failed")?;
