@@ -203,13 +203,11 @@ pub fn add(path: &Path, new: &NewCredential) -> Result<String, ConfigEditError> 
         let c = cfg
             .credential(&new.name)
             .expect("the credential was just added");
-        super::daemon::base_provider(c).map_err(|e| match e {
-            super::DaemonError::Provider { source, .. } => ConfigEditError::Provider {
+        c.base_provider()
+            .map_err(|source| ConfigEditError::Provider {
                 name: new.name.clone(),
                 source,
-            },
-            other => ConfigEditError::Invalid(ConfigError::Invalid(other.to_string())),
-        })?;
+            })?;
         write(path, &text)?;
         Ok(text)
     })

@@ -185,12 +185,12 @@ async fn endpoints(cfg: &AgentConfig, http: &reqwest::Client, out: &mut Vec<Prob
     // URL → the credentials and fields that use it, so each is fetched once.
     let mut reach: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in &cfg.credentials {
-        let p = match super::daemon::base_provider(c) {
+        let p = match c.base_provider() {
             Ok((p, _)) => p,
             Err(e) => {
                 out.push(Problem {
                     class: ProblemClass::Provider,
-                    problem: e.to_string(),
+                    problem: format!("credential {}: {}", c.name, crate::report::chain(&e)),
                     fix: format!(
                         "fix provider, issuer or [credentials.overrides] of credential {} in the config",
                         c.name
@@ -263,7 +263,7 @@ async fn endpoints(cfg: &AgentConfig, http: &reqwest::Client, out: &mut Vec<Prob
                 problem: format!(
                     "{} {url} cannot be reached: {}",
                     users.join(", "),
-                    chain(&e)
+                    crate::report::chain(&e)
                 ),
                 fix: format!(
                     "check DNS, the firewall and any proxy between this machine and {host}; the daemon cannot refresh tokens without it"
@@ -296,19 +296,6 @@ async fn endpoints(cfg: &AgentConfig, http: &reqwest::Client, out: &mut Vec<Prob
             }
         }
     }
-}
-
-/// `e` and its sources, joined: reqwest's own message ("error sending request") says
-/// nothing about why.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn secret_files(cfg: &AgentConfig, user: Option<&AgentUser>, out: &mut Vec<Problem>) {

@@ -18,7 +18,9 @@
 use super::alerts::{Alerter, AlertsConfig};
 use super::config::AgentConfig;
 use super::credential::Credential;
-use super::daemon::{resolve_credential, vault_config, DaemonError};
+use super::daemon::resolve_credential;
+use super::error::DaemonError;
+use super::vault_config::vault_config;
 use super::Daemon;
 use crate::oauth::ClientCredentials;
 use std::collections::BTreeMap;
@@ -274,7 +276,7 @@ pub async fn reload_on_sighup(
             Err(e) => {
                 tracing::error!(
                     "reload refused, nothing changed: {}; fix the file and reload again",
-                    chain(&e)
+                    crate::report::chain(&e)
                 );
                 continue;
             }
@@ -284,19 +286,8 @@ pub async fn reload_on_sighup(
             Err(e) => tracing::error!(
                 "reload of {} refused, nothing changed: {}; fix the file and reload again",
                 path.display(),
-                chain(&e)
+                crate::report::chain(&e)
             ),
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -16,14 +16,12 @@
 //! ```
 //!
 //! Modules: [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
-//! file fallback), [`client`] (pinned-certificate HTTPS client and contact classification),
-//! [`sse`] (event-stream decoding), [`policy`] (pure notification state machine), [`notice`]
+//! file fallback), [`policy`] (pure notification state machine), [`notice`]
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
 //! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
 //! authorization URL passes before the browser opens it), [`pair`], [`status`],
 //! [`terminal`] (daemon text made safe to print), [`error`].
 
-pub mod client;
 pub mod config;
 pub mod consent;
 pub mod error;
@@ -34,11 +32,15 @@ pub mod pair;
 pub mod policy;
 pub mod reauth;
 pub mod secrets;
-pub mod sse;
 pub mod status;
 pub mod terminal;
 pub mod tray;
 pub mod watcher;
+
+// The daemon's client lives in the crate root (the agent side uses it too); these keep
+// the companion's paths.
+pub use crate::client;
+pub use crate::client::sse;
 
 pub use error::CompanionError;
 
@@ -179,7 +181,7 @@ impl Companion {
             .map(|a| {
                 let c = self
                     .client_for(a)
-                    .map_err(|e| (contact_class(&e), e.to_string()));
+                    .map_err(|e| (contact_class(&e), crate::report::chain(&e)));
                 (a.name.clone(), a.url.clone(), c)
             })
             .collect();
@@ -341,7 +343,7 @@ impl Companion {
             .map(|a| {
                 let c = self.client_for(a).map_err(|e| ContactFailure {
                     class: contact_class(&e),
-                    message: e.to_string(),
+                    message: crate::report::chain(&e),
                 });
                 (a.name.clone(), c)
             })

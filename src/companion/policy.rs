@@ -406,7 +406,7 @@ impl AgentPolicy {
                 }
             }
             // Transient or unknown: keep what the owner was told; the daemon retries.
-            CredentialState::Degraded | CredentialState::Unchecked => {}
+            CredentialState::Degraded | CredentialState::Unchecked | CredentialState::Unknown => {}
         }
     }
 
