@@ -3,6 +3,7 @@
 # demo and tests need on a Debian/Ubuntu machine. Safe to run again: it skips what is there.
 #   scripts/install-deps.sh build   # build + run the CLI and tray app
 #   scripts/install-deps.sh test    # everything the test suite needs
+#   scripts/install-deps.sh package # build the .deb packages and test them (CI: .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-test}"
@@ -14,8 +15,13 @@ build_pkgs=(build-essential pkg-config libwebkit2gtk-4.1-dev libayatana-appindic
 test_pkgs=(xvfb xauth x11-utils xdotool imagemagick dbus dbus-bin dbus-x11 libglib2.0-bin dunst gnome-keyring libsecret-tools
            webkit2gtk-driver chromium chromium-driver nodejs npm python3 python3-pip)
 
+# systemd for `systemd-analyze verify`; desktop-file-utils so dpkg's trigger builds the
+# MIME cache that maps tether:// to the installed tray app; xdg-utils for xdg-open.
+package_pkgs=(systemd desktop-file-utils xdg-utils)
+
 pkgs=("${build_pkgs[@]}")
 if [ "$what" = "test" ]; then pkgs+=("${test_pkgs[@]}"); fi
+if [ "$what" = "package" ]; then pkgs+=("${test_pkgs[@]}" "${package_pkgs[@]}"); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -39,7 +45,18 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-if [ "$what" = "test" ]; then
+if [ "$what" = "package" ]; then
+  # The versions the packaging was tried with: cargo-deb warns that its dev profile (used
+  # to package the debug binaries the tests built) will become an error one day.
+  if ! cargo deb --version 2>/dev/null | grep -q '3\.8\.0'; then
+    cargo install cargo-deb --version 3.8.0 --locked --quiet
+  fi
+  if ! cargo tauri --version 2>/dev/null | grep -q '^tauri-cli 2\.'; then
+    cargo install tauri-cli --version '^2.12' --locked --quiet
+  fi
+fi
+
+if [ "$what" = "test" ] || [ "$what" = "package" ]; then
   # The real OAuth server for the end-to-end tests, pinned by the lock file.
   (cd tests/fixtures/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
   # google-auth reads the rendered token file; aiosmtpd is the real SMTP server for alert

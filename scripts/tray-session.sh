@@ -16,7 +16,9 @@ WORK="$(mktemp -d /tmp/tether-tray-session.XXXXXX)"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    # A web process of the app may still be writing its shader cache for a moment.
+    for _ in 1 2 3 4 5; do rm -rf "$WORK" 2>/dev/null && break; sleep 0.5; done
+    rm -rf "$WORK" || true
 }
 trap cleanup EXIT
 

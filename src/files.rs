@@ -63,6 +63,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Replaces `path` atomically and durably with `bytes`, keeping the old file's mode and
+/// owner: for files an operator owns (agent.toml is root's, readable by the daemon's
+/// group), which a 0600 rewrite by root would lock the daemon out of.
+pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        crate::secret::random_token(6)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // Owner first: chown clears set-id bits, and the mode is set after it.
+        if let Err(e) = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())) {
+            // Only root may give a file away; a non-root editor of its own file keeps its
+            // own uid, which is the old owner anyway.
+            if e.kind() != io::ErrorKind::PermissionDenied {
+                return Err(e);
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Creates `path` with `bytes` only if it does not exist yet (0600, durable).
 /// Returns false when another process created it first.
 pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
@@ -142,6 +187,21 @@ mod tests {
             0o600
         );
         // No temp files left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replace_keeping_mode_keeps_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        fs::write(&p, b"old").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        replace_keeping_mode(&p, b"new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

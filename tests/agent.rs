@@ -4,7 +4,9 @@
 //! crash test.
 
 mod api;
+mod check;
 mod cli;
+mod config_edit;
 mod edges;
 mod flows;
 mod ha;
@@ -13,6 +15,7 @@ pub mod harness;
 mod hostile;
 mod lifetimes;
 mod paste_shell;
+mod reload;
 mod restart;
 mod simulated_life;
 mod vault_cadence;

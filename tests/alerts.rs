@@ -1,5 +1,8 @@
 //! Alert channels against real servers on loopback: an HTTP receiver for webhook, ntfy and
-//! Telegram, and aiosmtpd for e-mail (plain and STARTTLS with login).
+//! Telegram, and aiosmtpd for e-mail (plain and STARTTLS with login). `cli`: the
+//! `tether agent alerts test` command against the same servers.
+
+mod cli;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -181,9 +184,14 @@ fn config(toml_text: &str) -> AlertsConfig {
 
 /// Config with a webhook, an ntfy topic and a Telegram chat, all served by `rx`.
 fn http_channels(rx: &Receiver, dir: &Path) -> AlertsConfig {
+    config(&http_channels_toml(rx, dir))
+}
+
+/// The text of [`http_channels`] (an `[alerts]` section's body).
+fn http_channels_toml(rx: &Receiver, dir: &Path) -> String {
     let bot = secret_file(dir, "bot-token", BOT_TOKEN);
     let ntfy = secret_file(dir, "ntfy-token", NTFY_TOKEN);
-    config(&format!(
+    format!(
         r#"
         reminder_interval = "3h"
         [[channels]]
@@ -209,7 +217,7 @@ fn http_channels(rx: &Receiver, dir: &Path) -> AlertsConfig {
         tg = rx.url("/tg"),
         ntfy = ntfy.display(),
         bot = bot.display(),
-    ))
+    )
 }
 
 fn health_of<'a>(health: &'a [ChannelHealth], name: &str) -> &'a ChannelHealth {

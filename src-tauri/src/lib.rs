@@ -3,8 +3,10 @@
 //! - [`bridge`]: the app's handle on the core (watcher snapshot, re-auth, pairing, settings);
 //! - [`commands`]: the window's IPC surface, one line each into the core;
 //! - [`dashboard`]: what the window draws, built from the core's snapshot;
+//! - [`deep_link`]: `tether://` links (the pair dialog, pre-filled);
 //! - [`error`]: the `{code, message}` error every command returns;
 //! - [`events`]: what the app pushes to the window;
+//! - [`platform`]: what differs between desktops (the macOS Dock icon);
 //! - [`tray`]: the tray icon and menu, drawn from `tether::companion::tray`;
 //! - [`window`]: the dashboard window, created on demand and destroyed on close.
 //!
@@ -14,8 +16,10 @@
 pub mod bridge;
 pub mod commands;
 pub mod dashboard;
+pub mod deep_link;
 pub mod error;
 pub mod events;
+pub mod platform;
 #[cfg(desktop)]
 pub mod tray;
 pub mod window;
@@ -45,10 +49,15 @@ pub fn run() {
     let builder = tauri::Builder::default()
         // First, so a second launch hands over its arguments before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            let at = launch_request(argv.iter().skip(1).map(String::as_str));
+            let args = &argv[argv.len().min(1)..];
+            if deep_link::handled_by_plugin(args) {
+                return;
+            }
+            let at = launch_request(args.iter().map(String::as_str));
             // A bare second launch means "show me Tether".
             open_window(app, at.unwrap_or_default());
         }))
+        .plugin(deep_link::plugin())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
@@ -56,6 +65,9 @@ pub fn run() {
     let app = run_app(builder, core)
         .build(tauri::generate_context!())
         .expect("invariant: the tauri context is generated at build time from tauri.conf.json");
+    deep_link::listen(app.handle());
+    // Only the tray at start: no Dock icon on macOS until the window opens.
+    platform::show_in_dock(app.handle(), false);
     app.run(|app, event| match event {
         tauri::RunEvent::Ready => {
             let args: Vec<String> = std::env::args().skip(1).collect();
@@ -190,7 +202,7 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
     }
 }
 
-fn open_window<R: Runtime>(app: &AppHandle<R>, at: OpenAt) {
+pub(crate) fn open_window<R: Runtime>(app: &AppHandle<R>, at: OpenAt) {
     if let Err(e) = window::open(app, at) {
         tracing::warn!("cannot open the tether window: {e}");
     }

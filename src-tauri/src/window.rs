@@ -30,11 +30,18 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, at: OpenAt) -> tauri::Result<()> {
         }
         return Ok(());
     }
-    WebviewWindowBuilder::new(app, MAIN, WebviewUrl::App(start_path(&at).into()))
+    let window = WebviewWindowBuilder::new(app, MAIN, WebviewUrl::App(start_path(&at).into()))
         .title("Tether")
         .inner_size(1040.0, 640.0)
         .min_inner_size(640.0, 420.0)
         .build()?;
+    crate::platform::show_in_dock(app, true);
+    let handle = app.clone();
+    window.on_window_event(move |e| {
+        if let tauri::WindowEvent::Destroyed = e {
+            crate::platform::show_in_dock(&handle, false);
+        }
+    });
     Ok(())
 }
 

@@ -18,7 +18,7 @@ impl Daemon {
     /// A fresh access token for the user's agent; refreshed ahead of expiry (single flight).
     /// A dead credential refuses, and the refusal is counted.
     pub async fn access_token(self: &Arc<Self>, name: &str) -> Result<CachedToken, OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         let count = |outcome: &str| {
             self.metrics.inc(
                 metrics::ACCESS_TOKEN_REQUESTS,
@@ -98,7 +98,7 @@ impl Daemon {
         name: &str,
         report: &RejectedReport,
     ) -> Result<(CredentialHealth, Option<CachedToken>), OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         self.metrics
             .inc(metrics::REJECTED_REPORTS, &[("credential", name)]);
         tracing::info!(

@@ -104,7 +104,7 @@ pub struct AgentConfig {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Serve HTTPS with the daemon's own certificate. `false` is accepted only on loopback.
@@ -134,7 +134,7 @@ pub struct AgentVaultConfig {
 }
 
 /// One `[[credentials]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
     /// Credential name, `[a-z0-9][a-z0-9_-]{0,63}`.
@@ -182,7 +182,7 @@ pub struct CredentialConfig {
 }
 
 /// One rendered output file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Where to write it.

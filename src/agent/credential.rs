@@ -137,8 +137,10 @@ pub struct Credential {
     pub(crate) needs_discovery: std::sync::atomic::AtomicBool,
     /// The OAuth client.
     pub client: ClientCredentials,
-    /// Serialises refreshes, exchanges and secret pushes (single flight).
-    pub(crate) flight: tokio::sync::Mutex<()>,
+    /// Serialises refreshes, exchanges and secret pushes (single flight). Shared with the
+    /// credential that replaces this one on a config reload, so the two never spend one
+    /// refresh token concurrently.
+    pub(crate) flight: Arc<tokio::sync::Mutex<()>>,
     /// Number of finished refresh flights; a waiter that sees it change shares the result.
     pub(crate) flights: AtomicU64,
     /// Result of the newest flight.
@@ -197,7 +199,7 @@ impl Credential {
             provider: RwLock::new(Arc::new(provider)),
             needs_discovery: std::sync::atomic::AtomicBool::new(needs_discovery),
             client,
-            flight: tokio::sync::Mutex::new(()),
+            flight: Arc::new(tokio::sync::Mutex::new(())),
             flights: AtomicU64::new(0),
             last_flight: Mutex::new(None),
             pending: Mutex::new(None),
@@ -206,6 +208,30 @@ impl Credential {
             wake: tokio::sync::Notify::new(),
             last_rejected_refresh: Mutex::new(None),
             last_check_now: Mutex::new(None),
+        }
+    }
+
+    /// Takes over `old`'s run-time state when this credential replaces it on a config
+    /// reload: its single-flight lock, the cached access token (when the provider and
+    /// client are the same, so the token is still theirs), a rotated record the vault has
+    /// not stored yet, and the health state. Call it holding `old`'s flight lock.
+    pub(crate) fn take_over(&mut self, old: &Credential) {
+        self.flight = old.flight.clone();
+        let same_grant = self.config.provider == old.config.provider
+            && self.config.issuer == old.config.issuer
+            && self.config.overrides == old.config.overrides
+            && self.client.client_id == old.client.client_id;
+        if same_grant {
+            *self.token.get_mut().expect("token lock") = old.cached_token();
+            let mut status = old.status();
+            // The probe in force may differ with new settings; the schedule finds out.
+            status.probe_note = None;
+            status.unconfirmed_gones = 0;
+            *self.status.get_mut().expect("status lock") = status;
+        }
+        let pending = old.pending.lock().expect("pending lock").clone();
+        if pending.is_some() {
+            *self.pending.get_mut().expect("pending lock") = pending;
         }
     }
 

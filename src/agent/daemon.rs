@@ -30,7 +30,8 @@ pub use super::vault_watch::WIPE_NOTICE_EVERY;
 
 /// The daemon: config, vault, token store, credentials, events, metrics and alerts.
 pub struct Daemon {
-    /// The config it was built from.
+    /// The config it was built from. A reload (`agent::reload`) changes the credentials
+    /// and the alerter, not this copy: its other settings need a restart.
     pub(super) config: AgentConfig,
     /// HTTP client for providers.
     pub(super) http: reqwest::Client,
@@ -42,14 +43,14 @@ pub struct Daemon {
     pub(super) tls: Option<TlsIdentity>,
     /// Whether the identity was made by this start.
     pub(super) tls_created: bool,
-    /// Credentials by name.
-    pub(super) credentials: BTreeMap<String, Arc<Credential>>,
+    /// Credentials by name (swapped whole on a reload).
+    pub(super) credentials: super::credential_set::CredentialSet,
     /// State-change events.
     pub(super) events: broadcast::Sender<Event>,
     /// Counters.
     pub(super) metrics: Metrics,
-    /// Alert channels.
-    pub(super) alerter: Option<Alerter>,
+    /// Alert channels (swapped on a reload); see [`Daemon::alerter`].
+    pub(super) alerter: std::sync::RwLock<Option<Arc<Alerter>>>,
     /// Re-auth sessions.
     pub(super) sessions: Sessions,
     /// Reminder interval while dead.
@@ -78,15 +79,50 @@ pub struct Daemon {
     /// so in-flight commits finish before the process exits.
     pub(super) writes: tokio::sync::RwLock<()>,
     pub(super) shutdown_tx: watch::Sender<bool>,
+    /// Config reloads, one at a time, and the checker task of each credential.
+    pub(super) reloads: super::reload::ReloadState,
 }
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Daemon")
             .field("agent", &self.config.name)
-            .field("credentials", &self.credentials.keys().collect::<Vec<_>>())
+            .field("credentials", &self.credentials.names())
             .finish_non_exhaustive()
     }
+}
+
+/// Reads a credential's client secret and resolves its provider (OIDC discovery for an
+/// `issuer`; one that cannot be reached now is retried by the checker): what
+/// [`Credential::new`] needs besides the vault record. Used at start and on reload.
+pub(crate) async fn resolve_credential(
+    http: &reqwest::Client,
+    c: &super::config::CredentialConfig,
+) -> Result<(ClientCredentials, crate::provider::Provider, bool), DaemonError> {
+    let secret = c.client_secret()?;
+    let public_client = secret.is_none();
+    let client = ClientCredentials {
+        client_id: c.client_id.clone().unwrap_or_default(),
+        client_secret: secret,
+    };
+    let (mut p, mut needs) = c.base_provider().map_err(|source| DaemonError::Provider {
+        credential: c.name.clone(),
+        source,
+    })?;
+    if let Some(issuer) = &c.issuer {
+        match c.discover_provider(http, issuer, public_client).await {
+            Ok(d) => {
+                p = d;
+                needs = false;
+            }
+            Err(e) => tracing::warn!(
+                "credential {}: {}; retrying at the next check",
+                c.name,
+                crate::report::chain(&e)
+            ),
+        }
+    }
+    Ok((client, p, needs))
 }
 
 impl Daemon {
@@ -107,32 +143,8 @@ impl Daemon {
         let mut clients = BTreeMap::new();
         let mut providers = BTreeMap::new();
         for c in &config.credentials {
-            let secret = c.client_secret()?;
-            let public_client = secret.is_none();
-            clients.insert(
-                c.name.clone(),
-                ClientCredentials {
-                    client_id: c.client_id.clone().unwrap_or_default(),
-                    client_secret: secret,
-                },
-            );
-            let (mut p, mut needs) = c.base_provider().map_err(|source| DaemonError::Provider {
-                credential: c.name.clone(),
-                source,
-            })?;
-            if let Some(issuer) = &c.issuer {
-                match c.discover_provider(&http, issuer, public_client).await {
-                    Ok(d) => {
-                        p = d;
-                        needs = false;
-                    }
-                    Err(e) => tracing::warn!(
-                        "credential {}: {}; retrying at the next check",
-                        c.name,
-                        crate::report::chain(&e)
-                    ),
-                }
-            }
+            let (client, p, needs) = resolve_credential(&http, c).await?;
+            clients.insert(c.name.clone(), client);
             providers.insert(c.name.clone(), (p, needs));
         }
 
@@ -165,9 +177,9 @@ impl Daemon {
         };
         let reminder_interval = alerts_cfg.reminder_interval;
         let alerter = Alerter::new(&alerts_cfg, http.clone())?;
-        let alerter = (!alerter.is_empty()).then_some(alerter);
+        let alerter = (!alerter.is_empty()).then(|| Arc::new(alerter));
 
-        let mut credentials = BTreeMap::new();
+        let mut credentials = super::credential_set::CredentialMap::new();
         for c in &config.credentials {
             let v = vault.clone();
             let name = c.name.clone();
@@ -216,10 +228,10 @@ impl Daemon {
             auth,
             tls,
             tls_created,
-            credentials,
+            credentials: super::credential_set::CredentialSet::new(credentials),
             events,
             metrics: Metrics::default(),
-            alerter,
+            alerter: std::sync::RwLock::new(alerter),
             reminder_interval,
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
@@ -232,6 +244,7 @@ impl Daemon {
             lease,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
+            reloads: Default::default(),
         }))
     }
 
@@ -241,7 +254,7 @@ impl Daemon {
     }
 
     /// The credential called `name`.
-    pub fn credential(&self, name: &str) -> Result<&Arc<Credential>, OpError> {
+    pub fn credential(&self, name: &str) -> Result<Arc<Credential>, OpError> {
         self.credentials
             .get(name)
             .ok_or_else(|| OpError::UnknownCredential(name.to_string()))
@@ -281,15 +294,12 @@ impl Daemon {
             protocol: PROTOCOL_VERSION,
             credentials: self
                 .credentials
+                .snapshot()
                 .values()
                 .map(|c| super::lease::with_ha(self, c.health()))
                 .collect(),
             locations: self.locations.lock().expect("locations lock").clone(),
-            alerts: self
-                .alerter
-                .as_ref()
-                .map(|a| a.health())
-                .unwrap_or_default(),
+            alerts: self.alerter().map(|a| a.health()).unwrap_or_default(),
             repaired: self.repaired.lock().expect("repaired lock").clone(),
             vault: Some(self.vault_watch.health()),
         }
@@ -333,7 +343,16 @@ impl Daemon {
 
     /// True when at least one alert channel is configured.
     pub fn has_alert_channels(&self) -> bool {
-        self.alerter.is_some()
+        self.alerter().is_some()
+    }
+
+    /// The alert channels in force, if any.
+    pub fn alerter(&self) -> Option<Arc<Alerter>> {
+        // Invariant: the lock only guards an Arc swap.
+        self.alerter
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Devices, agent tokens and pairing secrets (pairing codes last

@@ -139,7 +139,7 @@ pub fn render(d: &Daemon) -> String {
     ];
     let mut state_samples = Vec::new();
     let mut blocked = Vec::new();
-    for c in d.credentials.values() {
+    for c in d.credentials.snapshot().values() {
         let s = c.status();
         for st in states {
             state_samples.push((
@@ -161,7 +161,7 @@ pub fn render(d: &Daemon) -> String {
         "Access-token requests refused since the credential died.",
         &blocked,
     );
-    let channels = d.alerter.as_ref().map(|a| a.health()).unwrap_or_default();
+    let channels = d.alerter().map(|a| a.health()).unwrap_or_default();
     let sent: Vec<_> = channels
         .iter()
         .map(|c| {

@@ -2,11 +2,16 @@
 //! metrics.
 //!
 //! - [`config`]: `agent.toml` (and the commented example `tether agent init` writes);
+//!   [`config_edit`]: `tether agent add`/`remove`, editing it in place with its comments;
+//!   [`lint`]: `tether agent check`, the config and the machine, each problem with its fix;
 //!   [`resolve`]: the provider a credential's config describes (preset, overrides,
 //!   discovery); [`vault_config`]: the vault it describes (locations, outputs);
 //! - [`tls`]: the self-signed certificate and its fingerprint;
 //! - [`auth`]: device and agent tokens (hashes only), pairing secrets, rate limit;
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
+//!   [`credential_set`]: the credentials by name, swapped whole on a reload;
+//! - [`reload`]: SIGHUP (`systemctl reload`) applies agent.toml's credentials and alert
+//!   channels without a restart;
 //! - [`error`]: why the daemon could not be built, why a check or an API operation failed;
 //! - [`daemon`]: the coordinator: the shared state, its accessors, shutdown, health;
 //! - [`transition`]: the pure state transitions and the alert each change calls for;
@@ -40,19 +45,23 @@ pub mod auth;
 pub mod broker;
 pub mod checker;
 pub mod config;
+pub mod config_edit;
 pub mod conn_limit;
 pub mod credential;
+pub mod credential_set;
 pub mod daemon;
 pub mod error;
 pub mod file_watch;
 pub mod intent;
 pub mod lease;
+pub mod lint;
 pub mod metrics;
 pub mod probe;
 pub mod reauth;
 pub mod reauthorize;
 pub mod record;
 pub mod refresh;
+pub mod reload;
 pub mod resolve;
 pub mod schedule;
 pub mod server;

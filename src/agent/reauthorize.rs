@@ -66,7 +66,7 @@ impl RedirectRequirement {
 impl Daemon {
     /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
     pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         let provider = self
             .ensure_provider(&cred)
             .await
@@ -121,7 +121,7 @@ impl Daemon {
             return Err(OpError::Session(SessionError::StateMismatch));
         }
         session.redirect.check(redirect_uri)?;
-        let cred = self.credential(&session.credential)?.clone();
+        let cred = self.credential(&session.credential)?;
         let d = self.clone();
         let redirect_uri = redirect_uri.to_string();
         // Own task: once the code is spent, the new tokens must reach the vault even if
@@ -216,7 +216,7 @@ impl Daemon {
         name: &str,
         secret: AccessToken,
     ) -> Result<CredentialHealth, OpError> {
-        let cred = self.credential(name)?.clone();
+        let cred = self.credential(name)?;
         let provider = cred.provider();
         if provider.kind != CredentialKind::Paste {
             return Err(OpError::WrongKind {

@@ -89,7 +89,9 @@ impl Daemon {
     /// Sends an alert in the background (channels retry on their own schedule, and a slow
     /// SMTP server must not hold up a check).
     pub(crate) fn alert(self: &Arc<Self>, health: &CredentialHealth, kind: AlertKind) {
-        let Some(_) = &self.alerter else { return };
+        if self.alerter().is_none() {
+            return;
+        }
         let alert = Alert {
             agent: self.config.name.clone(),
             credential: health.name.clone(),
@@ -109,7 +111,7 @@ impl Daemon {
     pub(crate) fn send_reminders(self: &Arc<Self>) {
         let interval = chrono::Duration::from_std(self.reminder_interval)
             .unwrap_or(chrono::Duration::hours(6));
-        for cred in self.credentials.values() {
+        for cred in self.credentials.snapshot().values() {
             let due = {
                 let mut s = cred.status.lock().expect("status lock");
                 let due = s.state == CredentialState::Dead

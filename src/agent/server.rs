@@ -285,11 +285,8 @@ pub async fn serve(
         None => return Err(ServeError::PlainOffLoopback(local)),
     };
     let mut tasks = Vec::new();
-    for cred in daemon.credentials.values() {
-        tasks.push(tokio::spawn(super::checker::run(
-            daemon.clone(),
-            cred.clone(),
-        )));
+    for cred in daemon.credentials.snapshot().values() {
+        tasks.push(daemon.spawn_checker(cred));
     }
     // Reminders must not wait much longer than their interval; short intervals (tests)
     // tick faster.

@@ -339,12 +339,10 @@ impl Daemon {
     /// Sends `alert` in the background (channels retry on their own schedule, and a slow
     /// SMTP server must not hold up a check); failures are logged per channel.
     pub(super) fn send_alert(self: &Arc<Self>, alert: Alert) {
-        if self.alerter.is_none() {
+        let Some(alerter) = self.alerter() else {
             return;
-        }
-        let d = self.clone();
+        };
         tokio::spawn(async move {
-            let Some(alerter) = &d.alerter else { return };
             let report = alerter.send(&alert).await;
             for o in &report.outcomes {
                 if let Err(e) = &o.result {

@@ -1,4 +1,5 @@
-//! `tether agent ...` commands: init, serve, pair, devices, revoke, token create.
+//! `tether agent ...` commands: init, serve, pair, devices, revoke, token create (add,
+//! remove, check and alerts test are in `agent_ops`).
 //!
 //! `pair`, `devices`, `revoke` and `token create` work on the state directory directly
 //! (under the same file lock as the daemon), so they take effect on a running daemon.
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Default config path (also `TETHER_AGENT_CONFIG`).
-const DEFAULT_CONFIG: &str = "/etc/tether/agent.toml";
+pub(super) const DEFAULT_CONFIG: &str = "/etc/tether/agent.toml";
 
 /// `tether agent` sub-commands.
 #[derive(Debug, Subcommand)]
@@ -62,6 +63,9 @@ pub enum AgentCommand {
     /// Agent tokens for the user's agent (they can only read access tokens).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// add, remove, check, alerts (in `agent_ops`).
+    #[command(flatten)]
+    Ops(super::agent_ops::OpsCommand),
 }
 
 /// `tether agent token` sub-commands.
@@ -118,10 +122,11 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
         AgentCommand::Revoke { id, config } => revoke(&config, &id),
         AgentCommand::Token(TokenCommand::Create { name, config }) => token_create(&config, &name),
         AgentCommand::Token(TokenCommand::Get(a)) => run_token_get(a),
+        AgentCommand::Ops(c) => super::agent_ops::run(c),
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<AgentConfig> {
+pub(super) fn load(path: &Path) -> anyhow::Result<AgentConfig> {
     config::parse(path).with_context(|| {
         format!(
             "cannot use the agent config {}; write an example with `tether agent init --config {}`",
@@ -159,6 +164,9 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         .build()
         .context("failed to start the async runtime")?;
     rt.block_on(async move {
+        // Handled from the first moment: SIGHUP's default action would end the daemon.
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("failed to handle SIGHUP (config reload)")?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("failed to listen on {}; is another daemon running?", cfg.listen))?;
@@ -182,6 +190,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         for line in daemon.health().repaired {
             eprintln!("vault: {line}");
         }
+        tokio::spawn(crate::agent::reload::reload_on_sighup(daemon.clone(), path.to_path_buf(), hangup));
         crate::agent::serve(listener, daemon, shutdown_signal())
             .await
             .context("the agent daemon failed")?;

@@ -592,6 +592,22 @@ impl Vault {
     pub fn outputs(&self) -> Vec<OutputSpec> {
         self.lock().outputs.clone()
     }
+
+    /// Replaces the configured outputs (a config reload) and renders any that are not
+    /// current. Refused, with nothing changed, when one names an invalid credential.
+    pub fn set_outputs(&self, outputs: Vec<OutputSpec>) -> Result<Vec<PathBuf>, VaultError> {
+        for o in &outputs {
+            if !valid_credential_name(&o.credential) {
+                return Err(VaultError::Config(format!(
+                    "output {} names credential {:?}, which is not a valid credential name",
+                    o.path.display(),
+                    o.credential
+                )));
+            }
+        }
+        self.lock().outputs = outputs;
+        self.check_outputs()
+    }
 }
 
 impl Inner {

@@ -11,6 +11,7 @@
 //! - [`text`]: the [`Alert`] event and its rendering.
 //! - `webhook`, `ntfy`, `telegram`, `email`: one file per channel.
 //! - `secret`, `http`, `error`: channel secrets, the shared HTTP send, the error types.
+//! - [`test_send`]: `tether agent alerts test`, a labelled test alert through each channel.
 
 pub mod config;
 mod email;
@@ -19,6 +20,7 @@ mod http;
 mod ntfy;
 mod secret;
 mod telegram;
+pub mod test_send;
 pub mod text;
 mod webhook;
 

@@ -155,6 +155,15 @@ impl Alert {
                 ));
                 format!("tether: {target} is working again")
             }
+            AlertKind::Test => {
+                // Labelled in the title and the first line: whoever reads only one of
+                // them must not think a credential died.
+                lines.push(format!(
+                    "TEST ALERT, nothing is wrong: sent by `tether agent alerts test` on agent {} to show that this channel delivers.",
+                    self.agent
+                ));
+                format!("tether: TEST alert from {} (nothing is wrong)", self.agent)
+            }
             AlertKind::VaultTrouble => {
                 let detail = self.detail.as_deref().unwrap_or("a vault location fails");
                 lines.push(format!(
@@ -291,6 +300,22 @@ mod tests {
         let t = a.render();
         assert!(t.body.contains("1 request refused"));
         assert!(t.body.len() < 800);
+    }
+
+    #[test]
+    fn test_alert_names_the_agent_only() {
+        let t = Alert::test("studio", Utc::now()).render();
+        assert_eq!(t.title, "tether: TEST alert from studio (nothing is wrong)");
+        assert!(
+            t.body.starts_with("TEST ALERT, nothing is wrong"),
+            "{}",
+            t.body
+        );
+        assert!(
+            !t.body.contains("refused") && !t.body.contains("Fix:"),
+            "{}",
+            t.body
+        );
     }
 
     #[test]
