@@ -4,6 +4,7 @@
 //! crash test.
 
 mod api;
+mod challenges;
 mod cli;
 mod edges;
 mod flows;

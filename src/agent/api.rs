@@ -137,7 +137,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
-fn authenticate(parts: &Parts, daemon: &Daemon, role: Role) -> Result<Principal, ApiFailure> {
+pub(crate) fn authenticate(
+    parts: &Parts,
+    daemon: &Daemon,
+    role: Role,
+) -> Result<Principal, ApiFailure> {
     let token = bearer(parts).ok_or_else(|| {
         ApiFailure::new(
             StatusCode::UNAUTHORIZED,
@@ -304,6 +308,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/credentials/{name}/check", post(check_now))
         .route("/v1/credentials/{name}/access-token", get(access_token))
         .route("/v1/credentials/{name}/rejected", post(rejected))
+        .merge(super::human_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -486,11 +491,14 @@ pub const MAX_EVENT_STREAM: std::time::Duration = std::time::Duration::from_secs
 
 async fn events(
     State(d): State<Arc<Daemon>>,
-    DeviceAuth(principal): DeviceAuth,
+    super::agent_events::EventsCaller { principal, filter }: super::agent_events::EventsCaller,
 ) -> Sse<impl futures_util::Stream<Item = Result<sse::Event, std::convert::Infallible>>> {
     let rx = d.events.subscribe();
-    let changes =
-        tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|r| async move { r.ok() });
+    // A device sees every change; an agent token only its own `recovered` events.
+    let changes = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |r| {
+        let kept = r.ok().filter(|ev| filter.keeps(ev));
+        async move { kept }
+    });
     let period = d.config.heartbeat_interval;
     let beats = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
         tokio::time::Instant::now() + period,
@@ -582,7 +590,16 @@ async fn rejected(
     CredName(name): CredName,
     OptionalBody(report): OptionalBody<RejectedReport>,
 ) -> Result<Json<RejectedReply>, ApiFailure> {
-    let (credential, token) = d.rejected(&name, &report.unwrap_or_default()).await?;
+    let report = report.unwrap_or_default();
+    d.note_pending(
+        &name,
+        crate::protocol::PendingWork::from_report(
+            report.pending,
+            report.oldest,
+            report.what.as_deref(),
+        ),
+    );
+    let (credential, token) = d.rejected(&name, &report).await?;
     Ok(Json(RejectedReply {
         credential,
         token: token.map(|t| AccessTokenReply {

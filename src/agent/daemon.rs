@@ -243,6 +243,9 @@ fn vault_config(cfg: &AgentConfig, clients: &BTreeMap<String, ClientCredentials>
 }
 
 fn base_provider(c: &CredentialConfig) -> Result<(Provider, bool), DaemonError> {
+    if c.is_session() {
+        return Ok((super::session::provider(&c.provider), false));
+    }
     let err = |source| DaemonError::Provider {
         credential: c.name.clone(),
         source,
@@ -552,14 +555,30 @@ impl Daemon {
                     s.refresh_expires_at = end.or(s.refresh_expires_at);
                     s.last_error = None;
                     s.failures = 0;
-                    cred.working_state(s.refresh_expires_at)
+                    // An open challenge: only the agent can say its session works again.
+                    match cred.challenge_error() {
+                        Some(info) => {
+                            s.last_error = Some(info);
+                            CredentialState::Dead
+                        }
+                        None => cred.working_state(s.refresh_expires_at),
+                    }
                 }
                 Err(e) => {
+                    let was_human_needed = s
+                        .last_error
+                        .as_ref()
+                        .is_some_and(|i| i.code == super::challenge::HUMAN_NEEDED);
                     s.last_error = Some(e.info());
                     if e.is_dead() {
                         CredentialState::Dead
                     } else if matches!(e, CheckError::ShuttingDown) {
                         previous
+                    } else if let Some(info) = cred.challenge_error() {
+                        // The owner still has to answer the agent's challenge: that stays
+                        // the news, whatever else a check met on the way.
+                        s.last_error = Some(info);
+                        CredentialState::Dead
                     } else if matches!(e, CheckError::NoToken) {
                         // Nothing to check: the owner still has to authorize it once.
                         if previous == CredentialState::Dead {
@@ -567,8 +586,10 @@ impl Daemon {
                         } else {
                             CredentialState::Unchecked
                         }
-                    } else if previous == CredentialState::Dead {
+                    } else if previous == CredentialState::Dead && !was_human_needed {
                         // Known dead stays dead until a re-auth or a refresh that works.
+                        // (Dead only because of a challenge the agent has since resolved:
+                        // the grant was never in doubt, so trouble now is just trouble.)
                         CredentialState::Dead
                     } else {
                         s.failures = s.failures.saturating_add(1);
@@ -623,6 +644,10 @@ impl Daemon {
             }
             _ => None,
         };
+        if kind == Some(AlertKind::Recovered) {
+            // The agent's own stream: resume now, not at the next cron run.
+            self.emit_recovered(cred);
+        }
         if let Some(kind) = kind {
             if kind == AlertKind::Recovered {
                 // The recovery text tells how many requests waited while it was dead.
@@ -647,6 +672,8 @@ impl Daemon {
             since: health.since,
             refresh_expires_at: health.refresh_expires_at,
             detail: None,
+            challenge: health.challenge.as_ref().map(|c| c.challenge.clone()),
+            pending: health.pending.clone(),
         };
         let d = self.clone();
         tokio::spawn(async move {
@@ -695,6 +722,10 @@ impl Daemon {
         cred: &Arc<Credential>,
         only_if_stale: bool,
     ) -> Result<CachedToken, CheckError> {
+        if cred.config.is_session() {
+            // No token to refresh: its health is the agent's report.
+            return Err(CheckError::NoToken);
+        }
         let d = self.clone();
         let c = cred.clone();
         let seen = cred.flights.load(Ordering::SeqCst);
@@ -1313,6 +1344,7 @@ impl Daemon {
     /// A dead credential refuses, and the refusal is counted.
     pub async fn access_token(self: &Arc<Self>, name: &str) -> Result<CachedToken, OpError> {
         let cred = self.credential(name)?.clone();
+        super::session::refuse_token_ops(&cred)?;
         let count = |outcome: &str| {
             self.metrics.inc(
                 "tether_access_token_requests_total",
@@ -1400,6 +1432,7 @@ impl Daemon {
     /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
     pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
         let cred = self.credential(name)?.clone();
+        super::session::refuse_token_ops(&cred)?;
         let provider = self.ensure_provider(&cred).await.map_err(|e| match e {
             CheckError::Provider(source) => OpError::Provider {
                 name: name.to_string(),

@@ -39,6 +39,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "tether_rejected_reports_total",
         "Reports from the agent that the API refused an access token, by credential.",
     ),
+    (
+        "tether_challenges_total",
+        "Challenges posted by the agent (a human is needed), by credential and kind.",
+    ),
 ];
 
 /// The daemon's counters.

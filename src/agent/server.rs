@@ -288,6 +288,13 @@ pub async fn serve(
     };
     let mut tasks = Vec::new();
     for cred in daemon.credentials.values() {
+        if cred.config.is_session() {
+            tasks.push(tokio::spawn(super::session::run(
+                daemon.clone(),
+                cred.clone(),
+            )));
+            continue;
+        }
         tasks.push(tokio::spawn(super::checker::run(
             daemon.clone(),
             cred.clone(),

@@ -305,6 +305,9 @@ mod tests {
             generation: 3,
             cadence: None,
             last_probe: None,
+            challenge: None,
+            pending: None,
+            session: false,
         }
     }
 

@@ -68,6 +68,9 @@ pub struct ContactFailure {
 
 /// What the watcher saw.
 #[derive(Debug, Clone)]
+// Observations are fed one at a time and dropped at once; boxing the credential (which
+// carries a challenge) would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub enum Observation {
     /// A full health report (poll).
     Health(HealthReport),

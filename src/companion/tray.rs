@@ -495,6 +495,9 @@ mod tests {
             generation: 1,
             cadence: None,
             last_probe: None,
+            challenge: None,
+            pending: None,
+            session: false,
         }
     }
 

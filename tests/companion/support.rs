@@ -26,6 +26,9 @@ pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealt
         generation: 1,
         cadence: None,
         last_probe: None,
+        challenge: None,
+        pending: None,
+        session: false,
     }
 }
 
