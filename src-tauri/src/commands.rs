@@ -27,6 +27,8 @@ pub const COMMANDS: &[&str] = &[
     "unpair",
     "settings",
     "save_settings",
+    "challenge_view",
+    "open_challenge",
 ];
 
 /// What the window draws: the tray's summary, every agent, and the notification pause.

@@ -2,6 +2,7 @@
 //!
 //! - [`bridge`]: the app's handle on the core (watcher snapshot, re-auth, pairing, settings);
 //! - [`commands`]: the window's IPC surface, one line each into the core;
+//! - [`challenge`]: the window's commands for an agent's challenge (QR modules, open page);
 //! - [`events`]: what the app pushes to the window;
 //! - [`tray`]: the tray icon and menu, drawn from `tether::companion::tray`;
 //! - [`window`]: the dashboard window, created on demand and destroyed on close.
@@ -10,6 +11,7 @@
 //! drive it with `tauri::test::mock_builder()`.
 
 pub mod bridge;
+pub mod challenge;
 pub mod commands;
 pub mod error;
 pub mod events;
@@ -82,6 +84,8 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Arc<Core>) -> tauri
             commands::unpair,
             commands::settings,
             commands::save_settings,
+            challenge::challenge_view,
+            challenge::open_challenge,
         ])
         .setup(|app| {
             let handle = app.handle().clone();

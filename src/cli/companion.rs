@@ -71,6 +71,15 @@ pub enum CompanionCommand {
         #[arg(long)]
         accept_new_server: bool,
     },
+    /// Show what an agent needs from you for a credential (AGENT/CREDENTIAL): the QR code
+    /// to scan or the device code to type, redrawn as the agent posts new ones.
+    Challenge {
+        /// Agent and credential, e.g. studio/whatsapp.
+        target: String,
+        /// Print the current challenge and exit instead of following it.
+        #[arg(long)]
+        once: bool,
+    },
     /// Push a new token for a paste-kind credential (token on standard input).
     Paste {
         /// Agent and credential, e.g. studio/telegram.
@@ -104,6 +113,9 @@ pub fn run(cmd: CompanionCommand) -> anyhow::Result<ExitCode> {
                 accept_new_server,
             } => reauth(&companion, &target, no_browser, timeout, accept_new_server).await,
             CompanionCommand::Paste { target } => paste(&companion, &target).await,
+            CompanionCommand::Challenge { target, once } => {
+                super::challenge::run(&companion, &target, once).await
+            }
         }
     });
     announce(&companion);
@@ -284,10 +296,14 @@ async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode>
     let _ = std::io::stdout().flush();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
+    let mut challenges = super::challenge::Shown::default();
     loop {
         tokio::select! {
             ev = watcher.next_event() => match ev {
-                Some(ev) => print_event(&ev),
+                Some(ev) => {
+                    print_event(&ev);
+                    challenges.on_event(&ev);
+                }
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,

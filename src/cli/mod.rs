@@ -3,6 +3,7 @@
 //! whole chain (`{:#}`) and turned into an exit code here.
 
 pub mod agent;
+pub mod challenge;
 pub mod companion;
 pub mod oauth;
 pub mod vault;

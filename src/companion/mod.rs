@@ -15,7 +15,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
+//! Modules: [`challenge`] (an agent's challenge shown to the owner: QR matrix and terminal
+//! text, countdown, notification texts), [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
 //! file fallback), [`client`] (pinned-certificate HTTPS client and contact classification),
 //! [`sse`] (event-stream decoding), [`policy`] (pure notification state machine), [`notice`]
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
@@ -23,6 +24,7 @@
 //! authorization URL passes before the browser opens it), [`pair`], [`status`],
 //! [`terminal`] (daemon text made safe to print), [`error`].
 
+pub mod challenge;
 pub mod client;
 pub mod config;
 pub mod consent;
