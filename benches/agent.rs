@@ -11,6 +11,9 @@
 //!   at a random moment (a random phase of the probe schedule and of the token's life).
 //!
 //! Run: `cargo bench --bench agent` (needs Node and `npm ci` in tests/fixtures/oidc-provider).
+//! `TETHER_BENCH_IDLE_ONLY=1` stops after the idle figures; `TETHER_BENCH_IDLE_SECS`
+//! sets the idle window (default 60 s). Idle CPU is the daemon's own time and moves with
+//! what else the machine runs: measure it on a quiet machine.
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/util/oidc.rs"]
@@ -35,7 +38,9 @@ fn name(i: usize) -> String {
 
 fn pinned(fp: &str) -> reqwest::Client {
     reqwest::Client::builder()
-        .use_preconfigured_tls(tether::agent::tls::pinned_client_config(fp).unwrap())
+        .use_preconfigured_tls(
+            tether::pin::pinned_tls_config(&tether::pin::Fingerprint::parse(fp).unwrap()).unwrap(),
+        )
         .pool_max_idle_per_host(64)
         .build()
         .unwrap()
@@ -130,6 +135,15 @@ struct Daemon {
     device: String,
     agent: String,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    // A daemon left running after its part of the bench would keep probing and distort
+    // every figure measured after it.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts a daemon with `n` credentials at `provider`, probed every `probe`, and
@@ -446,12 +460,19 @@ async fn main() {
     );
     // Idle: nothing asks the daemon anything for 60 s; only its own checks run.
     let c0 = provider.counters().await;
-    let (cpu0, wake0) = (
-        cpu_seconds(d.child.id()),
-        counter(&d.metrics().await, "tether_checker_wakeups_total"),
-    );
+    // The scrape of /metrics is not idle work: it happens before the CPU reading here,
+    // and after it at the end.
+    let wake0 = counter(&d.metrics().await, "tether_checker_wakeups_total");
+    let cpu0 = cpu_seconds(d.child.id());
+    println!("(idle daemon pid {})", d.child.id());
     let idle = Instant::now();
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // `TETHER_BENCH_IDLE_SECS` lengthens the window: /proc counts CPU time in 10 ms
+    // ticks, so 60 s resolves about 0.017 % of a core.
+    let idle_secs = std::env::var("TETHER_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle_for = idle.elapsed();
     let cpu = cpu_seconds(d.child.id()) - cpu0;
     let wakes = counter(&d.metrics().await, "tether_checker_wakeups_total") - wake0;
@@ -467,6 +488,11 @@ async fn main() {
         "provider calls per hour per credential, idle: {per:.1} ({probes} probes, {refreshes} refreshes in {:.0} s; expected ~60 probes/h + ~1 refresh/h)",
         idle_for.as_secs_f64()
     );
+    // `TETHER_BENCH_IDLE_ONLY=1` stops after the idle figures (for profiling the idle
+    // daemon without the ten minutes of load and detection runs that follow).
+    if std::env::var_os("TETHER_BENCH_IDLE_ONLY").is_some() {
+        return;
+    }
     latency(
         "GET /v1/health",
         &d.http,

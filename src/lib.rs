@@ -7,6 +7,8 @@
 //!   redact themselves in `Debug` and `Display`.
 //! - [`duration`]: durations as written in config files (`90s`, `6h`, `1h30m`).
 //! - [`files`]: atomic, durable, private (0600/0700) writes of small state files.
+//! - [`pin`]: the daemon's certificate fingerprint and the client TLS that pins it.
+//! - [`client`]: the HTTPS client for one agent daemon (pinned, typed errors, events).
 //! - [`protocol`]: the wire types shared by the agent daemon and the companion, versioned.
 //! - [`vault`]: credential records kept in several locations with atomic,
 //!   generation-numbered writes, reconcile/repair, history, and rendered output files.
@@ -17,18 +19,22 @@
 //! - [`companion`]: the owner's side: config, keyring secrets, agent client, watcher,
 //!   notifier, one-click re-auth, status.
 //! - [`demo`]: `tether demo`, with a small, plainly labelled demo authorization server.
+//! - [`report`]: an error and its causes on one line.
 //! - [`cli`]: the `tether` command line, a thin layer over the modules above.
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
 
 pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod companion;
 pub mod demo;
 pub mod duration;
 pub mod files;
 pub mod oauth;
+pub mod pin;
 pub mod protocol;
 pub mod provider;
+pub mod report;
 pub mod secret;
 pub mod vault;

@@ -6,13 +6,13 @@
 //! with [`valid_credential_name`] before anything else looks at them.
 
 use super::auth::{Principal, Role};
-use super::daemon::{Daemon, OpError};
 use super::reauth::SessionError;
+use super::{metrics, Daemon, OpError};
 use crate::oauth::ErrorClass;
 use crate::protocol::valid_credential_name;
 use crate::protocol::{
     AccessTokenReply, ApiError, ErrorCode, Event, PairRequest, PairResponse, ReauthComplete,
-    RejectedReply, RejectedReport, SecretPut, MAX_BODY_BYTES, PROTOCOL_VERSION,
+    RejectedReply, RejectedReport, SecretPut, API_PREFIX, MAX_BODY_BYTES, PROTOCOL_VERSION,
 };
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{
@@ -118,7 +118,7 @@ impl From<OpError> for ApiFailure {
             }
             OpError::Session(_) => ApiFailure::new(StatusCode::GONE, ErrorCode::SessionExpired, msg, None),
             OpError::WrongKind { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongKind, msg, None),
-            OpError::BadRequest(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
+            OpError::BadRequest(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
             OpError::ShuttingDown => ApiFailure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ProviderUnavailable,
@@ -294,20 +294,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CredName {
     }
 }
 
+/// The path of an API route: the protocol's prefix, then `rest`.
+fn api(rest: &str) -> String {
+    format!("{API_PREFIX}{rest}")
+}
+
 /// Builds the router over `daemon`.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/v1/pair", post(pair))
-        .route("/v1/health", get(health))
-        .route("/v1/events", get(events))
-        .route("/v1/credentials/{name}/reauth", post(reauth_start))
-        .route("/v1/reauth/{session}/complete", post(reauth_complete))
-        .route("/v1/credentials/{name}/secret", put(put_secret))
-        .route("/v1/credentials/{name}/check", post(check_now))
-        .route("/v1/credentials/{name}/access-token", get(access_token))
-        .route("/v1/credentials/{name}/rejected", post(rejected))
+        .route(&api("/pair"), post(pair))
+        .route(&api("/health"), get(health))
+        .route(&api("/events"), get(events))
+        .route(&api("/credentials/{name}/reauth"), post(reauth_start))
+        .route(&api("/reauth/{session}/complete"), post(reauth_complete))
+        .route(&api("/credentials/{name}/secret"), put(put_secret))
+        .route(&api("/credentials/{name}/check"), post(check_now))
+        .route(&api("/credentials/{name}/access-token"), get(access_token))
+        .route(&api("/credentials/{name}/rejected"), post(rejected))
         .merge(super::human_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -328,7 +333,7 @@ async fn count_requests(State(d): State<Arc<Daemon>>, req: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".into());
     let mut resp = next.run(req).await;
     d.metrics.inc(
-        "tether_http_requests_total",
+        metrics::HTTP_REQUESTS,
         &[("route", &route), ("status", resp.status().as_str())],
     );
     resp.headers_mut()
@@ -474,7 +479,7 @@ async fn health(
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>, _a: DeviceAuth) -> Response {
-    let body = super::server::render_metrics(&d);
+    let body = super::metrics::render(&d);
     (
         [(
             header::CONTENT_TYPE,

@@ -10,7 +10,8 @@
 //! with `ok: true`).
 
 use super::credential::{CheckError, Credential};
-use super::daemon::{Daemon, OpError};
+use super::daemon::Daemon;
+use super::error::OpError;
 use crate::oauth::{ErrorClass, OAuthError};
 use crate::protocol::{
     Challenge, CredentialHealth, CredentialState, ErrorInfo, Event, PendingWork, PostedChallenge,

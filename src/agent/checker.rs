@@ -9,6 +9,7 @@
 
 use super::credential::{CheckError, Credential};
 use super::daemon::Daemon;
+use super::metrics;
 use super::schedule::{Action, Outcome, RefreshReason, Schedule};
 use crate::oauth::ProbeOutcome;
 use std::sync::atomic::Ordering;
@@ -59,10 +60,9 @@ fn follow_flights(cred: &Credential, sched: &mut Schedule, seen: &mut u64) {
 
 /// Counts one wake of the checker (the figure that shows it never spins).
 fn wakeup(daemon: &Daemon, cred: &Credential) {
-    daemon.metrics.inc(
-        "tether_checker_wakeups_total",
-        &[("credential", &cred.name)],
-    );
+    daemon
+        .metrics
+        .inc(metrics::CHECKER_WAKEUPS, &[("credential", &cred.name)]);
 }
 
 /// Runs the checker of `cred` until the daemon shuts down.

@@ -1,7 +1,9 @@
 //! One managed credential at run time: its resolved provider and client, the single-flight
 //! refresh lock, the cached access token, and the state the health report shows.
 
+// Kept importable from here, where it used to live.
 use super::config::CredentialConfig;
+pub use super::error::CheckError;
 use super::schedule::{refresh_ahead, Schedule, ScheduleConfig, TokenLife};
 use crate::oauth::ClientCredentials;
 use crate::protocol::{
@@ -90,46 +92,6 @@ impl CachedToken {
                 exp - margin > now
             }
         }
-    }
-}
-
-/// Why a check or refresh failed, in a form that can be shared by every caller that
-/// waited on the same single-flight refresh.
-#[derive(Debug, Clone)]
-pub enum CheckError {
-    /// The provider answered (or could not be reached): classified.
-    Provider(crate::oauth::OAuthError),
-    /// The vault holds no token for this credential yet.
-    NoToken,
-    /// The new generation could not be stored anywhere.
-    Vault(String),
-    /// The daemon is shutting down.
-    ShuttingDown,
-}
-
-impl CheckError {
-    /// The error as shown in health (code and description, never a secret).
-    pub fn info(&self) -> ErrorInfo {
-        match self {
-            CheckError::Provider(e) => e.info.clone(),
-            CheckError::NoToken => ErrorInfo {
-                code: "no_token".into(),
-                description: "no token is stored for this credential yet; re-authorize it".into(),
-            },
-            CheckError::Vault(m) => ErrorInfo {
-                code: "vault_write_failed".into(),
-                description: m.clone(),
-            },
-            CheckError::ShuttingDown => ErrorInfo {
-                code: "shutting_down".into(),
-                description: "the daemon is shutting down".into(),
-            },
-        }
-    }
-
-    /// True when the grant is gone.
-    pub fn is_dead(&self) -> bool {
-        matches!(self, CheckError::Provider(e) if e.is_dead())
     }
 }
 

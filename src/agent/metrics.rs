@@ -5,38 +5,53 @@
 //! than a metrics framework. Gauges that mirror current state (credential states, blocked
 //! counts, alert channels) are rendered from the daemon's state at scrape time.
 
+use super::Daemon;
+use crate::protocol::CredentialState;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+// Counter names, each spelt once (call sites and tests use these).
+/// `tether_checks_total`.
+pub const CHECKS: &str = "tether_checks_total";
+/// `tether_refreshes_total`.
+pub const REFRESHES: &str = "tether_refreshes_total";
+/// `tether_access_token_requests_total`.
+pub const ACCESS_TOKEN_REQUESTS: &str = "tether_access_token_requests_total";
+/// `tether_http_requests_total`.
+pub const HTTP_REQUESTS: &str = "tether_http_requests_total";
+/// `tether_state_changes_total`.
+pub const STATE_CHANGES: &str = "tether_state_changes_total";
+/// `tether_checker_wakeups_total`.
+pub const CHECKER_WAKEUPS: &str = "tether_checker_wakeups_total";
+/// `tether_rejected_reports_total`.
+pub const REJECTED_REPORTS: &str = "tether_rejected_reports_total";
+
 /// Counter names and their help texts.
 pub const COUNTERS: &[(&str, &str)] = &[
     (
-        "tether_checks_total",
+        CHECKS,
         "Checks run, by credential, kind (probe or refresh) and result.",
     ),
     (
-        "tether_refreshes_total",
+        REFRESHES,
         "Calls to a provider's token endpoint to refresh, by credential and result.",
     ),
     (
-        "tether_access_token_requests_total",
+        ACCESS_TOKEN_REQUESTS,
         "Access-token requests, by credential and outcome.",
     ),
+    (HTTP_REQUESTS, "HTTP requests, by route and status code."),
     (
-        "tether_http_requests_total",
-        "HTTP requests, by route and status code.",
-    ),
-    (
-        "tether_state_changes_total",
+        STATE_CHANGES,
         "Credential state changes, by credential and new state.",
     ),
     (
-        "tether_checker_wakeups_total",
+        CHECKER_WAKEUPS,
         "Times a credential's checker woke up (each runs a check or follows an outside change).",
     ),
     (
-        "tether_rejected_reports_total",
+        REJECTED_REPORTS,
         "Reports from the agent that the API refused an access token, by credential.",
     ),
     (
@@ -114,6 +129,75 @@ pub fn render_gauge(out: &mut String, name: &str, help: &str, samples: &[(String
     for (l, v) in samples {
         let _ = writeln!(out, "{name}{l} {v}");
     }
+}
+
+/// The `/metrics` text: counters plus gauges of the current state.
+pub fn render(d: &Daemon) -> String {
+    let mut out = String::new();
+    let states = [
+        CredentialState::Unchecked,
+        CredentialState::Ok,
+        CredentialState::Expiring,
+        CredentialState::Degraded,
+        CredentialState::Dead,
+    ];
+    let mut state_samples = Vec::new();
+    let mut blocked = Vec::new();
+    for c in d.credentials.values() {
+        let s = c.status();
+        for st in states {
+            state_samples.push((
+                labels(&[("credential", &c.name), ("state", st.as_str())]),
+                f64::from(u8::from(s.state == st)),
+            ));
+        }
+        blocked.push((labels(&[("credential", &c.name)]), s.blocked as f64));
+    }
+    render_gauge(
+        &mut out,
+        "tether_credential_state",
+        "1 for the state each credential is in.",
+        &state_samples,
+    );
+    render_gauge(
+        &mut out,
+        "tether_blocked_requests",
+        "Access-token requests refused since the credential died.",
+        &blocked,
+    );
+    let channels = d.alerter.as_ref().map(|a| a.health()).unwrap_or_default();
+    let sent: Vec<_> = channels
+        .iter()
+        .map(|c| {
+            (
+                labels(&[("channel", &c.name), ("kind", &c.kind)]),
+                c.sent as f64,
+            )
+        })
+        .collect();
+    let failed: Vec<_> = channels
+        .iter()
+        .map(|c| {
+            (
+                labels(&[("channel", &c.name), ("kind", &c.kind)]),
+                c.failed as f64,
+            )
+        })
+        .collect();
+    render_gauge(
+        &mut out,
+        "tether_alerts_sent",
+        "Alerts delivered, by channel.",
+        &sent,
+    );
+    render_gauge(
+        &mut out,
+        "tether_alerts_failed",
+        "Alerts that failed after all retries, by channel.",
+        &failed,
+    );
+    d.metrics.render_counters(&mut out);
+    out
 }
 
 #[cfg(test)]

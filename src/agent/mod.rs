@@ -2,11 +2,20 @@
 //! metrics.
 //!
 //! - [`config`]: `agent.toml` (and the commented example `tether agent init` writes);
+//!   [`resolve`]: the provider a credential's config describes (preset, overrides,
+//!   discovery); [`vault_config`]: the vault it describes (locations, outputs);
 //! - [`tls`]: the self-signed certificate and its fingerprint;
 //! - [`auth`]: device and agent tokens (hashes only), pairing secrets, rate limit;
 //! - [`credential`]: one credential at run time (state, cached token, single-flight lock);
-//! - [`daemon`]: the shared state and its operations (refresh, probe, broker, re-auth);
+//! - [`error`]: why the daemon could not be built, why a check or an API operation failed;
+//! - [`daemon`]: the coordinator: the shared state, its accessors, shutdown, health;
+//! - [`transition`]: the pure state transitions and the alert each change calls for;
+//!   [`record`]: applying them (status, event, counter, alert) and dead reminders;
+//! - [`refresh`]: the single-flight refresh, the commit to the vault, cut rotations;
+//! - [`probe`]: checks, probes and the refresh test that confirms a probe's `gone`;
+//! - [`broker`]: access tokens for the user's agent and its "token refused" report;
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
+//!   [`reauthorize`]: starting and completing a re-authorization, storing a pasted token;
 //! - [`challenge`]: what the agent says a human must do (QR code, device code, URL,
 //!   message), its pending work and session reports; [`session`]: `kind = "session"`
 //!   credentials and their staleness rule; [`agent_events`]: the agent's own event
@@ -19,8 +28,9 @@
 //! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
 //!   [`conn_limit`]: global and per-address connection caps;
 //! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
-//!   once) and its health, events and alerts;
-//! - [`metrics`]: Prometheus counters; [`alerts`]: fallback alert channels;
+//!   once), the output check, and the vault's health, events and alerts;
+//! - [`metrics`]: Prometheus counters and the `/metrics` text; [`alerts`]: fallback alert
+//!   channels;
 //! - its own files are written with [`crate::files`].
 //!
 //! Entry point: build a [`Daemon`] with [`Daemon::build`] and pass it to [`serve`] with a
@@ -30,22 +40,32 @@ pub mod agent_events;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod broker;
 pub mod challenge;
 pub mod checker;
 pub mod config;
 pub mod conn_limit;
 pub mod credential;
 pub mod daemon;
+pub mod error;
 pub mod file_watch;
 pub mod human_api;
 pub mod intent;
 pub mod metrics;
+pub mod probe;
 pub mod reauth;
+pub mod reauthorize;
+pub mod record;
+pub mod refresh;
+pub mod resolve;
 pub mod schedule;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod transition;
+pub mod vault_config;
 pub mod vault_watch;
 
-pub use daemon::{Daemon, DaemonError};
+pub use daemon::Daemon;
+pub use error::{CheckError, DaemonError, OpError};
 pub use server::{serve, ServeError};

@@ -34,11 +34,11 @@ pub fn provider(label: &str) -> Provider {
 
 /// Token operations (access tokens, browser re-authorization) on a session credential
 /// are refused with what to do instead.
-pub(crate) fn refuse_token_ops(cred: &Credential) -> Result<(), super::daemon::OpError> {
+pub(crate) fn refuse_token_ops(cred: &Credential) -> Result<(), super::error::OpError> {
     if !cred.config.is_session() {
         return Ok(());
     }
-    Err(super::daemon::OpError::WrongKind {
+    Err(super::error::OpError::WrongKind {
         name: cred.name.clone(),
         message: "this is a session credential: it holds no token, and the agent re-links it itself by posting a challenge (POST /v1/credentials/{name}/challenge) that the owner answers".into(),
     })

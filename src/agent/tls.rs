@@ -1,7 +1,9 @@
 //! The daemon's TLS identity: a self-signed certificate made on first start (rcgen), kept
-//! in the state directory (0600), and its SHA-256 fingerprint that pairing codes carry.
+//! in the state directory (0600), and its [`Fingerprint`] that pairing codes carry (the
+//! client side that pins it is [`crate::pin`]).
 
 use crate::files;
+use crate::pin::Fingerprint;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
@@ -37,9 +39,6 @@ pub enum TlsError {
     /// rustls refused the certificate or key.
     #[error("the tls certificate or key was refused")]
     Rustls(#[from] rustls::Error),
-    /// A pinned fingerprint is not 64 hex digits.
-    #[error("{0}")]
-    BadFingerprint(String),
 }
 
 /// The certificate and key the daemon serves.
@@ -47,8 +46,8 @@ pub struct TlsIdentity {
     /// The certificate, DER.
     pub cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
-    /// Lower-case hex SHA-256 of the certificate DER.
-    pub fingerprint: String,
+    /// SHA-256 of the certificate DER.
+    pub fingerprint: Fingerprint,
 }
 
 impl std::fmt::Debug for TlsIdentity {
@@ -57,12 +56,6 @@ impl std::fmt::Debug for TlsIdentity {
             .field("fingerprint", &self.fingerprint)
             .finish_non_exhaustive()
     }
-}
-
-/// Lower-case hex SHA-256 of a certificate's DER bytes.
-pub fn fingerprint(der: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(der))
 }
 
 /// Loads the identity from `state_dir`, or makes one (valid for `localhost`, the loopback
@@ -99,7 +92,7 @@ pub fn load_or_create(state_dir: &Path, names: &[String]) -> Result<(TlsIdentity
         .ok_or_else(|| corrupt("no certificate"))?
         .map_err(|_| corrupt("unreadable certificate"))?;
     let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| corrupt("no private key"))?;
-    let fingerprint = fingerprint(&cert);
+    let fingerprint = Fingerprint::of_der(&cert);
     Ok((
         TlsIdentity {
             cert,
@@ -112,7 +105,7 @@ pub fn load_or_create(state_dir: &Path, names: &[String]) -> Result<(TlsIdentity
 
 /// The fingerprint of the identity already in `state_dir` (never makes one): for commands
 /// that talk to a running daemon.
-pub fn existing_fingerprint(state_dir: &Path) -> Result<String, TlsError> {
+pub fn existing_fingerprint(state_dir: &Path) -> Result<Fingerprint, TlsError> {
     let path = state_dir.join(IDENTITY_FILE);
     let pem = std::fs::read(&path).map_err(|source| TlsError::Io {
         path: path.clone(),
@@ -125,7 +118,7 @@ pub fn existing_fingerprint(state_dir: &Path) -> Result<String, TlsError> {
             path,
             what: "no certificate".into(),
         })?;
-    Ok(fingerprint(&cert))
+    Ok(Fingerprint::of_der(&cert))
 }
 
 impl TlsIdentity {
@@ -141,15 +134,6 @@ impl TlsIdentity {
     }
 }
 
-/// A rustls client configuration that trusts only the certificate with `fingerprint`
-/// (hex SHA-256 of its DER; colons and case are ignored). The verifier is the companion's
-/// (`companion::client`), so the daemon's own tools and the companion pin the same way.
-pub fn pinned_client_config(fingerprint: &str) -> Result<rustls::ClientConfig, TlsError> {
-    let pin = crate::companion::client::Fingerprint::parse(fingerprint)
-        .map_err(|e| TlsError::BadFingerprint(e.to_string()))?;
-    Ok(crate::companion::client::pinned_tls_config(&pin)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +147,7 @@ mod tests {
         let (b, created) = load_or_create(dir.path(), &[]).unwrap();
         assert!(!created);
         assert_eq!(a.fingerprint, b.fingerprint);
-        assert_eq!(a.fingerprint.len(), 64);
+        assert_eq!(a.fingerprint.to_hex().len(), 64);
         let mode = std::fs::metadata(dir.path().join(IDENTITY_FILE))
             .unwrap()
             .permissions()

@@ -10,11 +10,14 @@
 //!   [`Event::VaultChanged`] and as a vault alert (trouble, recovery), and a new repair is
 //!   sent as an event too.
 //!
+//! - the output check ([`Daemon::check_outputs`]): wiped or damaged output files are
+//!   re-rendered, and the owner hears about each at most every [`WIPE_NOTICE_EVERY`].
+//!
 //! Problems that persist (a full disk) are logged when they appear and when they go, not
 //! at every check.
 
 use super::alerts::{Alert, AlertKind};
-use super::daemon::Daemon;
+use super::Daemon;
 use crate::protocol::{CredentialState, ErrorInfo, Event, LocationHealth, VaultHealth};
 use chrono::Utc;
 use std::collections::BTreeSet;
@@ -22,6 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// The owner hears about a wiped output file at most this often (per file).
+pub const WIPE_NOTICE_EVERY: Duration = Duration::from_secs(3600);
 
 /// A full reconcile (every record of every location read and checked) runs this often
 /// even when the cheap check sees nothing.
@@ -175,6 +181,62 @@ fn apply(h: &mut VaultHealth, locations: &[LocationHealth]) {
 }
 
 impl Daemon {
+    /// True (and noted) when the owner has not heard about a wipe of `path` in the last
+    /// [`WIPE_NOTICE_EVERY`].
+    fn wipe_notice_due(&self, path: &std::path::Path) -> bool {
+        let mut seen = self.wipe_notices.lock().expect("wipe notices lock");
+        let now = std::time::Instant::now();
+        match seen.get(path) {
+            Some(t) if now.duration_since(*t) < WIPE_NOTICE_EVERY => false,
+            _ => {
+                seen.insert(path.to_path_buf(), now);
+                true
+            }
+        }
+    }
+
+    /// Runs the vault's cheap output check (wiped or corrupt files are re-rendered).
+    pub async fn check_outputs(self: &Arc<Self>) {
+        let d = self.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let r = d.vault.check_outputs();
+            d.refresh_locations();
+            r
+        })
+        .await;
+        match res {
+            Ok(Ok(paths)) if !paths.is_empty() => {
+                let at = chrono::Local::now().format("%H:%M");
+                let mut news = Vec::new();
+                for p in &paths {
+                    let line = format!(
+                        "{} was wiped or damaged at {at} and restored from the vault",
+                        p.display()
+                    );
+                    // Something on the server keeps wiping it: the owner hears it once an
+                    // hour per file, the log every time.
+                    if self.wipe_notice_due(p) {
+                        news.push(line);
+                    } else {
+                        tracing::info!("vault: {line}");
+                    }
+                }
+                // One event (and so one notice) per file: an event names one repair.
+                for line in news {
+                    self.add_repaired([line]);
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("output check failed: {e}"),
+            _ => {}
+        }
+    }
+
+    /// Reconciles every vault location and records what was repaired.
+    pub async fn reconcile(self: &Arc<Self>) {
+        self.vault_job("reconcile", |v| v.reconcile().map(Some))
+            .await;
+    }
+
     /// Runs the vault's cheap check; a change or a location in trouble leads to a full
     /// reconcile (and its repairs) at once.
     pub async fn quick_check(self: &Arc<Self>) {

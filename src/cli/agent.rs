@@ -166,17 +166,17 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         let daemon = Daemon::build(cfg, crate::oauth::http_client())
             .await
             .context("failed to start the agent daemon")?;
-        match &daemon.tls {
+        match daemon.tls() {
             Some(id) => {
-                if daemon.tls_created {
-                    eprintln!("made a new self-signed tls certificate in {}", daemon.config.state_dir.display());
+                if daemon.tls_created() {
+                    eprintln!("made a new self-signed tls certificate in {}", daemon.config().state_dir.display());
                 }
                 eprintln!("tls certificate fingerprint (sha-256): {}", id.fingerprint);
                 eprintln!("listening on https://{local} as agent {}", daemon.agent());
             }
             None => eprintln!("listening on http://{local} (plain HTTP, loopback only) as agent {}", daemon.agent()),
         }
-        if daemon.alerter.is_none() {
+        if !daemon.has_alert_channels() {
             eprintln!("warning: no alert channels configured; only paired companions will hear about dead credentials");
         }
         for line in daemon.health().repaired {
@@ -218,7 +218,7 @@ fn pair(path: &Path, no_qr: bool) -> anyhow::Result<ExitCode> {
     })?;
     let fingerprint = if cfg.tls.enabled {
         let (id, _) = tls::load_or_create(&cfg.state_dir, &cfg.tls.names)?;
-        Some(id.fingerprint)
+        Some(id.fingerprint.to_hex())
     } else {
         None
     };
@@ -362,7 +362,7 @@ fn token_get(
         .redirect(reqwest::redirect::Policy::none());
     let http = if parsed.scheme() == "https" {
         let fp = match fingerprint {
-            Some(f) => f,
+            Some(f) => crate::pin::Fingerprint::parse(&f)?,
             None => {
                 let state_dir = &cfg.as_ref().expect("config loaded when no fingerprint is given").state_dir;
                 tls::existing_fingerprint(state_dir).with_context(|| {
@@ -370,7 +370,7 @@ fn token_get(
                 })?
             }
         };
-        builder.use_preconfigured_tls(tls::pinned_client_config(&fp)?)
+        builder.use_preconfigured_tls(crate::pin::pinned_tls_config(&fp)?)
     } else {
         builder
     }
@@ -392,7 +392,7 @@ fn token_get(
             Ok(r) => r,
             Err(e) => {
                 // Same words as the companion's: a wrong pin is not "unreachable".
-                if let Some((expected, got)) = crate::companion::client::pin_mismatch(&e) {
+                if let Some((expected, got)) = crate::pin::pin_mismatch(&e) {
                     bail!("the agent daemon at {url} presented a certificate that does not match the pinned fingerprint (expected {expected}, got {got}); if the daemon's certificate was regenerated, pass the fingerprint it prints at start (--fingerprint) or pair again; otherwise something is intercepting the connection");
                 }
                 return Err(anyhow::Error::new(e).context(format!(

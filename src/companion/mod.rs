@@ -17,15 +17,13 @@
 //!
 //! Modules: [`challenge`] (an agent's challenge shown to the owner: QR matrix and terminal
 //! text, countdown, notification texts), [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
-//! file fallback), [`client`] (pinned-certificate HTTPS client and contact classification),
-//! [`sse`] (event-stream decoding), [`policy`] (pure notification state machine), [`notice`]
+//! file fallback), [`policy`] (pure notification state machine), [`notice`]
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
 //! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
 //! authorization URL passes before the browser opens it), [`pair`], [`status`],
 //! [`terminal`] (daemon text made safe to print), [`error`].
 
 pub mod challenge;
-pub mod client;
 pub mod config;
 pub mod consent;
 pub mod error;
@@ -36,11 +34,15 @@ pub mod pair;
 pub mod policy;
 pub mod reauth;
 pub mod secrets;
-pub mod sse;
 pub mod status;
 pub mod terminal;
 pub mod tray;
 pub mod watcher;
+
+// The daemon's client lives in the crate root (the agent side uses it too); these keep
+// the companion's paths.
+pub use crate::client;
+pub use crate::client::sse;
 
 pub use error::CompanionError;
 

@@ -23,7 +23,7 @@ use crate::companion::watcher::{WatchEvent, WatchTiming};
 use crate::companion::Companion;
 use crate::protocol::{CredentialState, PairingCode};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::vault::{Record, Vault, VaultConfig};
+use crate::vault::{Record, Vault};
 
 /// The demo agent's name.
 pub const DEMO_AGENT: &str = "studio";
@@ -144,11 +144,9 @@ probe_url = "{provider}"
     )
 }
 
-fn seed_vault(dir: &Path, provider: &DemoProvider) -> Result<(), DemoError> {
-    let vault_cfg = VaultConfig::new(
-        dir.join("server/state").join(agent::daemon::VAULT_DIR),
-        vec![dir.join("server/backup")],
-    );
+fn seed_vault(cfg: &agent::config::AgentConfig, provider: &DemoProvider) -> Result<(), DemoError> {
+    let vault_cfg =
+        agent::daemon::vault_config_for(cfg).map_err(step("read the demo vault config"))?;
     let (vault, _) = Vault::open(vault_cfg).map_err(step("open the demo vault"))?;
     let (access, refresh) = provider.issue_grant();
     let mut yt = Record::new(DEMO_OAUTH, "generic");
@@ -207,7 +205,6 @@ pub async fn run(
     ));
 
     // 2. The agent daemon, with a working YouTube grant and a Telegram bot token.
-    seed_vault(&dir, &provider)?;
     let alistener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(step("bind the agent daemon"))?;
@@ -216,10 +213,11 @@ pub async fn run(
         .map_err(step("read the daemon's address"))?;
     let cfg = agent_config::parse_str(&agent_toml(&dir, listen, provider.base_url()))
         .map_err(step("build the demo agent config"))?;
+    seed_vault(&cfg, &provider)?;
     let daemon = Daemon::build(cfg, crate::oauth::http_client())
         .await
         .map_err(step("start the agent daemon"))?;
-    let fingerprint = daemon.tls.as_ref().map(|t| t.fingerprint.clone());
+    let fingerprint = daemon.tls().map(|t| t.fingerprint.to_hex());
     let serve_daemon = daemon.clone();
     let server = tokio::spawn(agent::serve(alistener, serve_daemon, stopped()));
     say(&format!(
@@ -231,8 +229,8 @@ pub async fn run(
     // 3. Pair the companion, with its secrets in a file inside the temp dir (the demo must
     //    not leave entries in your real keyring).
     let (secret, _) = daemon
-        .auth
-        .create_pairing(Duration::from_secs(600))
+        .auth()
+        .create_pairing(agent::auth::PAIRING_TTL)
         .map_err(step("create a pairing code"))?;
     let code = PairingCode {
         url: format!("https://{listen}"),

@@ -430,7 +430,7 @@ async fn plain_http_only_on_loopback() {
     let daemon = tether::agent::Daemon::build(cfg.clone(), tether::oauth::http_client())
         .await
         .unwrap();
-    assert!(daemon.tls.is_none());
+    assert!(daemon.tls().is_none());
     // No certificate is made when TLS is off.
     assert!(!dir
         .path()

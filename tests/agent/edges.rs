@@ -31,7 +31,9 @@ fn record() -> Record {
 }
 
 fn fingerprint(dir: &std::path::Path) -> String {
-    tether::agent::tls::existing_fingerprint(&dir.join("state")).expect("the daemon made its cert")
+    tether::agent::tls::existing_fingerprint(&dir.join("state"))
+        .expect("the daemon made its cert")
+        .to_hex()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +43,10 @@ async fn sigterm_with_a_held_half_sent_request_exits_within_the_grace_and_keeps_
     // A long request deadline, so only the shutdown grace can end the held request.
     let body = format!("shutdown_grace = \"2s\"\nrequest_timeout = \"120s\"\n{BODY}");
     let mut d = Daemon::start_in(dir, &body, None).await;
-    let cfg = tether::agent::tls::pinned_client_config(&fingerprint(d.dir.path())).unwrap();
+    let cfg = tether::pin::pinned_tls_config(
+        &tether::agent::tls::existing_fingerprint(&d.dir.path().join("state")).unwrap(),
+    )
+    .unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let addr = d.url.trim_start_matches("https://").to_string();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();

@@ -10,7 +10,7 @@ async fn revoking_a_device_ends_its_open_event_stream_within_a_heartbeat() {
     let a = TestAgent::start("heartbeat_interval = \"1s\"", "").await;
     let (id, token) = a
         .daemon
-        .auth
+        .auth()
         .create_token(Role::Device, "stolen laptop")
         .unwrap();
     let resp = a

@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 /// An HTTPS client that trusts only the certificate with `fingerprint` (what the companion
 /// does with the fingerprint from the pairing code).
 pub fn pinned_client(fingerprint: &str) -> reqwest::Client {
-    let cfg = tether::agent::tls::pinned_client_config(fingerprint).expect("pinned tls config");
+    let pin = tether::pin::Fingerprint::parse(fingerprint).expect("a fingerprint");
+    let cfg = tether::pin::pinned_tls_config(&pin).expect("pinned tls config");
     reqwest::Client::builder()
         .use_preconfigured_tls(cfg)
         .timeout(Duration::from_secs(60))
@@ -117,17 +118,17 @@ impl TestAgent {
             .await
             .expect("bind");
         let port = listener.local_addr().expect("local addr").port();
-        let fingerprint = daemon.tls.as_ref().expect("tls on").fingerprint.clone();
+        let fingerprint = daemon.tls().expect("tls on").fingerprint.to_hex();
         let (tx, rx) = oneshot::channel::<()>();
         let join = tokio::spawn(tether::agent::serve(listener, daemon.clone(), async move {
             let _ = rx.await;
         }));
         let (_, device) = daemon
-            .auth
+            .auth()
             .create_token(Role::Device, "test laptop")
             .expect("device token");
         let (_, agent) = daemon
-            .auth
+            .auth()
             .create_token(Role::Agent, "test agent")
             .expect("agent token");
         TestAgent {

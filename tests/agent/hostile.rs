@@ -120,8 +120,8 @@ async fn a_post_that_is_not_json_gets_415_and_spends_nothing() {
 
 /// A raw TLS connection to the test daemon (pinned like every client).
 async fn raw_tls(a: &TestAgent) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let fp = &a.daemon.tls.as_ref().expect("tls on").fingerprint;
-    let cfg = tether::agent::tls::pinned_client_config(fp).unwrap();
+    let fp = &a.daemon.tls().expect("tls on").fingerprint;
+    let cfg = tether::pin::pinned_tls_config(fp).unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let addr = a.base.trim_start_matches("https://").to_string();
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();

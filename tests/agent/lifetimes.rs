@@ -305,7 +305,7 @@ async fn rejected_with_a_revoked_grant_is_dead_in_the_reply() {
     // A slow probe: only the agent's report can find the revocation quickly.
     let a = TestAgent::start("", &oidc_credential("yt", &oidc, "probe_interval = \"1h\"")).await;
     a.bootstrap("yt", &oidc).await;
-    let fp = a.daemon.tls.as_ref().unwrap().fingerprint.clone();
+    let fp = a.daemon.tls().unwrap().fingerprint.to_hex();
     // The shell form prints a token while the grant lives.
     let cli = |rejected: bool| {
         let mut cmd = tokio::process::Command::new(util::tether_bin());

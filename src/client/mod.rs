@@ -1,5 +1,9 @@
 //! HTTP client for one agent daemon: pinned-certificate TLS, typed errors, and the
-//! Ready / Unauthorized / ProtocolMismatch / Unreachable classification.
+//! Ready / Unauthorized / ProtocolMismatch / Unreachable classification. Used by the
+//! companion (devices) and by `tether token` (the user's agent).
+//!
+//! Files: `mod.rs` (the client and its errors), [`sse`] (event-stream decoding); the pin
+//! itself is [`crate::pin`].
 //!
 //! With a fingerprint (from the pairing code), the TLS verifier accepts exactly the
 //! certificate whose DER hashes to it — no CA, no name check — and still verifies the
@@ -7,17 +11,18 @@
 //! certificate's key can talk to us. Without one, normal CA validation (webpki roots)
 //! applies. Plain `http://` is accepted only for loopback hosts.
 
-use super::sse::{SseDecoder, SseError};
+pub mod sse;
+
+use crate::pin::find_pin_mismatch;
+pub use crate::pin::{pin_mismatch, pinned_tls_config, Fingerprint};
 use crate::protocol::{
     self, ApiError, CredentialHealth, ErrorCode, Event, HealthReport, PairRequest, PairResponse,
     ReauthComplete, ReauthStart, SecretPut, API_PREFIX, PROTOCOL_VERSION,
 };
 use crate::secret::ApiToken;
 use futures_util::{Stream, StreamExt};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::CertificateDer;
+use sse::{SseDecoder, SseError};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -171,123 +176,6 @@ impl ClientError {
     }
 }
 
-/// A normalized SHA-256 certificate fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint([u8; 32]);
-
-impl Fingerprint {
-    /// Parses 64 hex digits, tolerating `:` separators and upper case.
-    pub fn parse(s: &str) -> Result<Fingerprint, ClientError> {
-        let clean: String = s.chars().filter(|c| *c != ':').collect();
-        let bytes = hex::decode(clean.trim()).map_err(|_| ClientError::BadFingerprint(s.into()))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| ClientError::BadFingerprint(s.into()))?;
-        Ok(Fingerprint(arr))
-    }
-
-    /// Fingerprint of a DER certificate.
-    pub fn of_der(der: &[u8]) -> Fingerprint {
-        use sha2::Digest;
-        Fingerprint(sha2::Sha256::digest(der).into())
-    }
-
-    /// Lower-case hex.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-/// Carried inside rustls' error so the client can name both fingerprints.
-#[derive(Debug, thiserror::Error)]
-#[error("certificate fingerprint {got} does not match the pinned {expected}")]
-struct PinMismatch {
-    expected: String,
-    got: String,
-}
-
-/// Accepts exactly the pinned end-entity certificate; verifies handshake signatures.
-#[derive(Debug)]
-struct PinnedCertVerifier {
-    pin: Fingerprint,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCertVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // The pin replaces chain and name validation: the pairing code told us which
-        // certificate this agent has, and nothing else is acceptable.
-        let got = Fingerprint::of_der(end_entity.as_ref());
-        if crate::secret::constant_time_eq(&got.0, &self.pin.0) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(PinMismatch {
-                    expected: self.pin.to_hex(),
-                    got: got.to_hex(),
-                })),
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A rustls client configuration that accepts exactly the certificate pinned by `pin`
-/// (handshake signatures still verified with ring's algorithms).
-pub fn pinned_tls_config(pin: &Fingerprint) -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier {
-                pin: pin.clone(),
-                provider,
-            }))
-            .with_no_client_auth(),
-    )
-}
-
 /// How to reach one agent.
 #[derive(Debug, Clone)]
 pub struct AgentEndpoint {
@@ -377,7 +265,7 @@ impl AgentClient {
             .fingerprint
             .as_deref()
             .filter(|f| !f.is_empty())
-            .map(Fingerprint::parse)
+            .map(|f| Fingerprint::parse(f).map_err(|e| ClientError::BadFingerprint(e.0)))
             .transpose()?;
         let tls_err = |e: &dyn std::fmt::Display| ClientError::Tls {
             agent: endpoint.name.clone(),
@@ -455,7 +343,7 @@ impl AgentClient {
         ClientError::Unreachable {
             agent: self.name.clone(),
             url: self.base.to_string(),
-            reason: error_chain(&err),
+            reason: crate::report::chain(&err),
         }
     }
 
@@ -713,12 +601,6 @@ impl AgentClient {
     }
 }
 
-/// The pinned and the presented fingerprints, when `err` (from a request through a
-/// client made with [`pinned_tls_config`]) failed because the certificate did not match.
-pub fn pin_mismatch(err: &(dyn std::error::Error + 'static)) -> Option<(String, String)> {
-    find_pin_mismatch(err).map(|m| (m.expected.clone(), m.got.clone()))
-}
-
 /// Largest error body read (the daemon's `{code, message}` is well under 1 KiB).
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
@@ -737,42 +619,6 @@ async fn read_capped(
     Ok(Some(body))
 }
 
-/// Walks an error chain (through `io::Error` wrappers, whose `source()` skips the inner
-/// error) looking for our pin mismatch inside rustls' error.
-fn find_pin_mismatch<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a PinMismatch> {
-    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
-            e.downcast_ref::<rustls::Error>()
-        {
-            return other.0.downcast_ref::<PinMismatch>();
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(m) = find_pin_mismatch(inner) {
-                    return Some(m);
-                }
-            }
-        }
-        cur = e.source();
-    }
-    None
-}
-
-/// The error and its causes on one line, without repeats.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,18 +634,6 @@ mod tests {
             .to_string();
         assert!(err.contains("loopback"), "{err}");
         assert!(check_url("ftp://127.0.0.1").is_err());
-    }
-
-    #[test]
-    fn fingerprints_normalize() {
-        let hex = "AB".repeat(32);
-        let colon = vec!["ab"; 32].join(":");
-        assert_eq!(
-            Fingerprint::parse(&hex).unwrap(),
-            Fingerprint::parse(&colon).unwrap()
-        );
-        assert!(Fingerprint::parse("abcd").is_err());
-        assert!(Fingerprint::parse(&"zz".repeat(32)).is_err());
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! The daemon's errors: why it could not be built ([`DaemonError`]), why a check or
+//! refresh failed ([`CheckError`], shared by every caller of one single-flight refresh),
+//! and why an API operation failed ([`OpError`], which the HTTP layer maps to a status).
+//! A [`CheckError`] becomes an [`OpError`] in one place, [`CheckError::into_op`].
+
+use super::reauth::SessionError;
+use crate::oauth::OAuthError;
+use crate::protocol::ErrorInfo;
+use crate::provider;
+
+/// Why the daemon could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The config is not usable.
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    /// The TLS identity could not be loaded or made.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+    /// The token store could not be opened.
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthError),
+    /// The vault could not be opened.
+    #[error("failed to open the vault")]
+    Vault(#[from] crate::vault::VaultError),
+    /// A credential's provider is not usable.
+    #[error("credential {credential}: {source}")]
+    Provider {
+        /// The credential.
+        credential: String,
+        /// The cause.
+        #[source]
+        source: provider::ProviderError,
+    },
+    /// The `[alerts]` section is not usable.
+    #[error("the [alerts] section is not valid")]
+    Alerts(#[from] super::alerts::AlertsConfigError),
+    /// A directory in the state directory cannot be made.
+    #[error("cannot create {path}; check the permissions of the state directory")]
+    StateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `[alerts]` section does not parse.
+    #[error("the [alerts] section is not valid: {0}")]
+    AlertsParse(String),
+}
+
+/// Why an API operation failed; the HTTP layer maps each to a status and `ApiError`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// No credential of that name.
+    #[error("credential {0} is not configured on this agent")]
+    UnknownCredential(String),
+    /// The credential is dead; the request was refused and counted.
+    #[error("credential {name} on agent {agent} is dead ({error}); run `tether reauth {agent}/{name}`", error = ErrorInfo { code: code.clone(), description: description.clone() })]
+    Dead {
+        /// Agent name.
+        agent: String,
+        /// Credential.
+        name: String,
+        /// Error code.
+        code: String,
+        /// Description.
+        description: String,
+    },
+    /// No token stored yet.
+    #[error(
+        "credential {name} on agent {agent} has no token yet; run `tether reauth {agent}/{name}`"
+    )]
+    NoToken {
+        /// Agent name.
+        agent: String,
+        /// Credential.
+        name: String,
+    },
+    /// The provider refused or failed.
+    #[error("credential {name}: {source}")]
+    Provider {
+        /// Credential.
+        name: String,
+        /// The classified error.
+        source: OAuthError,
+    },
+    /// The vault could not store the result.
+    #[error("credential {name}: {message}")]
+    Vault {
+        /// Credential.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// A re-auth session problem.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The operation does not fit the credential's kind.
+    #[error("credential {name}: {message}")]
+    WrongKind {
+        /// Credential.
+        name: String,
+        /// What to do instead.
+        message: String,
+    },
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The companion's `redirect_uri` does not fit the provider's rule.
+    #[error(transparent)]
+    Redirect(#[from] super::reauthorize::RedirectMismatch),
+    /// The daemon is shutting down.
+    #[error("the daemon is shutting down; retry in a moment")]
+    ShuttingDown,
+}
+
+/// Why a check or refresh failed, in a form that can be shared by every caller that
+/// waited on the same single-flight refresh.
+#[derive(Debug, Clone)]
+pub enum CheckError {
+    /// The provider answered (or could not be reached): classified.
+    Provider(crate::oauth::OAuthError),
+    /// The vault holds no token for this credential yet.
+    NoToken,
+    /// The new generation could not be stored anywhere.
+    Vault(String),
+    /// The daemon is shutting down.
+    ShuttingDown,
+}
+
+impl CheckError {
+    /// The error as shown in health (code and description, never a secret).
+    pub fn info(&self) -> ErrorInfo {
+        match self {
+            CheckError::Provider(e) => e.info.clone(),
+            CheckError::NoToken => ErrorInfo {
+                code: "no_token".into(),
+                description: "no token is stored for this credential yet; re-authorize it".into(),
+            },
+            CheckError::Vault(m) => ErrorInfo {
+                code: "vault_write_failed".into(),
+                description: m.clone(),
+            },
+            CheckError::ShuttingDown => ErrorInfo {
+                code: "shutting_down".into(),
+                description: "the daemon is shutting down".into(),
+            },
+        }
+    }
+
+    /// True when the grant is gone.
+    pub fn is_dead(&self) -> bool {
+        matches!(self, CheckError::Provider(e) if e.is_dead())
+    }
+}
+
+impl CheckError {
+    /// The API error for this failure of credential `name` on agent `agent`: the one
+    /// conversion every operation uses (the broker, re-authorization, paste).
+    pub fn into_op(self, agent: &str, name: &str) -> OpError {
+        match self {
+            CheckError::Provider(source) => OpError::Provider {
+                name: name.to_string(),
+                source,
+            },
+            CheckError::NoToken => OpError::NoToken {
+                agent: agent.to_string(),
+                name: name.to_string(),
+            },
+            CheckError::Vault(message) => OpError::Vault {
+                name: name.to_string(),
+                message,
+            },
+            CheckError::ShuttingDown => OpError::ShuttingDown,
+        }
+    }
+}

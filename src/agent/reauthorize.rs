@@ -1,0 +1,297 @@
+//! Re-authorization and paste: starting a session (the daemon keeps `state` and the PKCE
+//! verifier, see [`super::reauth`]), completing it (the redirect the companion used must
+//! fit [`RedirectRequirement::check`]), and storing a pasted secret the provider accepted.
+
+use super::credential::{CachedToken, Credential};
+use super::error::OpError;
+use super::reauth::{Session, SessionError};
+use super::Daemon;
+use crate::oauth::{self, ProbeOutcome};
+use crate::protocol::{CredentialHealth, ReauthStart, RedirectPort, RedirectRequirement};
+use crate::provider::CredentialKind;
+use crate::secret::{constant_time_eq, AccessToken, AuthorizationCode, RefreshToken};
+use crate::vault::Record;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A `redirect_uri` that does not fit the provider's redirect rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redirect_uri {uri:?} does not fit the provider's rule ({rule}): {why}")]
+pub struct RedirectMismatch {
+    /// The redirect URI the companion sent.
+    pub uri: String,
+    /// The rule, as `http://host:port/path`.
+    pub rule: String,
+    /// What does not fit.
+    pub why: &'static str,
+}
+
+impl RedirectRequirement {
+    /// Checks that `redirect_uri` fits this rule: http on the loopback host, the path, the
+    /// fixed port (or any non-zero one), no query or fragment.
+    pub fn check(&self, redirect_uri: &str) -> Result<(), RedirectMismatch> {
+        let bad = |why: &'static str| {
+            Err(RedirectMismatch {
+                uri: redirect_uri.to_string(),
+                rule: format!(
+                    "http://{}:{}{}",
+                    self.host,
+                    match self.port {
+                        RedirectPort::Any => "<any port>".to_string(),
+                        RedirectPort::Fixed(p) => p.to_string(),
+                    },
+                    self.path
+                ),
+                why,
+            })
+        };
+        let Ok(u) = url::Url::parse(redirect_uri) else {
+            return bad("not a URL");
+        };
+        if u.scheme() != "http" {
+            return bad("the scheme must be http (loopback)");
+        }
+        let host_ok = match u.host() {
+            Some(url::Host::Domain(h)) => h == self.host,
+            Some(url::Host::Ipv4(ip)) => ip.to_string() == self.host,
+            Some(url::Host::Ipv6(ip)) => ip.to_string() == self.host.trim_matches(['[', ']']),
+            None => false,
+        };
+        if !host_ok {
+            return bad("wrong host");
+        }
+        if u.path() != self.path {
+            return bad("wrong path");
+        }
+        match (self.port, u.port()) {
+            (RedirectPort::Fixed(p), Some(q)) if p == q => {}
+            (RedirectPort::Any, Some(q)) if q != 0 => {}
+            _ => return bad("wrong port"),
+        }
+        if u.query().is_some() || u.fragment().is_some() {
+            return bad("no query or fragment allowed");
+        }
+        Ok(())
+    }
+}
+
+impl Daemon {
+    /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
+    pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
+        let cred = self.credential(name)?.clone();
+        super::session::refuse_token_ops(&cred)?;
+        let provider = self
+            .ensure_provider(&cred)
+            .await
+            .map_err(|e| e.into_op(&self.config.name, name))?;
+        if provider.kind == CredentialKind::Paste {
+            return Err(OpError::WrongKind {
+                name: name.to_string(),
+                message: "this credential is a pasted token; push a new one with PUT /v1/credentials/{name}/secret (`tether reauth` offers to paste it)".into(),
+            });
+        }
+        if cred.client.client_id.is_empty() {
+            return Err(OpError::WrongKind {
+                name: name.to_string(),
+                message:
+                    "no client_id is configured for it in agent.toml, so it cannot be re-authorized"
+                        .into(),
+            });
+        }
+        let scopes = cred.config.scopes.clone().unwrap_or_default();
+        let (pending, url) = oauth::AuthorizationRequest::new(&provider, &cred.client, &scopes)
+            .map_err(|source| OpError::Provider {
+                name: name.to_string(),
+                source,
+            })?;
+        let redirect = provider.requirement();
+        let state = pending.state.clone();
+        let (session, expires_at) = self.sessions.start(name, pending, redirect.clone());
+        Ok(ReauthStart {
+            session,
+            credential: name.to_string(),
+            authorize_url: url.as_str().to_string(),
+            state,
+            redirect,
+            expires_at,
+        })
+    }
+
+    /// Completes a re-auth session: checks `state` and `redirect_uri`, exchanges the code
+    /// with the verifier and client credentials, commits the new generation, marks the
+    /// credential ok. On any failure the old generation stays.
+    pub async fn reauth_complete(
+        self: &Arc<Self>,
+        session_id: &str,
+        code: AuthorizationCode,
+        state: &str,
+        redirect_uri: &str,
+    ) -> Result<CredentialHealth, OpError> {
+        // Taking the session consumes it: a replay, or a second try after a wrong state,
+        // finds nothing.
+        let session = self.sessions.take(session_id)?;
+        if !constant_time_eq(session.pending.state.as_bytes(), state.as_bytes()) {
+            return Err(OpError::Session(SessionError::StateMismatch));
+        }
+        session.redirect.check(redirect_uri)?;
+        let cred = self.credential(&session.credential)?.clone();
+        let d = self.clone();
+        let redirect_uri = redirect_uri.to_string();
+        // Own task: once the code is spent, the new tokens must reach the vault even if
+        // the companion hangs up.
+        tokio::spawn(async move { d.complete_locked(&cred, session, code, &redirect_uri).await })
+            .await
+            .unwrap_or(Err(OpError::ShuttingDown))
+    }
+
+    async fn complete_locked(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        session: Session,
+        code: AuthorizationCode,
+        redirect_uri: &str,
+    ) -> Result<CredentialHealth, OpError> {
+        let name = cred.name.clone();
+        let _flight = cred.flight.lock().await;
+        if self.is_shutting_down() {
+            return Err(OpError::ShuttingDown);
+        }
+        let _writes = self.writes.read().await;
+        let provider = cred.provider();
+        let ts = oauth::exchange(
+            &self.http,
+            &provider,
+            &cred.client,
+            code,
+            session.pending.verifier,
+            redirect_uri,
+        )
+        .await
+        .map_err(|source| OpError::Provider {
+            name: name.clone(),
+            source,
+        })?;
+        if ts.refresh_token.is_none() {
+            tracing::warn!(
+                "credential {name}: the provider issued no refresh token at re-authorization"
+            );
+        }
+        let old = self.read_record(&name).await.ok().flatten();
+        let account = match provider.probe {
+            Some(_) => {
+                match oauth::probe_account(&self.http, &provider, &cred.client, &ts.access_token)
+                    .await
+                {
+                    (ProbeOutcome::Alive, a) => a,
+                    _ => None,
+                }
+            }
+            None => None,
+        }
+        .or_else(|| old.as_ref().and_then(|r| r.account.clone()));
+        let mut rec = Record::new(&name, &provider.name);
+        rec.account = account.clone();
+        rec.access_token = Some(ts.access_token.clone());
+        rec.refresh_token = ts.refresh_token.clone();
+        rec.token_type = ts.token_type.clone();
+        rec.scopes = if ts.scopes.is_empty() {
+            cred.config
+                .scopes
+                .clone()
+                .unwrap_or_else(|| provider.default_scopes.clone())
+        } else {
+            ts.scopes.clone()
+        };
+        rec.expires_at = ts.expires_at;
+        rec.refresh_expires_at = ts.refresh_expires_at;
+        rec.extras = ts.extras.clone();
+        self.commit(cred, rec)
+            .await
+            .map_err(|e| e.into_op(&self.config.name, &name))?;
+        let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
+        cred.set_token(Some(token.clone()));
+        *cred.pending.lock().expect("pending lock") = None;
+        *cred.last_flight.lock().expect("flight lock") = Some(Ok(token));
+        cred.flights.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut s = cred.status.lock().expect("status lock");
+            s.account = account;
+            s.refresh_expires_at = ts.refresh_expires_at;
+        }
+        self.record(cred, Ok(ts.refresh_expires_at));
+        cred.wake.notify_one();
+        Ok(cred.health())
+    }
+
+    /// Stores a pasted secret for a paste-kind credential after the provider accepted it.
+    pub async fn put_secret(
+        self: &Arc<Self>,
+        name: &str,
+        secret: AccessToken,
+    ) -> Result<CredentialHealth, OpError> {
+        let cred = self.credential(name)?.clone();
+        let provider = cred.provider();
+        if provider.kind != CredentialKind::Paste {
+            return Err(OpError::WrongKind {
+                name: name.to_string(),
+                message: "this credential is re-armed by browser consent, not by pasting a token; run `tether reauth`".into(),
+            });
+        }
+        let d = self.clone();
+        let c = cred.clone();
+        tokio::spawn(async move {
+            let account = oauth::verify_paste(&d.http, &provider, &secret)
+                .await
+                .map_err(|source| OpError::Provider {
+                    name: c.name.clone(),
+                    source,
+                })?;
+            let _flight = c.flight.lock().await;
+            let _writes = d.writes.read().await;
+            let mut rec = Record::new(&c.name, &provider.name);
+            rec.account = account.clone();
+            rec.access_token = Some(secret.clone());
+            rec.refresh_token = Some(RefreshToken::new(secret.secret()));
+            d.commit(&c, rec)
+                .await
+                .map_err(|e| e.into_op(&d.config.name, &c.name))?;
+            let token = CachedToken::obtained_now(secret, "Bearer".into(), None);
+            c.set_token(Some(token.clone()));
+            *c.last_flight.lock().expect("flight lock") = Some(Ok(token));
+            c.flights.fetch_add(1, Ordering::SeqCst);
+            if account.is_some() {
+                c.status.lock().expect("status lock").account = account;
+            }
+            d.record(&c, Ok(None));
+            c.wake.notify_one();
+            Ok(c.health())
+        })
+        .await
+        .unwrap_or(Err(OpError::ShuttingDown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_rules() {
+        let any = RedirectRequirement {
+            host: "127.0.0.1".into(),
+            port: RedirectPort::Any,
+            path: "/callback".into(),
+        };
+        assert!(any.check("http://127.0.0.1:5555/callback").is_ok());
+        assert!(any.check("http://127.0.0.1/callback").is_err());
+        assert!(any.check("http://evil.example:5555/callback").is_err());
+        assert!(any.check("https://127.0.0.1:5555/callback").is_err());
+        assert!(any.check("http://127.0.0.1:5555/other").is_err());
+        let fixed = RedirectRequirement {
+            port: RedirectPort::Fixed(8765),
+            ..any
+        };
+        assert!(fixed.check("http://127.0.0.1:8765/callback").is_ok());
+        assert!(fixed.check("http://127.0.0.1:8766/callback").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Recording what a check found: the state change ([`super::transition`]), its event, its
+//! counter and its alert; and the reminders for credentials that stay dead.
+
+use super::alerts::{Alert, AlertKind};
+use super::credential::Credential;
+use super::error::CheckError;
+use super::metrics;
+use super::transition::{self, Outcome};
+use super::Daemon;
+use crate::protocol::{CredentialHealth, CredentialState, Event};
+use chrono::Utc;
+use std::sync::Arc;
+
+impl Daemon {
+    /// Records the result of a check or refresh and emits events and alerts.
+    pub(crate) fn record(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
+    ) {
+        let (previous, mut health, blocked_before) = {
+            let mut s = cred.status.lock().expect("status lock");
+            let previous = s.state;
+            let now = Utc::now();
+            let was_human_needed = s
+                .last_error
+                .as_ref()
+                .is_some_and(|i| i.code == super::challenge::HUMAN_NEEDED);
+            // An open challenge: only the agent can say its session works again, and it
+            // stays the news whatever else a check met on the way.
+            let challenge = cred.challenge_error();
+            let outcome = match result {
+                Ok(end) => {
+                    s.refresh_expires_at = end.or(s.refresh_expires_at);
+                    s.last_error = None;
+                    s.failures = 0;
+                    Outcome::Worked(cred.working_state(s.refresh_expires_at))
+                }
+                Err(e) => {
+                    s.last_error = Some(e.info());
+                    Outcome::of_error(e)
+                }
+            };
+            let outcome = match (challenge, outcome) {
+                (Some(info), Outcome::Worked(_) | Outcome::Trouble | Outcome::NoToken) => {
+                    s.last_error = Some(info);
+                    Outcome::Dead
+                }
+                (_, o) => o,
+            };
+            // Dead only because of a challenge the agent has since resolved: the grant was
+            // never in doubt, so trouble now is trouble, not "still dead".
+            let rule_from = if previous == CredentialState::Dead
+                && was_human_needed
+                && cred.challenge_error().is_none()
+            {
+                CredentialState::Ok
+            } else {
+                previous
+            };
+            let step = transition::next(rule_from, outcome);
+            if step.failed {
+                s.failures = s.failures.saturating_add(1);
+            }
+            let next = step.state;
+            s.last_check = Some(now);
+            if next == previous {
+                return;
+            }
+            s.state = next;
+            s.since = now;
+            let blocked_before = s.blocked;
+            if previous == CredentialState::Dead {
+                s.blocked = 0;
+            }
+            if next == CredentialState::Dead {
+                s.last_alert = Some(now);
+            }
+            drop(s);
+            (previous, cred.health(), blocked_before)
+        };
+        let state = health.state;
+        self.metrics.inc(
+            metrics::STATE_CHANGES,
+            &[("credential", &cred.name), ("state", state.as_str())],
+        );
+        tracing::info!(
+            "credential {}: {} -> {}{}",
+            cred.name,
+            previous,
+            state,
+            health
+                .last_error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+        let _ = self.events.send(Event::StateChanged {
+            agent: self.config.name.clone(),
+            previous,
+            credential: health.clone(),
+        });
+        let kind = transition::alert_for(previous, state);
+        if kind == Some(AlertKind::Recovered) {
+            // The agent's own stream: resume now, not at the next cron run.
+            self.emit_recovered(cred);
+        }
+        if let Some(kind) = kind {
+            if kind == AlertKind::Recovered {
+                // The recovery text tells how many requests waited while it was dead.
+                health.blocked_requests = blocked_before;
+            }
+            self.alert(&health, kind);
+        }
+    }
+
+    /// Sends an alert in the background (channels retry on their own schedule, and a slow
+    /// SMTP server must not hold up a check).
+    pub(crate) fn alert(self: &Arc<Self>, health: &CredentialHealth, kind: AlertKind) {
+        let Some(_) = &self.alerter else { return };
+        let alert = Alert {
+            agent: self.config.name.clone(),
+            credential: health.name.clone(),
+            provider: health.provider.clone(),
+            kind,
+            reauth: health.reauth,
+            error: health.last_error.clone(),
+            blocked_requests: health.blocked_requests,
+            since: health.since,
+            refresh_expires_at: health.refresh_expires_at,
+            detail: None,
+            challenge: health.challenge.as_ref().map(|c| c.challenge.clone()),
+            pending: health.pending.clone(),
+        };
+        let d = self.clone();
+        tokio::spawn(async move {
+            let Some(alerter) = &d.alerter else { return };
+            let report = alerter.send(&alert).await;
+            for o in &report.outcomes {
+                if let Err(e) = &o.result {
+                    tracing::warn!("alert to channel {} failed: {}", o.channel, e.chain());
+                }
+            }
+        });
+    }
+
+    /// Sends reminders for credentials that stayed dead for another reminder interval.
+    pub(crate) fn send_reminders(self: &Arc<Self>) {
+        let interval = chrono::Duration::from_std(self.reminder_interval)
+            .unwrap_or(chrono::Duration::hours(6));
+        for cred in self.credentials.values() {
+            let due = {
+                let mut s = cred.status.lock().expect("status lock");
+                let due = s.state == CredentialState::Dead
+                    && match s.last_alert {
+                        None => true,
+                        Some(t) => Utc::now() - t >= interval,
+                    };
+                if due {
+                    s.last_alert = Some(Utc::now());
+                }
+                due
+            };
+            if due {
+                self.alert(&cred.health(), AlertKind::Reminder);
+            }
+        }
+    }
+}
