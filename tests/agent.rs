@@ -6,6 +6,7 @@
 mod api;
 mod challenges;
 mod cli;
+mod device_flow;
 mod edges;
 mod flows;
 mod hardening;

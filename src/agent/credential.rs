@@ -158,6 +158,10 @@ pub struct Credential {
     /// What the agent says a human must do, its pending work, its last session report
     /// (`agent::challenge`). When both are needed, `status` is locked first.
     pub(crate) human: Mutex<super::challenge::HumanState>,
+    /// True while a device-code re-authorization polls (`agent::device_flow`).
+    pub(crate) device_flow: std::sync::atomic::AtomicBool,
+    /// Configured scopes the newest grant lacks (`agent::scopes`).
+    pub(crate) scope_gap: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -210,6 +214,8 @@ impl Credential {
             last_rejected_refresh: Mutex::new(None),
             last_check_now: Mutex::new(None),
             human: Mutex::new(super::challenge::HumanState::default()),
+            device_flow: std::sync::atomic::AtomicBool::new(false),
+            scope_gap: Mutex::new(Vec::new()),
         }
     }
 

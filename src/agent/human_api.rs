@@ -2,11 +2,13 @@
 //!
 //! - `POST /v1/credentials/{name}/challenge` with a [`Challenge`] (re-post to refresh a QR);
 //! - `DELETE /v1/credentials/{name}/challenge` or `POST .../resolved`: the session works;
-//! - `POST /v1/credentials/{name}/report` with a [`SessionReport`].
+//! - `POST /v1/credentials/{name}/report` with a [`SessionReport`];
+//! - `POST /v1/credentials/{name}/device-reauth` (device token): the daemon starts a
+//!   device-code re-authorization and posts its code as the challenge.
 //!
 //! Each answers with the credential's health.
 
-use super::api::{AgentAuth, ApiFailure, Body, CredName};
+use super::api::{AgentAuth, ApiFailure, Body, CredName, DeviceAuth};
 use super::daemon::Daemon;
 use crate::protocol::{Challenge, CredentialHealth, SessionReport};
 use axum::extract::State;
@@ -23,6 +25,15 @@ pub fn routes() -> Router<Arc<Daemon>> {
         )
         .route("/v1/credentials/{name}/resolved", post(resolved))
         .route("/v1/credentials/{name}/report", post(report))
+        .route("/v1/credentials/{name}/device-reauth", post(device_reauth))
+}
+
+async fn device_reauth(
+    State(d): State<Arc<Daemon>>,
+    _a: DeviceAuth,
+    CredName(name): CredName,
+) -> Result<Json<CredentialHealth>, ApiFailure> {
+    Ok(Json(d.device_reauth(&name).await?))
 }
 
 async fn post_challenge(

@@ -19,7 +19,9 @@
 //! - [`challenge`]: what the agent says a human must do (QR code, device code, URL,
 //!   message), its pending work and session reports; [`session`]: `kind = "session"`
 //!   credentials and their staleness rule; [`agent_events`]: the agent's own event
-//!   stream (`recovered`); [`human_api`]: their routes;
+//!   stream (`recovered`); [`device_flow`]: re-authorization by device code (RFC 8628),
+//!   run by the daemon and shown as a challenge; [`human_api`]: their routes;
+//! - [`scopes`]: the granted scopes against the configured ones (a gap is `degraded`);
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
 //! - [`intent`]: durable notes of refresh tokens being spent (a cut rotation is never
 //!   replayed blindly);
@@ -47,6 +49,7 @@ pub mod config;
 pub mod conn_limit;
 pub mod credential;
 pub mod daemon;
+pub mod device_flow;
 pub mod error;
 pub mod file_watch;
 pub mod human_api;
@@ -59,6 +62,7 @@ pub mod record;
 pub mod refresh;
 pub mod resolve;
 pub mod schedule;
+pub mod scopes;
 pub mod server;
 pub mod session;
 pub mod tls;

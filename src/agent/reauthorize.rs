@@ -171,6 +171,19 @@ impl Daemon {
             name: name.clone(),
             source,
         })?;
+        self.store_grant(cred, ts).await
+    }
+
+    /// Stores the tokens of a new grant (a code exchange, a device flow) as the
+    /// credential's next generation and marks it working. The caller holds the flight lock
+    /// and a `writes` guard.
+    pub(crate) async fn store_grant(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        ts: oauth::TokenSet,
+    ) -> Result<CredentialHealth, OpError> {
+        let name = cred.name.clone();
+        let provider = cred.provider();
         if ts.refresh_token.is_none() {
             tracing::warn!(
                 "credential {name}: the provider issued no refresh token at re-authorization"
@@ -218,7 +231,7 @@ impl Daemon {
             s.account = account;
             s.refresh_expires_at = ts.refresh_expires_at;
         }
-        self.record(cred, Ok(ts.refresh_expires_at));
+        self.record_granted(cred, ts.refresh_expires_at, &ts.scopes);
         cred.wake.notify_one();
         Ok(cred.health())
     }

@@ -41,18 +41,24 @@ impl Daemon {
                     Outcome::of_error(e)
                 }
             };
-            let outcome = match (challenge, outcome) {
-                (Some(info), Outcome::Worked(_) | Outcome::Trouble | Outcome::NoToken) => {
+            let scope_gap = cred.scope_error();
+            let outcome = match (challenge, scope_gap.clone(), outcome) {
+                (Some(info), _, Outcome::Worked(_) | Outcome::Trouble | Outcome::NoToken) => {
                     s.last_error = Some(info);
                     Outcome::Dead
                 }
-                (_, o) => o,
+                // The grant works but lacks a configured scope: alive and useless.
+                (None, Some(info), Outcome::Worked(_)) => {
+                    s.last_error = Some(info);
+                    Outcome::Trouble
+                }
+                (_, _, o) => o,
             };
             // Dead only because of a challenge the agent has since resolved: the grant was
             // never in doubt, so trouble now is trouble, not "still dead".
             let rule_from = if previous == CredentialState::Dead
-                && was_human_needed
-                && cred.challenge_error().is_none()
+                && ((was_human_needed && cred.challenge_error().is_none())
+                    || (scope_gap.is_some() && outcome == Outcome::Trouble))
             {
                 CredentialState::Ok
             } else {

@@ -275,7 +275,7 @@ impl Daemon {
             Ok(_) => {
                 self.clear_intent(name);
                 cred.set_token(Some(token.clone()));
-                self.record(cred, Ok(next.refresh_expires_at));
+                self.record_granted(cred, next.refresh_expires_at, &ts.scopes);
                 Ok(token)
             }
             Err(e) => {

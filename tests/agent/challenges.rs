@@ -392,3 +392,30 @@ async fn a_challenge_on_a_token_credential_holds_until_the_agent_resolves_it() {
     );
     assert!(h.challenge.is_none());
 }
+
+#[tokio::test]
+async fn a_consent_that_grants_fewer_scopes_is_degraded_naming_the_missing_one() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let body = oidc_credential("youtube", &oidc, "").replace(
+        r#"scopes = ["openid", "offline_access"]"#,
+        r#"scopes = ["openid", "offline_access", "email"]"#,
+    );
+    let a = TestAgent::start("", &body).await;
+    // The owner unticks `email` on the consent page.
+    oidc.set_dropped_scopes(&["email"]).await;
+    let h = a.bootstrap("youtube", &oidc).await;
+    assert_eq!(h.state, CredentialState::Degraded, "{h:?}");
+    let e = h.last_error.unwrap();
+    assert_eq!(e.code, "missing_scope");
+    assert_eq!(
+        e.description,
+        "missing scope email: re-authorize and leave every box ticked"
+    );
+    // A refresh of the same grant says the same; a consent with every box ticked fixes it.
+    let forced: CredentialHealth = a.post_json("/v1/credentials/youtube/check", None).await;
+    assert_eq!(forced.state, CredentialState::Degraded, "{forced:?}");
+    oidc.set_dropped_scopes(&[]).await;
+    let h = a.bootstrap("youtube", &oidc).await;
+    assert_eq!(h.state, CredentialState::Ok, "{h:?}");
+}

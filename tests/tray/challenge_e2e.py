@@ -151,9 +151,17 @@ def main():
             log(f"QR {i + 1} in the window {took * 1000:.0f} ms after its post")
             assert took < 1.0, f"QR {i + 1} took {took:.2f} s to reach the window"
             wd.script(f"document.querySelector('{row_css} canvas.qr').scrollIntoView({{block: 'center'}})")
-            shot = wd.screenshot(f"tray-challenge-qr-{i + 1}.png")
-            decoded = decode_qr(shot)
-            assert decoded == [payload], f"screenshot {i + 1} decodes to {decoded}, posted {payload!r}"
+            # The page has drawn it; the compositor may show it a frame later, so the
+            # screenshot is taken again until it shows this code (or the deadline passes).
+            seen = []
+
+            def shows_it():
+                seen.append(decode_qr(wd.screenshot(f"tray-challenge-qr-{i + 1}.png")))
+                return seen[-1] == [payload]
+            try:
+                wait_for(f"screenshot {i + 1} to show the posted code", shows_it, timeout=5, interval=0.1)
+            except AssertionError:
+                raise AssertionError(f"screenshot {i + 1} decodes to {seen[-1:]}, posted {payload!r}") from None
             log(f"screenshot {i + 1} decodes to the posted payload")
             if i == 0:
                 need = wd.text(wd.find(f"{row_css} .challenge-need"))
