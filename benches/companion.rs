@@ -107,10 +107,10 @@ impl Notifier for Stopwatch {
 /// The browser: consents at the provider and delivers the callback.
 struct Consent(Arc<oidc::OidcProvider>);
 impl Opener for Consent {
-    fn open(&self, url: &str) -> Result<(), String> {
+    fn open(&self, url: &str) -> Result<(), tether::companion::reauth::OpenError> {
         let (p, url) = (
             self.0.clone(),
-            url::Url::parse(url).map_err(|e| e.to_string())?,
+            url::Url::parse(url).map_err(tether::companion::reauth::OpenError::new)?,
         );
         tokio::spawn(async move {
             let cb = p.consent(&url).await;

@@ -36,6 +36,10 @@ pub enum CredentialState {
     Degraded,
     /// The provider said the grant is gone: a human must re-authorize.
     Dead,
+    /// A state this side does not know (a newer peer's): shown as `unknown`, never a reason
+    /// to refuse the whole reply.
+    #[serde(other)]
+    Unknown,
 }
 
 impl CredentialState {
@@ -43,7 +47,7 @@ impl CredentialState {
     pub fn severity(self) -> u8 {
         match self {
             CredentialState::Ok => 0,
-            CredentialState::Unchecked => 1,
+            CredentialState::Unchecked | CredentialState::Unknown => 1,
             CredentialState::Expiring => 2,
             CredentialState::Degraded => 3,
             CredentialState::Dead => 4,
@@ -58,6 +62,7 @@ impl CredentialState {
             CredentialState::Expiring => "expiring",
             CredentialState::Degraded => "degraded",
             CredentialState::Dead => "dead",
+            CredentialState::Unknown => "unknown",
         }
     }
 }
@@ -78,6 +83,9 @@ pub enum ReauthKind {
     Paste,
     /// Tether cannot re-arm it.
     None,
+    /// A way this side does not know (a newer peer's).
+    #[serde(other)]
+    Unknown,
 }
 
 /// A provider's error, as shown to the owner: never contains a secret.
@@ -516,6 +524,9 @@ pub enum ErrorCode {
     WrongKind,
     /// Anything else.
     Internal,
+    /// A code this side does not know (a newer daemon's).
+    #[serde(other)]
+    Unknown,
 }
 
 /// Every error reply from the daemon: `{code, message}` plus an optional hint.

@@ -32,8 +32,10 @@ const WAIT: Duration = Duration::from_secs(90);
 struct ToBrowser(tokio::sync::mpsc::UnboundedSender<String>);
 
 impl Opener for ToBrowser {
-    fn open(&self, url: &str) -> Result<(), String> {
-        self.0.send(url.to_string()).map_err(|e| e.to_string())
+    fn open(&self, url: &str) -> Result<(), tether::companion::reauth::OpenError> {
+        self.0
+            .send(url.to_string())
+            .map_err(tether::companion::reauth::OpenError::new)
     }
 }
 

@@ -177,8 +177,8 @@ impl Core {
     /// A core over the companion config in `dir` (device tokens per `$TETHER_SECRETS`),
     /// opening consent pages in the system browser (which honours `$BROWSER`).
     pub fn open(dir: PathBuf) -> Result<Core, CommandError> {
-        let backend =
-            Backend::from_env().map_err(|e| CommandError::new("secrets", e.to_string()))?;
+        let backend = Backend::from_env()
+            .map_err(|e| CommandError::new("secrets", tether::report::chain(&e)))?;
         Core::with(
             Companion::open(dir, backend),
             Arc::new(tether::companion::reauth::SystemBrowser),
@@ -202,7 +202,7 @@ impl Core {
 
     /// The companion's platform config directory (`$TETHER_CONFIG_DIR` first).
     pub fn default_dir() -> Result<PathBuf, CommandError> {
-        config::config_dir().map_err(|e| CommandError::new("config", e.to_string()))
+        config::config_dir().map_err(|e| CommandError::new("config", tether::report::chain(&e)))
     }
 
     /// The config directory in use.
@@ -335,8 +335,8 @@ impl Core {
         let cfg = self.companion.config().map_err(err)?;
         for entry in cfg.agents {
             let result = match self.companion.client(&entry.name) {
-                Ok(c) => c.health().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                Ok(c) => c.health().await.map_err(|e| tether::report::chain(&e)),
+                Err(e) => Err(tether::report::chain(&e)),
             };
             match result {
                 Ok(report) => self.snapshot.send_modify(|s| {
@@ -658,7 +658,7 @@ fn check_name(agent: &str, credential: &str) -> Result<(), CommandError> {
 
 /// The core's error as the window receives it.
 pub fn err(e: CompanionError) -> CommandError {
-    CommandError::new(e.code(), e.to_string())
+    CommandError::new(e.code(), tether::report::chain(&e))
 }
 
 /// Desktop notifications when a notification server answers, else log lines.

@@ -75,7 +75,7 @@ impl IntoResponse for ApiFailure {
 
 impl From<OpError> for ApiFailure {
     fn from(e: OpError) -> Self {
-        let msg = e.to_string();
+        let msg = crate::report::chain(&e);
         match &e {
             OpError::UnknownCredential(_) => ApiFailure::new(
                 StatusCode::NOT_FOUND,

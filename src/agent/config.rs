@@ -46,7 +46,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has unknown keys.
-    #[error("agent config is not valid: {0}")]
+    #[error("agent config is not valid")]
     Parse(#[from] toml::de::Error),
     /// A value is out of range or inconsistent.
     #[error("agent config is not valid: {0}")]

@@ -25,7 +25,7 @@ pub enum DaemonError {
     #[error("failed to open the vault")]
     Vault(#[from] crate::vault::VaultError),
     /// A credential's provider is not usable.
-    #[error("credential {credential}: {source}")]
+    #[error("credential {credential}: its provider is not usable")]
     Provider {
         /// The credential.
         credential: String,
@@ -80,7 +80,7 @@ pub enum OpError {
         name: String,
     },
     /// The provider refused or failed.
-    #[error("credential {name}: {source}")]
+    #[error("credential {name}")]
     Provider {
         /// Credential.
         name: String,

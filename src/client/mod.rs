@@ -126,7 +126,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The event stream broke its framing rules.
-    #[error("agent {agent}: {source}")]
+    #[error("agent {agent}: the event stream is broken")]
     Stream {
         /// The agent.
         agent: String,

@@ -45,7 +45,7 @@ pub enum ConfigError {
     #[error("cannot find a config directory for tether; set {CONFIG_DIR_ENV} to a directory")]
     NoConfigDir,
     /// The file exists but could not be read.
-    #[error("cannot read the companion config {path}: {source}")]
+    #[error("cannot read the companion config {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -73,7 +73,7 @@ pub enum ConfigError {
         message: String,
     },
     /// The file could not be written.
-    #[error("cannot write the companion config {path}: {source}")]
+    #[error("cannot write the companion config {path}")]
     Write {
         /// The file.
         path: PathBuf,

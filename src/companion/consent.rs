@@ -41,14 +41,21 @@ pub struct ConsentTarget {
     pub scopes: Vec<String>,
 }
 
+/// Why an authorization URL is not opened, in words for the owner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsafe(pub String);
+
 /// Reads `url` (the daemon's `authorize_url`) and checks it; `state` is the session's.
 /// The error says what is wrong, in words for the owner.
-pub fn inspect(url: &str, state: &str) -> Result<(AuthorizationUrl, ConsentTarget), String> {
-    let parsed = AuthorizationUrl::parse(url).map_err(|e| e.info.description)?;
+pub fn inspect(url: &str, state: &str) -> Result<(AuthorizationUrl, ConsentTarget), Unsafe> {
+    let parsed = AuthorizationUrl::parse(url).map_err(|e| Unsafe(e.info.description))?;
     let u = parsed.url();
-    check_endpoint(u).map_err(|e| e.to_string())?;
+    check_endpoint(u).map_err(|e| Unsafe(crate::report::chain(&e)))?;
     if !u.username().is_empty() || u.password().is_some() {
-        return Err("it carries a user name before the host, which only disguises the host".into());
+        return Err(Unsafe(
+            "it carries a user name before the host, which only disguises the host".into(),
+        ));
     }
     let param = |names: &[&str]| {
         u.query_pairs()
@@ -57,27 +64,33 @@ pub fn inspect(url: &str, state: &str) -> Result<(AuthorizationUrl, ConsentTarge
     };
     match param(&["state"]) {
         Some(s) if s == state => {}
-        Some(_) => return Err("its `state` is not the one of this sign-in session".into()),
+        Some(_) => {
+            return Err(Unsafe(
+                "its `state` is not the one of this sign-in session".into(),
+            ))
+        }
         None => {
-            return Err("it has no `state`, so a forged callback could not be told apart".into())
+            return Err(Unsafe(
+                "it has no `state`, so a forged callback could not be told apart".into(),
+            ))
         }
     }
     if param(&["code_challenge_method"]).as_deref() != Some("S256")
         || !matches!(param(&["code_challenge"]), Some(c) if !c.is_empty())
     {
-        return Err(
+        return Err(Unsafe(
             "it does not use PKCE with S256 (`code_challenge_method=S256`), so a stolen code could be used"
                 .into(),
-        );
+        ));
     }
     let client_id = param(&["client_id", "client_key"])
         .filter(|c| !c.is_empty())
-        .ok_or("it names no client (`client_id`)")?;
+        .ok_or_else(|| Unsafe("it names no client (`client_id`)".into()))?;
     let host = match (u.host_str(), u.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_owned(),
         // check_endpoint refused URLs without a host.
-        (None, _) => return Err("it has no host".into()),
+        (None, _) => return Err(Unsafe("it has no host".into())),
     };
     let scopes = param(&["scope", "user_scope"])
         .map(|s| {
@@ -137,7 +150,7 @@ mod tests {
         ];
         for (url, why) in cases {
             let err = inspect(&url, "st").unwrap_err();
-            assert!(err.contains(why), "{url}: {err}");
+            assert!(err.0.contains(why), "{url}: {err}");
         }
         // Loopback http stays allowed (local authorization servers, the test provider).
         let local = OK.replace("https://accounts.google.com", "http://127.0.0.1:9000");

@@ -84,3 +84,49 @@ impl CompanionError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every level of `e`'s chain, outermost first.
+    fn levels(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_companion_error_chain_prints_each_cause_once() {
+        let cases = [
+            CompanionError::Config(ConfigError::Write {
+                path: "/home/o/.config/tether/companion.toml".into(),
+                source: std::io::Error::other("disk quota exceeded"),
+            }),
+            CompanionError::Reauth(ReauthError::Listener {
+                agent: "studio".into(),
+                credential: "youtube".into(),
+                source: crate::oauth::ListenerError::Io {
+                    port: 8765,
+                    source: std::io::Error::other("address already in use"),
+                },
+            }),
+        ];
+        for e in cases {
+            let levels = levels(&e);
+            // What the CLI prints (`{err:#}`): every cause, each once.
+            let printed = format!("{:#}", anyhow::Error::new(e));
+            println!("{printed}");
+            for (i, level) in levels.iter().enumerate() {
+                if let Some(inner) = levels.get(i + 1) {
+                    assert!(
+                        !level.contains(inner.as_str()),
+                        "{level:?} repeats its source {inner:?}"
+                    );
+                }
+                assert_eq!(printed.matches(level.as_str()).count(), 1, "{printed}");
+            }
+            assert!(levels.len() >= 2, "{levels:?}");
+        }
+    }
+}

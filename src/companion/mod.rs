@@ -183,7 +183,7 @@ impl Companion {
             .map(|a| {
                 let c = self
                     .client_for(a)
-                    .map_err(|e| (contact_class(&e), e.to_string()));
+                    .map_err(|e| (contact_class(&e), crate::report::chain(&e)));
                 (a.name.clone(), a.url.clone(), c)
             })
             .collect();
@@ -345,7 +345,7 @@ impl Companion {
             .map(|a| {
                 let c = self.client_for(a).map_err(|e| ContactFailure {
                     class: contact_class(&e),
-                    message: e.to_string(),
+                    message: crate::report::chain(&e),
                 });
                 (a.name.clone(), c)
             })

@@ -102,7 +102,7 @@ impl Notice {
         let todo = match c.reauth {
             ReauthKind::Oauth => format!("Re-authorize it: `tether reauth {agent}/{}`.", c.name),
             ReauthKind::Paste => format!("Paste a new token: `tether paste {agent}/{}`.", c.name),
-            ReauthKind::None => "Re-create it on the agent.".to_string(),
+            ReauthKind::None | ReauthKind::Unknown => "Re-create it on the agent.".to_string(),
         };
         let action = (matches!(
             kind,

@@ -416,7 +416,7 @@ impl AgentPolicy {
                 }
             }
             // Transient or unknown: keep what the owner was told; the daemon retries.
-            CredentialState::Degraded | CredentialState::Unchecked => {}
+            CredentialState::Degraded | CredentialState::Unchecked | CredentialState::Unknown => {}
         }
     }
 

@@ -23,11 +23,28 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Prefix of the line that carries the URL when no browser is opened (tests read it).
 pub const OPEN_URL_PREFIX: &str = "open this URL: ";
 
+/// The browser could not be opened (the URL is still shown, to open by hand).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the browser")]
+pub struct OpenError {
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl OpenError {
+    /// An open that failed because of `source`.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> OpenError {
+        OpenError {
+            source: source.into(),
+        }
+    }
+}
+
 /// Opens the authorization URL for the owner.
 pub trait Opener: Send + Sync {
     /// Opens `url`; an error is reported, and the URL is still shown so the owner can
     /// open it by hand.
-    fn open(&self, url: &str) -> Result<(), String>;
+    fn open(&self, url: &str) -> Result<(), OpenError>;
 }
 
 /// The system browser (`webbrowser` crate; honours `$BROWSER`).
@@ -35,8 +52,8 @@ pub trait Opener: Send + Sync {
 pub struct SystemBrowser;
 
 impl Opener for SystemBrowser {
-    fn open(&self, url: &str) -> Result<(), String> {
-        webbrowser::open(url).map_err(|e| e.to_string())
+    fn open(&self, url: &str) -> Result<(), OpenError> {
+        webbrowser::open(url).map_err(OpenError::new)
     }
 }
 
@@ -45,12 +62,12 @@ impl Opener for SystemBrowser {
 pub struct PrintUrl;
 
 impl Opener for PrintUrl {
-    fn open(&self, url: &str) -> Result<(), String> {
+    fn open(&self, url: &str) -> Result<(), OpenError> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{OPEN_URL_PREFIX}{url}")
             .and_then(|()| out.flush())
-            .map_err(|e| e.to_string())
+            .map_err(OpenError::new)
     }
 }
 
@@ -161,7 +178,7 @@ pub enum ReauthError {
         new: Box<AuthorizationPin>,
     },
     /// The loopback listener failed, timed out or was cancelled, or the owner declined.
-    #[error("re-authorization of {agent}/{credential}: {source}")]
+    #[error("re-authorization of {agent}/{credential}")]
     Listener {
         /// The agent.
         agent: String,
@@ -221,7 +238,7 @@ pub async fn run(
             credential: Box::new(r.health.clone()),
         }),
         Err(e) => progress(ReauthProgress::Failed {
-            message: e.to_string(),
+            message: crate::report::chain(e),
         }),
     }
     result
@@ -259,11 +276,11 @@ async fn run_inner(
     };
     // The URL goes to a browser: checked before anything is bound or opened.
     let (authorize, target) =
-        consent::inspect(&start.authorize_url, &start.state).map_err(|reason| {
+        consent::inspect(&start.authorize_url, &start.state).map_err(|unsafe_url| {
             ReauthError::BadAuthorizeUrl {
                 agent: agent.clone(),
                 credential: credential.to_string(),
-                reason,
+                reason: unsafe_url.0,
             }
         })?;
     if let Some(old) = pinned {
@@ -291,7 +308,7 @@ async fn run_inner(
     let canceller = listener.canceller();
     let mut wait = tokio::task::spawn_blocking(move || listener.wait(timeout));
 
-    let open_error = opener.open(&url).err();
+    let open_error = opener.open(&url).err().map(|e| crate::report::chain(&e));
     progress(ReauthProgress::WaitingForBrowser {
         url: url.clone(),
         open_error,

@@ -189,7 +189,7 @@ impl StatusReport {
                     CredentialState::Ok => paint("32", &state),
                     CredentialState::Dead => paint("1;31", &state),
                     CredentialState::Expiring | CredentialState::Degraded => paint("33", &state),
-                    CredentialState::Unchecked => paint("2", &state),
+                    CredentialState::Unchecked | CredentialState::Unknown => paint("2", &state),
                 };
                 let mut line = format!(
                     "  {:<width$}  {state} since {}",
@@ -210,7 +210,7 @@ impl StatusReport {
                         ReauthKind::Paste => {
                             format!("  → tether paste {}/{}", a.name, safe(&c.name))
                         }
-                        ReauthKind::None => String::new(),
+                        ReauthKind::None | ReauthKind::Unknown => String::new(),
                     });
                 }
                 out.push_str(&line);
@@ -246,7 +246,7 @@ pub async fn collect(clients: Vec<AgentRow<AgentClient>>) -> StatusReport {
             Ok(client) => client
                 .health()
                 .await
-                .map_err(|e: ClientError| (e.class(), e.to_string())),
+                .map_err(|e: ClientError| (e.class(), crate::report::chain(&e))),
             Err(e) => Err(e),
         };
         (name, url, r)

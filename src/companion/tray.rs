@@ -413,7 +413,7 @@ pub fn menu(agents: &[AgentView], opts: MenuOptions, now: DateTime<Utc>) -> Vec<
                     format!("Re-authorize {label} (paste a new token)…"),
                     MenuAction::Show { agent, credential },
                 )),
-                ReauthKind::None => None,
+                ReauthKind::None | ReauthKind::Unknown => None,
             }
         })
         .collect();
@@ -460,6 +460,7 @@ pub fn state_words(s: CredentialState) -> &'static str {
         CredentialState::Expiring => "expiring soon",
         CredentialState::Degraded => "transient trouble",
         CredentialState::Dead => "dead",
+        CredentialState::Unknown => "unknown",
     }
 }
 

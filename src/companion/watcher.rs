@@ -299,7 +299,7 @@ pub fn spawn(
                         )
                     ) {
                         progress(ReauthProgress::Failed {
-                            message: e.to_string(),
+                            message: crate::report::chain(&e),
                         });
                     }
                 }
@@ -393,7 +393,7 @@ impl AgentCtx {
 fn failure(e: &ClientError) -> ContactFailure {
     ContactFailure {
         class: e.class(),
-        message: e.to_string(),
+        message: crate::report::chain(e),
     }
 }
 

@@ -53,7 +53,7 @@ pub struct DemoOptions {
 #[non_exhaustive]
 pub enum DemoError {
     /// A step failed; the message says which.
-    #[error("demo: could not {step}: {source}")]
+    #[error("demo: could not {step}")]
     Step {
         /// What the demo was doing.
         step: &'static str,

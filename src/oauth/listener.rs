@@ -63,7 +63,7 @@ pub enum ListenerError {
     #[error("redirect path `{0}` must start with `/`")]
     BadPath(String),
     /// Binding or serving failed for another reason.
-    #[error("loopback listener on 127.0.0.1:{port} failed: {source}")]
+    #[error("loopback listener on 127.0.0.1:{port} failed")]
     Io {
         /// The port (0 before binding).
         port: u16,

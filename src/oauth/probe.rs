@@ -480,7 +480,7 @@ pub async fn verify_paste(
             &provider.name,
             ErrorClass::Misconfigured,
             "invalid_token_format",
-            &why,
+            &why.0,
         ));
     }
     let client = ClientCredentials::public(String::new());

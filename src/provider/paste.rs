@@ -28,17 +28,25 @@ pub enum PasteFormat {
 /// GitHub's token prefixes.
 const GITHUB_PREFIXES: &[&str] = &["github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"];
 
+/// A pasted value that is not a token of the expected shape; the text says what such a
+/// token looks like (never the value itself).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadPaste(pub String);
+
 impl PasteFormat {
     /// Checks `token`; the error says what a token of this kind looks like (never the
     /// token itself).
-    pub fn check(self, token: &str) -> Result<(), String> {
+    pub fn check(self, token: &str) -> Result<(), BadPaste> {
         if token.is_empty() {
-            return Err("the pasted token is empty; copy the whole token again".into());
+            return Err(BadPaste(
+                "the pasted token is empty; copy the whole token again".into(),
+            ));
         }
         if token.len() > MAX_LEN {
-            return Err(format!(
+            return Err(BadPaste(format!(
                 "the pasted token is longer than {MAX_LEN} characters; copy only the token"
-            ));
+            )));
         }
         let ok = match self {
             PasteFormat::Telegram => match token.split_once(':') {
@@ -64,11 +72,11 @@ impl PasteFormat {
         if ok {
             return Ok(());
         }
-        Err(match self {
+        Err(BadPaste(match self {
             PasteFormat::Telegram => "the pasted token is not a telegram bot token (digits, `:`, then letters, digits, `_` or `-`, as @BotFather shows it); copy the whole token again".into(),
             PasteFormat::GitHub => "the pasted token is not a github token (it starts with ghp_, github_pat_, gho_, ghu_, ghs_ or ghr_ and has only letters, digits and `_`); copy the whole token again".into(),
             PasteFormat::Opaque => "the pasted token has characters no token has (spaces, quotes or shell characters); copy only the token".into(),
-        })
+        }))
     }
 }
 
@@ -135,6 +143,6 @@ mod tests {
         let e = PasteFormat::Telegram
             .check("123:secretvalue/evil")
             .unwrap_err();
-        assert!(!e.contains("secretvalue"), "{e}");
+        assert!(!e.0.contains("secretvalue"), "{e}");
     }
 }

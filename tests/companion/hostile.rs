@@ -88,14 +88,14 @@ struct Browser {
 }
 
 impl Opener for Browser {
-    fn open(&self, url: &str) -> Result<(), String> {
+    fn open(&self, url: &str) -> Result<(), tether::companion::reauth::OpenError> {
         self.opened.lock().unwrap().push(url.to_owned());
-        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let url = url::Url::parse(url).map_err(tether::companion::reauth::OpenError::new)?;
         let redirect = url
             .query_pairs()
             .find(|(k, _)| k == "redirect_uri")
             .map(|(_, v)| v.into_owned())
-            .ok_or("no redirect_uri")?;
+            .ok_or_else(|| tether::companion::reauth::OpenError::new("no redirect_uri"))?;
         let state = url
             .query_pairs()
             .find(|(k, _)| k == "state")
@@ -259,4 +259,49 @@ async fn authorization_urls_that_fail_the_checks_are_never_opened() {
         assert!(err.to_string().contains(why), "{url}: {err}");
     }
     assert_eq!(browser.count(), 0);
+}
+
+/// A newer daemon may report a state (or a way to re-arm) this companion does not know:
+/// the reply still parses, that credential shows as `unknown`, and the rest of the reply
+/// (the other credential) is shown as before.
+#[tokio::test]
+async fn a_newer_daemons_unknown_state_shows_as_unknown_and_the_rest_of_the_reply_is_kept() {
+    let canned = Canned::start();
+    let r = report(vec![
+        cred("youtube", CredentialState::Ok, 0),
+        cred("gmail", CredentialState::Ok, 0),
+    ]);
+    let mut json: serde_json::Value = serde_json::to_value(&r).unwrap();
+    json["credentials"][1]["state"] = "quarantined".into();
+    json["credentials"][1]["reauth"] = "passkey".into();
+    canned.route("/v1/health", Answer::json(200, &json.to_string()));
+    let (dir, companion) = paired_with(&canned);
+
+    let status = companion.status().await.unwrap();
+    let agent = &status.agents[0];
+    assert!(agent.error.is_none(), "the reply parses: {:?}", agent.error);
+    let creds = &agent.credentials;
+    assert_eq!(creds[0].state, CredentialState::Ok);
+    assert_eq!(creds[1].state, CredentialState::Unknown);
+    assert_eq!(creds[1].state.to_string(), "unknown");
+    assert_eq!(
+        tether::companion::tray::state_words(creds[1].state),
+        "unknown"
+    );
+
+    let out = tether(dir.path(), &[("TETHER_SECRETS", "file")])
+        .arg("status")
+        .output()
+        .expect("run tether status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let gmail = text
+        .lines()
+        .find(|l| l.contains("gmail"))
+        .unwrap_or_default();
+    assert!(gmail.contains("unknown"), "{text}");
+    let youtube = text
+        .lines()
+        .find(|l| l.contains("youtube"))
+        .unwrap_or_default();
+    assert!(youtube.contains("ok"), "{text}");
 }

@@ -29,10 +29,10 @@ struct ConsentingBrowser {
 }
 
 impl Opener for ConsentingBrowser {
-    fn open(&self, url: &str) -> Result<(), String> {
+    fn open(&self, url: &str) -> Result<(), tether::companion::reauth::OpenError> {
         let _ = self.opened.send(url.to_string());
         let oidc = self.oidc.clone();
-        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let url = url::Url::parse(url).map_err(tether::companion::reauth::OpenError::new)?;
         // Called from inside the re-auth future, so a runtime is current.
         tokio::spawn(async move {
             let callback = oidc.consent(&url).await;

@@ -160,7 +160,7 @@ impl Alert {
         match self.reauth {
             ReauthKind::Oauth => Some(format!("tether reauth {}", self.target())),
             ReauthKind::Paste => Some(format!("tether paste {}", self.target())),
-            ReauthKind::None => None,
+            ReauthKind::None | ReauthKind::Unknown => None,
         }
     }
 
