@@ -14,6 +14,7 @@ pub mod harness;
 mod hostile;
 mod lifetimes;
 mod paste_shell;
+mod python_client;
 mod restart;
 mod simulated_life;
 mod vault_cadence;
