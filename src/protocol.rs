@@ -436,6 +436,10 @@ pub struct ReauthComplete {
     pub state: String,
     /// The exact `redirect_uri` used in the authorization request.
     pub redirect_uri: String,
+    /// Replace the credential's account by the one just signed in (`--new-account`);
+    /// sent only when true, so older daemons still read the request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_account: bool,
 }
 
 /// `PUT /v1/credentials/{name}/secret` request (paste-kind credentials).
@@ -522,6 +526,8 @@ pub enum ErrorCode {
     ProviderUnavailable,
     /// The operation does not apply to this credential (e.g. paste on an OAuth one).
     WrongKind,
+    /// A re-authorization signed in as another account than the credential's.
+    WrongAccount,
     /// Anything else.
     Internal,
     /// A code this side does not know (a newer daemon's).

@@ -118,6 +118,7 @@ impl From<OpError> for ApiFailure {
             }
             OpError::Session(_) => ApiFailure::new(StatusCode::GONE, ErrorCode::SessionExpired, msg, None),
             OpError::WrongKind { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongKind, msg, None),
+            OpError::WrongAccount { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongAccount, msg, None),
             OpError::BadRequest(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
             OpError::ShuttingDown => ApiFailure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -557,8 +558,14 @@ async fn reauth_complete(
         return Err(OpError::Session(SessionError::Gone).into());
     }
     Ok(Json(
-        d.reauth_complete(&session, req.code, &req.state, &req.redirect_uri)
-            .await?,
+        d.reauth_complete_as(
+            &session,
+            req.code,
+            &req.state,
+            &req.redirect_uri,
+            req.new_account,
+        )
+        .await?,
     ))
 }
 

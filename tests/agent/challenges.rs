@@ -419,3 +419,77 @@ async fn a_consent_that_grants_fewer_scopes_is_degraded_naming_the_missing_one()
     let h = a.bootstrap("youtube", &oidc).await;
     assert_eq!(h.state, CredentialState::Ok, "{h:?}");
 }
+
+/// Re-authorizes `name` through the daemon's routes as account `login` (the fixture's
+/// `login_hint`); returns the completion's status and body.
+async fn reauth_as(
+    a: &TestAgent,
+    oidc: &OidcProvider,
+    name: &str,
+    login: &str,
+    new_account: bool,
+) -> (u16, serde_json::Value) {
+    let start: tether::protocol::ReauthStart = a
+        .post_json(&format!("/v1/credentials/{name}/reauth"), None)
+        .await;
+    let redirect_uri = "http://127.0.0.1:9/callback";
+    let mut url = url::Url::parse(&start.authorize_url).unwrap();
+    url.query_pairs_mut()
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("login_hint", login)
+        .append_pair("prompt", "login");
+    let callback = oidc.consent(&url).await;
+    let q: std::collections::HashMap<String, String> =
+        callback.query_pairs().into_owned().collect();
+    let mut body =
+        serde_json::json!({"code": q["code"], "state": q["state"], "redirect_uri": redirect_uri});
+    if new_account {
+        body["new_account"] = serde_json::Value::Bool(true);
+    }
+    let r = a
+        .req(
+            Method::POST,
+            &format!("/v1/reauth/{}/complete", start.session),
+            Some(&a.device),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_reauthorization_as_another_account_is_refused_and_changes_nothing() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let a = TestAgent::start("", &oidc_credential("youtube", &oidc, "")).await;
+    let (status, first) = reauth_as(&a, &oidc, "youtube", "brand-channel", false).await;
+    assert_eq!(status, 200, "{first}");
+    let before = a.cred("youtube").await;
+    assert_eq!(before.account.as_deref(), Some("brand-channel"));
+    let (_, token_before) = a.access_token("youtube").await;
+
+    let (status, refused) = reauth_as(&a, &oidc, "youtube", "alice", false).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "wrong_account");
+    let msg = refused["message"].as_str().unwrap();
+    assert!(
+        msg.contains("this is alice")
+            && msg.contains("belongs to brand-channel")
+            && msg.contains("--new-account"),
+        "{msg}"
+    );
+    let after = a.cred("youtube").await;
+    assert_eq!(
+        after.generation, before.generation,
+        "nothing stored changes"
+    );
+    assert_eq!(after.account.as_deref(), Some("brand-channel"));
+    assert_eq!(a.access_token("youtube").await.1, token_before);
+
+    // The owner means it: --new-account.
+    let (status, replaced) = reauth_as(&a, &oidc, "youtube", "alice", true).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["account"], "alice");
+}
