@@ -5,13 +5,16 @@
 # - tests/tray/webdriver_e2e.py drives the real app through WebDriver (tauri-driver +
 #   WebKitWebDriver) against `tether agent serve` and the oidc-provider fixture, and reads
 #   the tray over D-Bus;
+# - tests/tray/challenge_e2e.py: a stand-in session agent posts three QR codes; each is
+#   read back from a screenshot of the window (zbarimg), the notification is checked on
+#   dunst, and the state returns to ok when the agent resolves it;
 # - tests/tray/demo_tray.py runs `tether demo` in tray mode and drives it through the tray
 #   menu over D-Bus.
 # Screenshots go to tests/artifacts/.
 #
 #   scripts/tray-e2e.sh                    # from the repository root, any shell
 #
-# Needs: xvfb x11-utils imagemagick dbus libglib2.0-bin dunst webkit2gtk-driver
+# Needs: xvfb x11-utils imagemagick dbus libglib2.0-bin dunst webkit2gtk-driver zbar-tools
 # libayatana-appindicator3-1, node + `npm ci` in tests/fixtures/oidc-provider, and
 # `cargo install tauri-driver --locked`. TETHER_SKIP_BUILD=1 uses existing binaries.
 set -euo pipefail
@@ -30,6 +33,9 @@ export TETHER_BIN="${TETHER_BIN:-$ROOT/target/debug/tether}"
 export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$TRAY_TARGET/debug/tether-tray}"
 
 "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/webdriver_e2e.py"
+# An agent's challenge: QR codes posted by a stand-in session agent, read back from
+# screenshots of the window with zbarimg (zbar-tools).
+"$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/challenge_e2e.py"
 
 # `tether demo` starts the `tether-tray` that sits next to its own executable (symlinks
 # resolved), so when the two were built into different target dirs the demo runs from a

@@ -11,6 +11,8 @@ const COMMANDS: &[&str] = &[
     "unpair",
     "settings",
     "save_settings",
+    "challenge_view",
+    "open_challenge",
 ];
 
 fn main() {

@@ -8,6 +8,11 @@ use crate::secret::{AccessToken, ApiToken, AuthorizationCode, PairingSecret};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod human;
+pub use human::{
+    Challenge, PendingWork, PostedChallenge, SessionReport, MAX_CHALLENGE_TEXT, MAX_QR_PAYLOAD,
+};
+
 /// Version of the HTTP protocol spoken under [`API_PREFIX`]. Every health reply carries it.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Every authenticated route lives under this prefix.
@@ -183,6 +188,15 @@ pub struct CredentialHealth {
     /// for the credential and the lease's state. `None` for a daemon on its own.
     #[serde(default)]
     pub ha: Option<Box<HaHealth>>,
+    /// What the owner must do for the agent, while the agent says a human is needed.
+    #[serde(default)]
+    pub challenge: Option<PostedChallenge>,
+    /// Work the agent reports waiting.
+    #[serde(default)]
+    pub pending: Option<PendingWork>,
+    /// True for `kind = "session"` credentials: no token, health is the agent's report.
+    #[serde(default)]
+    pub session: bool,
 }
 
 /// One credential's HA lease as one daemon sees it.
@@ -379,6 +393,19 @@ pub enum Event {
         /// The vault now.
         vault: VaultHealth,
     },
+    /// A credential that was dead works again. Sent only on the agent's own stream
+    /// (`GET /v1/events` with an agent token), so the agent resumes at once.
+    Recovered {
+        /// The agent's name.
+        agent: String,
+        /// The credential.
+        credential: String,
+        /// The work the agent said was waiting.
+        #[serde(default)]
+        pending: Option<PendingWork>,
+        /// When it recovered.
+        at: DateTime<Utc>,
+    },
     /// Sent every few seconds so the companion knows the stream is alive.
     Heartbeat {
         /// Server time.
@@ -459,6 +486,10 @@ pub struct ReauthComplete {
     pub state: String,
     /// The exact `redirect_uri` used in the authorization request.
     pub redirect_uri: String,
+    /// Replace the credential's account by the one just signed in (`--new-account`);
+    /// sent only when true, so older daemons still read the request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_account: bool,
 }
 
 /// `PUT /v1/credentials/{name}/secret` request (paste-kind credentials).
@@ -494,6 +525,15 @@ pub struct RejectedReport {
     /// What the API said, for the daemon's log (never a secret: do not send the token).
     #[serde(default)]
     pub detail: Option<String>,
+    /// Jobs waiting because of it (0 clears).
+    #[serde(default)]
+    pub pending: Option<u64>,
+    /// When the oldest waiting job was queued.
+    #[serde(default)]
+    pub oldest: Option<DateTime<Utc>>,
+    /// What the jobs are, plural noun ("uploads").
+    #[serde(default)]
+    pub what: Option<String>,
 }
 
 /// `POST /v1/credentials/{name}/rejected` reply: the credential after one confirming
@@ -536,6 +576,8 @@ pub enum ErrorCode {
     ProviderUnavailable,
     /// The operation does not apply to this credential (e.g. paste on an OAuth one).
     WrongKind,
+    /// A re-authorization signed in as another account than the credential's.
+    WrongAccount,
     /// Anything else.
     Internal,
     /// A code this side does not know (a newer daemon's).

@@ -4,9 +4,11 @@
 //! crash test.
 
 mod api;
+mod challenges;
 mod check;
 mod cli;
 mod config_edit;
+mod device_flow;
 mod edges;
 mod flows;
 mod ha;
@@ -15,6 +17,7 @@ pub mod harness;
 mod hostile;
 mod lifetimes;
 mod paste_shell;
+mod python_client;
 mod reload;
 mod restart;
 mod simulated_life;

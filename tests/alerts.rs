@@ -158,6 +158,8 @@ fn dead_alert() -> Alert {
             .expect("valid date"),
         refresh_expires_at: None,
         detail: None,
+        challenge: None,
+        pending: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests for `tether::companion`.
 
+mod challenge_cli;
 mod cli;
 mod client;
 mod hostile;

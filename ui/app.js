@@ -164,6 +164,8 @@ function fillRow(row, agent, c) {
   let text = p ? (p.url ? `${p.message} ${p.url}` : p.message) : "";
   if (p && p.step === "browser" && p.target) text += ` (${targetWords(p.target)})`;
   setText(line, text);
+  // An agent's challenge (QR code, device code): ui/challenge.js.
+  renderChallenge(row, agent, c, invoke);
   row.classList.toggle("focused", focusKey === k);
 }
 

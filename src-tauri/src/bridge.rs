@@ -220,6 +220,11 @@ impl Core {
         self.snapshot.borrow().clone()
     }
 
+    /// What opens pages (the system browser, or a test's stand-in).
+    pub fn opener(&self) -> Arc<dyn Opener> {
+        self.opener.clone()
+    }
+
     /// Starts the core's watcher (desktop notifications, with the pause applied) inside
     /// the app's async runtime; `requests` receives notification clicks.
     pub fn start(self: &Arc<Self>, requests: Requests) {

@@ -24,6 +24,8 @@ pub const COMMANDS: &[&str] = &[
     "unpair",
     "settings",
     "save_settings",
+    "challenge_view",
+    "open_challenge",
 ];
 
 /// The current dashboard.

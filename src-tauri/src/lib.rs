@@ -1,6 +1,7 @@
 //! Tether's tray app: a thin Tauri layer over the companion core (`tether::companion`).
 //!
 //! - [`bridge`]: the app's handle on the core (watcher snapshot, re-auth, pairing, settings);
+//! - [`challenge`]: the window's commands for an agent's challenge (QR modules, open page);
 //! - [`commands`]: the window's IPC surface, one line each into the core;
 //! - [`dashboard`]: what the window draws, built from the core's snapshot;
 //! - [`deep_link`]: `tether://` links (the pair dialog, pre-filled);
@@ -14,6 +15,7 @@
 //! drive it with `tauri::test::mock_builder()`.
 
 pub mod bridge;
+pub mod challenge;
 pub mod commands;
 pub mod dashboard;
 pub mod deep_link;
@@ -97,6 +99,8 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Arc<Core>) -> tauri
             commands::unpair,
             commands::settings,
             commands::save_settings,
+            challenge::challenge_view,
+            challenge::open_challenge,
         ])
         .setup(|app| {
             let handle = app.handle().clone();

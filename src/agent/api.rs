@@ -118,6 +118,7 @@ impl From<OpError> for ApiFailure {
             }
             OpError::Session(_) => ApiFailure::new(StatusCode::GONE, ErrorCode::SessionExpired, msg, None),
             OpError::WrongKind { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongKind, msg, None),
+            OpError::WrongAccount { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongAccount, msg, None),
             OpError::BadRequest(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
             OpError::ShuttingDown => ApiFailure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -137,7 +138,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
-fn authenticate(parts: &Parts, daemon: &Daemon, role: Role) -> Result<Principal, ApiFailure> {
+pub(crate) fn authenticate(
+    parts: &Parts,
+    daemon: &Daemon,
+    role: Role,
+) -> Result<Principal, ApiFailure> {
     let token = bearer(parts).ok_or_else(|| {
         ApiFailure::new(
             StatusCode::UNAUTHORIZED,
@@ -309,6 +314,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route(&api("/credentials/{name}/check"), post(check_now))
         .route(&api("/credentials/{name}/access-token"), get(access_token))
         .route(&api("/credentials/{name}/rejected"), post(rejected))
+        .merge(super::human_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -491,11 +497,14 @@ pub const MAX_EVENT_STREAM: std::time::Duration = std::time::Duration::from_secs
 
 async fn events(
     State(d): State<Arc<Daemon>>,
-    DeviceAuth(principal): DeviceAuth,
+    super::agent_events::EventsCaller { principal, filter }: super::agent_events::EventsCaller,
 ) -> Sse<impl futures_util::Stream<Item = Result<sse::Event, std::convert::Infallible>>> {
     let rx = d.events.subscribe();
-    let changes =
-        tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|r| async move { r.ok() });
+    // A device sees every change; an agent token only its own `recovered` events.
+    let changes = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |r| {
+        let kept = r.ok().filter(|ev| filter.keeps(ev));
+        async move { kept }
+    });
     let period = d.config.heartbeat_interval;
     let beats = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
         tokio::time::Instant::now() + period,
@@ -549,8 +558,14 @@ async fn reauth_complete(
         return Err(OpError::Session(SessionError::Gone).into());
     }
     Ok(Json(
-        d.reauth_complete(&session, req.code, &req.state, &req.redirect_uri)
-            .await?,
+        d.reauth_complete_as(
+            &session,
+            req.code,
+            &req.state,
+            &req.redirect_uri,
+            req.new_account,
+        )
+        .await?,
     ))
 }
 
@@ -587,7 +602,16 @@ async fn rejected(
     CredName(name): CredName,
     OptionalBody(report): OptionalBody<RejectedReport>,
 ) -> Result<Json<RejectedReply>, ApiFailure> {
-    let (credential, token) = d.rejected(&name, &report.unwrap_or_default()).await?;
+    let report = report.unwrap_or_default();
+    d.note_pending(
+        &name,
+        crate::protocol::PendingWork::from_report(
+            report.pending,
+            report.oldest,
+            report.what.as_deref(),
+        ),
+    );
+    let (credential, token) = d.rejected(&name, &report).await?;
     Ok(Json(RejectedReply {
         credential,
         token: token.map(|t| AccessTokenReply {

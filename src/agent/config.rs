@@ -139,8 +139,17 @@ pub struct AgentVaultConfig {
 pub struct CredentialConfig {
     /// Credential name, `[a-z0-9][a-z0-9_-]{0,63}`.
     pub name: String,
-    /// Provider preset (`google`, `x`, `github`, `telegram`, `generic`, ...).
+    /// `token` (the default: OAuth or pasted token, checked by the daemon) or `session`
+    /// (no token: the agent reports its own session's health; see `agent::session`).
+    #[serde(default)]
+    pub kind: CredentialConfigKind,
+    /// Provider preset (`google`, `x`, `github`, `telegram`, `generic`, ...); a label for
+    /// `session` credentials (default `session`).
+    #[serde(default)]
     pub provider: String,
+    /// `session` credentials: `dead` when the agent has not reported for this long.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub stale_after: Option<Duration>,
     /// Issuer for OIDC discovery (`generic` provider).
     #[serde(default)]
     pub issuer: Option<String>,
@@ -179,6 +188,18 @@ pub struct CredentialConfig {
     /// files current). `false`: only when the broker is asked for a token.
     #[serde(default = "yes")]
     pub keep_fresh: bool,
+}
+
+/// What a `[[credentials]]` entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialConfigKind {
+    /// A token the daemon keeps, checks and hands out.
+    #[default]
+    Token,
+    /// The agent's own session (a WhatsApp Web link, a browser login): no token; its
+    /// health is what the agent reports, and its fix is a challenge the agent posts.
+    Session,
 }
 
 /// One rendered output file.
@@ -247,6 +268,10 @@ pub use crate::duration::parse as parse_duration;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     crate::duration::humane::deserialize(d)
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    crate::duration::humane::deserialize(d).map(Some)
 }
 
 /// Reads and validates an `agent.toml`.
@@ -353,6 +378,37 @@ impl AgentConfig {
             if !seen.insert(c.name.as_str()) {
                 return bad(format!("credential `{}` is listed twice", c.name));
             }
+            match c.kind {
+                CredentialConfigKind::Token if c.provider.is_empty() => {
+                    return bad(format!(
+                        "credential {}: `provider` is missing (a preset such as google, or kind = \"session\" for an agent's own session)",
+                        c.name
+                    ));
+                }
+                CredentialConfigKind::Token if c.stale_after.is_some() => {
+                    return bad(format!(
+                        "credential {}: stale_after applies to kind = \"session\" only",
+                        c.name
+                    ));
+                }
+                CredentialConfigKind::Session
+                    if c.client_id.is_some() || !c.outputs.is_empty() || c.issuer.is_some() =>
+                {
+                    return bad(format!(
+                        "credential {}: a session credential has no token, so client_id, issuer and outputs do not apply",
+                        c.name
+                    ));
+                }
+                CredentialConfigKind::Session
+                    if c.stale_after.is_some_and(|d| d < Duration::from_secs(1)) =>
+                {
+                    return bad(format!(
+                        "credential {}: stale_after must be at least 1 s",
+                        c.name
+                    ));
+                }
+                _ => {}
+            }
             if c.probe_interval < MIN_PROBE_INTERVAL {
                 return bad(format!(
                     "credential {}: probe_interval must be at least {} s",
@@ -411,6 +467,11 @@ impl AgentConfig {
 }
 
 impl CredentialConfig {
+    /// True for `kind = "session"`.
+    pub fn is_session(&self) -> bool {
+        self.kind == CredentialConfigKind::Session
+    }
+
     /// Reads the client secret from its file or environment variable.
     pub fn client_secret(&self) -> Result<Option<crate::secret::ClientSecret>, ConfigError> {
         if let Some(path) = &self.client_secret_file {
@@ -539,6 +600,14 @@ format = "authorized_user"   # authorized_user | token_json | env
 # [[credentials]]
 # name = "bot"
 # provider = "telegram"     # paste kind: re-armed with "paste a new token"
+
+# The agent's own session (WhatsApp Web and similar): no token. The agent reports
+# POST /v1/credentials/whatsapp/report {"ok": true} and, when it needs the owner,
+# posts a challenge (a QR code to scan, a device code, a URL).
+# [[credentials]]
+# name = "whatsapp"
+# kind = "session"
+# stale_after = "10m"       # dead when the agent has not reported for this long
 
 [alerts]
 # Reminders while a credential stays dead.

@@ -157,6 +157,13 @@ pub struct Credential {
     pub(crate) last_rejected_refresh: Mutex<Option<std::time::Instant>>,
     /// When a device last forced a check (rate limit).
     last_check_now: Mutex<Option<std::time::Instant>>,
+    /// What the agent says a human must do, its pending work, its last session report
+    /// (`agent::challenge`). When both are needed, `status` is locked first.
+    pub(crate) human: Mutex<super::challenge::HumanState>,
+    /// True while a device-code re-authorization polls (`agent::device_flow`).
+    pub(crate) device_flow: std::sync::atomic::AtomicBool,
+    /// Configured scopes the newest grant lacks (`agent::scopes`).
+    pub(crate) scope_gap: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -208,6 +215,9 @@ impl Credential {
             wake: tokio::sync::Notify::new(),
             last_rejected_refresh: Mutex::new(None),
             last_check_now: Mutex::new(None),
+            human: Mutex::new(super::challenge::HumanState::default()),
+            device_flow: std::sync::atomic::AtomicBool::new(false),
+            scope_gap: Mutex::new(Vec::new()),
         }
     }
 
@@ -369,6 +379,7 @@ impl Credential {
 
     /// The health entry of this credential.
     pub fn health(&self) -> CredentialHealth {
+        let human = self.human();
         let s = self.status();
         let provider = self.provider();
         CredentialHealth {
@@ -387,9 +398,16 @@ impl Credential {
                 provider.reauth_kind()
             },
             generation: s.generation,
-            cadence: Some(self.cadence()),
+            cadence: Some(if self.config.is_session() {
+                super::session::cadence(&self.config)
+            } else {
+                self.cadence()
+            }),
             last_probe: s.last_probe,
             ha: None,
+            challenge: human.challenge,
+            pending: human.pending,
+            session: self.config.is_session(),
         }
     }
 

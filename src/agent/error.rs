@@ -99,6 +99,18 @@ pub enum OpError {
     /// A re-auth session problem.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A re-authorization signed in as another account than the credential's.
+    #[error("this is {got}; {agent} · {name} belongs to {expected}: sign in with that account, or run `tether reauth {agent}/{name} --new-account` to replace it")]
+    WrongAccount {
+        /// Agent name.
+        agent: String,
+        /// Credential.
+        name: String,
+        /// The account the credential belongs to.
+        expected: String,
+        /// The account just signed in.
+        got: String,
+    },
     /// The operation does not fit the credential's kind.
     #[error("credential {name}: {message}")]
     WrongKind {

@@ -54,6 +54,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         REJECTED_REPORTS,
         "Reports from the agent that the API refused an access token, by credential.",
     ),
+    (
+        "tether_challenges_total",
+        "Challenges posted by the agent (a human is needed), by credential and kind.",
+    ),
 ];
 
 /// The daemon's counters.

@@ -21,6 +21,12 @@
 //! - [`broker`]: access tokens for the user's agent and its "token refused" report;
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
 //!   [`reauthorize`]: starting and completing a re-authorization, storing a pasted token;
+//! - [`challenge`]: what the agent says a human must do (QR code, device code, URL,
+//!   message), its pending work and session reports; [`session`]: `kind = "session"`
+//!   credentials and their staleness rule; [`agent_events`]: the agent's own event
+//!   stream (`recovered`); [`device_flow`]: re-authorization by device code (RFC 8628),
+//!   run by the daemon and shown as a challenge; [`human_api`]: their routes;
+//! - [`scopes`]: the granted scopes against the configured ones (a gap is `degraded`);
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
 //! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
 //!   sharing it) and the follower's way of serving;
@@ -39,10 +45,12 @@
 //! Entry point: build a [`Daemon`] with [`Daemon::build`] and pass it to [`serve`] with a
 //! bound listener and a shutdown future.
 
+pub mod agent_events;
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod broker;
+pub mod challenge;
 pub mod checker;
 pub mod config;
 pub mod config_edit;
@@ -50,8 +58,10 @@ pub mod conn_limit;
 pub mod credential;
 pub mod credential_set;
 pub mod daemon;
+pub mod device_flow;
 pub mod error;
 pub mod file_watch;
+pub mod human_api;
 pub mod intent;
 pub mod lease;
 pub mod lint;
@@ -64,7 +74,9 @@ pub mod refresh;
 pub mod reload;
 pub mod resolve;
 pub mod schedule;
+pub mod scopes;
 pub mod server;
+pub mod session;
 pub mod tls;
 pub mod transition;
 pub mod vault_config;

@@ -67,6 +67,7 @@ impl Daemon {
     /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
     pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
         let cred = self.credential(name)?;
+        super::session::refuse_token_ops(&cred)?;
         let provider = self
             .ensure_provider(&cred)
             .await
@@ -114,6 +115,20 @@ impl Daemon {
         state: &str,
         redirect_uri: &str,
     ) -> Result<CredentialHealth, OpError> {
+        self.reauth_complete_as(session_id, code, state, redirect_uri, false)
+            .await
+    }
+
+    /// [`Daemon::reauth_complete`]; with `new_account`, a grant for another account than
+    /// the credential's replaces it (the owner said so: `tether reauth --new-account`).
+    pub async fn reauth_complete_as(
+        self: &Arc<Self>,
+        session_id: &str,
+        code: AuthorizationCode,
+        state: &str,
+        redirect_uri: &str,
+        new_account: bool,
+    ) -> Result<CredentialHealth, OpError> {
         // Taking the session consumes it: a replay, or a second try after a wrong state,
         // finds nothing.
         let session = self.sessions.take(session_id)?;
@@ -126,9 +141,12 @@ impl Daemon {
         let redirect_uri = redirect_uri.to_string();
         // Own task: once the code is spent, the new tokens must reach the vault even if
         // the companion hangs up.
-        tokio::spawn(async move { d.complete_locked(&cred, session, code, &redirect_uri).await })
-            .await
-            .unwrap_or(Err(OpError::ShuttingDown))
+        tokio::spawn(async move {
+            d.complete_locked(&cred, session, code, &redirect_uri, new_account)
+                .await
+        })
+        .await
+        .unwrap_or(Err(OpError::ShuttingDown))
     }
 
     async fn complete_locked(
@@ -137,6 +155,7 @@ impl Daemon {
         session: Session,
         code: AuthorizationCode,
         redirect_uri: &str,
+        new_account: bool,
     ) -> Result<CredentialHealth, OpError> {
         let name = cred.name.clone();
         let _flight = cred.flight.lock().await;
@@ -158,13 +177,27 @@ impl Daemon {
             name: name.clone(),
             source,
         })?;
+        self.store_grant(cred, ts, new_account).await
+    }
+
+    /// Stores the tokens of a new grant (a code exchange, a device flow) as the
+    /// credential's next generation and marks it working. The caller holds the flight lock
+    /// and a `writes` guard.
+    pub(crate) async fn store_grant(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        ts: oauth::TokenSet,
+        new_account: bool,
+    ) -> Result<CredentialHealth, OpError> {
+        let name = cred.name.clone();
+        let provider = cred.provider();
         if ts.refresh_token.is_none() {
             tracing::warn!(
                 "credential {name}: the provider issued no refresh token at re-authorization"
             );
         }
         let old = self.read_record(&name).await.ok().flatten();
-        let account = match provider.probe {
+        let fresh = match provider.probe {
             Some(_) => {
                 match oauth::probe_account(&self.http, &provider, &cred.client, &ts.access_token)
                     .await
@@ -174,8 +207,24 @@ impl Daemon {
                 }
             }
             None => None,
+        };
+        // Identity pinning: a grant for another account than the one this credential
+        // belongs to is refused, and nothing stored changes.
+        let pinned = old.as_ref().and_then(|r| r.account.clone());
+        if let (Some(was), Some(now)) = (&pinned, &fresh) {
+            if was != now && !new_account {
+                tracing::warn!(
+                    "credential {name}: re-authorization as {now} refused; it belongs to {was}"
+                );
+                return Err(OpError::WrongAccount {
+                    agent: self.config.name.clone(),
+                    name: name.clone(),
+                    expected: was.clone(),
+                    got: now.clone(),
+                });
+            }
         }
-        .or_else(|| old.as_ref().and_then(|r| r.account.clone()));
+        let account = fresh.or(pinned);
         let mut rec = Record::new(&name, &provider.name);
         rec.account = account.clone();
         rec.access_token = Some(ts.access_token.clone());
@@ -205,7 +254,7 @@ impl Daemon {
             s.account = account;
             s.refresh_expires_at = ts.refresh_expires_at;
         }
-        self.record(cred, Ok(ts.refresh_expires_at));
+        self.record_granted(cred, ts.refresh_expires_at, &ts.scopes);
         cred.wake.notify_one();
         Ok(cred.health())
     }

@@ -22,6 +22,13 @@ impl Daemon {
             let mut s = cred.status.lock().expect("status lock");
             let previous = s.state;
             let now = Utc::now();
+            let was_human_needed = s
+                .last_error
+                .as_ref()
+                .is_some_and(|i| i.code == super::challenge::HUMAN_NEEDED);
+            // An open challenge: only the agent can say its session works again, and it
+            // stays the news whatever else a check met on the way.
+            let challenge = cred.challenge_error();
             let outcome = match result {
                 Ok(end) => {
                     s.refresh_expires_at = end.or(s.refresh_expires_at);
@@ -34,7 +41,30 @@ impl Daemon {
                     Outcome::of_error(e)
                 }
             };
-            let step = transition::next(previous, outcome);
+            let scope_gap = cred.scope_error();
+            let outcome = match (challenge, scope_gap.clone(), outcome) {
+                (Some(info), _, Outcome::Worked(_) | Outcome::Trouble | Outcome::NoToken) => {
+                    s.last_error = Some(info);
+                    Outcome::Dead
+                }
+                // The grant works but lacks a configured scope: alive and useless.
+                (None, Some(info), Outcome::Worked(_)) => {
+                    s.last_error = Some(info);
+                    Outcome::Trouble
+                }
+                (_, _, o) => o,
+            };
+            // Dead only because of a challenge the agent has since resolved: the grant was
+            // never in doubt, so trouble now is trouble, not "still dead".
+            let rule_from = if previous == CredentialState::Dead
+                && ((was_human_needed && cred.challenge_error().is_none())
+                    || (scope_gap.is_some() && outcome == Outcome::Trouble))
+            {
+                CredentialState::Ok
+            } else {
+                previous
+            };
+            let step = transition::next(rule_from, outcome);
             if step.failed {
                 s.failures = s.failures.saturating_add(1);
             }
@@ -77,6 +107,10 @@ impl Daemon {
             credential: health.clone(),
         });
         let kind = transition::alert_for(previous, state);
+        if kind == Some(AlertKind::Recovered) {
+            // The agent's own stream: resume now, not at the next cron run.
+            self.emit_recovered(cred);
+        }
         if let Some(kind) = kind {
             if kind == AlertKind::Recovered {
                 // The recovery text tells how many requests waited while it was dead.
@@ -103,6 +137,8 @@ impl Daemon {
             since: health.since,
             refresh_expires_at: health.refresh_expires_at,
             detail: None,
+            challenge: health.challenge.as_ref().map(|c| c.challenge.clone()),
+            pending: health.pending.clone(),
         };
         self.send_alert(alert);
     }

@@ -25,6 +25,10 @@ impl Daemon {
         cred: &Arc<Credential>,
         only_if_stale: bool,
     ) -> Result<CachedToken, CheckError> {
+        if cred.config.is_session() {
+            // No token to refresh: its health is the agent's report.
+            return Err(CheckError::NoToken);
+        }
         let d = self.clone();
         let c = cred.clone();
         let seen = cred.flights.load(Ordering::SeqCst);
@@ -311,7 +315,7 @@ impl Daemon {
                     super::lease::spent(leases, name).await;
                 }
                 cred.set_token(Some(token.clone()));
-                self.record(cred, Ok(next.refresh_expires_at));
+                self.record_granted(cred, next.refresh_expires_at, &ts.scopes);
                 Ok(token)
             }
             Err(e) if super::lease::is_stale(&e) => {

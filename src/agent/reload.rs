@@ -123,7 +123,12 @@ impl Daemon {
         self: &Arc<Self>,
         cred: &Arc<Credential>,
     ) -> tokio::task::JoinHandle<()> {
-        let handle = tokio::spawn(super::checker::run(self.clone(), cred.clone()));
+        // A session credential has no token to check: its task applies the staleness rule.
+        let handle = if cred.config.is_session() {
+            tokio::spawn(super::session::run(self.clone(), cred.clone()))
+        } else {
+            tokio::spawn(super::checker::run(self.clone(), cred.clone()))
+        };
         let old = self
             .reloads
             .checkers

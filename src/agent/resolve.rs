@@ -36,6 +36,9 @@ impl CredentialConfig {
     /// unless an `issuer` is set (then the endpoints come from [`Self::discover_provider`]).
     /// Returns whether discovery is still needed.
     pub fn base_provider(&self) -> Result<(Provider, bool), ProviderError> {
+        if self.is_session() {
+            return Ok((super::session::provider(&self.provider), false));
+        }
         let mut p = provider::preset_or_error(&self.provider)?;
         self.apply_overrides(&mut p)?;
         let needs_discovery = self.issuer.is_some();

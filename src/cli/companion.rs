@@ -70,6 +70,19 @@ pub enum CompanionCommand {
         /// credential's first authorization (after changing the provider on the agent).
         #[arg(long)]
         accept_new_server: bool,
+        /// Let a sign-in as another account replace the one the credential belongs to
+        /// (otherwise it is refused and nothing changes).
+        #[arg(long)]
+        new_account: bool,
+    },
+    /// Show what an agent needs from you for a credential (AGENT/CREDENTIAL): the QR code
+    /// to scan or the device code to type, redrawn as the agent posts new ones.
+    Challenge {
+        /// Agent and credential, e.g. studio/whatsapp.
+        target: String,
+        /// Print the current challenge and exit instead of following it.
+        #[arg(long)]
+        once: bool,
     },
     /// Push a new token for a paste-kind credential (token on standard input).
     Paste {
@@ -102,8 +115,19 @@ pub fn run(cmd: CompanionCommand) -> anyhow::Result<ExitCode> {
                 no_browser,
                 timeout,
                 accept_new_server,
-            } => reauth(&companion, &target, no_browser, timeout, accept_new_server).await,
+                new_account,
+            } => {
+                let opts = ReauthOptions {
+                    timeout: Duration::from_secs(timeout.max(1)),
+                    accept_new_server,
+                    new_account,
+                };
+                reauth(&companion, &target, no_browser, opts).await
+            }
             CompanionCommand::Paste { target } => paste(&companion, &target).await,
+            CompanionCommand::Challenge { target, once } => {
+                super::challenge::run(&companion, &target, once).await
+            }
         }
     });
     announce(&companion);
@@ -284,10 +308,14 @@ async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode>
     let _ = std::io::stdout().flush();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
+    let mut challenges = super::challenge::Shown::default();
     loop {
         tokio::select! {
             ev = watcher.next_event() => match ev {
-                Some(ev) => print_event(&ev),
+                Some(ev) => {
+                    print_event(&ev);
+                    challenges.on_event(&ev);
+                }
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,
@@ -366,8 +394,7 @@ async fn reauth(
     companion: &Companion,
     target: &str,
     no_browser: bool,
-    timeout: u64,
-    accept_new_server: bool,
+    opts: ReauthOptions,
 ) -> anyhow::Result<ExitCode> {
     let (agent, credential) = parse_target(target)?;
     let opener: Box<dyn Opener> = if no_browser {
@@ -380,10 +407,6 @@ async fn reauth(
             return; // reported below, with the exit code
         }
         eprintln!("{}", safe(&progress_text(&p)));
-    };
-    let opts = ReauthOptions {
-        timeout: Duration::from_secs(timeout.max(1)),
-        accept_new_server,
     };
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod agent_ops;
+pub mod challenge;
 pub mod companion;
 pub mod oauth;
 pub mod vault;

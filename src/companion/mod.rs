@@ -15,7 +15,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
+//! Modules: [`challenge`] (an agent's challenge shown to the owner: QR matrix and terminal
+//! text, countdown, notification texts), [`config`] (companion.toml), [`secrets`] (device tokens in the keyring, announced
 //! file fallback), [`policy`] (pure notification state machine), [`notice`]
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
 //! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
@@ -24,6 +25,7 @@
 //! state, words, menu), [`error`], and `files` (the config's durable writes). [`client`]
 //! and [`sse`] are re-exports of [`crate::client`], where the daemon client lives.
 
+pub mod challenge;
 pub mod config;
 pub mod consent;
 pub mod error;

@@ -112,10 +112,23 @@ impl Notice {
                 agent: agent.into(),
                 credential: c.name.clone(),
             });
+        let challenge = matches!(kind, NoticeKind::Dead | NoticeKind::StillDead)
+            .then(|| super::challenge::notice_texts(agent, c, now))
+            .flatten();
+        let action = action.filter(|_| challenge.is_none());
         let (summary, body, urgency) = match kind {
+            // The agent said what it needs: that is the whole notification.
+            NoticeKind::Dead | NoticeKind::StillDead if challenge.is_some() => {
+                let (summary, body) = challenge.expect("guarded by the match");
+                (summary, body, Urgency::Critical)
+            }
             NoticeKind::Dead => (
                 format!("{who}: {}", what_happened(c)),
-                format!("{} since {since}. {todo}", refused_or("dead", &refused)),
+                format!(
+                    "{} since {since}.{} {todo}",
+                    refused_or("dead", &refused),
+                    pending_words(c, now)
+                ),
                 Urgency::Critical,
             ),
             NoticeKind::StillDead => (
@@ -136,7 +149,14 @@ impl Notice {
             }
             NoticeKind::Recovered => (
                 format!("{who}: working again"),
-                format!("Back to {} at {since}.", c.state),
+                match &c.pending {
+                    Some(p) => format!(
+                        "Back to {} at {since}. {}: the agent resumes them now.",
+                        c.state,
+                        p.words(|t| when(t, now))
+                    ),
+                    None => format!("Back to {} at {since}.", c.state),
+                },
                 Urgency::Normal,
             ),
             // Contact notices are built by `Notice::contact`; keep a sensible text anyway.
@@ -255,6 +275,14 @@ fn what_happened(c: &CredentialHealth) -> String {
     }
 }
 
+/// " 3 uploads waiting since 09:02." (with its leading space), or nothing.
+fn pending_words(c: &CredentialHealth, now: DateTime<Local>) -> String {
+    c.pending
+        .as_ref()
+        .map(|p| format!(" {}.", p.words(|t| when(t, now))))
+        .unwrap_or_default()
+}
+
 fn refused(n: u64) -> String {
     match n {
         0 => String::new(),
@@ -306,6 +334,9 @@ mod tests {
             cadence: None,
             last_probe: None,
             ha: None,
+            challenge: None,
+            pending: None,
+            session: false,
         }
     }
 

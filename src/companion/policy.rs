@@ -21,7 +21,7 @@ use super::client::ContactClass;
 use super::config::QuietHours;
 use super::notice::{Notice, NoticeKind};
 use crate::protocol::{CredentialHealth, CredentialState, HealthReport, VaultHealth};
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,6 +68,9 @@ pub struct ContactFailure {
 
 /// What the watcher saw.
 #[derive(Debug, Clone)]
+// Observations are fed one at a time and dropped at once; boxing the credential (which
+// carries a challenge) would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub enum Observation {
     /// A full health report (poll).
     Health(HealthReport),
@@ -149,6 +152,9 @@ struct Track {
     next_reminder: Option<Instant>,
     /// A notice held back by quiet hours.
     deferred: Option<NoticeKind>,
+    /// The agent's challenge the owner has been told about (its `since`): a challenge
+    /// posted while the credential was already dead is news; a re-post is not.
+    challenge_told: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +355,7 @@ impl AgentPolicy {
             alerted: None,
             next_reminder: None,
             deferred: None,
+            challenge_told: None,
         });
         let changed = previous != Some(c.state);
         let details_changed = t.health != c;
@@ -375,8 +382,11 @@ impl AgentPolicy {
         };
         match t.health.state {
             CredentialState::Dead => {
-                if t.alerted != Some(CredentialState::Dead) {
+                let challenge = t.health.challenge.as_ref().map(|c| c.since);
+                let new_challenge = challenge.is_some() && challenge != t.challenge_told;
+                if t.alerted != Some(CredentialState::Dead) || new_challenge {
                     t.alerted = Some(CredentialState::Dead);
+                    t.challenge_told = challenge;
                     t.next_reminder = Some(now.at + self.cfg.reminder);
                     notify(NoticeKind::Dead, t, out);
                 }

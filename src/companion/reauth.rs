@@ -112,6 +112,8 @@ pub struct ReauthOptions {
     /// Accept an authorization server (host, path, client id) other than the one
     /// remembered for the credential; the owner said yes after seeing old and new.
     pub accept_new_server: bool,
+    /// Let a sign-in as another account replace the credential's (`--new-account`).
+    pub new_account: bool,
 }
 
 impl Default for ReauthOptions {
@@ -119,6 +121,7 @@ impl Default for ReauthOptions {
         ReauthOptions {
             timeout: DEFAULT_TIMEOUT,
             accept_new_server: false,
+            new_account: false,
         }
     }
 }
@@ -333,6 +336,7 @@ async fn run_inner(
         code: callback.code,
         state: callback.state,
         redirect_uri: callback.redirect_uri,
+        new_account: opts.new_account,
     };
     let result = client.complete_reauth(&start.session, &body).await;
     let outcome = match &result {

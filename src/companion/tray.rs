@@ -497,6 +497,9 @@ mod tests {
             cadence: None,
             last_probe: None,
             ha: None,
+            challenge: None,
+            pending: None,
+            session: false,
         }
     }
 

@@ -491,6 +491,8 @@ async fn run_agent(
                     Some(Ok(Event::StateChanged { credential, .. })) => ctx.feed(Observation::Changed(credential)).await,
                     Some(Ok(Event::VaultChanged { vault, .. })) => ctx.feed(Observation::Vault(vault)).await,
                     Some(Ok(Event::Heartbeat { .. })) => ctx.feed(Observation::Alive).await,
+                    // Only agent-token streams carry these; a sign of life all the same.
+                    Some(Ok(Event::Recovered { .. })) => ctx.feed(Observation::Alive).await,
                     Some(Err(e)) => {
                         tracing::debug!(agent = %client.name(), "event stream broke: {e}");
                         stream = None;

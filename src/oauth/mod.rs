@@ -46,6 +46,7 @@
 //! is used for PKCE verifiers and challenges and for building the authorization URL.
 
 mod authorize;
+pub mod device;
 mod error;
 mod http;
 mod listener;

@@ -117,11 +117,11 @@ pub async fn refresh(
     Ok(set)
 }
 
-async fn token_request(
+pub(super) async fn token_request(
     http: &reqwest::Client,
     provider: &Provider,
     client: &ClientCredentials,
-    mut form: Vec<(String, String)>,
+    form: Vec<(String, String)>,
     secrets: &[&str],
     grant_type: &'static str,
 ) -> Result<Map<String, Value>, OAuthError> {
@@ -133,6 +133,20 @@ async fn token_request(
             "no token endpoint: set token_url or use discovery",
         )
     })?;
+    form_request(http, provider, client, token_url, form, secrets, grant_type).await
+}
+
+/// POSTs `form` to `token_url` with the client's authentication and classifies the answer
+/// (the token endpoint, or RFC 8628's device authorization endpoint, which answers alike).
+pub(super) async fn form_request(
+    http: &reqwest::Client,
+    provider: &Provider,
+    client: &ClientCredentials,
+    token_url: url::Url,
+    mut form: Vec<(String, String)>,
+    secrets: &[&str],
+    grant_type: &'static str,
+) -> Result<Map<String, Value>, OAuthError> {
     let secret = client
         .client_secret
         .as_ref()
@@ -253,7 +267,10 @@ pub(crate) fn transport_error(provider: &str, e: &reqwest::Error) -> OAuthError 
     )
 }
 
-fn token_set(provider: &Provider, mut obj: Map<String, Value>) -> Result<TokenSet, OAuthError> {
+pub(super) fn token_set(
+    provider: &Provider,
+    mut obj: Map<String, Value>,
+) -> Result<TokenSet, OAuthError> {
     let now = Utc::now();
     let take_str = |obj: &mut Map<String, Value>, k: &str| match obj.remove(k) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),

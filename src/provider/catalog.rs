@@ -78,6 +78,7 @@ fn base(name: &str) -> Provider {
         auth_url: None,
         token_url: None,
         revoke_url: None,
+        device_authorization_url: None,
         default_scopes: Vec::new(),
         scope_param: "scope".into(),
         scope_separator: " ".into(),

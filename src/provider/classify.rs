@@ -142,6 +142,11 @@ fn classify_raw(
         if obj.get("access_token").and_then(Value::as_str).is_some() {
             return Ok(obj);
         }
+        // An RFC 8628 device authorization answer (same endpoint rules, no token yet);
+        // `token_set` still refuses it where an access token is due.
+        if obj.get("device_code").and_then(Value::as_str).is_some() {
+            return Ok(obj);
+        }
         // Slack user tokens (user_scope) arrive under `authed_user`.
         if let Some(user) = obj.get("authed_user").and_then(Value::as_object) {
             if user.get("access_token").and_then(Value::as_str).is_some() {

@@ -36,6 +36,8 @@ struct Metadata {
     #[serde(default)]
     revocation_endpoint: Option<String>,
     #[serde(default)]
+    device_authorization_endpoint: Option<String>,
+    #[serde(default)]
     introspection_endpoint: Option<String>,
     #[serde(default)]
     userinfo_endpoint: Option<String>,
@@ -140,6 +142,10 @@ fn from_metadata(issuer: &str, meta: Metadata) -> Result<Provider, DiscoveryErro
     p.auth_url = Some(auth_url);
     p.token_url = Some(token_url);
     p.revoke_url = parse("revocation_endpoint", meta.revocation_endpoint)?;
+    p.device_authorization_url = parse(
+        "device_authorization_endpoint",
+        meta.device_authorization_endpoint,
+    )?;
     // S256 unless the server says it supports PKCE without S256 (then it cannot take it).
     p.pkce = match &meta.code_challenge_methods_supported {
         Some(m) if !m.iter().any(|m| m == "S256") => PkceMode::None,

@@ -122,6 +122,8 @@ pub struct Provider {
     pub token_url: Option<Url>,
     /// RFC 7009 revocation endpoint, if the provider has one.
     pub revoke_url: Option<Url>,
+    /// RFC 8628 device authorization endpoint: re-authorization from a phone, by code.
+    pub device_authorization_url: Option<Url>,
     /// Scopes requested when the user names none.
     pub default_scopes: Vec<String>,
     /// Name of the scope parameter (`scope`; Slack user tokens use `user_scope`).
@@ -197,6 +199,9 @@ impl Provider {
         }
         if let Some(u) = url("revoke_url", &o.revoke_url)? {
             self.revoke_url = Some(u);
+        }
+        if let Some(u) = url("device_authorization_url", &o.device_authorization_url)? {
+            self.device_authorization_url = Some(u);
         }
         if let Some(v) = &o.scopes {
             self.default_scopes = v.clone();
@@ -338,6 +343,7 @@ impl Provider {
             ("auth_url", &self.auth_url),
             ("token_url", &self.token_url),
             ("revoke_url", &self.revoke_url),
+            ("device_authorization_url", &self.device_authorization_url),
         ] {
             if let Some(u) = u {
                 out.push((field, u));
@@ -375,6 +381,8 @@ pub struct ProviderOverrides {
     pub token_url: Option<String>,
     /// Revocation endpoint.
     pub revoke_url: Option<String>,
+    /// RFC 8628 device authorization endpoint.
+    pub device_authorization_url: Option<String>,
     /// Default scopes.
     pub scopes: Option<Vec<String>>,
     /// Scope parameter name.

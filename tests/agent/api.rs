@@ -124,7 +124,6 @@ async fn every_route_checks_token_and_role() {
     let body = serde_json::json!({"code": "c", "state": "s", "redirect_uri": "http://127.0.0.1:1/callback"});
     let device_routes: Vec<(Method, &str, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/health", None),
-        (Method::GET, "/v1/events", None),
         (Method::GET, "/metrics", None),
         (Method::POST, "/v1/credentials/youtube/reauth", None),
         (Method::POST, "/v1/reauth/abc/complete", Some(body)),
@@ -135,7 +134,35 @@ async fn every_route_checks_token_and_role() {
         ),
         (Method::POST, "/v1/credentials/youtube/check", None),
     ];
-    let agent_routes = vec![(Method::GET, "/v1/credentials/youtube/access-token", None)];
+    // `/v1/events` takes both roles (the agent's stream carries only its `recovered`
+    // events): it is checked for the two refusals below.
+    let agent_routes = vec![
+        (Method::GET, "/v1/credentials/youtube/access-token", None),
+        (
+            Method::POST,
+            "/v1/credentials/youtube/challenge",
+            Some(serde_json::json!({"kind": "text", "message": "hi"})),
+        ),
+        (Method::DELETE, "/v1/credentials/youtube/challenge", None),
+        (Method::POST, "/v1/credentials/youtube/resolved", None),
+        (
+            Method::POST,
+            "/v1/credentials/youtube/report",
+            Some(serde_json::json!({"ok": true})),
+        ),
+    ];
+    for token in [None, Some("tth_device_not-a-real-token")] {
+        let r = a
+            .req(Method::GET, "/v1/events", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(r).await,
+            (401, "unauthorized".into()),
+            "events {token:?}"
+        );
+    }
     for (routes, right, other) in [
         (&device_routes, &a.device, &a.agent),
         (&agent_routes, &a.agent, &a.device),

@@ -27,6 +27,9 @@ pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealt
         cadence: None,
         last_probe: None,
         ha: None,
+        challenge: None,
+        pending: None,
+        session: false,
     }
 }
 

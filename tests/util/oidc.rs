@@ -440,6 +440,15 @@ impl OidcProvider {
             .await;
     }
 
+    /// Makes the consent step approve, leaving `drop` unticked (granular consent).
+    pub async fn set_dropped_scopes(&self, drop: &[&str]) {
+        self.admin(
+            "/admin/consent",
+            Some(serde_json::json!({ "mode": "approve", "drop": drop })),
+        )
+        .await;
+    }
+
     /// The event counters.
     pub async fn counters(&self) -> Counters {
         serde_json::from_value(self.admin("/admin/counters", None).await)

@@ -83,6 +83,9 @@ impl NtfyChannel {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.secret());
         }
+        if let Some(actions) = actions_header(alert) {
+            request = request.header("Actions", actions);
+        }
         http::send(request, &self.host, self.token.as_ref().map(|t| t.secret()))
             .await
             .map(drop)
@@ -101,6 +104,26 @@ pub(crate) fn priority_and_tag(kind: AlertKind) -> (&'static str, &'static str) 
     }
 }
 
+/// ntfy action buttons (`Actions: view, Open page, URL`): a device code's verification
+/// page (or a URL challenge) opens from the phone's notification in one tap. ntfy's
+/// short format separates fields by commas, so a URL containing one is left out (the
+/// body still has it).
+fn actions_header(alert: &Alert) -> Option<String> {
+    if !matches!(alert.kind, AlertKind::Dead | AlertKind::Reminder) {
+        return None;
+    }
+    let challenge = alert.challenge.as_ref()?;
+    let link = challenge.link()?;
+    if link.contains([',', ';']) || !link.is_ascii() {
+        return None;
+    }
+    let label = match challenge {
+        crate::protocol::Challenge::DeviceCode { .. } => "Open sign-in page",
+        _ => "Open page",
+    };
+    Some(header_safe(&format!("view, {label}, {link}, clear=true")))
+}
+
 /// HTTP header values must be visible ASCII; agent names may not be.
 fn header_safe(text: &str) -> String {
     text.chars()
@@ -112,4 +135,54 @@ fn header_safe(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Challenge, ReauthKind};
+
+    fn alert(kind: AlertKind, challenge: Option<Challenge>) -> Alert {
+        Alert {
+            agent: "studio".into(),
+            credential: "github".into(),
+            provider: "github".into(),
+            kind,
+            reauth: ReauthKind::Oauth,
+            error: None,
+            blocked_requests: 0,
+            since: chrono::Utc::now(),
+            refresh_expires_at: None,
+            detail: None,
+            challenge,
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn a_device_code_gets_a_view_button_to_its_page() {
+        let code = Challenge::DeviceCode {
+            verification_uri: "https://github.com/login/device".into(),
+            user_code: "WDJB-MJHT".into(),
+            verification_uri_complete: None,
+            expires_at: None,
+        };
+        assert_eq!(
+            actions_header(&alert(AlertKind::Dead, Some(code.clone()))).as_deref(),
+            Some("view, Open sign-in page, https://github.com/login/device, clear=true")
+        );
+        assert_eq!(
+            actions_header(&alert(AlertKind::Recovered, Some(code))),
+            None
+        );
+        let qr = Challenge::Qr {
+            payload: "2@x".into(),
+            expires_at: None,
+        };
+        assert_eq!(actions_header(&alert(AlertKind::Dead, Some(qr))), None);
+        let comma = Challenge::Url {
+            url: "https://x.example/a,b".into(),
+        };
+        assert_eq!(actions_header(&alert(AlertKind::Dead, Some(comma))), None);
+    }
 }

@@ -66,6 +66,12 @@ pub struct Alert {
     /// For vault alerts: what is wrong and how many copies remain, in words.
     #[serde(default)]
     pub detail: Option<String>,
+    /// What the agent says the owner must do (a QR code, a device code and its page).
+    #[serde(default)]
+    pub challenge: Option<crate::protocol::Challenge>,
+    /// Work the agent reports waiting.
+    #[serde(default)]
+    pub pending: Option<crate::protocol::PendingWork>,
 }
 
 /// An alert rendered for people.
@@ -81,6 +87,24 @@ pub struct AlertText {
 const MAX_DESCRIPTION_CHARS: usize = 300;
 
 impl Alert {
+    /// A test alert for `tether agent alerts test`.
+    pub fn test(agent: &str, now: DateTime<Utc>) -> Alert {
+        Alert {
+            agent: agent.to_string(),
+            credential: String::new(),
+            provider: String::new(),
+            kind: AlertKind::Test,
+            reauth: ReauthKind::None,
+            error: None,
+            blocked_requests: 0,
+            since: now,
+            refresh_expires_at: None,
+            detail: None,
+            challenge: None,
+            pending: None,
+        }
+    }
+
     /// A vault alert (`VaultTrouble` or `VaultRecovered`) about agent `agent`.
     pub fn vault(
         agent: &str,
@@ -100,6 +124,8 @@ impl Alert {
             since,
             refresh_expires_at: None,
             detail: Some(detail),
+            challenge: None,
+            pending: None,
         }
     }
 
@@ -123,6 +149,14 @@ impl Alert {
         let since = format_time(self.since);
         let mut lines: Vec<String> = Vec::new();
         let title = match self.kind {
+            AlertKind::Dead if self.challenge.is_some() => {
+                let c = self.challenge.as_ref().expect("guarded by the match");
+                lines.push(format!(
+                    "Agent {} needs you for credential {} since {since}: it cannot work until you do.",
+                    self.agent, self.credential
+                ));
+                format!("tether: {target} needs you: {}", c.need_words())
+            }
             AlertKind::Dead => {
                 lines.push(format!(
                     "Credential {} ({}) on agent {} is dead since {since}: the agent cannot get access tokens for it.",
@@ -207,11 +241,40 @@ impl Alert {
                 self.since.format("%H:%M UTC")
             ));
         }
-        match (self.kind, self.fix_command()) {
-            (AlertKind::Dead | AlertKind::Reminder | AlertKind::Expiring, Some(cmd)) => {
+        if let Some(p) = &self.pending {
+            if !matches!(
+                self.kind,
+                AlertKind::Test | AlertKind::VaultTrouble | AlertKind::VaultRecovered
+            ) {
+                lines.push(format!(
+                    "{}.",
+                    p.words(|t| t.format("%H:%M UTC").to_string())
+                ));
+            }
+        }
+        let challenge = self
+            .challenge
+            .as_ref()
+            .filter(|_| matches!(self.kind, AlertKind::Dead | AlertKind::Reminder));
+        match (self.kind, self.fix_command(), challenge) {
+            (_, _, Some(c)) => {
+                // The agent said what it needs: that is the fix, and the owner can do it
+                // from the phone (a device code needs no laptop).
+                lines.push(format!("Needed: {}.", c.need_words()));
+                if let Some(link) = c.link() {
+                    lines.push(format!("Open: {link}"));
+                }
+                if let crate::protocol::Challenge::Qr { .. } = c {
+                    lines.push(format!(
+                        "The QR code is in the tray window, or run `tether challenge {}` in a terminal.",
+                        self.target()
+                    ));
+                }
+            }
+            (AlertKind::Dead | AlertKind::Reminder | AlertKind::Expiring, Some(cmd), None) => {
                 lines.push(format!("Fix: run `{cmd}` on your laptop."));
             }
-            (AlertKind::Dead | AlertKind::Reminder | AlertKind::Expiring, None) => {
+            (AlertKind::Dead | AlertKind::Reminder | AlertKind::Expiring, None, None) => {
                 lines.push(format!(
                     "Fix: tether cannot re-arm this credential; create a new one at the provider and store it again on agent {}.",
                     self.agent
@@ -259,7 +322,45 @@ mod tests {
             since: Utc.with_ymd_and_hms(2026, 3, 1, 9, 2, 0).unwrap(),
             refresh_expires_at: None,
             detail: None,
+            challenge: None,
+            pending: None,
         }
+    }
+
+    #[test]
+    fn a_device_code_alert_carries_the_page_the_code_and_the_waiting_work() {
+        let mut a = dead(ReauthKind::Oauth);
+        a.challenge = Some(crate::protocol::Challenge::DeviceCode {
+            verification_uri: "https://github.com/login/device".into(),
+            user_code: "WDJB-MJHT".into(),
+            verification_uri_complete: None,
+            expires_at: None,
+        });
+        a.pending = Some(crate::protocol::PendingWork {
+            count: 3,
+            oldest: Some(Utc.with_ymd_and_hms(2026, 3, 1, 9, 2, 0).unwrap()),
+            what: Some("uploads".into()),
+        });
+        let t = a.render();
+        assert_eq!(
+            t.title,
+            "tether: studio/youtube needs you: open https://github.com/login/device and enter the code WDJB-MJHT"
+        );
+        assert!(
+            t.body.contains("Open: https://github.com/login/device"),
+            "{}",
+            t.body
+        );
+        assert!(
+            t.body.contains("3 uploads waiting since 09:02 UTC."),
+            "{}",
+            t.body
+        );
+        assert!(
+            !t.body.contains("tether reauth"),
+            "the challenge is the fix: {}",
+            t.body
+        );
     }
 
     #[test]

@@ -94,5 +94,7 @@ pub(crate) fn payload(alert: &Alert, text: &AlertText) -> serde_json::Value {
         "since": alert.since,
         "refresh_expires_at": alert.refresh_expires_at,
         "detail": alert.detail,
+        "challenge": alert.challenge,
+        "pending": alert.pending,
     })
 }

@@ -1,0 +1,109 @@
+//! `tether challenge AGENT/CRED`: what an agent needs from the owner, drawn in the
+//! terminal (the QR code to scan, the device code and its page), redrawn as the agent
+//! posts new codes until it says its session works; and the same drawing for
+//! `tether watch` ([`Shown`]).
+
+use crate::companion::challenge::terminal_text;
+use crate::companion::watcher::WatchEvent;
+use crate::companion::{parse_target, Companion};
+use crate::protocol::{CredentialHealth, CredentialState, Event};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exit code when the credential has no open challenge and is not working either.
+const EXIT_NO_CHALLENGE: u8 = 3;
+
+/// Runs `tether challenge`.
+pub async fn run(companion: &Companion, target: &str, once: bool) -> anyhow::Result<ExitCode> {
+    let (agent, name) = parse_target(target)?;
+    let client = companion.client(&agent)?;
+    let find = |creds: Vec<CredentialHealth>| {
+        creds.into_iter().find(|c| c.name == name).ok_or_else(|| {
+            anyhow::anyhow!("agent {agent} has no credential {name}; `tether status` lists them")
+        })
+    };
+    let c = find(client.health().await?.credentials)?;
+    let Some(first) = c.challenge.as_ref().map(|p| (p.since, p.revision)) else {
+        println!("{agent} · {name} has no open challenge; it is {}.", c.state);
+        return Ok(if c.state == CredentialState::Ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_NO_CHALLENGE)
+        });
+    };
+    draw(&agent, &c);
+    if once {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("(waiting for the agent; Ctrl-C to stop)");
+    let _ = std::io::stdout().flush();
+    let mut shown = first;
+    let events = client.events().await?;
+    let mut events = std::pin::pin!(events);
+    loop {
+        let ev = tokio::select! {
+            ev = events.next() => ev,
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        let Some(ev) = ev else {
+            anyhow::bail!("the agent {agent} closed its event stream; run the command again");
+        };
+        let Event::StateChanged { credential: c, .. } = ev? else {
+            continue;
+        };
+        if c.name != name {
+            continue;
+        }
+        match c.challenge.as_ref().map(|p| (p.since, p.revision)) {
+            Some(now) if now != shown => {
+                shown = now;
+                draw(&agent, &c);
+            }
+            Some(_) => {}
+            None => {
+                println!(
+                    "{agent} · {name}: the agent says it works again ({}).",
+                    c.state
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+}
+
+fn draw(agent: &str, c: &CredentialHealth) {
+    if let Some(text) = terminal_text(agent, c, chrono::Utc::now()) {
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// For `tether watch`: draws each new challenge (and each new QR code) once.
+#[derive(Debug, Default)]
+pub struct Shown(HashMap<(String, String), (chrono::DateTime<chrono::Utc>, u64)>);
+
+impl Shown {
+    /// Draws the challenge carried by `ev`, if it is one not drawn yet.
+    pub fn on_event(&mut self, ev: &WatchEvent) {
+        let (agent, c) = match ev {
+            WatchEvent::Credential {
+                agent, credential, ..
+            }
+            | WatchEvent::Updated { agent, credential } => (agent, credential),
+            _ => return,
+        };
+        let key = (agent.clone(), c.name.clone());
+        match c.challenge.as_ref().map(|p| (p.since, p.revision)) {
+            Some(v) if self.0.get(&key) != Some(&v) => {
+                self.0.insert(key, v);
+                draw(agent, c);
+            }
+            Some(_) => {}
+            None => {
+                self.0.remove(&key);
+            }
+        }
+    }
+}

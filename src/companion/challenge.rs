@@ -1,0 +1,219 @@
+//! What the owner sees of an agent's challenge: notification texts ("studio · whatsapp:
+//! scan the QR code with your phone"), the QR code as a module matrix (drawn by the tray
+//! window) or as terminal text (`tether watch`, `tether challenge`), and the countdown.
+
+use crate::protocol::{Challenge, CredentialHealth};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A QR code as modules: `size` × `size`, row by row, `true` is dark. No quiet zone: the
+/// drawer adds one (four modules, as the standard asks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QrMatrix {
+    /// Modules per side.
+    pub size: usize,
+    /// `size * size` modules as a string of `1` (dark) and `0` (light), row by row (a
+    /// compact form for the window's IPC).
+    pub modules: String,
+}
+
+/// Why a QR code cannot be drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QrError {
+    /// The payload does not fit a QR code.
+    #[error(
+        "the QR payload ({len} bytes) does not fit a QR code; ask the agent for a shorter one"
+    )]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// Encodes `payload` as a QR code (error correction M, the usual for screens).
+pub fn qr_matrix(payload: &str) -> Result<QrMatrix, QrError> {
+    let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|_| QrError::TooLong { len: payload.len() })?;
+    let size = code.width();
+    let modules = code
+        .to_colors()
+        .into_iter()
+        .map(|c| if c == qrcode::Color::Dark { '1' } else { '0' })
+        .collect();
+    Ok(QrMatrix { size, modules })
+}
+
+/// The QR code as terminal text: two modules per character cell, light on dark as
+/// terminals show best, with a quiet zone.
+pub fn qr_terminal(payload: &str) -> Result<String, QrError> {
+    let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|_| QrError::TooLong { len: payload.len() })?;
+    Ok(code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+/// What the tray window draws for one credential's challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChallengeView {
+    /// The challenge as the agent posted it.
+    pub challenge: crate::protocol::PostedChallenge,
+    /// The QR code's modules, for a `qr` challenge.
+    pub qr: Option<QrMatrix>,
+}
+
+/// The challenge of `agent`/`credential` in the tray's snapshot, with its QR code made.
+pub fn view(
+    agents: &[super::tray::AgentView],
+    agent: &str,
+    credential: &str,
+) -> Result<Option<ChallengeView>, QrError> {
+    let Some(posted) = agents
+        .iter()
+        .filter(|a| a.name == agent)
+        .flat_map(|a| a.credentials.iter())
+        .find(|c| c.name == credential)
+        .and_then(|c| c.challenge.clone())
+    else {
+        return Ok(None);
+    };
+    let qr = match &posted.challenge {
+        Challenge::Qr { payload, .. } => Some(qr_matrix(payload)?),
+        _ => None,
+    };
+    Ok(Some(ChallengeView {
+        challenge: posted,
+        qr,
+    }))
+}
+
+/// The page the owner should open for `agent`/`credential`'s challenge, checked again
+/// here (http or https only) before anything opens it.
+pub fn link(agents: &[super::tray::AgentView], agent: &str, credential: &str) -> Option<String> {
+    let v = view(agents, agent, credential).ok().flatten()?;
+    let link = v.challenge.challenge.link()?.to_string();
+    let u = url::Url::parse(&link).ok()?;
+    matches!(u.scheme(), "https" | "http").then_some(link)
+}
+
+/// "expires in 0:17", "expired", or nothing when the challenge has no end.
+pub fn countdown(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<String> {
+    let end = expires_at?;
+    let left = (end - now).num_seconds();
+    Some(if left <= 0 {
+        "expired: the agent posts a new one".into()
+    } else {
+        format!("expires in {}:{:02}", left / 60, left % 60)
+    })
+}
+
+/// The notification texts for a credential with an open challenge: summary "studio ·
+/// whatsapp: scan the QR code with your phone", body with where to find it and the
+/// waiting work.
+pub fn notice_texts(
+    agent: &str,
+    c: &CredentialHealth,
+    now: chrono::DateTime<chrono::Local>,
+) -> Option<(String, String)> {
+    let posted = c.challenge.as_ref()?;
+    let summary = format!("{agent} · {}: {}", c.name, posted.challenge.need_words());
+    let mut body = match &posted.challenge {
+        Challenge::Qr { .. } => format!(
+            "The QR code is in the Tether window, or run `tether challenge {agent}/{}`.",
+            c.name
+        ),
+        Challenge::DeviceCode { .. } => {
+            "This works from your phone too; the Tether window copies the code and opens the page."
+                .to_string()
+        }
+        Challenge::Url { .. } | Challenge::Text { .. } => {
+            format!(
+                "The agent {agent} waits for you since {}.",
+                super::notice::when(posted.since, now)
+            )
+        }
+    };
+    if let Some(p) = &c.pending {
+        body.push(' ');
+        body.push_str(&p.words(|t| super::notice::when(t, now)));
+        body.push('.');
+    }
+    Some((summary, body))
+}
+
+/// What `tether watch` and `tether challenge` print for a challenge: the need in words,
+/// then the QR code or the code in large letters, and the countdown.
+pub fn terminal_text(agent: &str, c: &CredentialHealth, now: DateTime<Utc>) -> Option<String> {
+    use super::terminal::safe;
+    let posted = c.challenge.as_ref()?;
+    let ch = &posted.challenge;
+    // Every word from the daemon goes through `safe`: a control character in a code or a
+    // URL must not move the cursor or fake a line.
+    let mut out = format!(
+        "{}\n",
+        safe(&format!("{agent} · {}: {}", c.name, ch.need_words()))
+    );
+    match ch {
+        Challenge::Qr { payload, .. } => match qr_terminal(payload) {
+            Ok(q) => out.push_str(&q),
+            Err(e) => out.push_str(&format!("({e})\n")),
+        },
+        Challenge::DeviceCode {
+            verification_uri,
+            user_code,
+            ..
+        } => {
+            out.push_str(&format!(
+                "\n    page:  {}\n    code:  {}\n\n",
+                safe(verification_uri),
+                safe(&spaced(user_code))
+            ));
+        }
+        Challenge::Url { url } => out.push_str(&format!("\n    {}\n\n", safe(url))),
+        Challenge::Text { .. } => {}
+    }
+    if let Some(words) = countdown(ch.expires_at(), now) {
+        out.push_str(&format!("({words})\n"));
+    }
+    Some(out)
+}
+
+/// `W D J B - M J H T`: a code is read aloud and typed on a phone; spaces help both.
+fn spaced(code: &str) -> String {
+    code.chars()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_has_a_finder_pattern_in_the_corner() {
+        let m = qr_matrix("2@abc,def").unwrap();
+        assert_eq!(m.modules.len(), m.size * m.size);
+        // The top-left finder: a dark 7-module row, then dark-light-...-light-dark.
+        assert_eq!(&m.modules[..7], "1111111");
+        assert_eq!(&m.modules[m.size..m.size + 7], "1000001");
+        assert!(qr_matrix(&"x".repeat(5000)).is_err());
+    }
+
+    #[test]
+    fn countdown_words() {
+        let now = Utc::now();
+        assert_eq!(countdown(None, now), None);
+        assert_eq!(
+            countdown(Some(now + chrono::Duration::seconds(17)), now).as_deref(),
+            Some("expires in 0:17")
+        );
+        assert!(countdown(Some(now - chrono::Duration::seconds(1)), now)
+            .unwrap()
+            .starts_with("expired"));
+    }
+}

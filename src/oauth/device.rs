@@ -1,0 +1,139 @@
+//! RFC 8628 device authorization: ask the provider for a device code and a short user
+//! code, then poll its token endpoint until the owner has typed the code on any device
+//! (a phone will do) — no browser on this machine and no loopback listener.
+
+use super::token::{form_request, token_request, token_set};
+use super::{OAuthError, TokenSet};
+use crate::oauth::ClientCredentials;
+use crate::provider::{ErrorClass, Provider};
+use crate::secret::RefreshToken;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The grant type of RFC 8628 section 3.4.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Poll interval when the provider names none (RFC 8628 section 3.2).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// What `slow_down` adds to the interval (RFC 8628 section 3.5).
+pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// A device authorization in progress. The device code is a secret (it is redeemed for
+/// tokens) and is kept in a [`RefreshToken`]-like newtype that redacts itself.
+#[derive(Debug)]
+pub struct DeviceAuthorization {
+    /// The device code (secret; only the daemon sees it).
+    pub device_code: RefreshToken,
+    /// The code the owner types.
+    pub user_code: String,
+    /// The page where it is typed.
+    pub verification_uri: String,
+    /// The page with the code filled in, if the provider offers one.
+    pub verification_uri_complete: Option<String>,
+    /// When the codes stop working.
+    pub expires_at: DateTime<Utc>,
+    /// How long to wait between polls.
+    pub interval: Duration,
+}
+
+/// One poll of the token endpoint.
+#[derive(Debug)]
+pub enum Poll {
+    /// The owner has not finished yet.
+    Pending,
+    /// Poll less often: the interval grows by [`SLOW_DOWN_STEP`].
+    SlowDown,
+    /// Done: the tokens.
+    Tokens(TokenSet),
+    /// The owner declined, or the codes expired: start again.
+    Ended(OAuthError),
+}
+
+/// Starts a device authorization for `scopes`.
+pub async fn start(
+    http: &reqwest::Client,
+    provider: &Provider,
+    client: &ClientCredentials,
+    scopes: &[String],
+) -> Result<DeviceAuthorization, OAuthError> {
+    let url = provider.device_authorization_url.clone().ok_or_else(|| {
+        OAuthError::new(
+            &provider.name,
+            ErrorClass::Misconfigured,
+            "missing_endpoint",
+            "no device authorization endpoint: set device_authorization_url in the overrides or use a provider whose discovery document has one",
+        )
+    })?;
+    let mut form = Vec::new();
+    if !scopes.is_empty() {
+        form.push((
+            provider.scope_param.clone(),
+            scopes.join(&provider.scope_separator),
+        ));
+    }
+    let obj = form_request(
+        http,
+        provider,
+        client,
+        url,
+        form,
+        &[],
+        "device_authorization",
+    )
+    .await?;
+    let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let missing = |k: &str| {
+        OAuthError::new(
+            &provider.name,
+            ErrorClass::TRANSIENT,
+            "malformed_response",
+            &format!("the device authorization answer has no {k}"),
+        )
+    };
+    let device_code = text("device_code").ok_or_else(|| missing("device_code"))?;
+    let expires_in = obj
+        .get("expires_in")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| missing("expires_in"))?;
+    Ok(DeviceAuthorization {
+        device_code: RefreshToken::new(device_code),
+        user_code: text("user_code").ok_or_else(|| missing("user_code"))?,
+        // Some providers (Microsoft's v1 endpoints) say `verification_url`.
+        verification_uri: text("verification_uri")
+            .or_else(|| text("verification_url"))
+            .ok_or_else(|| missing("verification_uri"))?,
+        verification_uri_complete: text("verification_uri_complete"),
+        expires_at: Utc::now() + chrono::Duration::seconds(expires_in.min(86_400) as i64),
+        interval: obj
+            .get("interval")
+            .and_then(|v| v.as_u64())
+            .map(|s| Duration::from_secs(s.clamp(1, 300)))
+            .unwrap_or(DEFAULT_INTERVAL),
+    })
+}
+
+/// Polls the token endpoint once with the device code.
+pub async fn poll(
+    http: &reqwest::Client,
+    provider: &Provider,
+    client: &ClientCredentials,
+    auth: &DeviceAuthorization,
+) -> Result<Poll, OAuthError> {
+    let form = vec![
+        ("grant_type".to_owned(), DEVICE_CODE_GRANT.to_owned()),
+        (
+            "device_code".to_owned(),
+            auth.device_code.secret().to_owned(),
+        ),
+    ];
+    let secrets = [auth.device_code.secret()];
+    match token_request(http, provider, client, form, &secrets, "device_code").await {
+        Ok(obj) => Ok(Poll::Tokens(token_set(provider, obj)?)),
+        Err(e) => match e.info.code.as_str() {
+            "authorization_pending" => Ok(Poll::Pending),
+            "slow_down" => Ok(Poll::SlowDown),
+            "access_denied" | "expired_token" => Ok(Poll::Ended(e)),
+            _ if matches!(e.class, ErrorClass::Transient { .. }) => Ok(Poll::Pending),
+            _ => Err(e),
+        },
+    }
+}

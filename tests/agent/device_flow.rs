@@ -1,0 +1,162 @@
+//! Re-authorization by device code (RFC 8628) against oidc-provider's device flow: the
+//! daemon starts it, posts the code as the challenge (event stream, alert channel), a
+//! scripted "phone" enters the code on the provider's pages, the daemon's polls get the
+//! tokens and the credential is ok — no loopback listener anywhere.
+
+use super::harness::{oidc_credential, TestAgent, Webhook};
+use crate::require;
+use crate::util;
+use crate::util::oidc::OidcProvider;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tether::protocol::{Challenge, CredentialState, Event};
+
+/// The owner on a phone: opens the page with the code filled in and submits every form
+/// the provider shows (enter code, confirm) with the cookies it sets, following redirects
+/// through the (non-interactive) login and consent. Returns the last page.
+async fn phone_enters_code(page: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut jar: BTreeMap<String, String> = BTreeMap::new();
+    let mut url = url::Url::parse(page).unwrap();
+    let mut form: Option<Vec<(String, String)>> = None;
+    for _ in 0..20 {
+        let cookie = jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let req = match form.take() {
+            Some(f) => http.post(url.clone()).form(&f),
+            None => http.get(url.clone()),
+        };
+        let resp = req.header("cookie", cookie).send().await.unwrap();
+        for v in resp.headers().get_all("set-cookie") {
+            let pair = v.to_str().unwrap().split(';').next().unwrap_or_default();
+            if let Some((k, val)) = pair.split_once('=') {
+                jar.insert(k.trim().to_string(), val.to_string());
+            }
+        }
+        if resp.status().is_redirection() {
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            url = url.join(&loc).unwrap();
+            continue;
+        }
+        let body = resp.text().await.unwrap();
+        let Some(start) = body.find("<form") else {
+            return body;
+        };
+        let html = &body[start..];
+        let action = attr(html, "action").unwrap_or_else(|| url.path().to_string());
+        url = url.join(&action).unwrap();
+        let mut fields = Vec::new();
+        for input in html.split("<input").skip(1) {
+            if let (Some(n), Some(v)) = (attr(input, "name"), attr(input, "value")) {
+                fields.push((n, v));
+            }
+        }
+        form = Some(fields);
+    }
+    panic!("the device pages did not end within 20 steps");
+}
+
+fn attr(html: &str, name: &str) -> Option<String> {
+    let key = format!("{name}=\"");
+    let i = html.split('>').next()?.find(&key)? + key.len();
+    let rest = &html[i..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+#[tokio::test]
+async fn the_daemon_reauthorizes_by_device_code_with_no_loopback_listener() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let hook = Webhook::start();
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    let body = format!(
+        "{}device_authorization_url = \"{base}/device/auth\"\n[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        oidc_credential("github", &oidc, ""),
+        hook.url
+    );
+    let a = TestAgent::start("", &body).await;
+    let mut events = a.events().await;
+    let h: tether::protocol::CredentialHealth = a
+        .post_json("/v1/credentials/github/device-reauth", None)
+        .await;
+    assert_eq!(h.state, CredentialState::Dead);
+    let Some(Challenge::DeviceCode {
+        verification_uri,
+        user_code,
+        verification_uri_complete,
+        ..
+    }) = h.challenge.map(|c| c.challenge)
+    else {
+        panic!("no device code challenge");
+    };
+    assert_eq!(verification_uri, format!("{base}/device"));
+    // The companion hears of it on its stream; the owner's phone through the alert.
+    let seen = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Event::StateChanged { credential, .. } = events.next().await {
+                if credential.challenge.is_some() {
+                    return credential;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the challenge reaches the event stream within a second");
+    assert_eq!(seen.last_error.unwrap().code, "human_needed");
+    hook.wait_for(&[&user_code, &verification_uri], Duration::from_secs(5))
+        .await;
+    // A second request while it runs shows the same code.
+    let again: tether::protocol::CredentialHealth = a
+        .post_json("/v1/credentials/github/device-reauth", None)
+        .await;
+    assert_eq!(again.challenge.unwrap().revision, 1);
+
+    let page = phone_enters_code(&verification_uri_complete.expect("a complete URI")).await;
+    assert!(
+        page.contains("Sign-in Success") || page.contains("success"),
+        "{page}"
+    );
+    let ok = a
+        .wait_state("github", CredentialState::Ok, Duration::from_secs(20))
+        .await;
+    assert!(ok.challenge.is_none(), "{ok:?}");
+    assert!(ok.generation >= 1);
+    let (status, token) = a.access_token("github").await;
+    assert_eq!(status, 200, "{token}");
+    hook.wait_for(
+        &["\"kind\":\"recovered\"", "github"],
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn device_reauth_needs_a_device_authorization_endpoint() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let a = TestAgent::start("", &oidc_credential("github", &oidc, "")).await;
+    let r = a
+        .req(
+            reqwest::Method::POST,
+            "/v1/credentials/github/device-reauth",
+            Some(&a.device),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("device_authorization_url"),
+        "{v}"
+    );
+}

@@ -1,0 +1,140 @@
+//! An agent's challenge in the terminal, with real processes: `tether agent serve` with a
+//! `kind = "session"` credential, `tether pair`, `tether watch` and `tether challenge`
+//! drawing the QR code the agent posts (over pinned HTTPS, with an agent token).
+
+use super::support::{tether, Daemon, Proc};
+use std::time::Duration;
+
+const BODY: &str = r#"
+[[credentials]]
+name = "whatsapp"
+kind = "session"
+"#;
+
+/// The agent's side: a pinned client and its token.
+struct StandIn {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl StandIn {
+    async fn post(&self, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let mut r = self
+            .http
+            .post(format!("{}/v1/credentials/whatsapp/{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request to the daemon");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.expect("JSON reply")
+    }
+
+    async fn qr(&self, payload: &str) {
+        self.post(
+            "challenge",
+            Some(serde_json::json!({"kind": "qr", "payload": payload})),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
+    let daemon = Daemon::start(BODY).await;
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("tether");
+    let code = daemon.pairing_code();
+    let out = tether(&config, &[("TETHER_SECRETS", "file")])
+        .args(["pair", &code])
+        .output()
+        .expect("run tether pair");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fp = tether::protocol::PairingCode::parse(&code)
+        .unwrap()
+        .fingerprint
+        .expect("pinned fingerprint");
+    let agent = StandIn {
+        http: crate::agent::harness::pinned_client(&fp),
+        url: daemon.url.clone(),
+        token: daemon
+            .agent_cmd(&["token", "create", "standin"])
+            .trim()
+            .to_string(),
+    };
+    agent
+        .post("report", Some(serde_json::json!({"ok": true})))
+        .await;
+
+    // Nothing to show yet.
+    let out = tether(&config, &[("TETHER_SECRETS", "file")])
+        .args(["challenge", "studio/whatsapp", "--once"])
+        .output()
+        .expect("run tether challenge");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no open challenge; it is ok"));
+
+    let mut cmd = tether(&config, &[("TETHER_SECRETS", "file")]);
+    cmd.arg("watch");
+    let watch = Proc::spawn(cmd, "tether watch");
+    watch
+        .wait_line(false, Duration::from_secs(30), |l| {
+            l.contains("studio · whatsapp: ok")
+        })
+        .await;
+
+    let first = "2@first-code,abc";
+    agent.qr(first).await;
+    let qr = tether::companion::challenge::qr_terminal(first).unwrap();
+    wait_for_text(
+        &watch,
+        "studio · whatsapp: scan the QR code with your phone",
+    )
+    .await;
+    wait_for_text(&watch, &qr).await;
+
+    // `tether challenge` draws the current code, follows the next one, and ends when the
+    // agent says its session works.
+    let mut cmd = tether(&config, &[("TETHER_SECRETS", "file")]);
+    cmd.args(["challenge", "studio/whatsapp"]);
+    let mut follow = Proc::spawn(cmd, "tether challenge");
+    wait_for_text(&follow, &qr).await;
+    wait_for_text(&follow, "waiting for the agent").await;
+    let second = "2@second-code,def";
+    agent.qr(second).await;
+    let qr2 = tether::companion::challenge::qr_terminal(second).unwrap();
+    wait_for_text(&follow, &qr2).await;
+    wait_for_text(&watch, &qr2).await;
+    agent.post("resolved", None).await;
+    assert_eq!(follow.wait_exit(Duration::from_secs(10)).await, 0);
+    assert!(
+        follow
+            .stdout()
+            .contains("the agent says it works again (ok)"),
+        "{}",
+        follow.stdout()
+    );
+    watch
+        .wait_line(false, Duration::from_secs(10), |l| {
+            l.contains("studio · whatsapp: working again")
+        })
+        .await;
+}
+
+async fn wait_for_text(p: &Proc, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !p.stdout().contains(text) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {text:?} in:\n{}",
+            p.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
