@@ -243,7 +243,7 @@ impl Daemon {
     pub(crate) fn note_pending(&self, name: &str, update: Option<Option<PendingWork>>) {
         if let Ok(cred) = self.credential(name) {
             if cred.set_pending(update) {
-                self.announce_details(cred);
+                self.announce_details(&cred);
             }
         }
     }

@@ -20,6 +20,8 @@ pub enum AlertKind {
     Recovered,
     /// The credential is still dead (sent every reminder interval).
     Reminder,
+    /// `tether agent alerts test`: checks that the channels deliver.
+    Test,
     /// A vault location fails (full, read-only, gone): fewer copies than configured.
     #[serde(rename = "vault_trouble")]
     VaultTrouble,
@@ -36,13 +38,15 @@ impl AlertKind {
             AlertKind::Expiring => "expiring",
             AlertKind::Recovered => "recovered",
             AlertKind::Reminder => "reminder",
+            AlertKind::Test => "test",
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
         }
     }
 }
 
-/// One alert about one credential (or, for the vault kinds, about the agent).
+/// One alert about one credential (or, for [`AlertKind::Test`] and the vault kinds, about
+/// the agent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// The agent's name, e.g. `studio`.
