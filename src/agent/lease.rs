@@ -467,6 +467,7 @@ pub async fn run(d: Arc<Daemon>, leases: Arc<Leases>) {
     // Pasted tokens are never refreshed: nothing to elect.
     let names: Vec<String> = d
         .credentials
+        .snapshot()
         .iter()
         .filter(|(_, c)| c.provider().kind != crate::provider::CredentialKind::Paste)
         .map(|(n, _)| n.clone())

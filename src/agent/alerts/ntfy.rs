@@ -98,6 +98,7 @@ pub(crate) fn priority_and_tag(kind: AlertKind) -> (&'static str, &'static str) 
         AlertKind::Recovered => ("default", "white_check_mark"),
         AlertKind::VaultTrouble => ("high", "floppy_disk"),
         AlertKind::VaultRecovered => ("default", "white_check_mark"),
+        AlertKind::Test => ("low", "test_tube"),
     }
 }
 

@@ -26,6 +26,8 @@ pub enum AlertKind {
     /// Every vault location holds every credential again.
     #[serde(rename = "vault_recovered")]
     VaultRecovered,
+    /// `tether agent alerts test`: nothing is wrong; the channel is being tried.
+    Test,
 }
 
 impl AlertKind {
@@ -38,6 +40,7 @@ impl AlertKind {
             AlertKind::Reminder => "reminder",
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
+            AlertKind::Test => "test",
         }
     }
 }
@@ -81,6 +84,22 @@ pub struct AlertText {
 const MAX_DESCRIPTION_CHARS: usize = 300;
 
 impl Alert {
+    /// A test alert for `tether agent alerts test`, about the agent only.
+    pub fn test(agent: &str, now: DateTime<Utc>) -> Alert {
+        Alert {
+            agent: agent.to_string(),
+            credential: String::new(),
+            provider: String::new(),
+            kind: AlertKind::Test,
+            reauth: ReauthKind::None,
+            error: None,
+            blocked_requests: 0,
+            since: now,
+            refresh_expires_at: None,
+            detail: None,
+        }
+    }
+
     /// A vault alert (`VaultTrouble` or `VaultRecovered`) about agent `agent`.
     pub fn vault(
         agent: &str,
