@@ -99,9 +99,9 @@ pub(crate) fn priority_and_tag(kind: AlertKind) -> (&'static str, &'static str) 
         AlertKind::Reminder => ("high", "rotating_light"),
         AlertKind::Expiring => ("high", "warning"),
         AlertKind::Recovered => ("default", "white_check_mark"),
-        AlertKind::Test => ("low", "test_tube"),
         AlertKind::VaultTrouble => ("high", "floppy_disk"),
         AlertKind::VaultRecovered => ("default", "white_check_mark"),
+        AlertKind::Test => ("low", "test_tube"),
     }
 }
 

@@ -20,14 +20,14 @@ pub enum AlertKind {
     Recovered,
     /// The credential is still dead (sent every reminder interval).
     Reminder,
-    /// `tether agent alerts test`: checks that the channels deliver.
-    Test,
     /// A vault location fails (full, read-only, gone): fewer copies than configured.
     #[serde(rename = "vault_trouble")]
     VaultTrouble,
     /// Every vault location holds every credential again.
     #[serde(rename = "vault_recovered")]
     VaultRecovered,
+    /// `tether agent alerts test`: nothing is wrong; the channel is being tried.
+    Test,
 }
 
 impl AlertKind {
@@ -38,9 +38,9 @@ impl AlertKind {
             AlertKind::Expiring => "expiring",
             AlertKind::Recovered => "recovered",
             AlertKind::Reminder => "reminder",
-            AlertKind::Test => "test",
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
+            AlertKind::Test => "test",
         }
     }
 }
@@ -91,7 +91,7 @@ pub struct AlertText {
 const MAX_DESCRIPTION_CHARS: usize = 300;
 
 impl Alert {
-    /// A test alert for `tether agent alerts test`.
+    /// A test alert for `tether agent alerts test`, about the agent only.
     pub fn test(agent: &str, now: DateTime<Utc>) -> Alert {
         Alert {
             agent: agent.to_string(),
