@@ -11,9 +11,9 @@
 # A release build instead compiles optimised binaries first and packages those:
 #   TETHER_PACKAGE_PROFILE=release scripts/package.sh
 # (cargo build --release --bin tether && cargo build --release -p tether-tray, then the
-# same packaging with cargo-deb's release profile and `cargo tauri bundle` without --debug.)
+# same packaging with cargo-deb's release profile and `tauri bundle` without --debug.)
 #
-# Needs cargo-deb and tauri-cli: scripts/install-deps.sh package.
+# Needs cargo-deb and Tauri's CLI: scripts/install-deps.sh package.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -49,7 +49,10 @@ cargo build "${cargo_flags[@]}" -p tether-tray
 cargo deb "${deb_profile[@]}" --no-build --fast --output "$out/" >/dev/null
 
 # The tray binary is already built: `tauri bundle` only packages it.
-(cd src-tauri && cargo tauri bundle "${tauri_flags[@]}" --bundles deb --config tauri.deb.json >/dev/null)
+# Tauri's CLI from the npm registry (tools/tauri-cli, pinned by its lock file): the same
+# program as `cargo install tauri-cli`, without a twenty-minute build on a small machine.
+tauri="$ROOT/tools/tauri-cli/node_modules/.bin/tauri"
+(cd src-tauri && "$tauri" bundle "${tauri_flags[@]}" --bundles deb --config tauri.deb.json >/dev/null)
 cp "target/$dir/bundle/deb/"tether-tray_*.deb "$out/"
 
 echo "packages ($profile binaries):"
