@@ -27,40 +27,13 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// Writes `bytes` to `path` atomically and durably with mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // A bare file name has an empty parent: the current directory.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        Some(_) => Path::new("."),
-        None => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "path has no directory",
-            ))
-        }
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        crate::secret::random_token(6)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if path.parent().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path has no directory",
+        ));
     }
-    result
+    replace_via_temp(path, bytes, |_| Ok(()))
 }
 
 /// Replaces `path` atomically and durably with `bytes`, keeping the old file's mode and
@@ -69,6 +42,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path)?;
+    replace_via_temp(path, bytes, |f| {
+        // Owner first: chown clears set-id bits, and the mode is set after it.
+        if let Err(e) = std::os::unix::fs::fchown(f, Some(meta.uid()), Some(meta.gid())) {
+            // Only root may give a file away; a non-root editor of its own file keeps its
+            // own uid, which is the old owner anyway.
+            if e.kind() != io::ErrorKind::PermissionDenied {
+                return Err(e);
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+    })
+}
+
+/// The one write path: a 0600 temp file beside `path`, `prepare` (owner, mode), the bytes,
+/// fsync, rename over `path`, fsync of the directory; the temp file goes on any error.
+fn replace_via_temp(
+    path: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -87,15 +80,7 @@ pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // Owner first: chown clears set-id bits, and the mode is set after it.
-        if let Err(e) = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())) {
-            // Only root may give a file away; a non-root editor of its own file keeps its
-            // own uid, which is the old owner anyway.
-            if e.kind() != io::ErrorKind::PermissionDenied {
-                return Err(e);
-            }
-        }
-        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        prepare(&f)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
