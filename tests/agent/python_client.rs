@@ -91,3 +91,129 @@ async fn next_json(
         .expect("a line");
     serde_json::from_str(&l).unwrap()
 }
+
+/// The real Google client library against a stand-in for the YouTube Data API: the
+/// stand-in accepts a bearer token only when oidc-provider's introspection says it is
+/// active, as Google's front end would.
+const YOUTUBE_SCRIPT: &str = r#"
+import base64, json, os, sys, threading, urllib.parse, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from google.auth import exceptions
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+from tether_agent import TetherCredentials
+
+INTROSPECT = os.environ["INTROSPECT_URL"]
+BASIC = base64.b64encode(os.environ["INTROSPECT_CLIENT"].encode()).decode()
+seen = []
+
+class YouTube(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        auth = self.headers.get("authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        req = urllib.request.Request(INTROSPECT, data=urllib.parse.urlencode({"token": token}).encode(),
+                                     headers={"authorization": "Basic " + BASIC})
+        active = token and json.load(urllib.request.urlopen(req)).get("active")
+        seen.append(self.path.split("?")[0])
+        if active:
+            body, status = {"kind": "youtube#channelListResponse", "items": [{"kind": "youtube#channel", "id": "UCstandin"}]}, 200
+        else:
+            body, status = {"error": {"code": 401, "message": "Request had invalid authentication credentials."}}, 401
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+server = HTTPServer(("127.0.0.1", 0), YouTube)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+creds = TetherCredentials("youtube")
+youtube = build("youtube", "v3", credentials=creds, static_discovery=True,
+                client_options={"api_endpoint": "http://127.0.0.1:%d/" % server.server_port})
+mine = youtube.channels().list(part="id", mine=True).execute()
+print(json.dumps({"channel": mine["items"][0]["id"], "path": seen[-1]}), flush=True)
+sys.stdin.readline()  # the grant is revoked now
+try:
+    youtube.channels().list(part="id", mine=True).execute()
+    print(json.dumps({"call": "worked"}), flush=True)
+except HttpError as e:
+    # The API refused the token: tell the daemon, then the next refresh names the fix.
+    reply = creds.rejected(status=e.resp.status, detail="youtube channels.list said %d" % e.resp.status)
+    try:
+        creds.refresh(None)
+        print(json.dumps({"refresh": "worked"}), flush=True)
+    except exceptions.RefreshError as r:
+        print(json.dumps({"status": e.resp.status, "state": reply["credential"]["state"], "error": str(r)}), flush=True)
+"#;
+
+fn google_api_client() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import googleapiclient.discovery, google.auth"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn the_google_api_client_builds_youtube_on_tether_credentials_and_a_revocation_names_the_fix()
+{
+    require!(util::oidc::available(), util::oidc::MISSING);
+    require!(
+        google_api_client(),
+        "python3 with google-api-python-client (pip install google-api-python-client)"
+    );
+    let oidc = OidcProvider::start(Default::default());
+    let a = TestAgent::start("", &oidc_credential("youtube", &oidc, "")).await;
+    a.bootstrap("youtube", &oidc).await;
+    let fp = a.daemon.tls().expect("tls on").fingerprint.clone();
+    let client_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python");
+    let basic = oidc.confidential_client("basic");
+    let introspect_client = format!(
+        "{}:{}",
+        basic.client_id,
+        basic.client_secret.as_ref().expect("a secret").secret()
+    );
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", YOUTUBE_SCRIPT])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("PYTHONPATH", &client_dir)
+        .env("TETHER_URL", &a.base)
+        .env("TETHER_AGENT_TOKEN", &a.agent)
+        .env("TETHER_FINGERPRINT", fp.to_string())
+        .env(
+            "INTROSPECT_URL",
+            oidc.issuer().join("/token/introspection").unwrap().as_str(),
+        )
+        .env("INTROSPECT_CLIENT", introspect_client)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run python3");
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = next_json(&mut lines).await;
+    assert_eq!(first["channel"], "UCstandin", "{first}");
+    // The library built the request from its bundled discovery document.
+    assert_eq!(first["path"], "/youtube/v3/channels", "{first}");
+
+    assert!(oidc.revoke_all().await >= 1);
+    let mut stdin = child.stdin.take().unwrap();
+    let told = std::time::Instant::now();
+    stdin.write_all(b"\n").await.unwrap();
+    let last = next_json(&mut lines).await;
+    println!(
+        "API 401 -> rejected() -> refresh error in {:?}",
+        told.elapsed()
+    );
+    assert_eq!(last["status"], 401, "{last}");
+    assert_eq!(last["state"], "dead", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("tether reauth studio/youtube"), "{error}");
+    a.wait_state("youtube", CredentialState::Dead, Duration::from_secs(2))
+        .await;
+}
