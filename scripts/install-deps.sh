@@ -53,7 +53,10 @@ if [ "$what" = "package" ]; then
   fi
   # Tauri's bundler: the official CLI's prebuilt binaries from the npm registry (building
   # tauri-cli from crates.io takes longer than the rest of CI on two cores).
-  (cd tools/tauri-cli && npm ci --no-audit --no-fund --loglevel=error)
+  # The version is exact in package.json and the CLI pins its platform binary exactly; no
+  # lock file, because the registry here does not serve every platform's optional binary
+  # and `npm ci` refuses a lock that lacks them.
+  (cd tools/tauri-cli && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
 fi
 
 if [ "$what" = "test" ] || [ "$what" = "package" ]; then

@@ -49,7 +49,7 @@ cargo build "${cargo_flags[@]}" -p tether-tray
 cargo deb "${deb_profile[@]}" --no-build --fast --output "$out/" >/dev/null
 
 # The tray binary is already built: `tauri bundle` only packages it.
-# Tauri's CLI from the npm registry (tools/tauri-cli, pinned by its lock file): the same
+# Tauri's CLI from the npm registry (tools/tauri-cli, an exact version): the same
 # program as `cargo install tauri-cli`, without a twenty-minute build on a small machine.
 tauri="$ROOT/tools/tauri-cli/node_modules/.bin/tauri"
 (cd src-tauri && "$tauri" bundle "${tauri_flags[@]}" --bundles deb --config tauri.deb.json >/dev/null)
