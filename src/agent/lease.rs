@@ -464,18 +464,20 @@ pub fn daemon_id(agent: &str) -> String {
 /// provider before presenting that token); at shutdown the leases are released.
 pub async fn run(d: Arc<Daemon>, leases: Arc<Leases>) {
     let period = (leases.ttl() / 6).max(Duration::from_millis(200));
-    // Pasted tokens and agent sessions are never refreshed: nothing to elect.
-    let names: Vec<String> = d
-        .credentials
-        .snapshot()
-        .iter()
-        .filter(|(_, c)| {
-            c.provider().kind != crate::provider::CredentialKind::Paste && !c.config.is_session()
-        })
-        .map(|(n, _)| n.clone())
-        .collect();
     let mut shutdown = std::pin::pin!(d.shutdown_signal());
     loop {
+        // Read every round: a config reload adds and removes credentials. Pasted tokens
+        // and agent sessions are never refreshed: nothing to elect.
+        let names: Vec<String> = d
+            .credentials
+            .snapshot()
+            .iter()
+            .filter(|(_, c)| {
+                c.provider().kind != crate::provider::CredentialKind::Paste
+                    && !c.config.is_session()
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in &names {
             let (l, n, d2) = (leases.clone(), name.clone(), d.clone());
             let _ = tokio::task::spawn_blocking(move || {

@@ -431,3 +431,64 @@ fn ha_a_holder_that_lost_its_lease_mid_refresh_cannot_commit_over_the_newer_gene
     assert_eq!(la.tick("x", |_| {}), Tick::Lost);
     assert!(la.begin_spend("x", spend).is_err());
 }
+
+/// A credential added by a config reload (SIGHUP) joins the election: the lease task
+/// reads the credential set every round, not once at start.
+#[tokio::test]
+async fn ha_a_credential_added_by_reload_gets_its_lease() {
+    require!(crate::util::oidc::available(), crate::util::oidc::MISSING);
+    require!(openbao::available(), openbao::MISSING);
+    let oidc = OidcProvider::start(OidcOptions::default());
+    let bao = Bao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(&dir.path().join("a"), &bao, &oidc);
+    let running = vec![Some(spawn(&n.config))];
+    let d = running[0].as_ref().unwrap();
+    bootstrap_running(d, &n.device, "shared", &oidc).await;
+    wait_holder(std::slice::from_ref(&n), &running, Duration::from_secs(20)).await;
+
+    let mut text = std::fs::read_to_string(&n.config).unwrap();
+    text.push_str(&oidc_credential(
+        "added",
+        &oidc,
+        "probe_interval = \"1h\"\nrefresh_interval = \"1h\"",
+    ));
+    std::fs::write(&n.config, text).unwrap();
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    assert_eq!(unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) }, 0);
+    let role_of = |h: &HealthReport| {
+        h.credentials
+            .iter()
+            .find(|c| c.name == "added")
+            .map(|c| c.ha.as_ref().map(|ha| ha.role.clone()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health(d, &n.device)
+        .await
+        .and_then(|h| role_of(&h))
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reload did not add the credential"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bootstrap_running(d, &n.device, "added", &oidc).await;
+    // The lease task ticks every sixth of the 4 s TTL: a few rounds are plenty.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let role = health(d, &n.device)
+            .await
+            .and_then(|h| role_of(&h))
+            .flatten();
+        if role.as_deref() == Some("holder") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the added credential never got its lease: role {role:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
