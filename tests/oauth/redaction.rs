@@ -58,6 +58,10 @@ async fn a_whole_flow_logs_no_secret() {
     let capture = Capture::default();
     let dispatch = capture.dispatch();
     let _guard = tracing::dispatcher::set_default(&dispatch);
+    // Callsite interest is cached process-wide: a callsite first hit by a test on another
+    // thread while no capturing dispatcher existed can stay cached as uninterested, and
+    // this capture would miss its line (seen once in CI). Recompute with ours in place.
+    tracing::callsite::rebuild_interest_cache();
 
     let provider = oidc.provider();
     let client = oidc.confidential_client("basic");
