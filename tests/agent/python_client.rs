@@ -44,20 +44,8 @@ async fn tether_credentials_refresh_through_the_daemon_and_name_the_fix_when_dea
     let oidc = OidcProvider::start(Default::default());
     let a = TestAgent::start("", &oidc_credential("youtube", &oidc, "")).await;
     a.bootstrap("youtube", &oidc).await;
-    let fp = a.daemon.tls().expect("tls on").fingerprint.clone();
-    let client_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python");
-    let mut child = tokio::process::Command::new("python3")
-        .args(["-c", SCRIPT, oidc.issuer().join("/me").unwrap().as_str()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .env("PYTHONPATH", &client_dir)
-        .env("TETHER_URL", &a.base)
-        .env("TETHER_AGENT_TOKEN", &a.agent)
-        .env("TETHER_FINGERPRINT", fp.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = python_agent(&a, SCRIPT)
+        .arg(oidc.issuer().join("/me").unwrap().as_str())
         .spawn()
         .expect("run python3");
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -79,6 +67,26 @@ async fn tether_credentials_refresh_through_the_daemon_and_name_the_fix_when_dea
         .wait_state("youtube", CredentialState::Dead, Duration::from_secs(2))
         .await;
     assert_eq!(h.pending.unwrap().count, 1);
+}
+
+/// `python3 -c script` as an agent beside `a`: only the client's checkout on the path, the
+/// daemon's address, agent token and pin in the environment, stdin and stdout piped.
+fn python_agent(a: &TestAgent, script: &str) -> tokio::process::Command {
+    let fp = a.daemon.tls().expect("tls on").fingerprint.clone();
+    let client_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python");
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.args(["-c", script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("PYTHONPATH", &client_dir)
+        .env("TETHER_URL", &a.base)
+        .env("TETHER_AGENT_TOKEN", &a.agent)
+        .env("TETHER_FINGERPRINT", fp.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
 }
 
 async fn next_json(
@@ -167,31 +175,18 @@ async fn the_google_api_client_builds_youtube_on_tether_credentials_and_a_revoca
     let oidc = OidcProvider::start(Default::default());
     let a = TestAgent::start("", &oidc_credential("youtube", &oidc, "")).await;
     a.bootstrap("youtube", &oidc).await;
-    let fp = a.daemon.tls().expect("tls on").fingerprint.clone();
-    let client_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python");
     let basic = oidc.confidential_client("basic");
     let introspect_client = format!(
         "{}:{}",
         basic.client_id,
         basic.client_secret.as_ref().expect("a secret").secret()
     );
-    let mut child = tokio::process::Command::new("python3")
-        .args(["-c", YOUTUBE_SCRIPT])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .env("PYTHONPATH", &client_dir)
-        .env("TETHER_URL", &a.base)
-        .env("TETHER_AGENT_TOKEN", &a.agent)
-        .env("TETHER_FINGERPRINT", fp.to_string())
+    let mut child = python_agent(&a, YOUTUBE_SCRIPT)
         .env(
             "INTROSPECT_URL",
             oidc.issuer().join("/token/introspection").unwrap().as_str(),
         )
         .env("INTROSPECT_CLIENT", introspect_client)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("run python3");
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
