@@ -1,7 +1,9 @@
 //! The agent daemon beside the user's agent: HTTPS API, pairing, checker, broker, alerts,
 //! metrics.
 //!
-//! - [`config`]: `agent.toml` (and the commented example `tether agent init` writes);
+//! - [`config`]: `agent.toml`'s agent-wide settings, parsing and validation;
+//!   [`credential_config`]: one `[[credentials]]` entry; [`config_example`]: the
+//!   commented example `tether agent init` writes;
 //!   [`config_edit`]: `tether agent add`/`remove`, editing it in place with its comments;
 //!   [`lint`]: `tether agent check`, the config and the machine, each problem with its fix;
 //!   [`resolve`]: the provider a credential's config describes (preset, overrides,
@@ -34,7 +36,8 @@
 //!   replayed blindly);
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
 //! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
-//! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
+//! - [`api`]: the axum routes and handlers; [`api_error`]: `OpError` → status and JSON
+//!   error; [`api_extract`]: bearer roles, bodies, credential names; [`server`]: TLS, background tasks, graceful shutdown;
 //!   [`conn_limit`]: global and per-address connection caps;
 //! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
 //!   once), the output check, and the vault's health, events and alerts;
@@ -48,14 +51,18 @@
 pub mod agent_events;
 pub mod alerts;
 pub mod api;
+pub mod api_error;
+pub mod api_extract;
 pub mod auth;
 pub mod broker;
 pub mod challenge;
 pub mod checker;
 pub mod config;
 pub mod config_edit;
+pub mod config_example;
 pub mod conn_limit;
 pub mod credential;
+pub mod credential_config;
 pub mod credential_set;
 pub mod daemon;
 pub mod device_flow;
