@@ -9,7 +9,7 @@
 
 pub use super::config_example::EXAMPLE;
 pub use super::credential_config::{
-    CredentialConfig, CredentialConfigKind, OutputConfig, OutputKind,
+    CredentialConfig, CredentialConfigKind, OutputConfig, OutputKind, ReauthMode,
 };
 use crate::protocol::valid_credential_name;
 use serde::{Deserialize, Deserializer};

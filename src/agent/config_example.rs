@@ -75,6 +75,9 @@ refresh_interval = "6h"
 warning_window = "14d"
 # Refresh access tokens this long before they expire (at most half a token's lifetime).
 refresh_ahead = "2m"
+# reauth = "device"   # github, microsoft, generic with a device endpoint: when the grant
+#                     # dies, the daemon starts a device-code sign-in itself and alerts
+#                     # the page and the code (finish it from a phone, no laptop needed)
 # Override preset fields if your provider differs:
 # [credentials.overrides]
 # token_url = "https://oauth2.example/token"

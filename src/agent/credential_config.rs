@@ -45,6 +45,13 @@ pub struct CredentialConfig {
     /// Scopes requested at re-authorization (defaults to the preset's).
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// How the owner re-authorizes it: `browser` (the default: consent in a browser on the
+    /// paired laptop) or `device` (RFC 8628: as soon as the grant is found dead the daemon
+    /// starts a device-code sign-in by itself and posts the page and the code as the
+    /// credential's challenge, so the owner can finish from a phone; needs a provider with
+    /// a device authorization endpoint).
+    #[serde(default)]
+    pub reauth: ReauthMode,
     /// Files rendered for the user's agent after every change.
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,
@@ -77,6 +84,17 @@ pub enum CredentialConfigKind {
     /// The agent's own session (a WhatsApp Web link, a browser login): no token; its
     /// health is what the agent reports, and its fix is a challenge the agent posts.
     Session,
+}
+
+/// How a credential is re-authorized when its grant dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReauthMode {
+    /// The owner starts it from the companion (browser consent, or a pasted token).
+    #[default]
+    Browser,
+    /// The daemon starts a device-code sign-in by itself (`agent::device_flow`).
+    Device,
 }
 
 /// One rendered output file.
@@ -148,6 +166,12 @@ impl CredentialConfig {
             {
                 return bad(format!(
                     "credential {}: a session credential has no token, so client_id, issuer and outputs do not apply",
+                    self.name
+                ));
+            }
+            CredentialConfigKind::Session if self.reauth == ReauthMode::Device => {
+                return bad(format!(
+                    "credential {}: reauth = \"device\" needs a token credential; a session is re-linked by the challenge its agent posts",
                     self.name
                 ));
             }

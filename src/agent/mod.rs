@@ -27,7 +27,9 @@
 //!   message), its pending work and session reports; [`session`]: `kind = "session"`
 //!   credentials and their staleness rule; [`agent_events`]: the agent's own event
 //!   stream (`recovered`); [`device_flow`]: re-authorization by device code (RFC 8628),
-//!   run by the daemon and shown as a challenge; [`human_api`]: their routes;
+//!   run by the daemon and shown as a challenge (started by itself for `reauth =
+//!   "device"`); [`device_store`]: the sign-in in progress, kept on disk for a restart;
+//!   [`human_api`]: their routes;
 //! - [`scopes`]: the granted scopes against the configured ones (a gap is `degraded`);
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
 //! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
@@ -66,6 +68,7 @@ pub mod credential_config;
 pub mod credential_set;
 pub mod daemon;
 pub mod device_flow;
+pub mod device_store;
 pub mod error;
 pub mod file_watch;
 pub mod human_api;

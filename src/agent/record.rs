@@ -106,6 +106,16 @@ impl Daemon {
             previous,
             credential: health.clone(),
         });
+        if state == CredentialState::Dead
+            && health
+                .last_error
+                .as_ref()
+                .map_or(true, |e| e.code != super::challenge::HUMAN_NEEDED)
+        {
+            // Found dead (not waiting on a challenge already): a credential that
+            // re-authorizes by device code starts its sign-in now, with no laptop.
+            self.auto_device_reauth(cred);
+        }
         let kind = transition::alert_for(previous, state);
         if kind == Some(AlertKind::Recovered) {
             // The agent's own stream: resume now, not at the next cron run.
