@@ -263,7 +263,7 @@ impl Daemon {
                 h.by_daemon = false;
             }
         }
-        self.record_granted(cred, ts.refresh_expires_at, &ts.scopes);
+        self.record_granted(cred, ts.refresh_expires_at, &ts.scopes, true);
         cred.wake.notify_one();
         Ok(cred.health())
     }
