@@ -14,11 +14,14 @@ use tether::companion::secrets::Backend;
 use tether::companion::Companion;
 use tether::protocol::CredentialState;
 
+/// The tab's request: its HTTP status and page, once the listener answers.
+type Tab = tokio::task::JoinHandle<(u16, String)>;
+
 /// The browser of an owner who signs in as `login`; keeps the tab's final page.
 struct SignsInAs {
     oidc: Arc<OidcProvider>,
     login: &'static str,
-    tab: Arc<Mutex<Option<tokio::task::JoinHandle<(u16, String)>>>>,
+    tab: Arc<Mutex<Option<Tab>>>,
 }
 
 impl Opener for SignsInAs {
