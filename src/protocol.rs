@@ -516,6 +516,10 @@ pub struct ReauthComplete {
 pub struct SecretPut {
     /// The new token.
     pub secret: AccessToken,
+    /// Let a token of another account replace the credential's (sent only when true, so
+    /// older daemons still read the request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_account: bool,
 }
 
 /// `GET /v1/credentials/{name}/access-token` reply.

@@ -305,7 +305,9 @@ async fn put_secret(
     CredName(name): CredName,
     Body(req): Body<SecretPut>,
 ) -> Result<Json<crate::protocol::CredentialHealth>, ApiFailure> {
-    Ok(Json(d.put_secret(&name, req.secret).await?))
+    Ok(Json(
+        d.put_secret_as(&name, req.secret, req.new_account).await?,
+    ))
 }
 
 async fn check_now(

@@ -208,6 +208,23 @@ impl Daemon {
             }
             None => None,
         };
+        // No account from the probe (none declared, or it names nobody): the OpenID
+        // Connect id_token of this very answer, checked as `oauth::id_token` says.
+        let fresh = fresh.or_else(|| {
+            let t = ts.id_token.as_ref()?;
+            match oauth::id_token::account(
+                t.secret(),
+                &cred.client.client_id,
+                cred.config.issuer.as_deref(),
+                chrono::Utc::now(),
+            ) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("credential {name}: {e}; the account is not pinned from it");
+                    None
+                }
+            }
+        });
         // Identity pinning: a grant for another account than the one this credential
         // belongs to is refused, and nothing stored changes.
         let pinned = old.as_ref().and_then(|r| r.account.clone());
@@ -274,6 +291,17 @@ impl Daemon {
         name: &str,
         secret: AccessToken,
     ) -> Result<CredentialHealth, OpError> {
+        self.put_secret_as(name, secret, false).await
+    }
+
+    /// [`Daemon::put_secret`]; with `new_account`, a token of another account (another
+    /// Telegram bot) replaces the credential's.
+    pub async fn put_secret_as(
+        self: &Arc<Self>,
+        name: &str,
+        secret: AccessToken,
+        new_account: bool,
+    ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?;
         let provider = cred.provider();
         if provider.kind != CredentialKind::Paste {
@@ -293,6 +321,29 @@ impl Daemon {
                 })?;
             let _flight = c.flight.lock().await;
             let _writes = d.writes.read().await;
+            // The same pinning as a re-authorization: a token of another bot or user is
+            // refused before anything is stored.
+            let pinned = d
+                .read_record(&c.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.account);
+            if let (Some(was), Some(now)) = (&pinned, &account) {
+                if was != now && !new_account {
+                    tracing::warn!(
+                        "credential {}: pasted token of {now} refused; it belongs to {was}",
+                        c.name
+                    );
+                    return Err(OpError::WrongAccount {
+                        agent: d.config.name.clone(),
+                        name: c.name.clone(),
+                        expected: was.clone(),
+                        got: now.clone(),
+                    });
+                }
+            }
+            let account = account.or(pinned);
             let mut rec = Record::new(&c.name, &provider.name);
             rec.account = account.clone();
             rec.access_token = Some(secret.clone());

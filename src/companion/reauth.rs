@@ -365,5 +365,13 @@ pub async fn paste(
     credential: &str,
     secret: AccessToken,
 ) -> Result<CredentialHealth, ClientError> {
-    client.put_secret(credential, &SecretPut { secret }).await
+    client
+        .put_secret(
+            credential,
+            &SecretPut {
+                secret,
+                new_account: false,
+            },
+        )
+        .await
 }

@@ -162,7 +162,7 @@ fn seed_vault(cfg: &agent::config::AgentConfig, provider: &DemoProvider) -> Resu
         .map_err(step("store the demo YouTube token"))?;
     let bot = provider.issue_bot_token();
     let mut tg = Record::new(DEMO_PASTE, "telegram");
-    tg.account = Some("demo_bot".into());
+    tg.account = Some("@demo_bot (bot id 1)".into());
     tg.access_token = Some(AccessToken::new(bot.clone()));
     tg.refresh_token = Some(RefreshToken::new(bot));
     vault

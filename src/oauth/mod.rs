@@ -35,7 +35,10 @@
 //!   `{provider, class, info}`;
 //! - [`probe`]`(&http, &provider, &client, &access_token)` → [`ProbeOutcome`];
 //!   [`probe_account`] adds the account label; [`verify_paste`]`(&http, &provider, &secret)`
-//!   → account label or [`OAuthError`].
+//!   → account label or [`OAuthError`];
+//! - [`device`]: RFC 8628 device authorization (start, poll);
+//!   [`id_token`]: the account an OpenID Connect `id_token` names (what is and is not
+//!   validated is written there).
 //!
 //! I/O comes from the caller: every call takes a `reqwest::Client` (build it with
 //! [`http_client`]: rustls, no redirects, bounded timeouts, `Accept: application/json`).
@@ -49,6 +52,7 @@ mod authorize;
 pub mod device;
 mod error;
 mod http;
+pub mod id_token;
 mod listener;
 mod page;
 mod pkce;

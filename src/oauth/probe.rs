@@ -439,6 +439,17 @@ fn read_answer(
 }
 
 fn account_label(method: ProbeMethod, j: &Value) -> Option<String> {
+    if method == ProbeMethod::TelegramGetMe {
+        // The bot's id is what stays the same (a pasted token of another bot has another
+        // one); the username is what the owner recognises.
+        let id = j.pointer("/result/id").and_then(Value::as_i64)?;
+        let name = j
+            .pointer("/result/username")
+            .and_then(Value::as_str)
+            .map(|u| format!("@{} ", clean_text(u, 64)))
+            .unwrap_or_default();
+        return Some(format!("{name}(bot id {id})"));
+    }
     let pointers: &[&str] = match method {
         ProbeMethod::TelegramGetMe => &["/result/username", "/result/first_name"],
         ProbeMethod::SlackAuthTest => &["/user", "/team"],

@@ -45,6 +45,9 @@ pub struct TokenSet {
     /// Other fields of the answer (TikTok `open_id`, Slack `team`, ...). Fields whose name
     /// ends in `token` (such as `id_token`) are left out: they are credentials.
     pub extras: Map<String, Value>,
+    /// The OpenID Connect `id_token`, when the answer had one: read for the account it
+    /// names (`oauth::id_token`), never stored.
+    pub id_token: Option<AccessToken>,
 }
 
 impl fmt::Debug for TokenSet {
@@ -58,6 +61,7 @@ impl fmt::Debug for TokenSet {
             .field("refresh_expires_at", &self.refresh_expires_at)
             .field("scopes", &self.scopes)
             .field("extras", &self.extras.keys().collect::<Vec<_>>())
+            .field("id_token", &self.id_token)
             .finish()
     }
 }
@@ -316,6 +320,10 @@ pub(super) fn token_set(
             .collect(),
         _ => Vec::new(),
     };
+    let id_token = match obj.get("id_token") {
+        Some(Value::String(t)) => Some(AccessToken::new(t.clone())),
+        _ => None,
+    };
     // Leave credentials (id_token, Slack's bot/user tokens, ...) out of the extras.
     obj.retain(|k, _| !k.ends_with("token") && k != "authed_user");
     Ok(TokenSet {
@@ -327,5 +335,6 @@ pub(super) fn token_set(
         refresh_expires_at,
         scopes,
         extras: obj,
+        id_token,
     })
 }

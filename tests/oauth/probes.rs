@@ -265,7 +265,7 @@ async fn telegram_get_me_and_paste_verification() {
         &path,
         Answer::json(200, r#"{"ok":true,"result":{"id":123456789,"is_bot":true,"first_name":"Studio Alerts","username":"studio_alerts_bot","can_join_groups":true}}"#),
         Answer::json(401, r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#),
-        Some("studio_alerts_bot"),
+        Some("@studio_alerts_bot (bot id 123456789)"),
         "http_401",
     )
     .await;
@@ -283,7 +283,7 @@ async fn telegram_get_me_and_paste_verification() {
     let account = verify_paste(&http, &p, &AccessToken::new(BOT))
         .await
         .unwrap();
-    assert_eq!(account.as_deref(), Some("b_bot"));
+    assert_eq!(account.as_deref(), Some("@b_bot (bot id 1)"));
     canned.route(
         &bot_path,
         Answer::json(

@@ -1,0 +1,150 @@
+//! Identity pinning from more sources than the probe: the OpenID Connect id_token (real
+//! oidc-provider, two users, no probe configured) and the Telegram bot a pasted token
+//! belongs to (`getMe` on a small loopback stand-in for Telegram's API, which cannot run
+//! here). Another identity is refused naming both, and nothing stored changes.
+
+use super::harness::{oidc_credential, TestAgent};
+use crate::oauth::canned::{Answer, Canned};
+use crate::require;
+use crate::util;
+use crate::util::oidc::OidcProvider;
+use reqwest::Method;
+
+/// Re-authorizes `name` as `login` through the daemon's routes: completion status, body.
+async fn reauth_as(
+    a: &TestAgent,
+    oidc: &OidcProvider,
+    name: &str,
+    login: &str,
+) -> (u16, serde_json::Value) {
+    let start: tether::protocol::ReauthStart = a
+        .post_json(&format!("/v1/credentials/{name}/reauth"), None)
+        .await;
+    let redirect_uri = "http://127.0.0.1:9/callback";
+    let mut url = url::Url::parse(&start.authorize_url).unwrap();
+    url.query_pairs_mut()
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("login_hint", login)
+        .append_pair("prompt", "login");
+    let callback = oidc.consent(&url).await;
+    let q: std::collections::HashMap<String, String> =
+        callback.query_pairs().into_owned().collect();
+    let r = a
+        .req(
+            Method::POST,
+            &format!("/v1/reauth/{}/complete", start.session),
+            Some(&a.device),
+        )
+        .json(&serde_json::json!({"code": q["code"], "state": q["state"], "redirect_uri": redirect_uri}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn without_a_probe_the_id_token_names_the_account_and_another_one_is_refused() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    // No probe: the account can only come from the id_token of the exchange.
+    let body = oidc_credential("youtube", &oidc, "")
+        .replace(
+            r#"scopes = ["openid", "offline_access"]"#,
+            r#"scopes = ["openid", "offline_access", "email"]"#,
+        )
+        .replace(&format!("probe_url = \"{base}/token/introspection\"\n"), "")
+        .replace("probe_method = \"introspection\"\n", "");
+    assert!(!body.contains("probe"), "{body}");
+    let a = TestAgent::start("", &body).await;
+    let (status, first) = reauth_as(&a, &oidc, "youtube", "brand-channel").await;
+    assert_eq!(status, 200, "{first}");
+    // oidc-provider puts only `sub` in the id_token (the e-mail goes to userinfo).
+    assert_eq!(first["account"], "brand-channel", "{first}");
+    let (_, token_before) = a.access_token("youtube").await;
+
+    let (status, refused) = reauth_as(&a, &oidc, "youtube", "alice").await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "wrong_account");
+    let msg = refused["message"].as_str().unwrap();
+    assert!(
+        msg.contains("this is alice;") && msg.contains("belongs to brand-channel:"),
+        "{msg}"
+    );
+    let after = a.cred("youtube").await;
+    assert_eq!(after.generation, first["generation"].as_u64().unwrap());
+    assert_eq!(a.access_token("youtube").await.1, token_before);
+}
+
+const BOT_A: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+const BOT_B: &str = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbw";
+
+fn get_me(id: u64, username: &str) -> Answer {
+    Answer::json(
+        200,
+        &serde_json::json!({"ok": true, "result": {"id": id, "is_bot": true,
+            "first_name": username, "username": username}})
+        .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_pasted_token_of_another_telegram_bot_is_refused_naming_both_bots() {
+    let telegram = Canned::start();
+    telegram.route(
+        &format!("/bot{BOT_A}/getMe"),
+        get_me(123456789, "studio_bot"),
+    );
+    telegram.route(
+        &format!("/bot{BOT_B}/getMe"),
+        get_me(987654321, "other_bot"),
+    );
+    let body = format!(
+        "[[credentials]]\nname = \"telegram\"\nprovider = \"telegram\"\n[credentials.overrides]\nprobe_url = \"{}\"\n",
+        telegram.url("/")
+    );
+    let a = TestAgent::start("", &body).await;
+    let put = |secret: &str, new_account: bool| {
+        let mut b = serde_json::json!({ "secret": secret });
+        if new_account {
+            b["new_account"] = true.into();
+        }
+        a.req(
+            Method::PUT,
+            "/v1/credentials/telegram/secret",
+            Some(&a.device),
+        )
+        .json(&b)
+        .send()
+    };
+    let r = put(BOT_A, false).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let first: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(first["account"], "@studio_bot (bot id 123456789)");
+
+    let r = put(BOT_B, false).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let refused: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(refused["code"], "wrong_account");
+    let msg = refused["message"].as_str().unwrap();
+    assert!(
+        msg.contains("this is @other_bot (bot id 987654321)")
+            && msg.contains("belongs to @studio_bot (bot id 123456789)"),
+        "{msg}"
+    );
+    let (status, token) = a.access_token("telegram").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        token["access_token"], BOT_A,
+        "the stored token is untouched"
+    );
+    assert_eq!(
+        a.cred("telegram").await.generation,
+        first["generation"].as_u64().unwrap()
+    );
+
+    // The same bot's new token is fine, and the owner can replace the bot on purpose.
+    let r = put(BOT_B, true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(a.access_token("telegram").await.1["access_token"], BOT_B);
+}
