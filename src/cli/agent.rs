@@ -227,7 +227,7 @@ fn pair(path: &Path, no_qr: bool) -> anyhow::Result<ExitCode> {
     })?;
     let fingerprint = if cfg.tls.enabled {
         let (id, _) = tls::load_or_create(&cfg.state_dir, &cfg.tls.names)?;
-        Some(id.fingerprint.to_hex())
+        Some(id.fingerprint)
     } else {
         None
     };

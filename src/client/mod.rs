@@ -43,8 +43,8 @@ pub struct AgentEndpoint {
     pub name: String,
     /// Base URL.
     pub url: String,
-    /// Pinned fingerprint, if any.
-    pub fingerprint: Option<String>,
+    /// Pinned fingerprint, if any (`None`: CA validation).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// A client for one agent.
@@ -121,12 +121,7 @@ impl AgentClient {
         extra_roots: &[CertificateDer<'static>],
     ) -> Result<AgentClient, ClientError> {
         let base = check_url(&endpoint.url)?;
-        let pin = endpoint
-            .fingerprint
-            .as_deref()
-            .filter(|f| !f.is_empty())
-            .map(|f| Fingerprint::parse(f).map_err(|e| ClientError::BadFingerprint(e.0)))
-            .transpose()?;
+        let pin = endpoint.fingerprint.clone();
         let tls_err = |e: &dyn std::fmt::Display| ClientError::Tls {
             agent: endpoint.name.clone(),
             reason: e.to_string(),

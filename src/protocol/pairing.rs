@@ -2,6 +2,7 @@
 //! `POST /v1/pair` exchange that turns it into a device token.
 
 use super::PAIR_LINK_PREFIX;
+use crate::pin::{BadFingerprint, Fingerprint};
 use crate::secret::{ApiToken, PairingSecret};
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +36,8 @@ pub struct PairResponse {
 pub struct PairingCode {
     /// Base URL of the daemon, e.g. `https://studio.example:7443`.
     pub url: String,
-    /// Hex SHA-256 fingerprint of the daemon's certificate (DER), if it uses its own.
-    pub fingerprint: Option<String>,
+    /// The daemon's certificate fingerprint, if it uses its own (`None`: CA validation).
+    pub fingerprint: Option<Fingerprint>,
     /// The single-use secret.
     pub secret: PairingSecret,
 }
@@ -51,6 +52,9 @@ pub enum PairingCodeError {
     /// A required field is missing.
     #[error("pairing code has no `{0}` field; copy the whole line printed by `tether agent pair`")]
     Missing(&'static str),
+    /// The `fp` field is not a certificate fingerprint.
+    #[error("pairing code has a bad `fp` field")]
+    BadFingerprint(#[source] BadFingerprint),
 }
 
 impl PairingCode {
@@ -59,7 +63,7 @@ impl PairingCode {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("url", &self.url);
         if let Some(fp) = &self.fingerprint {
-            q.append_pair("fp", fp);
+            q.append_pair("fp", &fp.to_hex());
         }
         q.append_pair("secret", self.secret.secret());
         format!("{PAIR_LINK_PREFIX}{}", q.finish())
@@ -75,7 +79,10 @@ impl PairingCode {
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
             match &*k {
                 "url" => url = Some(v.into_owned()),
-                "fp" => fp = Some(v.into_owned()),
+                "fp" if v.is_empty() => fp = None,
+                "fp" => {
+                    fp = Some(Fingerprint::parse(&v).map_err(PairingCodeError::BadFingerprint)?)
+                }
                 "secret" => secret = Some(PairingSecret::new(v.into_owned())),
                 _ => {}
             }
@@ -96,7 +103,7 @@ mod tests {
     fn pairing_code_round_trip() {
         let code = PairingCode {
             url: "https://127.0.0.1:7443".into(),
-            fingerprint: Some("ab".repeat(32)),
+            fingerprint: Some(Fingerprint::parse(&"ab".repeat(32)).unwrap()),
             secret: PairingSecret::new("s3cr&t"),
         };
         let parsed = PairingCode::parse(&code.to_link()).unwrap();
@@ -104,5 +111,19 @@ mod tests {
         assert_eq!(parsed.fingerprint, code.fingerprint);
         assert_eq!(parsed.secret.secret(), "s3cr&t");
         assert!(PairingCode::parse("https://x").is_err());
+    }
+
+    #[test]
+    fn a_bad_fingerprint_is_refused_when_the_code_is_read() {
+        let err = PairingCode::parse("tether://pair?url=https%3A%2F%2Fx&fp=nothex&secret=s")
+            .expect_err("a fingerprint that is not 64 hex digits");
+        let msg = crate::report::chain(&err);
+        assert!(
+            msg.contains("`fp`") && msg.contains("nothex") && msg.contains("copy the whole"),
+            "{msg}"
+        );
+        // An empty `fp=` means "no pin" (CA validation), as before.
+        let code = PairingCode::parse("tether://pair?url=https%3A%2F%2Fx&fp=&secret=s").unwrap();
+        assert!(code.fingerprint.is_none());
     }
 }
