@@ -2,9 +2,9 @@
 //! Ready / Unauthorized / ProtocolMismatch / Unreachable classification. Used by the
 //! companion (devices) and by `tether token` (the user's agent).
 //!
-//! Files: `mod.rs` (the client), `error.rs` ([`ClientError`], [`ContactClass`]), [`sse`]
-//! (event-stream decoding); the pin
-//! itself is [`crate::pin`].
+//! Files: `mod.rs` (the client and the companion's calls), `broker.rs` (the user's
+//! agent's calls: access tokens, the refusal report), `error.rs` ([`ClientError`],
+//! [`ContactClass`]), [`sse`] (event-stream decoding); the pin itself is [`crate::pin`].
 //!
 //! With a fingerprint (from the pairing code), the TLS verifier accepts exactly the
 //! certificate whose DER hashes to it — no CA, no name check — and still verifies the
@@ -12,9 +12,11 @@
 //! certificate's key can talk to us. Without one, normal CA validation (webpki roots)
 //! applies. Plain `http://` is accepted only for loopback hosts.
 
+mod broker;
 mod error;
 pub mod sse;
 
+pub use broker::BROKER_TIMEOUT;
 pub use error::{ClientError, ContactClass, UpgradeSide};
 
 use crate::pin::find_pin_mismatch;
@@ -207,8 +209,17 @@ impl AgentClient {
         what: &str,
         rb: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        self.send_json_within(what, rb, REQUEST_TIMEOUT).await
+    }
+
+    async fn send_json_within<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        rb: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
         let resp = rb
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
