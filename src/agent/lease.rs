@@ -29,9 +29,10 @@ pub use hooks::{for_vault, run};
 
 use crate::vault::openbao::{KvClient, KvError};
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Sub-path of the location's prefix that holds the leases (not a credential name, so
@@ -161,9 +162,9 @@ impl Leases {
         format!("{}/{LEASE_DIR}/{name}", self.prefix)
     }
 
-    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+    fn states(&self) -> parking_lot::MutexGuard<'_, HashMap<String, State>> {
         // Plain data updated in single steps: a panic elsewhere leaves it consistent.
-        self.states.lock().unwrap_or_else(|e| e.into_inner())
+        self.states.lock()
     }
 
     /// How long this daemon still holds `name`'s lease (`None`: it does not).

@@ -54,6 +54,7 @@ use client::{AgentClient, AgentEndpoint, ContactClass};
 use config::{AgentEntry, Config, CONFIG_FILE};
 use notifier::Notifier;
 use pair::{PairOptions, Paired, Replacement, Unpaired};
+use parking_lot::Mutex;
 use policy::ContactFailure;
 use reauth::{Opener, ReauthError, ReauthOptions, ReauthProgress};
 use secrets::{Backend, FallbackNotice, SecretStore};
@@ -61,7 +62,7 @@ use status::StatusReport;
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use watcher::{WatchTiming, Watcher};
 
 /// The companion: config directory, device-token store, and the running re-auths.
@@ -87,12 +88,7 @@ struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let mut set = self
-            .companion
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut set = self.companion.inner.running.lock();
         set.remove(&self.key);
     }
 }
@@ -266,7 +262,7 @@ impl Companion {
         let client = self.client_for(&entry)?;
         let key = (agent.to_string(), credential.to_string());
         {
-            let mut set = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            let mut set = self.inner.running.lock();
             if !set.insert(key.clone()) {
                 return Err(ReauthError::AlreadyRunning {
                     agent: agent.into(),

@@ -98,9 +98,9 @@ pub use record::{Record, SCHEMA_VERSION};
 pub use report::{CommitReport, LocationFailure, Quarantine, ReconcileReport, Repair, RepairKind};
 
 use crate::protocol::{valid_credential_name, LocationHealth};
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 
 /// Default number of generations kept per credential.
 pub const DEFAULT_KEEP: usize = 5;
@@ -316,9 +316,10 @@ impl Vault {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave disk state half-done (every write is
-        // atomic) and the in-memory state is only health and counters, so carry on.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        // The crate's locks do not poison (parking_lot): a panic while holding this one
+        // cannot leave disk state half-done (every write is atomic) and the in-memory state
+        // is only health and counters, so the next caller carries on.
+        self.inner.lock()
     }
 
     /// The newest valid generation of `name`, or `None` if no location has it.

@@ -84,7 +84,7 @@ pub(crate) async fn follow(
         };
         if let Some(t) = CachedToken::from_record(&record, false) {
             if t.fresh_for(Duration::from_secs(1), Utc::now()) {
-                cred.status.lock().expect("status lock").generation = record.generation;
+                cred.status.lock().generation = record.generation;
                 return Ok(Some(t));
             }
         }

@@ -3,9 +3,10 @@
 //! channel.
 
 use super::ListenerError;
+use parking_lot::Mutex;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tiny_http::{Request, Server};
 
@@ -48,9 +49,8 @@ impl Sockets {
 
     /// The next request within `timeout`; `None` on timeout or a wake-up.
     pub(super) fn recv_timeout(&self, timeout: Duration) -> Option<Request> {
-        // One receiver at a time by construction (the wait loop, then the replay thread); a
-        // poisoned lock still holds a usable receiver.
-        let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        // One receiver at a time by construction (the wait loop, then the replay thread).
+        let rx = self.rx.lock();
         // A timeout is `None`; the channel cannot disconnect while `self.tx` lives.
         rx.recv_timeout(timeout).unwrap_or_default()
     }
