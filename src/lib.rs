@@ -22,6 +22,11 @@
 //! - [`report`]: an error and its causes on one line.
 //! - [`cli`]: the `tether` command line, a thin layer over the modules above.
 //!
+//! Locks: every synchronous lock in the crate is a `parking_lot` lock, which does not
+//! poison. Each one guards state that is updated in single steps (a swap, an insert, a
+//! counter), so a panic in one request leaves nothing half-written for the next; its guard
+//! is not `Send`, so the compiler refuses one held across an `.await` in a spawned task.
+//!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
 
 pub mod agent;

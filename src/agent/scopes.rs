@@ -49,7 +49,7 @@ pub fn missing_error(missing: &[String]) -> ErrorInfo {
 impl Credential {
     /// The scope error while the newest grant lacks a configured scope.
     pub(crate) fn scope_error(&self) -> Option<ErrorInfo> {
-        let gap = self.scope_gap.lock().expect("scope gap lock");
+        let gap = self.scope_gap.lock();
         (!gap.is_empty()).then(|| missing_error(&gap))
     }
 }
@@ -75,7 +75,7 @@ impl Daemon {
         }
         // An answer without a `scope` list says nothing: keep what the last one said.
         if !granted.is_empty() {
-            *cred.scope_gap.lock().expect("scope gap lock") = gap;
+            *cred.scope_gap.lock() = gap;
         }
         self.record(cred, Ok(end));
     }

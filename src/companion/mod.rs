@@ -54,6 +54,7 @@ use client::{AgentClient, AgentEndpoint, ContactClass};
 use config::{AgentEntry, Config, CONFIG_FILE};
 use notifier::Notifier;
 use pair::{PairOptions, Paired, Replacement, Unpaired};
+use parking_lot::Mutex;
 use policy::ContactFailure;
 use reauth::{Opener, ReauthError, ReauthOptions, ReauthProgress};
 use secrets::{Backend, FallbackNotice, SecretStore};
@@ -61,7 +62,7 @@ use status::StatusReport;
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use watcher::{WatchTiming, Watcher};
 
 /// The companion: config directory, device-token store, and the running re-auths.
@@ -87,12 +88,7 @@ struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let mut set = self
-            .companion
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut set = self.companion.inner.running.lock();
         set.remove(&self.key);
     }
 }
@@ -160,11 +156,20 @@ impl Companion {
 
     fn client_for(&self, entry: &AgentEntry) -> Result<AgentClient, CompanionError> {
         let token = self.inner.secrets.load(&entry.name)?;
+        // companion.toml keeps the fingerprint as text; it becomes a `Fingerprint` here,
+        // where the config meets the client. Empty means "no pin", as in a pairing code.
+        let fingerprint = entry
+            .fingerprint
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(crate::pin::Fingerprint::parse)
+            .transpose()
+            .map_err(crate::client::ClientError::from)?;
         Ok(AgentClient::new(
             &AgentEndpoint {
                 name: entry.name.clone(),
                 url: entry.url.clone(),
-                fingerprint: entry.fingerprint.clone(),
+                fingerprint,
             },
             Some(token),
         )?)
@@ -257,7 +262,7 @@ impl Companion {
         let client = self.client_for(&entry)?;
         let key = (agent.to_string(), credential.to_string());
         {
-            let mut set = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            let mut set = self.inner.running.lock();
             if !set.insert(key.clone()) {
                 return Err(ReauthError::AlreadyRunning {
                     agent: agent.into(),

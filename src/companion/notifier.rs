@@ -6,8 +6,8 @@
 //! in, so the notifier never starts work itself.
 
 use super::notice::{Action, Notice, Urgency, REAUTH_ACTION_KEY, REAUTH_ACTION_LABEL};
+use parking_lot::Mutex;
 use std::io::Write;
-use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 /// Why a notification could not be shown.
@@ -86,7 +86,7 @@ impl Notifier for TerminalNotifier {
             _ => format!("{time} {line}\n"),
         };
         // Poisoning only means another line failed half-way; keep printing.
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = self.out.lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| NotifyError::Failed(e.to_string()))

@@ -4,6 +4,7 @@ use super::client::{AgentClient, AgentEndpoint};
 use super::config::{AgentEntry, Config};
 use super::error::CompanionError;
 use super::secrets::{SecretStore, Stored};
+use crate::pin::Fingerprint;
 use crate::protocol::{HealthReport, PairRequest, PairingCode};
 use std::path::Path;
 
@@ -154,7 +155,7 @@ pub async fn pair(
         let r = Replacement {
             existing: existing.clone(),
             new_url: code.url.clone(),
-            new_fingerprint: code.fingerprint.clone(),
+            new_fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
             redeemed: false,
         };
         if !confirm(&r) {
@@ -197,7 +198,7 @@ pub async fn pair(
             let r = Replacement {
                 existing: existing.clone(),
                 new_url: code.url.clone(),
-                new_fingerprint: code.fingerprint.clone(),
+                new_fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
                 redeemed: true,
             };
             if !confirm(&r) {
@@ -211,7 +212,7 @@ pub async fn pair(
     let entry = AgentEntry {
         name: name.clone(),
         url: code.url.clone(),
-        fingerprint: code.fingerprint.clone(),
+        fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
         device_id: Some(resp.device_id.clone()),
         // The replaced pairing's authorization servers stay the reference: a new daemon
         // under an old name that sends the owner elsewhere is asked about, not trusted.
@@ -237,7 +238,7 @@ pub async fn pair(
     let endpoint = AgentEndpoint {
         name: name.clone(),
         url: entry.url.clone(),
-        fingerprint: entry.fingerprint.clone(),
+        fingerprint: code.fingerprint.clone(),
     };
     let health = match AgentClient::new(&endpoint, Some(resp.device_token)) {
         Ok(c) => c.health().await.ok(),

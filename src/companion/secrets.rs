@@ -8,9 +8,9 @@
 
 use super::files;
 use crate::secret::ApiToken;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Keyring service name under which device tokens are stored.
@@ -166,12 +166,12 @@ impl SecretStore {
     /// The fallback announcement, returned once after the first fallback, then `None`.
     pub fn take_notice(&self) -> Option<FallbackNotice> {
         // The mutex only guards the slot; a panic while holding it cannot leave it torn.
-        let mut slot = self.notice.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.notice.lock();
         slot.pending.take()
     }
 
     fn announce(&self, reason: String) {
-        let mut slot = self.notice.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.notice.lock();
         if !slot.announced {
             slot.announced = true;
             slot.pending = Some(FallbackNotice {
