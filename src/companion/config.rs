@@ -36,6 +36,37 @@ pub const DEFAULT_POLL_SECS: u64 = 60;
 pub const DEFAULT_REMINDER_SECS: u64 = 4 * 3600;
 /// Default seconds of failed contact before "agent unreachable" is announced.
 pub const DEFAULT_UNREACHABLE_SECS: u64 = 300;
+/// Allowed seconds between health polls: often enough to matter, rarely enough to spare
+/// the agent. The one definition: the file, the tray's settings and its window use it.
+pub const POLL_SECS: Bound = Bound {
+    min: 10,
+    max: 86_400,
+    words: "use 10 to 86400 seconds",
+};
+/// Allowed seconds between reminders while a credential stays dead (15 minutes to 7 days).
+pub const REMINDER_SECS: Bound = Bound {
+    min: 900,
+    max: 7 * 86_400,
+    words: "use 15 minutes to 7 days",
+};
+
+/// An allowed range of a setting, with the words that tell the owner what to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bound {
+    /// Smallest allowed value.
+    pub min: u64,
+    /// Largest allowed value.
+    pub max: u64,
+    /// "use 10 to 86400 seconds".
+    pub words: &'static str,
+}
+
+impl Bound {
+    /// True when `v` is allowed.
+    pub fn contains(&self, v: u64) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+}
 
 /// Why the config could not be found, read, parsed or written.
 #[derive(Debug, thiserror::Error)]
@@ -230,11 +261,20 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        if self.poll_interval_secs == 0 {
-            return Err(invalid("poll_interval_secs must be at least 1".into()));
-        }
-        if self.reminder_interval_secs < 60 {
-            return Err(invalid("reminder_interval_secs must be at least 60".into()));
+        for (key, value, bound) in [
+            ("poll_interval_secs", self.poll_interval_secs, POLL_SECS),
+            (
+                "reminder_interval_secs",
+                self.reminder_interval_secs,
+                REMINDER_SECS,
+            ),
+        ] {
+            if !bound.contains(value) {
+                return Err(invalid(format!(
+                    "{key} = {value} is out of range; {}",
+                    bound.words
+                )));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.agents {
@@ -415,6 +455,21 @@ mod tests {
         let t = |h| NaiveTime::from_hms_opt(h, 30, 0).unwrap();
         assert!(q.contains(t(23)) && q.contains(t(3)));
         assert!(!q.contains(t(7)) && !q.contains(t(12)));
+    }
+
+    #[test]
+    fn out_of_range_timing_in_the_file_names_the_key_and_the_range() {
+        let err = Config::parse(Path::new("c.toml"), "poll_interval_secs = 2\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "companion config c.toml: poll_interval_secs = 2 is out of range; use 10 to 86400 seconds"
+        );
+        let err = Config::parse(Path::new("c.toml"), "reminder_interval_secs = 60\n").unwrap_err();
+        assert!(
+            err.to_string().contains("use 15 minutes to 7 days"),
+            "{err}"
+        );
+        assert!(Config::parse(Path::new("c.toml"), "poll_interval_secs = 10\n").is_ok());
     }
 
     #[test]

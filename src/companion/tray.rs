@@ -500,6 +500,7 @@ mod tests {
             challenge: None,
             pending: None,
             session: false,
+            device_reauth: false,
         }
     }
 
