@@ -39,20 +39,26 @@ pub const DEFAULT_UNREACHABLE_SECS: u64 = 300;
 /// Allowed seconds between health polls: often enough to matter, rarely enough to spare
 /// the agent. The one definition: the file, the tray's settings and its window use it.
 pub const POLL_SECS: Bound = Bound {
+    what: "check interval",
     min: 10,
     max: 86_400,
     words: "use 10 to 86400 seconds",
 };
 /// Allowed seconds between reminders while a credential stays dead (15 minutes to 7 days).
 pub const REMINDER_SECS: Bound = Bound {
+    what: "reminder interval",
     min: 900,
     max: 7 * 86_400,
     words: "use 15 minutes to 7 days",
 };
 
 /// An allowed range of a setting, with the words that tell the owner what to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Serialized for the tray window with `refusal`, the sentence it shows for a value
+/// outside (so the page has no words of its own for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
+    /// The setting in words ("check interval").
+    pub what: &'static str,
     /// Smallest allowed value.
     pub min: u64,
     /// Largest allowed value.
@@ -61,7 +67,24 @@ pub struct Bound {
     pub words: &'static str,
 }
 
+impl Serialize for Bound {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Bound", 4)?;
+        out.serialize_field("min", &self.min)?;
+        out.serialize_field("max", &self.max)?;
+        out.serialize_field("words", self.words)?;
+        out.serialize_field("refusal", &self.refusal())?;
+        out.end()
+    }
+}
+
 impl Bound {
+    /// "check interval is out of range; use 10 to 86400 seconds".
+    pub fn refusal(&self) -> String {
+        format!("{} is out of range; {}", self.what, self.words)
+    }
+
     /// True when `v` is allowed.
     pub fn contains(&self, v: u64) -> bool {
         (self.min..=self.max).contains(&v)

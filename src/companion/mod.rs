@@ -88,8 +88,11 @@ struct Inner {
     /// The running re-auths, each with the switch that cancels it: the one guard that
     /// keeps a credential to one run at a time, for the CLI, the watcher and the tray.
     /// The switch is taken by the cancel; the entry stays until the run has ended.
-    running: Mutex<HashMap<(String, String), Option<tokio::sync::oneshot::Sender<()>>>>,
+    running: Mutex<HashMap<(String, String), Option<CancelSwitch>>>,
 }
+
+/// Cancels one running re-auth when sent to.
+type CancelSwitch = tokio::sync::oneshot::Sender<()>;
 
 /// Removes a credential from the running set when its re-auth ends, however it ends.
 struct RunningGuard {

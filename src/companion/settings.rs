@@ -34,10 +34,8 @@ pub const BOUNDS: SettingsBounds = SettingsBounds {
 
 /// A setting out of its bounds; nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {value} s is out of range; {}", bound.words)]
+#[error("{} {value} s is out of range; {}", bound.what, bound.words)]
 pub struct OutOfRange {
-    /// The setting, in words ("check interval").
-    pub what: &'static str,
     /// The value given.
     pub value: u64,
     /// Its bounds.
@@ -56,16 +54,12 @@ impl Settings {
 
     /// Checks every value against [`BOUNDS`].
     pub fn check(&self) -> Result<(), OutOfRange> {
-        for (what, value, bound) in [
-            ("check interval", self.poll_interval_secs, POLL_SECS),
-            (
-                "reminder interval",
-                self.reminder_interval_secs,
-                REMINDER_SECS,
-            ),
+        for (value, bound) in [
+            (self.poll_interval_secs, POLL_SECS),
+            (self.reminder_interval_secs, REMINDER_SECS),
         ] {
             if !bound.contains(value) {
-                return Err(OutOfRange { what, value, bound });
+                return Err(OutOfRange { value, bound });
             }
         }
         Ok(())
@@ -120,6 +114,13 @@ mod tests {
             quiet_hours: None,
         };
         assert!(edge.check().is_ok());
+        // The window is sent the bounds with the sentence it shows for a value outside.
+        let sent = serde_json::to_value(BOUNDS).unwrap();
+        assert_eq!(sent["poll_interval_secs"]["min"], 10);
+        assert_eq!(
+            sent["poll_interval_secs"]["refusal"],
+            "check interval is out of range; use 10 to 86400 seconds"
+        );
         let mut cfg = Config::default();
         edge.apply_to(&mut cfg).unwrap();
         assert_eq!(Settings::of(&cfg), edge);
