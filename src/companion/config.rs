@@ -18,6 +18,10 @@
 //! client_id = "1234.apps.googleusercontent.com"
 //! ```
 //!
+//! `poll_interval_secs` must lie in [`POLL_SECS`] (10 s to a day) and
+//! `reminder_interval_secs` in [`REMINDER_SECS`] (15 minutes to 7 days): the same bounds
+//! the tray's settings dialog is sent and [`super::settings`] enforces.
+//!
 //! Device tokens are not here: they live in the OS keyring (see [`super::secrets`]).
 
 use super::files;
