@@ -333,16 +333,6 @@ impl Companion {
         }
     }
 
-    /// True while a re-authorization of `agent`/`credential` runs.
-    pub fn reauth_running(&self, agent: &str, credential: &str) -> bool {
-        let key = (agent.to_string(), credential.to_string());
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&key)
-    }
-
     /// Asks the agent to re-authorize `agent`/`credential` by device code (RFC 8628): the
     /// daemon asks the provider for a code and posts it as the credential's challenge,
     /// which the returned health (and the event stream) carries.
