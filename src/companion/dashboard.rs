@@ -11,7 +11,7 @@ use super::progress::Step;
 use super::settings::{SettingsBounds, BOUNDS};
 use super::snapshot::Snapshot;
 use super::tray::{self, AgentView, Reachability, TraySummary};
-use crate::protocol::{CredentialHealth, ErrorInfo, ReauthKind};
+use crate::protocol::{Challenge, CredentialHealth, ErrorInfo, ReauthKind};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
@@ -63,6 +63,44 @@ pub struct CredentialRow {
     pub device_button: Option<Button>,
     /// The re-authorization's step and its line under the button.
     pub progress: Option<ProgressLine>,
+    /// The words of the agent's open challenge (the page draws its QR code and countdown).
+    pub challenge_words: Option<ChallengeWords>,
+}
+
+/// What the window says about an agent's challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChallengeWords {
+    /// What the owner must do ("Scan this QR code with your phone").
+    pub need: String,
+    /// The code to type, shown big (device codes).
+    pub code: Option<String>,
+    /// The label of the button that opens the challenge's page, when it has one.
+    pub open: Option<String>,
+}
+
+impl ChallengeWords {
+    /// The words for `c`.
+    pub fn of(c: &Challenge) -> ChallengeWords {
+        let (need, code, open) = match c {
+            Challenge::Qr { .. } => ("Scan this QR code with your phone".to_string(), None, None),
+            Challenge::DeviceCode {
+                verification_uri,
+                user_code,
+                ..
+            } => (
+                format!("Open {verification_uri} and enter this code"),
+                Some(user_code.clone()),
+                Some("Copy code and open page"),
+            ),
+            Challenge::Url { url } => (format!("Open {url}"), None, Some("Open page")),
+            Challenge::Text { message } => (message.clone(), None, None),
+        };
+        ChallengeWords {
+            need,
+            code,
+            open: open.map(str::to_string),
+        }
+    }
 }
 
 /// The texts of one credential row.
@@ -268,6 +306,10 @@ fn credential_row(
         broken,
         button,
         device_button,
+        challenge_words: c
+            .challenge
+            .as_ref()
+            .map(|p| ChallengeWords::of(&p.challenge)),
         progress: progress.map(|p| ProgressLine {
             step: p.step,
             running: p.step.running(),
@@ -475,6 +517,36 @@ mod tests {
             "unreachable since 2026-03-02 10:30: connection refused"
         );
         assert_eq!(d.bounds, BOUNDS);
+    }
+
+    #[test]
+    fn a_challenge_is_said_in_words_with_its_code_and_page_button() {
+        let qr = Challenge::Qr {
+            payload: "2@x".into(),
+            expires_at: None,
+        };
+        assert_eq!(
+            ChallengeWords::of(&qr),
+            ChallengeWords {
+                need: "Scan this QR code with your phone".into(),
+                code: None,
+                open: None
+            }
+        );
+        let device = Challenge::DeviceCode {
+            verification_uri: "https://id.example/device".into(),
+            user_code: "WDJB-MJHT".into(),
+            verification_uri_complete: None,
+            expires_at: None,
+        };
+        let w = ChallengeWords::of(&device);
+        assert_eq!(w.need, "Open https://id.example/device and enter this code");
+        assert_eq!(w.code.as_deref(), Some("WDJB-MJHT"));
+        assert_eq!(w.open.as_deref(), Some("Copy code and open page"));
+        let url = Challenge::Url {
+            url: "https://x.example/ok".into(),
+        };
+        assert_eq!(ChallengeWords::of(&url).open.as_deref(), Some("Open page"));
     }
 
     #[test]
