@@ -510,11 +510,18 @@ mod tests {
             "https://127.0.0.1:7443 · certificate sha256 ab"
         );
         assert_eq!(d.headline, "connecting to your agents…");
-        s.checked("studio", Err("connection refused".into()), now());
+        s.checked(
+            "studio",
+            Err(crate::companion::snapshot::tests::refused("x")),
+            now(),
+        );
         let d = dashboard(&s);
-        assert_eq!(
-            d.agents[0].reach_words,
-            "unreachable since 2026-03-02 10:30: connection refused"
+        assert!(
+            d.agents[0]
+                .reach_words
+                .starts_with("unreachable since 2026-03-02 10:30: no paired agent named `x`"),
+            "{}",
+            d.agents[0].reach_words
         );
         assert_eq!(d.bounds, BOUNDS);
     }

@@ -91,6 +91,9 @@ struct Inner {
     running: Mutex<HashMap<(String, String), Option<CancelSwitch>>>,
 }
 
+/// One agent's answer to "check now".
+pub type AgentCheck = Result<HealthReport, CompanionError>;
+
 /// Cancels one running re-auth when sent to.
 type CancelSwitch = tokio::sync::oneshot::Sender<()>;
 
@@ -433,17 +436,15 @@ impl Companion {
         Ok((out, paired.health))
     }
 
-    /// Every paired agent's health now (the tray's "Check now"); an agent that cannot be
-    /// asked gets its error in words.
-    pub async fn check_all(
-        &self,
-    ) -> Result<Vec<(String, Result<HealthReport, String>)>, CompanionError> {
+    /// Every paired agent's health now (the tray's "Check now"), each with its own
+    /// result: one agent that cannot be asked does not hide the others.
+    pub async fn check_all(&self) -> Result<Vec<(String, AgentCheck)>, CompanionError> {
         let cfg = self.config()?;
         let mut out = Vec::new();
         for entry in cfg.agents {
             let result = match self.client_for(&entry) {
-                Ok(c) => c.health().await.map_err(|e| crate::report::chain(&e)),
-                Err(e) => Err(crate::report::chain(&e)),
+                Ok(c) => c.health().await.map_err(CompanionError::from),
+                Err(e) => Err(e),
             };
             out.push((entry.name, result));
         }

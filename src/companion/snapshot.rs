@@ -109,12 +109,7 @@ impl Snapshot {
 
     /// The answer of a "check now" health request to `agent`: the whole report replaces
     /// what was known; an error marks the agent unreachable (since the first failure).
-    pub fn checked(
-        &mut self,
-        agent: &str,
-        result: Result<HealthReport, String>,
-        now: DateTime<Utc>,
-    ) {
+    pub fn checked(&mut self, agent: &str, result: super::AgentCheck, now: DateTime<Utc>) {
         match result {
             Ok(report) => {
                 let view = AgentView {
@@ -128,11 +123,11 @@ impl Snapshot {
                     None => self.agents.push(view),
                 }
             }
-            Err(error) => {
+            Err(e) => {
                 if let Some(a) = self.agent_mut(agent) {
                     a.reachability = Reachability::Unreachable {
                         since: lost_since(&a.reachability, now),
-                        error,
+                        error: crate::report::chain(&e),
                     };
                 }
             }
@@ -237,7 +232,7 @@ pub fn reachability(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::{ReauthKind, VaultHealth};
     use chrono::{Local, TimeZone};
@@ -275,6 +270,14 @@ mod tests {
             "credentials": creds,
         }))
         .expect("a health report")
+    }
+
+    /// An error a check can end with (its words are what the tray shows).
+    pub(crate) fn refused(name: &str) -> crate::companion::CompanionError {
+        crate::companion::CompanionError::UnknownAgent {
+            name: name.into(),
+            known: "none".into(),
+        }
     }
 
     fn credential_event(agent: &str, c: CredentialHealth) -> WatchEvent {
@@ -433,14 +436,14 @@ mod tests {
         );
         assert_eq!(s.agents[0].reachability, Reachability::Reachable);
         assert_eq!(s.agents[0].credentials.len(), 1);
-        s.checked("studio", Err("connection refused".into()), now());
+        s.checked("studio", Err(refused("studio")), now());
         let later = now() + Duration::minutes(3);
-        s.checked("studio", Err("timed out".into()), later);
+        s.checked("studio", Err(refused("lab")), later);
         assert_eq!(
             s.agents[0].reachability,
             Reachability::Unreachable {
                 since: now(),
-                error: "timed out".into()
+                error: crate::report::chain(&refused("lab"))
             }
         );
         // The last known credentials stay while it is unreachable.
