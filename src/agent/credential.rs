@@ -383,6 +383,11 @@ impl Credential {
         let human = self.human();
         let s = self.status();
         let provider = self.provider();
+        let reauth = if self.config.client_id.is_none() && provider.kind == CredentialKind::OAuth {
+            ReauthKind::None
+        } else {
+            provider.reauth_kind()
+        };
         CredentialHealth {
             name: self.name.clone(),
             provider: provider.name.clone(),
@@ -393,11 +398,7 @@ impl Credential {
             last_error: s.last_error,
             blocked_requests: s.blocked,
             refresh_expires_at: s.refresh_expires_at,
-            reauth: if self.config.client_id.is_none() && provider.kind == CredentialKind::OAuth {
-                ReauthKind::None
-            } else {
-                provider.reauth_kind()
-            },
+            reauth,
             generation: s.generation,
             cadence: Some(if self.config.is_session() {
                 super::session::cadence(&self.config)
@@ -409,6 +410,8 @@ impl Credential {
             challenge: human.challenge,
             pending: human.pending,
             session: self.config.is_session(),
+            device_reauth: reauth == ReauthKind::Oauth
+                && provider.device_authorization_url.is_some(),
         }
     }
 

@@ -347,6 +347,21 @@ impl AgentClient {
         .await
     }
 
+    /// `POST /v1/credentials/{name}/device-reauth`: the daemon starts a device-code
+    /// re-authorization and posts its code as the credential's challenge; returns the
+    /// credential's health (with that challenge).
+    pub async fn device_reauth(&self, credential: &str) -> Result<CredentialHealth, ClientError> {
+        self.check_name(credential)?;
+        self.send_json(
+            "device re-authorization",
+            self.request(
+                reqwest::Method::POST,
+                self.api(&format!("credentials/{credential}/device-reauth")),
+            ),
+        )
+        .await
+    }
+
     /// `POST /v1/reauth/{session}/complete`; returns the credential's new health.
     pub async fn complete_reauth(
         &self,

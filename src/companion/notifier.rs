@@ -174,3 +174,77 @@ impl Notifier for DesktopNotifier {
         Ok(())
     }
 }
+
+/// Desktop notifications when a notification server answers, else lines on stderr (the
+/// tray app's log), with the reason logged once.
+pub fn desktop_or_log() -> std::sync::Arc<dyn Notifier> {
+    match DesktopNotifier::new() {
+        Ok(n) => std::sync::Arc::new(n),
+        Err(e) => {
+            tracing::warn!("{e}; notifications go to the log instead");
+            std::sync::Arc::new(TerminalNotifier::new(Box::new(std::io::stderr()), false))
+        }
+    }
+}
+
+/// Drops notifications while the owner's [`Pause`](super::policy::Pause) is in force;
+/// the tray still shows every state.
+pub struct Pausable {
+    inner: std::sync::Arc<dyn Notifier>,
+    pause: super::policy::Pause,
+}
+
+impl Pausable {
+    /// `inner`, silenced by `pause`.
+    pub fn new(inner: std::sync::Arc<dyn Notifier>, pause: super::policy::Pause) -> Pausable {
+        Pausable { inner, pause }
+    }
+}
+
+impl Notifier for Pausable {
+    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
+        if self.pause.silences(chrono::Utc::now()) {
+            tracing::info!("notification paused: {}", notice.summary);
+            return Ok(());
+        }
+        self.inner.notify(notice, actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::companion::notice::NoticeKind;
+    use crate::companion::policy::Pause;
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Shown(Mutex<Vec<String>>);
+    impl Notifier for Shown {
+        fn notify(&self, notice: &Notice, _: &ActionSender) -> Result<(), NotifyError> {
+            self.0.lock().push(notice.summary.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_paused_notifier_drops_notices_until_the_owner_resumes() {
+        let shown = Arc::new(Shown::default());
+        let pause = Pause::default();
+        let n = Pausable::new(shown.clone(), pause.clone());
+        let (actions, _rx) = ActionSender::channel();
+        let notice = Notice::contact(
+            NoticeKind::Unreachable,
+            "studio",
+            chrono::Local::now(),
+            "connection refused",
+            chrono::Local::now(),
+        );
+        pause.start(chrono::Utc::now());
+        n.notify(&notice, &actions).unwrap();
+        assert!(shown.0.lock().is_empty());
+        pause.resume();
+        n.notify(&notice, &actions).unwrap();
+        assert_eq!(shown.0.lock().len(), 1);
+    }
+}

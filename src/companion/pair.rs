@@ -70,6 +70,51 @@ impl Paired {
     }
 }
 
+/// What a window is told after a pairing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PairResult {
+    /// The new agent's local name.
+    pub name: String,
+    /// What the owner should do or know now (revoke the replaced device; both kept).
+    pub notice: Option<String>,
+}
+
+impl PairResult {
+    /// The result of `paired`.
+    pub fn of(paired: &Paired) -> PairResult {
+        let name = paired.agent.name.clone();
+        PairResult {
+            notice: paired.revoke_notice().or_else(|| {
+                paired.kept_beside.as_ref().map(|o| {
+                    format!(
+                        "Agent {} at {} was already paired and is kept; this one is {}.",
+                        o.name, o.url, name
+                    )
+                })
+            }),
+            name,
+        }
+    }
+}
+
+/// The question a window asks before replacing a pairing: old and new URL and certificate.
+pub fn replace_question(r: &Replacement) -> String {
+    let fp = |f: &Option<String>| {
+        f.as_deref()
+            .map_or("checked by certificate authorities".to_string(), |f| {
+                format!("sha256 {f}")
+            })
+    };
+    format!(
+        "agent {} is already paired at {} (certificate {}). Replace it with {} (certificate {})?",
+        r.existing.name,
+        r.existing.url,
+        fp(&r.existing.fingerprint),
+        r.new_url,
+        fp(&r.new_fingerprint)
+    )
+}
+
 /// What the dashboard shows of a pairing: where the agent is and which certificate is
 /// pinned, so two agents of one name can be told apart.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -149,6 +149,14 @@ pub enum ReauthError {
         /// The credential.
         credential: String,
     },
+    /// No re-authorization of that credential is running (nothing to cancel).
+    #[error("no re-authorization of {agent} · {credential} is running")]
+    NotRunning {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+    },
     /// The credential is re-armed by pasting a token.
     #[error("{agent}/{credential} is not an oauth credential; paste a new token with `tether paste {agent}/{credential}`")]
     PasteKind {

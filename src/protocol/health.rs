@@ -92,6 +92,11 @@ pub struct CredentialHealth {
     /// True for `kind = "session"` credentials: no token, health is the agent's report.
     #[serde(default)]
     pub session: bool,
+    /// True when the daemon can re-authorize it by device code (its provider has a device
+    /// authorization endpoint): `POST .../device-reauth` starts one. Older daemons never
+    /// say so, and their companions offer only the browser.
+    #[serde(default)]
+    pub device_reauth: bool,
 }
 
 /// One credential's HA lease as one daemon sees it.
