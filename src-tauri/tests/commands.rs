@@ -305,7 +305,7 @@ fn pairing_a_code_for_a_paired_url_asks_first_showing_old_and_new_and_changes_no
     let new_fp = "b".repeat(64);
     let code = tether::protocol::PairingCode {
         url: "https://127.0.0.1:7443".into(),
-        fingerprint: Some(new_fp.clone()),
+        fingerprint: Some(tether::pin::Fingerprint::parse(&new_fp).unwrap()),
         secret: tether::secret::PairingSecret::new("one-time-secret-0123456789"),
     }
     .to_link();
