@@ -31,6 +31,13 @@ use tiny_http::{Header, Request, Response, Server};
 /// How long [`LoopbackListener::wait`] waits by default: five minutes of owner's time.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The OS error for "this machine has no IPv6": errno EAFNOSUPPORT on Unix; Winsock's own
+/// WSAEAFNOSUPPORT on Windows, whose socket errors are not errno values.
+#[cfg(unix)]
+const NO_IPV6: i32 = libc::EAFNOSUPPORT;
+#[cfg(windows)]
+const NO_IPV6: i32 = 10047;
+
 /// How often the thread answering replays checks whether it may stop.
 const DRAIN_TICK: Duration = Duration::from_millis(50);
 
@@ -596,7 +603,7 @@ fn bind_loopback(port: u16, also_v6: bool) -> Result<Vec<TcpListener>, ListenerE
             // alone receives every callback.
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrNotAvailable
-                    || e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+                    || e.raw_os_error() == Some(NO_IPV6) =>
             {
                 return Ok(vec![v4])
             }
