@@ -1,6 +1,10 @@
 //! The `tether` command line: argument parsing and dispatch. Each sub-module owns one
 //! group of commands and is a thin layer over the library; errors are printed with their
 //! whole chain (`{:#}`) and turned into an exit code here.
+//!
+//! `agent.rs`, `agent_ops.rs`, `vault.rs` and `oauth.rs` are the daemon's side and exist
+//! on Linux only (`cfg(daemon)`); `linux_only.rs` refuses those commands elsewhere.
+//! `companion.rs` and `challenge.rs` are the owner's side, on every platform.
 
 #[cfg(daemon)]
 pub mod agent;
