@@ -1,6 +1,8 @@
-//! Notifiers: where [`Notice`]s go. A trait, a desktop implementation (notify-rust over
-//! D-Bus, with a "Re-authorize" action where the server supports actions) and a terminal
-//! implementation for `tether watch`.
+//! Notifiers: where [`Notice`]s go. A trait, a desktop implementation (notify-rust: over
+//! D-Bus on Linux, with a "Re-authorize" action where the server supports actions;
+//! Notification Center on macOS and toasts on Windows, whose buttons notify-rust 4.18+
+//! reports as actions: written, not yet run there) and a terminal implementation for
+//! `tether watch`.
 //!
 //! A click on an action is reported back through the [`ActionSender`] the watcher hands
 //! in, so the notifier never starts work itself.
@@ -121,10 +123,13 @@ fn capabilities() -> Result<Vec<String>, NotifyError> {
     notify_rust::get_capabilities().map_err(|e| NotifyError::Unavailable(e.to_string()))
 }
 
+/// macOS and Windows always show notify-rust's actions as buttons and report the click
+/// to `wait_for_action`; there is no server to ask. On macOS the click is delivered
+/// through the main run loop, which the tray app runs (`tether watch` in a terminal does
+/// not, so there a click may go unreported; its terminal line names the command anyway).
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn capabilities() -> Result<Vec<String>, NotifyError> {
-    // Other platforms have no action buttons through notify-rust.
-    Ok(Vec::new())
+    Ok(vec!["actions".into()])
 }
 
 impl Notifier for DesktopNotifier {
@@ -134,7 +139,9 @@ impl Notifier for DesktopNotifier {
             .summary(&notice.summary)
             .body(&notice.body)
             .icon("dialog-password");
-        #[cfg(all(unix, not(target_os = "macos")))]
+        // Windows maps Critical to a toast that stays until dismissed; macOS has no
+        // urgency in notify-rust's default backend.
+        #[cfg(any(all(unix, not(target_os = "macos")), windows))]
         {
             n.urgency(match notice.urgency {
                 Urgency::Critical => notify_rust::Urgency::Critical,
@@ -149,8 +156,9 @@ impl Notifier for DesktopNotifier {
             // A dead credential stays on screen until the owner acts or dismisses it.
             n.timeout(notify_rust::Timeout::Never);
         }
+        // macOS: `show` only prepares; the notification is sent by `wait_for_action` (or
+        // when the handle is dropped), so the waiting thread below is what shows it.
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        #[cfg(all(unix, not(target_os = "macos")))]
         if let Some(action) = action {
             let actions = actions.clone();
             // wait_for_action blocks until a click or close: give it its own thread.
@@ -169,8 +177,6 @@ impl Notifier for DesktopNotifier {
                 )));
             }
         }
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
-        let _ = (handle, action, actions);
         Ok(())
     }
 }

@@ -158,21 +158,38 @@ pub fn valid_agent_name(name: &str) -> bool {
 
 /// This computer's host name, for the device label.
 pub fn host_name() -> String {
+    label_or_default(raw_host_name())
+}
+
+/// A host name as the device label, or "companion" when there is none.
+fn label_or_default(name: String) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        "companion".into()
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(unix)]
+fn raw_host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
     // (and we stop at the first NUL or the end anyway).
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
+    if rc == 0 {
         let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
         String::from_utf8_lossy(&buf[..end]).into_owned()
     } else {
         String::new()
-    };
-    if name.is_empty() {
-        "companion".into()
-    } else {
-        name
     }
+}
+
+/// Windows names the computer in the environment of every session (the NetBIOS name),
+/// which saves a call into kernel32 for a label.
+#[cfg(not(unix))]
+fn raw_host_name() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
 }
 
 /// Redeems `code`, stores the device token, and records the agent in the config at
@@ -349,5 +366,23 @@ pub(crate) fn unknown_agent(cfg: &Config, name: &str) -> CompanionError {
     CompanionError::UnknownAgent {
         name: name.into(),
         known,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_host_name_labels_the_device_companion() {
+        assert_eq!(label_or_default(String::new()), "companion");
+        assert_eq!(label_or_default(" \n".into()), "companion");
+        assert_eq!(label_or_default("laptop\n".into()), "laptop");
+    }
+
+    #[test]
+    fn this_machine_has_a_host_name_label() {
+        let name = host_name();
+        assert!(!name.is_empty() && name.trim() == name, "{name:?}");
     }
 }

@@ -70,9 +70,10 @@ impl std::fmt::Display for FallbackNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the os keyring is not available ({}); device tokens are kept in {} (mode 0600) instead",
+            "the os keyring is not available ({}); device tokens are kept in {} ({}) instead",
             self.reason,
-            self.file.display()
+            self.file.display(),
+            crate::files::PRIVATE_FILE
         )
     }
 }
@@ -352,7 +353,7 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -10,6 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiny_http::{Request, Server};
 
+/// The OS error for "this machine has no IPv6": errno EAFNOSUPPORT on Unix; Winsock's own
+/// WSAEAFNOSUPPORT on Windows, whose socket errors are not errno values.
+#[cfg(unix)]
+const NO_IPV6: i32 = libc::EAFNOSUPPORT;
+#[cfg(windows)]
+const NO_IPV6: i32 = 10047;
+
 /// How many random ports a `localhost` listener tries before giving up when ::1 has the
 /// port 127.0.0.1 was given already taken.
 const PORT_ATTEMPTS: usize = 8;
@@ -95,7 +102,7 @@ pub(super) fn bind_loopback(port: u16, also_v6: bool) -> Result<Vec<TcpListener>
             // alone receives every callback.
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrNotAvailable
-                    || e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+                    || e.raw_os_error() == Some(NO_IPV6) =>
             {
                 return Ok(vec![v4])
             }
