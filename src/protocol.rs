@@ -159,6 +159,24 @@ pub enum Event {
         /// When it recovered.
         at: DateTime<Utc>,
     },
+    /// A new grant (a re-authorization) or a refresh works but lacks configured scopes:
+    /// the credential is `degraded`, not recovered. Sent only on the agent's own stream,
+    /// so an agent waiting for `recovered` learns that the owner's re-authorization left
+    /// boxes unticked instead of waiting on. A later grant that covers them all sends
+    /// `recovered`.
+    ScopesMissing {
+        /// The agent's name.
+        agent: String,
+        /// The credential.
+        credential: String,
+        /// The configured scopes the grant lacks, as configured.
+        missing: Vec<String>,
+        /// In words, with the fix ("missing scope youtube.upload: re-authorize and leave
+        /// every box ticked").
+        description: String,
+        /// When the grant was recorded.
+        at: DateTime<Utc>,
+    },
     /// Sent every few seconds so the companion knows the stream is alive.
     Heartbeat {
         /// Server time.

@@ -10,3 +10,4 @@ mod pairing;
 mod policy;
 pub mod support;
 mod vault_trouble;
+mod wrong_account_tab;

@@ -1,5 +1,6 @@
 //! Who sees which events on `GET /v1/events`: a device (the companion) sees every state
-//! change; the user's agent, with its agent token, sees only `recovered` for the
+//! change; the user's agent, with its agent token, sees only `recovered` (and
+//! `scopes_missing`, when a new grant works but lacks a configured scope) for the
 //! credentials it asks about (`?credential=whatsapp`, or all without it), so it resumes the
 //! moment the owner has fixed things instead of at its next cron run.
 
@@ -15,9 +16,10 @@ use std::sync::Arc;
 /// Which events one stream carries.
 #[derive(Debug, Clone)]
 pub enum StreamFilter {
-    /// A device: everything except the agent's own `recovered` events.
+    /// A device: everything except the agent's own `recovered` and `scopes_missing`
+    /// events (a device reads the same news from the state change).
     Device,
-    /// The agent: `recovered` only, for one credential or all.
+    /// The agent: `recovered` and `scopes_missing` only, for one credential or all.
     Agent {
         /// The credential asked about (`?credential=NAME`), or all.
         credential: Option<String>,
@@ -28,11 +30,12 @@ impl StreamFilter {
     /// True when the stream carries `ev`. (Heartbeats are added to every stream apart.)
     pub fn keeps(&self, ev: &Event) -> bool {
         match (self, ev) {
-            (StreamFilter::Device, Event::Recovered { .. }) => false,
+            (StreamFilter::Device, Event::Recovered { .. } | Event::ScopesMissing { .. }) => false,
             (StreamFilter::Device, _) => true,
-            (StreamFilter::Agent { credential }, Event::Recovered { credential: c, .. }) => {
-                credential.as_deref().map_or(true, |want| want == c)
-            }
+            (
+                StreamFilter::Agent { credential },
+                Event::Recovered { credential: c, .. } | Event::ScopesMissing { credential: c, .. },
+            ) => credential.as_deref().map_or(true, |want| want == c),
             (StreamFilter::Agent { .. }, _) => false,
         }
     }
@@ -103,6 +106,15 @@ mod tests {
         assert!(!one.keeps(&recovered("youtube")));
         assert!(StreamFilter::Agent { credential: None }.keeps(&recovered("youtube")));
         assert!(!StreamFilter::Device.keeps(&recovered("youtube")));
+        let scopes = Event::ScopesMissing {
+            agent: "studio".into(),
+            credential: "whatsapp".into(),
+            missing: vec!["email".into()],
+            description: "missing scope email".into(),
+            at: Utc::now(),
+        };
+        assert!(one.keeps(&scopes));
+        assert!(!StreamFilter::Device.keeps(&scopes));
         let beat = Event::Heartbeat { at: Utc::now() };
         assert!(StreamFilter::Device.keeps(&beat));
         assert!(!one.keeps(&beat));

@@ -34,6 +34,9 @@ pub struct HumanState {
     pub pending: Option<PendingWork>,
     /// When the agent last reported on its session (`session` credentials).
     pub last_report: Option<tokio::time::Instant>,
+    /// The open challenge was posted by the daemon itself (a device-code sign-in), not by
+    /// the agent: a new grant answers it, so storing one clears it.
+    pub by_daemon: bool,
 }
 
 impl Credential {
@@ -96,6 +99,17 @@ impl Daemon {
         name: &str,
         challenge: Challenge,
     ) -> Result<CredentialHealth, OpError> {
+        self.post_challenge_as(name, challenge, false).await
+    }
+
+    /// [`Daemon::post_challenge`], saying whether the daemon posts it itself (its own
+    /// device-code sign-in) rather than the agent.
+    pub(crate) async fn post_challenge_as(
+        self: &Arc<Self>,
+        name: &str,
+        challenge: Challenge,
+        by_daemon: bool,
+    ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?.clone();
         challenge.validate().map_err(OpError::BadRequest)?;
         let now = Utc::now();
@@ -109,6 +123,7 @@ impl Daemon {
                 // A post is a sign of life too: the staleness clock restarts.
                 h.last_report = Some(tokio::time::Instant::now());
             }
+            h.by_daemon = by_daemon;
             h.challenge = Some(PostedChallenge {
                 challenge: challenge.clone(),
                 since,

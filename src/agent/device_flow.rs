@@ -5,15 +5,31 @@
 //! grant. No browser on the laptop and no loopback listener are involved.
 //!
 //! It starts when a device asks (`POST /v1/credentials/{name}/device-reauth`), and by
-//! itself when a credential configured with `reauth = "device"` dies.
+//! itself when a credential configured with `reauth = "device"` is found dead (from
+//! [`Daemon::record`]); a code that expires unused is then replaced by a new one. The
+//! flow in progress is kept on disk ([`super::device_store`]), so a restart resumes
+//! polling with the code the owner may be typing.
 
+use super::config::ReauthMode;
 use super::credential::Credential;
+use super::device_store::DeviceStore;
 use super::error::OpError;
 use super::Daemon;
 use crate::oauth::device::{self, Poll, SLOW_DOWN_STEP};
 use crate::protocol::{Challenge, CredentialHealth};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// How a flow ended.
+enum End {
+    /// Tokens stored, or a reason told to the owner: nothing more to do.
+    Done,
+    /// The code expired unused: a credential that re-authorizes by device code gets a new
+    /// one.
+    Expired,
+    /// The daemon is stopping: the stored flow stays for the next start.
+    Stopped,
+}
 
 impl Daemon {
     /// Starts a device-code re-authorization of `name` (or reports the one running).
@@ -54,56 +70,161 @@ impl Daemon {
             auth.user_code,
             auth.verification_uri
         );
-        let posted = self
-            .post_challenge(
-                name,
-                Challenge::DeviceCode {
-                    verification_uri: auth.verification_uri.clone(),
-                    user_code: auth.user_code.clone(),
-                    verification_uri_complete: auth.verification_uri_complete.clone(),
-                    expires_at: Some(auth.expires_at),
-                },
-            )
-            .await;
-        if let Err(e) = posted {
+        // On disk before the owner sees the code: a restart from here on resumes it.
+        if let Err(e) = self.device_store().save(name, &auth) {
+            tracing::warn!(
+                "credential {name}: {}; a restart now would need a new code",
+                crate::report::chain(&e)
+            );
+        }
+        if let Err(e) = self.post_device_code(name, &auth).await {
             cred.device_flow.store(false, Ordering::SeqCst);
+            let _ = self.device_store().remove(name);
             return Err(e);
         }
+        self.spawn_poll(&cred, auth);
+        Ok(cred.health())
+    }
+
+    fn device_store(&self) -> DeviceStore {
+        DeviceStore::new(&self.config.state_dir)
+    }
+
+    async fn post_device_code(
+        self: &Arc<Self>,
+        name: &str,
+        auth: &device::DeviceAuthorization,
+    ) -> Result<CredentialHealth, OpError> {
+        self.post_challenge_as(
+            name,
+            Challenge::DeviceCode {
+                verification_uri: auth.verification_uri.clone(),
+                user_code: auth.user_code.clone(),
+                verification_uri_complete: auth.verification_uri_complete.clone(),
+                expires_at: Some(auth.expires_at),
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Polls in its own task; the credential's flow flag is set by the caller and cleared
+    /// here when the flow ends.
+    fn spawn_poll(self: &Arc<Self>, cred: &Arc<Credential>, auth: device::DeviceAuthorization) {
         let d = self.clone();
         let c = cred.clone();
         tokio::spawn(async move {
-            d.poll_device(&c, auth).await;
+            let end = d.poll_device(&c, auth).await;
+            if !matches!(end, End::Stopped) {
+                if let Err(e) = d.device_store().remove(&c.name) {
+                    tracing::warn!("credential {}: {}", c.name, crate::report::chain(&e));
+                }
+            }
             c.device_flow.store(false, Ordering::SeqCst);
+            match end {
+                End::Expired if c.config.reauth == ReauthMode::Device => d.auto_device_reauth(&c),
+                End::Expired => {
+                    d.device_ended(&c, "the device code expired before it was used")
+                        .await
+                }
+                End::Done | End::Stopped => {}
+            }
         });
-        Ok(cred.health())
+    }
+
+    /// The grant of a `reauth = "device"` credential was found dead: start a device-code
+    /// sign-in (unless one runs), in the background.
+    pub(crate) fn auto_device_reauth(self: &Arc<Self>, cred: &Arc<Credential>) {
+        if cred.config.reauth != ReauthMode::Device || self.is_shutting_down() {
+            return;
+        }
+        let d = self.clone();
+        let name = cred.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = d.device_reauth(&name).await {
+                tracing::error!(
+                    "credential {name}: the device sign-in could not start: {}",
+                    crate::report::chain(&e)
+                );
+            }
+        });
+    }
+
+    /// At start: resumes every device-code sign-in a previous run left unfinished (the
+    /// owner may be typing its code), and forgets the expired ones.
+    pub(crate) fn resume_device_flows(self: &Arc<Self>) {
+        let store = self.device_store();
+        for cred in self.credentials.snapshot().values() {
+            let auth = match store.load(&cred.name) {
+                Ok(Some(a)) => a,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("credential {}: {}", cred.name, crate::report::chain(&e));
+                    let _ = store.remove(&cred.name);
+                    continue;
+                }
+            };
+            if auth.expires_at <= chrono::Utc::now() {
+                let _ = store.remove(&cred.name);
+                continue;
+            }
+            if cred.device_flow.swap(true, Ordering::SeqCst) {
+                continue;
+            }
+            tracing::info!(
+                "credential {}: resuming the device sign-in (code {} at {})",
+                cred.name,
+                auth.user_code,
+                auth.verification_uri
+            );
+            let d = self.clone();
+            let c = cred.clone();
+            tokio::spawn(async move {
+                if let Err(e) = d.post_device_code(&c.name, &auth).await {
+                    tracing::warn!("credential {}: {}", c.name, crate::report::chain(&e));
+                }
+                d.spawn_poll(&c, auth);
+            });
+        }
     }
 
     /// Polls until the owner finished, declined, or the code expired.
     async fn poll_device(
         self: &Arc<Self>,
         cred: &Arc<Credential>,
-        auth: device::DeviceAuthorization,
-    ) {
+        mut auth: device::DeviceAuthorization,
+    ) -> End {
         let name = cred.name.as_str();
-        let mut interval = auth.interval;
         let mut shutdown = std::pin::pin!(self.shutdown_signal());
         loop {
             tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(interval) => {}
+                _ = &mut shutdown => return End::Stopped,
+                _ = tokio::time::sleep(auth.interval) => {}
             }
             if chrono::Utc::now() >= auth.expires_at {
                 tracing::warn!(
                     "credential {name}: the device code expired before the owner used it"
                 );
-                self.device_ended(cred, "the device code expired before it was used")
-                    .await;
-                return;
+                return End::Expired;
             }
-            let provider = cred.provider();
+            // After a restart, a provider found by discovery may not be resolved yet.
+            let provider = match self.ensure_provider(cred).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("credential {name}: {}; polling again", e.info());
+                    continue;
+                }
+            };
             match device::poll(&self.http, &provider, &cred.client, &auth).await {
                 Ok(Poll::Pending) => {}
-                Ok(Poll::SlowDown) => interval += SLOW_DOWN_STEP,
+                Ok(Poll::SlowDown) => {
+                    // RFC 8628 3.5: this and every later poll waits 5 s longer; the longer
+                    // interval is kept for a resumed flow too.
+                    auth.interval += SLOW_DOWN_STEP;
+                    if let Err(e) = self.device_store().save(name, &auth) {
+                        tracing::warn!("credential {name}: {}", crate::report::chain(&e));
+                    }
+                }
                 Ok(Poll::Tokens(ts)) => {
                     let _flight = cred.flight.lock().await;
                     let _writes = self.writes.read().await;
@@ -119,12 +240,13 @@ impl Daemon {
                             "credential {name}: the device flow's tokens could not be stored: {e}"
                         ),
                     }
-                    return;
+                    return End::Done;
                 }
+                Ok(Poll::Ended(e)) if e.info.code == "expired_token" => return End::Expired,
                 Ok(Poll::Ended(e)) => {
                     self.device_ended(cred, &format!("the sign-in ended ({})", e.info))
                         .await;
-                    return;
+                    return End::Done;
                 }
                 Err(e) => {
                     self.device_ended(
@@ -132,7 +254,7 @@ impl Daemon {
                         &format!("polling the token endpoint failed ({})", e.info),
                     )
                     .await;
-                    return;
+                    return End::Done;
                 }
             }
         }
@@ -145,7 +267,7 @@ impl Daemon {
             cred.name
         );
         if let Err(e) = self
-            .post_challenge(&cred.name, Challenge::Text { message })
+            .post_challenge_as(&cred.name, Challenge::Text { message }, true)
             .await
         {
             tracing::warn!("credential {}: {e}", cred.name);

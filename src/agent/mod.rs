@@ -1,7 +1,9 @@
 //! The agent daemon beside the user's agent: HTTPS API, pairing, checker, broker, alerts,
 //! metrics.
 //!
-//! - [`config`]: `agent.toml` (and the commented example `tether agent init` writes);
+//! - [`config`]: `agent.toml`'s agent-wide settings, parsing and validation;
+//!   [`credential_config`]: one `[[credentials]]` entry; [`config_example`]: the
+//!   commented example `tether agent init` writes;
 //!   [`config_edit`]: `tether agent add`/`remove`, editing it in place with its comments;
 //!   [`lint`]: `tether agent check`, the config and the machine, each problem with its fix;
 //!   [`resolve`]: the provider a credential's config describes (preset, overrides,
@@ -25,7 +27,9 @@
 //!   message), its pending work and session reports; [`session`]: `kind = "session"`
 //!   credentials and their staleness rule; [`agent_events`]: the agent's own event
 //!   stream (`recovered`); [`device_flow`]: re-authorization by device code (RFC 8628),
-//!   run by the daemon and shown as a challenge; [`human_api`]: their routes;
+//!   run by the daemon and shown as a challenge (started by itself for `reauth =
+//!   "device"`); [`device_store`]: the sign-in in progress, kept on disk for a restart;
+//!   [`human_api`]: their routes;
 //! - [`scopes`]: the granted scopes against the configured ones (a gap is `degraded`);
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
 //! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
@@ -34,7 +38,8 @@
 //!   replayed blindly);
 //! - [`schedule`]: the pure, clock-driven schedule of probes and refresh tests;
 //! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
-//! - [`api`]: the axum routes; [`server`]: TLS, background tasks, graceful shutdown;
+//! - [`api`]: the axum routes and handlers; [`api_error`]: `OpError` → status and JSON
+//!   error; [`api_extract`]: bearer roles, bodies, credential names; [`server`]: TLS, background tasks, graceful shutdown;
 //!   [`conn_limit`]: global and per-address connection caps;
 //! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
 //!   once), the output check, and the vault's health, events and alerts;
@@ -48,17 +53,22 @@
 pub mod agent_events;
 pub mod alerts;
 pub mod api;
+pub mod api_error;
+pub mod api_extract;
 pub mod auth;
 pub mod broker;
 pub mod challenge;
 pub mod checker;
 pub mod config;
 pub mod config_edit;
+pub mod config_example;
 pub mod conn_limit;
 pub mod credential;
+pub mod credential_config;
 pub mod credential_set;
 pub mod daemon;
 pub mod device_flow;
+pub mod device_store;
 pub mod error;
 pub mod file_watch;
 pub mod human_api;

@@ -254,7 +254,16 @@ impl Daemon {
             s.account = account;
             s.refresh_expires_at = ts.refresh_expires_at;
         }
-        self.record_granted(cred, ts.refresh_expires_at, &ts.scopes);
+        {
+            // A new grant answers the daemon's own challenge (a device code, or "start the
+            // sign-in again"); one the agent posted stays until the agent resolves it.
+            let mut h = cred.human.lock();
+            if h.by_daemon {
+                h.challenge = None;
+                h.by_daemon = false;
+            }
+        }
+        self.record_granted(cred, ts.refresh_expires_at, &ts.scopes, true);
         cred.wake.notify_one();
         Ok(cred.health())
     }

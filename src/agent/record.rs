@@ -18,7 +18,7 @@ impl Daemon {
         cred: &Arc<Credential>,
         result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
     ) {
-        let (previous, mut health, blocked_before) = {
+        let (previous, mut health, blocked_before, was_scope_gap) = {
             let mut s = cred.status.lock();
             let previous = s.state;
             let now = Utc::now();
@@ -26,6 +26,10 @@ impl Daemon {
                 .last_error
                 .as_ref()
                 .is_some_and(|i| i.code == super::challenge::HUMAN_NEEDED);
+            let was_scope_gap = previous == CredentialState::Degraded
+                && s.last_error
+                    .as_ref()
+                    .is_some_and(|i| i.code == super::scopes::MISSING_SCOPE);
             // An open challenge: only the agent can say its session works again, and it
             // stays the news whatever else a check met on the way.
             let challenge = cred.challenge_error();
@@ -83,7 +87,7 @@ impl Daemon {
                 s.last_alert = Some(now);
             }
             drop(s);
-            (previous, cred.health(), blocked_before)
+            (previous, cred.health(), blocked_before, was_scope_gap)
         };
         let state = health.state;
         self.metrics.inc(
@@ -106,9 +110,21 @@ impl Daemon {
             previous,
             credential: health.clone(),
         });
+        if state == CredentialState::Dead
+            && health
+                .last_error
+                .as_ref()
+                .map_or(true, |e| e.code != super::challenge::HUMAN_NEEDED)
+        {
+            // Found dead (not waiting on a challenge already): a credential that
+            // re-authorizes by device code starts its sign-in now, with no laptop.
+            self.auto_device_reauth(cred);
+        }
         let kind = transition::alert_for(previous, state);
-        if kind == Some(AlertKind::Recovered) {
-            // The agent's own stream: resume now, not at the next cron run.
+        let works = matches!(state, CredentialState::Ok | CredentialState::Expiring);
+        if kind == Some(AlertKind::Recovered) || (was_scope_gap && works) {
+            // The agent's own stream: resume now, not at the next cron run (also when a
+            // grant that lacked a scope the agent was told of is replaced by a full one).
             self.emit_recovered(cred);
         }
         if let Some(kind) = kind {

@@ -315,7 +315,7 @@ impl Daemon {
                     super::lease::spent(leases, name).await;
                 }
                 cred.set_token(Some(token.clone()));
-                self.record_granted(cred, next.refresh_expires_at, &ts.scopes);
+                self.record_granted(cred, next.refresh_expires_at, &ts.scopes, false);
                 Ok(token)
             }
             Err(e) if super::lease::is_stale(&e) => {

@@ -44,6 +44,7 @@ impl CredentialConfig {
         let needs_discovery = self.issuer.is_some();
         if !needs_discovery {
             p.validate()?;
+            self.check_reauth_mode(&p)?;
         }
         Ok((p, needs_discovery))
     }
@@ -74,7 +75,21 @@ impl CredentialConfig {
         }
         self.apply_overrides(&mut p)?;
         p.validate()?;
+        self.check_reauth_mode(&p)?;
         Ok(p)
+    }
+
+    /// `reauth = "device"` needs a device authorization endpoint (from the preset, the
+    /// overrides or the issuer's discovery document).
+    fn check_reauth_mode(&self, p: &Provider) -> Result<(), ProviderError> {
+        if self.reauth == super::config::ReauthMode::Device && p.device_authorization_url.is_none()
+        {
+            return Err(ProviderError::MissingEndpoint {
+                provider: p.name.clone(),
+                field: "device_authorization_url (reauth = \"device\" needs it)",
+            });
+        }
+        Ok(())
     }
 
     fn apply_overrides(&self, p: &mut Provider) -> Result<(), ProviderError> {

@@ -6,7 +6,7 @@
 
 use super::credential::Credential;
 use super::Daemon;
-use crate::protocol::ErrorInfo;
+use crate::protocol::{ErrorInfo, Event};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -57,12 +57,15 @@ impl Credential {
 impl Daemon {
     /// Records a working exchange or refresh whose answer granted `granted`: `ok` (or
     /// `expiring`) when it covers the configured scopes, `degraded` naming the missing ones
-    /// otherwise.
+    /// otherwise. The agent's own stream hears of a gap (`scopes_missing`) when a new grant
+    /// (`new_grant`: a re-authorization) has one, or when a refresh finds a new one: an
+    /// agent waiting for `recovered` must not wait on for a grant that cannot do its work.
     pub(crate) fn record_granted(
         self: &Arc<Self>,
         cred: &Arc<Credential>,
         end: Option<DateTime<Utc>>,
         granted: &[String],
+        new_grant: bool,
     ) {
         let configured = cred.config.scopes.clone().unwrap_or_default();
         let gap = missing(&configured, granted);
@@ -74,10 +77,24 @@ impl Daemon {
             );
         }
         // An answer without a `scope` list says nothing: keep what the last one said.
-        if !granted.is_empty() {
-            *cred.scope_gap.lock() = gap;
-        }
+        let news = if granted.is_empty() {
+            None
+        } else {
+            let mut old = cred.scope_gap.lock();
+            let news = (!gap.is_empty() && (new_grant || *old != gap)).then(|| gap.clone());
+            *old = gap;
+            news
+        };
         self.record(cred, Ok(end));
+        if let Some(missing) = news {
+            let _ = self.events.send(Event::ScopesMissing {
+                agent: self.config.name.clone(),
+                credential: cred.name.clone(),
+                description: missing_error(&missing).description,
+                missing,
+                at: Utc::now(),
+            });
+        }
     }
 }
 

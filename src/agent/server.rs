@@ -285,6 +285,9 @@ pub async fn serve(
         None => return Err(ServeError::PlainOffLoopback(local)),
     };
     let mut tasks = Vec::new();
+    // Before the checkers: a resumed sign-in marks its credential busy, so a check that
+    // finds it dead does not start a second one.
+    daemon.resume_device_flows();
     for cred in daemon.credentials.snapshot().values() {
         tasks.push(daemon.spawn_checker(cred));
     }

@@ -492,7 +492,7 @@ async fn run_agent(
                     Some(Ok(Event::VaultChanged { vault, .. })) => ctx.feed(Observation::Vault(vault)).await,
                     Some(Ok(Event::Heartbeat { .. })) => ctx.feed(Observation::Alive).await,
                     // Only agent-token streams carry these; a sign of life all the same.
-                    Some(Ok(Event::Recovered { .. })) => ctx.feed(Observation::Alive).await,
+                    Some(Ok(Event::Recovered { .. } | Event::ScopesMissing { .. })) => ctx.feed(Observation::Alive).await,
                     Some(Err(e)) => {
                         tracing::debug!(agent = %client.name(), "event stream broke: {e}");
                         stream = None;

@@ -131,7 +131,15 @@ pub async fn poll(
         Err(e) => match e.info.code.as_str() {
             "authorization_pending" => Ok(Poll::Pending),
             "slow_down" => Ok(Poll::SlowDown),
-            "access_denied" | "expired_token" => Ok(Poll::Ended(e)),
+            // RFC 8628 says access_denied; Microsoft says authorization_declined (and
+            // bad_verification_code for a code it no longer knows), GitHub
+            // incorrect_device_code and device_flow_disabled.
+            "access_denied"
+            | "expired_token"
+            | "authorization_declined"
+            | "bad_verification_code"
+            | "incorrect_device_code"
+            | "device_flow_disabled" => Ok(Poll::Ended(e)),
             _ if matches!(e.class, ErrorClass::Transient { .. }) => Ok(Poll::Pending),
             _ => Err(e),
         },

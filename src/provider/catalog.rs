@@ -200,10 +200,15 @@ fn tiktok() -> Provider {
 // building-oauth-apps/scopes-for-oauth-apps; token expiry: docs.github.com/en/authentication/
 // keeping-your-account-and-data-secure/token-expiration-and-revocation (revoked after a year
 // unused). Probe: docs.github.com/en/rest/users/users#get-the-authenticated-user.
+// Device flow: the same page, section "Device flow" (POST github.com/login/device/code,
+// the owner types the code at github.com/login/device; the token endpoint answers
+// authorization_pending / slow_down / expired_token / access_denied as HTTP 200 errors;
+// the app must have "Enable Device Flow" ticked, else device_flow_disabled).
 fn github() -> Provider {
     Provider {
         auth_url: url("https://github.com/login/oauth/authorize"),
         token_url: url("https://github.com/login/oauth/access_token"),
+        device_authorization_url: url("https://github.com/login/device/code"),
         default_scopes: scopes(&["read:user"]),
         client_auth: ClientAuth::Post,
         probe: Some(github_user_probe()),
@@ -255,10 +260,16 @@ fn github_app() -> Provider {
 // refresh-tokens (90 days of inactivity, sliding, so no fixed lifetime here);
 // learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes (AADSTS codes).
 // Probe: learn.microsoft.com/en-us/graph/api/user-get (GET /me).
+// Device flow: learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code
+// (POST .../oauth2/v2.0/devicecode; polling errors authorization_pending,
+// authorization_declined, bad_verification_code, expired_token as HTTP 400).
 fn microsoft() -> Provider {
     Provider {
         auth_url: url("https://login.microsoftonline.com/common/oauth2/v2.0/authorize"),
         token_url: url("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+        device_authorization_url: url(
+            "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
+        ),
         default_scopes: scopes(&["offline_access", "User.Read"]),
         client_auth: ClientAuth::Post,
         redirect: RedirectPolicy::new("localhost", RedirectPort::Any, "/callback"),
@@ -440,5 +451,28 @@ mod tests {
             .auth_params
             .contains(&("token_access_type".into(), "offline".into())));
         assert_eq!(preset("microsoft").unwrap().redirect.host, "localhost");
+    }
+
+    #[test]
+    fn device_flow_presets_name_their_device_authorization_endpoint() {
+        let url = |n: &str| {
+            preset(n)
+                .unwrap()
+                .device_authorization_url
+                .map(String::from)
+        };
+        assert_eq!(
+            url("github").as_deref(),
+            Some("https://github.com/login/device/code")
+        );
+        assert_eq!(
+            url("microsoft").as_deref(),
+            Some("https://login.microsoftonline.com/common/oauth2/v2.0/devicecode")
+        );
+        assert_eq!(
+            url("google"),
+            None,
+            "Google's device flow needs another client type (TVs and Limited Input devices)"
+        );
     }
 }

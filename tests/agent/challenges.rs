@@ -493,3 +493,69 @@ async fn a_reauthorization_as_another_account_is_refused_and_changes_nothing() {
     assert_eq!(status, 200, "{replaced}");
     assert_eq!(replaced["account"], "alice");
 }
+
+/// The next `recovered` or `scopes_missing` on the agent's own stream, within `timeout`.
+async fn next_agent_news(events: &mut EventStream, timeout: Duration) -> Event {
+    tokio::time::timeout(timeout, async {
+        loop {
+            let ev = events.next().await;
+            if matches!(ev, Event::Recovered { .. } | Event::ScopesMissing { .. }) {
+                return ev;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no recovered/scopes_missing within {timeout:?}"))
+}
+
+#[tokio::test]
+async fn a_reauthorization_that_lacks_a_scope_tells_the_agent_which_and_a_full_one_recovers() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let body = oidc_credential("youtube", &oidc, "").replace(
+        r#"scopes = ["openid", "offline_access"]"#,
+        r#"scopes = ["openid", "offline_access", "email"]"#,
+    );
+    let a = TestAgent::start("", &body).await;
+    assert_eq!(
+        a.bootstrap("youtube", &oidc).await.state,
+        CredentialState::Ok
+    );
+    // The grant dies; the agent waits on its own stream.
+    oidc.revoke_all().await;
+    let dead: CredentialHealth = a.post_json("/v1/credentials/youtube/check", None).await;
+    assert_eq!(dead.state, CredentialState::Dead, "{dead:?}");
+    let mut agent = agent_events(&a, "youtube").await;
+
+    // The owner re-authorizes but unticks `email`: not a recovery, and the agent hears why.
+    oidc.set_dropped_scopes(&["email"]).await;
+    let h = a.bootstrap("youtube", &oidc).await;
+    assert_eq!(h.state, CredentialState::Degraded, "{h:?}");
+    match next_agent_news(&mut agent, Duration::from_secs(2)).await {
+        Event::ScopesMissing {
+            credential,
+            missing,
+            description,
+            ..
+        } => {
+            assert_eq!(credential, "youtube");
+            assert_eq!(missing, vec!["email".to_string()]);
+            assert_eq!(
+                description,
+                "missing scope email: re-authorize and leave every box ticked"
+            );
+        }
+        other => panic!("a degraded re-authorization is no recovery: {other:?}"),
+    }
+
+    // With every box ticked it works: now the agent hears `recovered`.
+    oidc.set_dropped_scopes(&[]).await;
+    assert_eq!(
+        a.bootstrap("youtube", &oidc).await.state,
+        CredentialState::Ok
+    );
+    match next_agent_news(&mut agent, Duration::from_secs(2)).await {
+        Event::Recovered { credential, .. } => assert_eq!(credential, "youtube"),
+        other => panic!("expected recovered, got {other:?}"),
+    }
+}

@@ -160,3 +160,105 @@ async fn device_reauth_needs_a_device_authorization_endpoint() {
         "{v}"
     );
 }
+
+/// Polls health until `name` shows a device-code challenge; returns its code and page.
+async fn wait_device_code(a: &TestAgent, name: &str, timeout: Duration) -> (String, String) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let c = a.cred(name).await;
+        if let Some(Challenge::DeviceCode {
+            user_code,
+            verification_uri_complete,
+            ..
+        }) = c.challenge.map(|p| p.challenge)
+        {
+            return (
+                user_code,
+                verification_uri_complete.expect("a complete URI"),
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no device code on {name} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_grant_with_reauth_device_starts_the_sign_in_by_itself_and_a_restart_keeps_the_code()
+{
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let hook = Webhook::start();
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    // The device authorization endpoint comes from the issuer's discovery document.
+    let body = format!(
+        "{}[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        oidc_credential(
+            "github",
+            &oidc,
+            &format!("issuer = \"{base}\"\nreauth = \"device\"")
+        ),
+        hook.url
+    );
+    let a = TestAgent::start("", &body).await;
+    let first = a.bootstrap("github", &oidc).await;
+    assert_eq!(first.state, CredentialState::Ok, "{first:?}");
+    assert!(first.challenge.is_none());
+
+    // The provider revokes the grant; the next check finds it dead and the daemon starts
+    // the device sign-in by itself: nobody asked for it.
+    assert!(oidc.revoke_all().await >= 1);
+    let _: tether::protocol::CredentialHealth =
+        a.post_json("/v1/credentials/github/check", None).await;
+    let (code, page) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    assert!(
+        page.starts_with(&format!("{base}/device")),
+        "the discovered endpoint's page: {page}"
+    );
+    // The alert channel carries the code, so the owner can finish from a phone.
+    hook.wait_for(&[&code], Duration::from_secs(5)).await;
+    let file = a.dir.path().join("state/device-flow/github.json");
+    assert!(file.exists(), "the sign-in in progress is on disk");
+
+    // A restart while the owner is typing the code: the same code is shown again and
+    // polled for.
+    let a = a.restart().await;
+    let (again, page_again) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    assert_eq!(again, code, "the restarted daemon resumes the same sign-in");
+    assert_eq!(page_again, page);
+
+    let done = phone_enters_code(&page).await;
+    assert!(
+        done.contains("Sign-in Success") || done.contains("success"),
+        "{done}"
+    );
+    let ok = a
+        .wait_state("github", CredentialState::Ok, Duration::from_secs(20))
+        .await;
+    assert!(ok.challenge.is_none(), "{ok:?}");
+    assert!(
+        ok.generation > first.generation,
+        "a new generation is stored"
+    );
+    let (status, token) = a.access_token("github").await;
+    assert_eq!(status, 200, "{token}");
+    assert!(!file.exists(), "the finished sign-in is forgotten");
+}
+
+#[tokio::test]
+async fn reauth_device_without_a_device_endpoint_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[[credentials]]\nname = \"x\"\nprovider = \"x\"\nclient_id = \"id\"\nreauth = \"device\"\n",
+        super::harness::config_head(dir.path(), "")
+    );
+    let cfg = tether::agent::config::parse_str(&text).expect("the file itself is valid");
+    let e = match tether::agent::Daemon::build(cfg, tether::oauth::http_client()).await {
+        Ok(_) => panic!("a device re-auth without an endpoint must be refused"),
+        Err(e) => tether::report::chain(&e),
+    };
+    assert!(e.contains("device_authorization_url"), "{e}");
+    assert!(e.contains("reauth = \"device\""), "{e}");
+}

@@ -110,6 +110,29 @@ impl TestAgent {
         let path = dir.path().join("agent.toml");
         std::fs::write(&path, &text).expect("write agent.toml");
         prepare(dir.path());
+        Self::launch(dir).await
+    }
+
+    /// Stops the daemon gracefully and starts a new one on the same directory and config
+    /// (what a `systemctl restart` does).
+    pub async fn restart(mut self) -> TestAgent {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let join = self.join.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(30), join)
+            .await
+            .expect("daemon stops within 30 s")
+            .expect("serve task does not panic")
+            .expect("serve ends cleanly");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        drop(self);
+        Self::launch(dir).await
+    }
+
+    /// Builds and serves a daemon from `dir/agent.toml`.
+    async fn launch(dir: tempfile::TempDir) -> TestAgent {
+        let path = dir.path().join("agent.toml");
         let cfg = tether::agent::config::parse(&path).expect("test config parses");
         let daemon = Daemon::build(cfg, tether::oauth::http_client())
             .await
