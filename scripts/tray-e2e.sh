@@ -5,6 +5,9 @@
 # - tests/tray/webdriver_e2e.py drives the real app through WebDriver (tauri-driver +
 #   WebKitWebDriver) against `tether agent serve` and the oidc-provider fixture, and reads
 #   the tray over D-Bus;
+# - tests/tray/reauth_window_e2e.py: a window reloaded mid re-authorization still shows the
+#   running step and Cancel (which works); "Sign in with a code" starts the device-code
+#   flow, whose code a scripted phone enters;
 # - tests/tray/challenge_e2e.py: a stand-in session agent posts three QR codes; each is
 #   read back from a screenshot of the window (zbarimg), the notification is checked on
 #   dunst, and the state returns to ok when the agent resolves it;
@@ -33,6 +36,9 @@ export TETHER_BIN="${TETHER_BIN:-$ROOT/target/debug/tether}"
 export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$TRAY_TARGET/debug/tether-tray}"
 
 "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/webdriver_e2e.py"
+# Re-authorizations in the window: a reload mid-flow still shows the running step and
+# Cancel; "Sign in with a code" starts the daemon's device-code flow.
+"$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/reauth_window_e2e.py"
 # An agent's challenge: QR codes posted by a stand-in session agent, read back from
 # screenshots of the window with zbarimg (zbar-tools).
 "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/challenge_e2e.py"

@@ -1,21 +1,12 @@
 //! Build script: generates the Tauri context and the ACL for the app's own commands.
 
-// The list must match `commands::COMMANDS` (a test checks the capability against it).
-const COMMANDS: &[&str] = &[
-    "dashboard",
-    "check_now",
-    "reauth",
-    "cancel_reauth",
-    "paste_token",
-    "pair",
-    "unpair",
-    "settings",
-    "save_settings",
-    "challenge_view",
-    "open_challenge",
-];
+// The one list of commands (`src/command_list.rs`), shared with the app's handler.
+include!("src/command_list.rs");
+
+const COMMANDS: &[&str] = with_commands!(command_names);
 
 fn main() {
+    println!("cargo:rerun-if-changed=src/command_list.rs");
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),

@@ -21,20 +21,32 @@
 //! - [`demo`]: `tether demo`, with a small, plainly labelled demo authorization server.
 //! - [`report`]: an error and its causes on one line.
 //! - [`cli`]: the `tether` command line, a thin layer over the modules above.
+//! - [`platform`]: what differs between Linux, macOS and Windows, and the errors for what
+//!   a platform lacks. `agent`, `vault` and `demo` are built for Linux only
+//!   (`cfg(daemon)`, set by `build.rs`).
+//!
+//! Locks: every synchronous lock in the crate is a `parking_lot` lock, which does not
+//! poison. Each one guards state that is updated in single steps (a swap, an insert, a
+//! counter), so a panic in one request leaves nothing half-written for the next; its guard
+//! is not `Send`, so the compiler refuses one held across an `.await` in a spawned task.
 //!
 //! See ARCHITECTURE.md for how the pieces talk to each other.
 
+#[cfg(daemon)]
 pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod companion;
+#[cfg(daemon)]
 pub mod demo;
 pub mod duration;
 pub mod files;
 pub mod oauth;
 pub mod pin;
+pub mod platform;
 pub mod protocol;
 pub mod provider;
 pub mod report;
 pub mod secret;
+#[cfg(daemon)]
 pub mod vault;

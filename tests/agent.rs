@@ -22,4 +22,5 @@ mod python_client;
 mod reload;
 mod restart;
 mod simulated_life;
+mod token_client;
 mod vault_cadence;

@@ -138,7 +138,8 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
     let fingerprint = PairingCode::parse(&code)
         .unwrap()
         .fingerprint
-        .expect("a pinned fingerprint");
+        .expect("a pinned fingerprint")
+        .to_hex();
     let agent_token = daemon
         .agent_cmd(&["token", "create", "uploader"])
         .trim()

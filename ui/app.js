@@ -6,12 +6,7 @@ const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const STATE_WORDS = {
-  unchecked: "not checked yet", ok: "working", expiring: "expiring soon",
-  degraded: "transient trouble", dead: "dead",
-};
-// Last progress per credential key, so a re-render keeps it.
-const progress = new Map();
+// Every word and time shown comes from the core's dashboard; this page only renders it.
 let focusKey = null;
 let pasteTarget = null;
 let unpairTarget = null;
@@ -28,44 +23,12 @@ function toast(msg) {
   t.textContent = msg || "";
 }
 
-function when(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-}
-
-function ago(iso) {
-  if (!iso) return "";
-  const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
-  if (s < 60) return "just now";
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} days ago`;
-}
-
-// Plain words for the provider errors owners meet most; the code stays visible for searching.
-const ERROR_WORDS = {
-  invalid_grant: "the provider no longer accepts the refresh token (revoked, expired or replaced)",
-  invalid_client: "the provider does not accept the app's client id or secret",
-  unauthorized_client: "the app is not allowed to use this grant",
-  access_denied: "access was declined",
-  temporarily_unavailable: "the provider is temporarily unavailable",
-  server_error: "the provider had an internal error",
-};
-
-function lastError(e) {
-  if (!e) return "";
-  const words = ERROR_WORDS[e.code];
-  if (words) return `${words[0].toUpperCase()}${words.slice(1)} (${e.code}).`;
-  return e.description ? `${e.description} (${e.code}).` : `${e.code}.`;
-}
-
 function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
 
 function renderSummary(d) {
   const dot = $("#summary-dot");
   dot.dataset.icon = d.summary.icon;
-  setText($("#summary"), d.summary.tooltip.replace(/^Tether: /, ""));
+  setText($("#summary"), d.headline);
 }
 
 function agentSection(name) {
@@ -96,105 +59,65 @@ function credRow(sec, agent, cred) {
     row.dataset.key = k;
     row.dataset.credential = k;
     $(".cred-name", row).textContent = cred.name;
-    $(".reauth", row).addEventListener("click", () => onReauth(agent, row.dataset.name, row.dataset.reauth));
+    $(".reauth", row).addEventListener("click", () => onReauth(agent, row.dataset.name, row.dataset.action));
+    $(".device-reauth", row).addEventListener("click", () => onDeviceReauth(agent, row.dataset.name));
     tbody.appendChild(row);
   }
   row.dataset.name = cred.name;
   return row;
 }
 
-// The daemon's HA role and lease in words (protocol HaHealth), like `tether status`.
-function haWords(ha) {
-  const secs = (s) => `${Math.round(s)}s`;
-  let out = ha.role === "holder" ? "HA holder (refreshes here)"
-    : ha.holder ? `HA follower of ${ha.holder}` : "HA follower (no holder yet)";
-  if (ha.lease_age_secs != null) out += `, lease ${secs(ha.lease_age_secs)} old`;
-  if (ha.error) out += `; OpenBao: ${ha.error}`;
-  return out;
+function showButton(btn, b) {
+  btn.hidden = !b;
+  if (!b) return;
+  setText(btn, b.label);
+  btn.setAttribute("aria-label", b.aria);
+  btn.classList.toggle("secondary", !b.primary);
 }
 
 function fillRow(row, agent, c) {
+  const w = c.words;
   row.dataset.state = c.state;
   row.dataset.reauth = c.reauth;
-  setText($(".account", row), c.account ? `${c.provider} · ${c.account}` : c.provider);
+  row.dataset.action = c.button ? c.button.action : "";
+  setText($(".account", row), w.account);
   const badge = $(".badge", row);
   badge.dataset.state = c.state;
-  setText(badge, STATE_WORDS[c.state] || c.state);
+  setText(badge, w.state);
   const since = $(".since", row);
-  setText(since, ago(c.since));
-  since.title = when(c.since);
-  const errText = lastError(c.last_error);
+  setText(since, w.since);
+  since.title = w.since_at;
   const errEl = $(".error-words", row);
-  setText(errEl, errText);
-  errEl.title = errText;
-  setText($(".blocked", row), c.blocked_requests ? String(c.blocked_requests) : "0");
-  setText($(".end", row), c.refresh_expires_at ? when(c.refresh_expires_at) : "no known end");
-  // How the daemon watches this credential: said in words when no probe is in force, so
-  // "checked four times a day" is never a surprise. The daemon writes the words.
-  const cadence = c.cadence || {};
+  setText(errEl, w.error);
+  errEl.title = w.error;
+  setText($(".blocked", row), w.blocked);
+  setText($(".end", row), w.end);
+  // How the daemon watches this credential, in its words, when no probe is in force.
   const cadEl = $(".cadence", row);
-  setText(cadEl, cadence.mode === "refresh_tests" && cadence.note ? cadence.note : "");
-  cadEl.title = cadence.note || "";
-  // Several daemons sharing OpenBao: this one's role for the credential and the lease.
-  setText($(".ha-words", row), c.ha ? haWords(c.ha) : "");
-
-  const btn = $(".reauth", row);
-  const k = key(agent, c.name);
-  let p = progress.get(k);
-  // An outcome line is news only until the credential's state moves on again.
-  if (p && p.step === "done" && c.state !== "ok" && Date.now() - p.at > 5000) {
-    progress.delete(k);
-    p = undefined;
-  }
-  const busy = p && !["done", "failed"].includes(p.step);
-  const broken = c.state === "dead" || c.state === "expiring" || c.state === "degraded";
-  if (c.reauth === "none") {
-    btn.hidden = true;
-  } else {
-    btn.hidden = false;
-    const label = c.reauth === "paste" ? "Paste new token" : "Re-authorize";
-    setText(btn, busy ? "Cancel" : label);
-    btn.setAttribute("aria-label", busy ? `Cancel re-authorizing ${agent} · ${c.name}` : `${label} for ${agent} · ${c.name}`);
-    btn.classList.toggle("secondary", !broken && !busy);
-  }
+  setText(cadEl, w.cadence);
+  cadEl.title = w.cadence_note;
+  setText($(".ha-words", row), w.ha);
+  showButton($(".reauth", row), c.button);
+  showButton($(".device-reauth", row), c.device_button);
   const line = $(".progress", row);
-  line.dataset.step = p ? p.step : "";
-  // Where the browser could not be opened, the link is shown to copy by hand. While the
-  // owner is in the browser, the line keeps saying where they were sent and what for.
-  let text = p ? (p.url ? `${p.message} ${p.url}` : p.message) : "";
-  if (p && p.step === "browser" && p.target) text += ` (${targetWords(p.target)})`;
-  setText(line, text);
+  line.dataset.step = c.progress ? c.progress.step : "";
+  setText(line, c.progress ? c.progress.text : "");
   // An agent's challenge (QR code, device code): ui/challenge.js.
   renderChallenge(row, agent, c, invoke);
-  row.classList.toggle("focused", focusKey === k);
-}
-
-function targetWords(t) {
-  const scopes = t.scopes.length ? t.scopes.join(", ") : "the provider's default access";
-  return `at ${t.server.host}, client ${t.server.client_id}, asking for ${scopes}`;
-}
-
-function pairingWords(p) {
-  if (!p) return "";
-  const cert = p.fingerprint ? `certificate sha256 ${p.fingerprint}` : "certificate checked by certificate authorities";
-  return `${p.url} · ${cert}`;
+  row.classList.toggle("focused", focusKey === key(agent, c.name));
 }
 
 function render(d) {
   renderSummary(d);
-  const pairings = new Map((d.pairings || []).map((p) => [p.name, p]));
   $("#empty").hidden = d.agents.length !== 0;
   const seen = new Set();
   for (const a of d.agents) {
     seen.add(a.name);
     const sec = agentSection(a.name);
-    const where = $(".agent-where", sec);
-    setText(where, pairingWords(pairings.get(a.name)));
+    setText($(".agent-where", sec), a.where_words);
     const reach = $(".reach", sec);
     reach.dataset.kind = a.reachability.kind;
-    setText(reach, a.reachability.kind === "reachable" ? "reachable"
-      : a.reachability.kind === "connecting" ? "connecting…"
-      : `unreachable since ${when(a.reachability.since)}: ${a.reachability.error}`);
+    setText(reach, a.reach_words);
     const rows = new Set();
     for (const c of a.credentials) {
       const row = credRow(sec, a.name, c);
@@ -237,39 +160,30 @@ function focusCredential(agent, credential) {
   if (last) render(last);
 }
 
-async function onReauth(agent, credential, kind) {
-  const k = key(agent, credential);
-  const p = progress.get(k);
-  if (p && !["done", "failed"].includes(p.step)) {
+// The row's button does what the core says it is for: re-authorize, paste, or cancel the
+// running re-authorization. Progress and failures come back in the dashboard.
+async function onReauth(agent, credential, action) {
+  if (action === "cancel") {
     try { await invoke("cancel_reauth", { agent, credential }); } catch (e) { toast(errorText(e)); }
     return;
   }
-  if (kind === "paste") return openPaste(agent, credential);
-  setProgress(agent, credential, "starting", "Starting…");
+  if (action === "paste") return openPaste(agent, credential);
   try {
     await invoke("reauth", { agent, credential });
   } catch (e) {
     // The agent sends the sign-in to another server than the first time: ask, showing both.
     if (e && e.code === "server_changed" && window.confirm(`${errorText(e)}\n\nOpen the new one anyway?`)) {
-      setProgress(agent, credential, "starting", "Starting…");
-      try {
-        await invoke("reauth", { agent, credential, acceptNewServer: true });
-      } catch (e2) {
-        setProgress(agent, credential, "failed", errorText(e2));
-      }
+      try { await invoke("reauth", { agent, credential, acceptNewServer: true }); } catch (_) { /* in the row */ }
       return;
     }
-    setProgress(agent, credential, "failed", errorText(e));
+    if (e && e.code === "already_running") toast(errorText(e));
   }
 }
 
-function setProgress(agent, credential, step, message, url, target) {
-  const k = key(agent, credential);
-  // Later steps keep the provider shown at "opening".
-  const before = progress.get(k);
-  const keep = target || (before && step !== "starting" ? before.target : undefined);
-  progress.set(k, { step, message, url, target: keep, at: Date.now() });
-  if (last) render(last);
+// Device-code sign-in: the agent asks the provider for a code and posts it as the
+// credential's challenge, which the row then shows (ui/challenge.js).
+async function onDeviceReauth(agent, credential) {
+  try { await invoke("device_reauth", { agent, credential }); } catch (e) { toast(errorText(e)); }
 }
 
 // --- dialogs ---------------------------------------------------------------------------
@@ -333,7 +247,6 @@ async function submitPaste(ev) {
     await invoke("paste_token", { agent, credential, token: $("#paste-token").value.trim() });
     $("#paste-token").value = "";
     $("#paste-dialog").close();
-    setProgress(agent, credential, "done", "Done: the new token works.");
   } catch (e) {
     setText($("#paste-error"), errorText(e));
   } finally {
@@ -359,10 +272,22 @@ async function submitUnpair(ev) {
   }
 }
 
+// The bounds the core enforces, sent with every dashboard; the fields take them too.
+function bounds() { return last && last.bounds; }
+
+function outOfRange(b, value) { return !(Number.isFinite(value) && value >= b.min && value <= b.max); }
+
 async function openSettings() {
   setText($("#settings-error"), "");
   try {
     const s = await invoke("settings");
+    const b = bounds();
+    if (b) {
+      $("#poll").min = b.poll_interval_secs.min;
+      $("#poll").max = b.poll_interval_secs.max;
+      $("#reminder").min = b.reminder_interval_secs.min / 3600;
+      $("#reminder").max = b.reminder_interval_secs.max / 3600;
+    }
     $("#poll").value = s.poll_interval_secs;
     $("#reminder").value = s.reminder_interval_secs / 3600;
     $("#quiet-on").checked = !!s.quiet_hours;
@@ -389,6 +314,16 @@ async function submitSettings(ev) {
     reminder_interval_secs: Math.round(Number($("#reminder").value) * 3600),
     quiet_hours: $("#quiet-on").checked ? { start: $("#quiet-start").value, end: $("#quiet-end").value } : null,
   };
+  const b = bounds();
+  if (b) {
+    for (const [field, input] of [["poll_interval_secs", "#poll"], ["reminder_interval_secs", "#reminder"]]) {
+      if (outOfRange(b[field], settings[field])) {
+        setText($("#settings-error"), b[field].refusal);
+        $(input).focus();
+        return;
+      }
+    }
+  }
   try {
     await invoke("save_settings", { settings });
     $("#settings-dialog").close();
@@ -416,10 +351,6 @@ async function start() {
   $("#quiet-on").addEventListener("change", syncQuiet);
 
   await listen("dashboard", (e) => { last = e.payload; render(last); });
-  await listen("reauth-progress", (e) => {
-    const p = e.payload;
-    setProgress(p.agent, p.credential, p.step, p.message, p.url, p.target);
-  });
   await listen("focus", (e) => focusCredential(e.payload.agent, e.payload.credential));
   await listen("pair-link", (e) => openPair(e.payload));
 
@@ -428,8 +359,7 @@ async function start() {
   if (params.get("agent") && params.get("credential")) focusKey = key(params.get("agent"), params.get("credential"));
   await refresh();
   if (params.get("pair")) openPair(params.get("pair"));
-  // Relative times ("5 min ago") stay true without a new snapshot.
-  setInterval(() => { if (last) render(last); }, 30000);
+  // Relative times stay true: the app sends a fresh dashboard every minute.
 }
 
 start();

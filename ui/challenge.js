@@ -56,20 +56,17 @@ function renderChallenge(row, agent, c, invoke) {
   const canvas = box.querySelector("canvas.qr");
   const code = box.querySelector(".challenge-code");
   const open = box.querySelector(".challenge-open");
-  need.textContent = {
-    qr: "Scan this QR code with your phone",
-    device_code: `Open ${ch.verification_uri} and enter this code`,
-    url: `Open ${ch.url}`,
-    text: ch.message,
-  }[ch.kind] || "The agent needs you";
+  // The words are the core's (the dashboard's challenge_words); only the drawing is here.
+  const words = c.challenge_words || { need: "", code: null, open: null };
+  need.textContent = words.need;
   canvas.hidden = ch.kind !== "qr";
-  code.hidden = ch.kind !== "device_code";
-  code.textContent = ch.kind === "device_code" ? ch.user_code : "";
-  open.hidden = !(ch.kind === "device_code" || ch.kind === "url");
-  open.textContent = ch.kind === "device_code" ? "Copy code and open page" : "Open page";
+  code.hidden = !words.code;
+  code.textContent = words.code || "";
+  open.hidden = !words.open;
+  open.textContent = words.open || "";
   open.onclick = async () => {
-    if (ch.kind === "device_code") {
-      try { await navigator.clipboard.writeText(ch.user_code); } catch (_) { /* the code stays on screen */ }
+    if (words.code) {
+      try { await navigator.clipboard.writeText(words.code); } catch (_) { /* the code stays on screen */ }
     }
     try { await invoke("open_challenge", { agent, credential: c.name }); } catch (e) { toast(errorText(e)); }
   };

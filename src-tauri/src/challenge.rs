@@ -15,7 +15,7 @@ pub fn challenge_view(
     agent: String,
     credential: String,
 ) -> Result<Option<ChallengeView>, CommandError> {
-    challenge::view(&core.snapshot(), &agent, &credential)
+    challenge::view(&core.snapshot().agents, &agent, &credential)
         .map_err(|e| CommandError::new("bad_input", e.to_string()))
 }
 
@@ -27,7 +27,7 @@ pub fn open_challenge(
     agent: String,
     credential: String,
 ) -> Result<(), CommandError> {
-    let link = challenge::link(&core.snapshot(), &agent, &credential).ok_or_else(|| {
+    let link = challenge::link(&core.snapshot().agents, &agent, &credential).ok_or_else(|| {
         CommandError::new(
             "not_found",
             format!("{agent} · {credential} has no page to open right now"),

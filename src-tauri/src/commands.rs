@@ -1,37 +1,26 @@
 //! The commands the window calls: each is a one-liner into the companion core.
 //!
-//! Every failure reaches the window as `{code, message}` ([`CommandError`]). The list here
-//! is the whole surface of the IPC; `build.rs` and `capabilities/default.json` allow
-//! exactly these and nothing else.
+//! Every failure reaches the window as `{code, message}` ([`CommandError`]). The whole
+//! surface of the IPC is named once, in `command_list.rs`; `build.rs` generates the ACL
+//! from it and `capabilities/default.json` allows exactly these and nothing else.
 
-use crate::bridge::{Core, PairResult, Settings};
-use crate::dashboard::Dashboard;
+use crate::bridge::Core;
 use crate::error::CommandError;
-use crate::events;
 use std::sync::Arc;
-use tauri::{AppHandle, Runtime, State};
+use tauri::State;
+use tether::companion::dashboard::Dashboard;
+use tether::companion::pair::PairResult;
+use tether::companion::settings::Settings;
 use tether::protocol::CredentialHealth;
 use tether::secret::AccessToken;
 
-/// Every command, as the build script lists them for the ACL.
-pub const COMMANDS: &[&str] = &[
-    "dashboard",
-    "check_now",
-    "reauth",
-    "cancel_reauth",
-    "paste_token",
-    "pair",
-    "unpair",
-    "settings",
-    "save_settings",
-    "challenge_view",
-    "open_challenge",
-];
+/// Every command's name (from `command_list.rs`, as the build script lists them).
+pub const COMMANDS: &[&str] = with_commands!(command_names);
 
 /// The current dashboard.
 #[tauri::command]
 pub fn dashboard(core: State<'_, Arc<Core>>) -> Dashboard {
-    Dashboard::of(&core)
+    core.dashboard()
 }
 
 /// Polls every agent now.
@@ -40,19 +29,27 @@ pub async fn check_now(core: State<'_, Arc<Core>>) -> Result<(), CommandError> {
     core.check_now().await
 }
 
-/// One-click re-authorization; progress arrives as `reauth-progress` events.
+/// One-click re-authorization; its steps arrive with the dashboards.
 /// `accept_new_server` is set after the owner saw a `server_changed` error and said yes.
 #[tauri::command]
-pub async fn reauth<R: Runtime>(
-    app: AppHandle<R>,
+pub async fn reauth(
     core: State<'_, Arc<Core>>,
     agent: String,
     credential: String,
     accept_new_server: Option<bool>,
 ) -> Result<CredentialHealth, CommandError> {
     let accept = accept_new_server.unwrap_or(false);
-    core.reauth(&agent, &credential, accept, events::progress_emitter(&app))
-        .await
+    core.reauth(&agent, &credential, accept).await
+}
+
+/// Asks the agent to re-authorize by device code; the code arrives as the challenge.
+#[tauri::command]
+pub async fn device_reauth(
+    core: State<'_, Arc<Core>>,
+    agent: String,
+    credential: String,
+) -> Result<CredentialHealth, CommandError> {
+    core.device_reauth(&agent, &credential).await
 }
 
 /// Cancels a running re-authorization.

@@ -1,15 +1,13 @@
-//! Events the app sends to the window: `dashboard` (every snapshot), `reauth-progress`,
-//! `focus` (open at a credential) and `pair-link` (a `tether://pair?` link arrived).
+//! Events the app sends to the window: `dashboard` (every snapshot, re-authorization steps
+//! included), `focus` (open at a credential) and `pair-link` (a `tether://pair?` link
+//! arrived).
 
-use crate::bridge::Progress;
-use crate::dashboard::Dashboard;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime};
+use tether::companion::dashboard::Dashboard;
 
 /// Event carrying a fresh [`Dashboard`].
 pub const DASHBOARD: &str = "dashboard";
-/// Event carrying a re-authorization [`Progress`].
-pub const REAUTH_PROGRESS: &str = "reauth-progress";
 /// Event asking the window to focus a credential.
 pub const FOCUS: &str = "focus";
 /// Event carrying a pairing link to put in the pair dialog.
@@ -29,14 +27,6 @@ pub fn send<R: Runtime, T: Serialize + Clone>(app: &AppHandle<R>, event: &str, p
     if let Err(e) = app.emit(event, payload) {
         tracing::debug!("could not send {event} to the window: {e}");
     }
-}
-
-/// A progress callback for the core that forwards each step to the window.
-pub fn progress_emitter<R: Runtime>(
-    app: &AppHandle<R>,
-) -> impl Fn(Progress) + Send + Sync + 'static {
-    let app = app.clone();
-    move |p| send(&app, REAUTH_PROGRESS, p)
 }
 
 /// Tells the window about a new snapshot.

@@ -1,9 +1,11 @@
 //! Tether's tray app: a thin Tauri layer over the companion core (`tether::companion`).
 //!
-//! - [`bridge`]: the app's handle on the core (watcher snapshot, re-auth, pairing, settings);
+//! - [`bridge`]: the app's handle on the core (snapshot, pause, pairing, settings, checks);
+//! - [`reauth`]: the core's re-authorization commands (browser, cancel, device code, paste);
+//! - [`watching`]: the core's watcher inside the app, its events applied to the snapshot;
 //! - [`challenge`]: the window's commands for an agent's challenge (QR modules, open page);
-//! - [`commands`]: the window's IPC surface, one line each into the core;
-//! - [`dashboard`]: what the window draws, built from the core's snapshot;
+//! - [`commands`]: the window's IPC surface, one line each into the core; every command
+//!   is named once, in `command_list.rs` (also read by `build.rs` for the ACL);
 //! - [`deep_link`]: `tether://` links (the pair dialog, pre-filled);
 //! - [`error`]: the `{code, message}` error every command returns;
 //! - [`events`]: what the app pushes to the window;
@@ -14,27 +16,30 @@
 //! [`run`] is the binary; [`run_app`] wires everything into any `tauri::Builder`, so tests
 //! drive it with `tauri::test::mock_builder()`.
 
+// The command list's macros, before the modules that use them.
+#[macro_use]
+mod command_list;
+
 pub mod bridge;
 pub mod challenge;
 pub mod commands;
-pub mod dashboard;
 pub mod deep_link;
 pub mod error;
 pub mod events;
 pub mod platform;
+pub mod reauth;
 #[cfg(desktop)]
 pub mod tray;
+pub mod watching;
 pub mod window;
 
-use bridge::{Core, CoreRequest};
+use bridge::Core;
 use std::sync::Arc;
 use tauri::{AppHandle, Manager, Runtime};
 use tether::companion::tray::{AgentView, MenuAction};
 use tether::protocol::PAIR_LINK_PREFIX;
 use window::OpenAt;
 
-/// How long "Pause notifications" lasts.
-pub const PAUSE: chrono::Duration = chrono::Duration::hours(1);
 /// The command-line flag that opens the window at start (the WebDriver test uses it).
 pub const OPEN_FLAG: &str = "--open";
 
@@ -85,44 +90,37 @@ pub fn run() {
     });
 }
 
+// Registers every command of the list with Tauri.
+macro_rules! handler {
+    ($($module:ident :: $command:ident),* $(,)?) => {
+        tauri::generate_handler![$($module::$command),*]
+    };
+}
+
 /// Wires the core, the commands, the tray and the watcher into `builder`.
 pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Arc<Core>) -> tauri::Builder<R> {
     builder
         .manage(core)
-        .invoke_handler(tauri::generate_handler![
-            commands::dashboard,
-            commands::check_now,
-            commands::reauth,
-            commands::cancel_reauth,
-            commands::paste_token,
-            commands::pair,
-            commands::unpair,
-            commands::settings,
-            commands::save_settings,
-            challenge::challenge_view,
-            challenge::open_challenge,
-        ])
+        .invoke_handler(with_commands!(handler))
         .setup(|app| {
             let handle = app.handle().clone();
             #[cfg(desktop)]
             tray::create(&handle)?;
             let core = app.state::<Arc<Core>>().inner().clone();
             let requests = handle.clone();
-            core.start(Arc::new(move |req| match req {
-                // A click on a notification (its "Re-authorize" button, or its body where
-                // the platform drops buttons): show the credential and start the flow, so
-                // the window tells the owner what happens next.
-                CoreRequest::Reauth { agent, credential } => {
-                    let (a, c) = (agent.clone(), credential.clone());
-                    act(
-                        &requests,
-                        MenuAction::Show {
-                            agent: a,
-                            credential: c,
-                        },
-                    );
-                    act(&requests, MenuAction::Reauth { agent, credential });
-                }
+            // A click on a notification (its "Re-authorize" button, or its body where the
+            // platform drops buttons): show the credential and start the flow, so the
+            // window tells the owner what happens next.
+            core.start(Arc::new(move |agent, credential| {
+                let (a, c) = (agent.clone(), credential.clone());
+                act(
+                    &requests,
+                    MenuAction::Show {
+                        agent: a,
+                        credential: c,
+                    },
+                );
+                act(&requests, MenuAction::Reauth { agent, credential });
             }));
             follow_snapshots(handle, core);
             Ok(())
@@ -139,7 +137,7 @@ fn follow_snapshots<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                 changed = rx.changed() => if changed.is_err() { break },
                 _ = tick.tick() => {}
             }
-            let agents = rx.borrow_and_update().clone();
+            let agents = rx.borrow_and_update().agents.clone();
             redraw(&app, &core, &agents);
         }
     });
@@ -151,7 +149,7 @@ fn redraw<R: Runtime>(app: &AppHandle<R>, core: &Core, agents: &[AgentView]) {
         tracing::warn!("cannot update the tray icon: {e}");
     }
     let _ = agents;
-    events::dashboard(app, &dashboard::Dashboard::of(core));
+    events::dashboard(app, &core.dashboard());
 }
 
 /// Does what a menu item or a notification asks.
@@ -161,8 +159,7 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
         MenuAction::Reauth { agent, credential } => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                let progress = events::progress_emitter(&app);
-                if let Err(e) = core.reauth(&agent, &credential, false, progress).await {
+                if let Err(e) = core.reauth(&agent, &credential, false).await {
                     tracing::warn!("re-authorization of {agent} · {credential} failed: {e}");
                     // Started from the tray, the failure would be invisible: show it.
                     open_window(
@@ -191,16 +188,16 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
             });
         }
         MenuAction::Pause => {
-            core.pause(Some(chrono::Utc::now() + PAUSE));
-            redraw(app, &core, &core.snapshot());
+            core.pause().start(chrono::Utc::now());
+            redraw(app, &core, &core.snapshot().agents);
         }
         MenuAction::Resume => {
-            core.pause(None);
-            redraw(app, &core, &core.snapshot());
+            core.pause().resume();
+            redraw(app, &core, &core.snapshot().agents);
         }
         MenuAction::Autostart => {
             toggle_autostart(app);
-            redraw(app, &core, &core.snapshot());
+            redraw(app, &core, &core.snapshot().agents);
         }
         MenuAction::Quit => app.exit(0),
     }

@@ -4,9 +4,12 @@
 //! - macOS: the tray app is a menu-bar app. It has no Dock icon while only the tray is
 //!   open (activation policy Accessory) and gets one while the dashboard window is open
 //!   (Regular), so the window can be found with Cmd-Tab.
-//! - Windows: notify-rust's toasts have no action buttons, so "Re-authorize" lives in the
-//!   tray menu and the window there (as on Linux desktops whose notification server shows
-//!   no buttons).
+//! - Windows: the core's notifier shows "Re-authorize" as a toast button (notify-rust
+//!   4.18+ turns actions into buttons and reports the click); the toast is shown under
+//!   Windows PowerShell's app id, because the notifier sets none of its own. The tray
+//!   menu and the window carry the action too, as on every desktop.
+//! - macOS: the same notifier shows the button in Notification Center; the click comes
+//!   back through the main run loop, which Tauri runs.
 //! - Linux: the tray has no tooltip and reports no icon click, so the menu's first line
 //!   says the state in words (`tray.rs`).
 

@@ -27,7 +27,7 @@ pub fn icon_png(kind: IconKind) -> &'static [u8] {
 /// Creates the tray icon for the current snapshot.
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
     let core = app.state::<Arc<Core>>();
-    let agents = core.snapshot();
+    let agents = core.snapshot().agents;
     let summary = model::summarize(&agents, chrono::Utc::now());
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(icon_png(summary.icon))?)
@@ -52,7 +52,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>, agents: &[AgentView]) -> tauri::R
 
 fn options<R: Runtime>(app: &AppHandle<R>) -> MenuOptions {
     MenuOptions {
-        paused_until: app.state::<Arc<Core>>().paused_until(),
+        paused_until: app.state::<Arc<Core>>().pause().until(chrono::Utc::now()),
         autostart: crate::autostart_enabled(app),
     }
 }

@@ -183,6 +183,46 @@ fn reauth_of_an_unknown_agent_or_a_malformed_name_is_refused_before_any_network(
 }
 
 #[test]
+fn device_code_sign_in_is_a_command_refusing_bad_names_and_unknown_agents_before_any_network() {
+    let h = app_with_config(Some(PAIRED));
+    let err = invoke(
+        &h.window,
+        "device_reauth",
+        json!({"agent": "studio", "credential": "../etc"}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "bad_input", "{err}");
+    let err = invoke(
+        &h.window,
+        "device_reauth",
+        json!({"agent": "lab", "credential": "github"}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "unknown_agent", "{err}");
+}
+
+#[test]
+fn the_dashboard_sends_the_settings_bounds_the_core_enforces() {
+    let h = app_with_config(None);
+    let d = invoke(&h.window, "dashboard", json!({})).expect("dashboard");
+    let b = &d["bounds"]["poll_interval_secs"];
+    assert_eq!(
+        (b["min"].clone(), b["max"].clone()),
+        (json!(10), json!(86_400))
+    );
+    // Just outside the bound the window is sent, saving is refused with its words.
+    let bad = json!({"poll_interval_secs": 9, "reminder_interval_secs": 7200, "quiet_hours": null});
+    let err = invoke(&h.window, "save_settings", json!({ "settings": bad })).unwrap_err();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(b["words"].as_str().unwrap()),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_pasted_token_is_refused() {
     let h = app_with_config(Some(PAIRED));
     let err = invoke(
@@ -265,7 +305,7 @@ fn pairing_a_code_for_a_paired_url_asks_first_showing_old_and_new_and_changes_no
     let new_fp = "b".repeat(64);
     let code = tether::protocol::PairingCode {
         url: "https://127.0.0.1:7443".into(),
-        fingerprint: Some(new_fp.clone()),
+        fingerprint: Some(tether::pin::Fingerprint::parse(&new_fp).unwrap()),
         secret: tether::secret::PairingSecret::new("one-time-secret-0123456789"),
     }
     .to_link();

@@ -10,11 +10,11 @@
 use crate::files;
 use crate::secret::{constant_time_eq, random_token, sha256_hex, ApiToken, PairingSecret};
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Devices file in the state directory.
@@ -214,7 +214,7 @@ impl AuthStore {
         let path = self.devices_path();
         let now = stamp(&path);
         // Invariant: the cache lock is never held across a panic-prone call.
-        let mut cache = self.cache.lock().expect("auth cache lock");
+        let mut cache = self.cache.lock();
         if cache.stamp == now && now.is_some() {
             return Ok(());
         }
@@ -244,7 +244,7 @@ impl AuthStore {
     /// Every token (hashes included; callers show only id, name, role and dates).
     pub fn list(&self) -> Result<Vec<TokenEntry>, AuthError> {
         self.reload_if_changed()?;
-        let cache = self.cache.lock().expect("auth cache lock");
+        let cache = self.cache.lock();
         let mut out = cache.tokens.clone();
         for t in &mut out {
             if let Some(u) = cache.used.get(&t.id) {
@@ -272,7 +272,7 @@ impl AuthStore {
             tracing::error!("cannot reload the device list: {e}");
             return false;
         }
-        let cache = self.cache.lock().expect("auth cache lock");
+        let cache = self.cache.lock();
         cache.tokens.iter().any(|t| t.id == id)
     }
 
@@ -287,7 +287,7 @@ impl AuthStore {
             return None;
         }
         let hash = sha256_hex(token);
-        let mut cache = self.cache.lock().expect("auth cache lock");
+        let mut cache = self.cache.lock();
         let mut found = None;
         for t in &cache.tokens {
             if constant_time_eq(t.token_hash.as_bytes(), hash.as_bytes()) {
@@ -308,7 +308,7 @@ impl AuthStore {
     /// shutdown, so a busy agent does not rewrite the file on every request).
     pub fn flush_last_used(&self) -> Result<(), AuthError> {
         let used = {
-            let mut cache = self.cache.lock().expect("auth cache lock");
+            let mut cache = self.cache.lock();
             if cache.used.is_empty() {
                 return Ok(());
             }
@@ -400,16 +400,13 @@ impl AuthStore {
 
     /// Whether `addr` may try to pair now (false once it failed too often).
     pub fn pairing_allowed(&self, addr: IpAddr) -> bool {
-        self.limiter
-            .lock()
-            .expect("limiter lock")
-            .begin(addr, Instant::now())
+        self.limiter.lock().begin(addr, Instant::now())
     }
 
     /// The attempt that [`pairing_allowed`](Self::pairing_allowed) let through was not a
     /// wrong guess (it paired, or failed for another reason): it does not count.
     pub fn pairing_not_a_guess(&self, addr: IpAddr) {
-        self.limiter.lock().expect("limiter lock").refund(addr);
+        self.limiter.lock().refund(addr);
     }
 }
 

@@ -76,7 +76,7 @@ impl Daemon {
 
     /// If the credential is dead: counts the refusal and returns the error.
     fn refuse_if_dead(&self, cred: &Credential) -> Option<OpError> {
-        let mut s = cred.status.lock().expect("status lock");
+        let mut s = cred.status.lock();
         if s.state != CredentialState::Dead {
             return None;
         }
@@ -119,7 +119,7 @@ impl Daemon {
             return Ok((cred.health(), None));
         }
         let fresh_report = {
-            let mut last = cred.last_rejected_refresh.lock().expect("rejected lock");
+            let mut last = cred.last_rejected_refresh.lock();
             let now = std::time::Instant::now();
             let recent = last.is_some_and(|t| now.duration_since(t) < REJECTED_MIN_INTERVAL);
             if !recent {

@@ -43,19 +43,19 @@ impl Credential {
     /// A copy of the agent's side of the credential.
     pub fn human(&self) -> HumanState {
         // Invariant: the lock only guards plain data and is never held across an await.
-        self.human.lock().expect("human lock").clone()
+        self.human.lock().clone()
     }
 
     /// The error a credential shows while its challenge is open.
     pub(crate) fn challenge_error(&self) -> Option<ErrorInfo> {
-        let h = self.human.lock().expect("human lock");
+        let h = self.human.lock();
         h.challenge.as_ref().map(|c| human_needed(&c.challenge))
     }
 
     /// Replaces the pending work when `update` says something about it; true if it changed.
     pub(crate) fn set_pending(&self, update: Option<Option<PendingWork>>) -> bool {
         let Some(next) = update else { return false };
-        let mut h = self.human.lock().expect("human lock");
+        let mut h = self.human.lock();
         let changed = h.pending != next;
         h.pending = next;
         changed
@@ -114,7 +114,7 @@ impl Daemon {
         challenge.validate().map_err(OpError::BadRequest)?;
         let now = Utc::now();
         let first = {
-            let mut h = cred.human.lock().expect("human lock");
+            let mut h = cred.human.lock();
             let (since, revision) = match &h.challenge {
                 Some(p) => (p.since, p.revision + 1),
                 None => (now, 1),
@@ -151,7 +151,7 @@ impl Daemon {
             // companion, and a death for another reason has not told the owner this yet.
             self.announce_details(&cred);
             if first {
-                cred.status.lock().expect("status lock").last_alert = Some(now);
+                cred.status.lock().last_alert = Some(now);
                 self.alert(&cred.health(), super::alerts::AlertKind::Dead);
             }
         }
@@ -166,7 +166,7 @@ impl Daemon {
         name: &str,
     ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?.clone();
-        let had = cred.human.lock().expect("human lock").challenge.take();
+        let had = cred.human.lock().challenge.take();
         if had.is_none() {
             return Ok(cred.health());
         }
@@ -180,7 +180,7 @@ impl Daemon {
     async fn session_worked(self: &Arc<Self>, cred: &Arc<Credential>) {
         let before = cred.status().state;
         if cred.config.is_session() {
-            cred.human.lock().expect("human lock").last_report = Some(tokio::time::Instant::now());
+            cred.human.lock().last_report = Some(tokio::time::Instant::now());
             self.record(cred, Ok(None));
         } else {
             let _ = self.check(cred).await;
@@ -211,7 +211,7 @@ impl Daemon {
         let before = cred.status();
         if cred.config.is_session() {
             let had_challenge = {
-                let mut h = cred.human.lock().expect("human lock");
+                let mut h = cred.human.lock();
                 h.last_report = Some(tokio::time::Instant::now());
                 if report.ok {
                     h.challenge.take().is_some()

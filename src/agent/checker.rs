@@ -40,7 +40,7 @@ fn follow_flights(cred: &Credential, sched: &mut Schedule, seen: &mut u64) {
         return;
     }
     *seen = now_flights;
-    let last = cred.last_flight.lock().expect("flight lock").clone();
+    let last = cred.last_flight.lock().clone();
     let now = Instant::now();
     match last {
         Some(Ok(_)) => sched.verified(

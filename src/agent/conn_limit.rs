@@ -9,10 +9,11 @@
 //! idle connections; connections that have been served stay until they close (the
 //! header-read deadline ends idle keep-alive ones).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -62,11 +63,7 @@ pub struct Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         // Invariant: the map is only touched in these short, non-panicking sections.
-        self.limiter
-            .slots
-            .lock()
-            .expect("connection map lock")
-            .remove(&self.id);
+        self.limiter.slots.lock().remove(&self.id);
     }
 }
 
@@ -75,7 +72,7 @@ impl Limiter {
     /// that address first, when it is the one over its cap) to make room. `None` when
     /// every place is held by a connection that has been served: the new one is refused.
     pub fn admit(self: &Arc<Self>, addr: IpAddr) -> Option<Admitted> {
-        let mut slots = self.slots.lock().expect("connection map lock");
+        let mut slots = self.slots.lock();
         let from_addr = slots.values().filter(|s| s.addr == addr).count();
         let over_addr = from_addr >= MAX_PER_ADDRESS;
         let over_all = slots.len() >= MAX_CONNECTIONS;
@@ -110,7 +107,7 @@ impl Limiter {
 
     /// Open connections.
     pub fn open(&self) -> usize {
-        self.slots.lock().expect("connection map lock").len()
+        self.slots.lock().len()
     }
 
     /// Connections closed to make room so far.

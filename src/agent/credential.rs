@@ -13,8 +13,9 @@ use crate::provider::{CredentialKind, Provider};
 use crate::secret::AccessToken;
 use crate::vault::Record;
 use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An access token the broker may hand out, with its expiry.
@@ -232,34 +233,34 @@ impl Credential {
             && self.config.overrides == old.config.overrides
             && self.client.client_id == old.client.client_id;
         if same_grant {
-            *self.token.get_mut().expect("token lock") = old.cached_token();
+            *self.token.get_mut() = old.cached_token();
             let mut status = old.status();
             // The probe in force may differ with new settings; the schedule finds out.
             status.probe_note = None;
             status.unconfirmed_gones = 0;
-            *self.status.get_mut().expect("status lock") = status;
+            *self.status.get_mut() = status;
         }
-        let pending = old.pending.lock().expect("pending lock").clone();
+        let pending = old.pending.lock().clone();
         if pending.is_some() {
-            *self.pending.get_mut().expect("pending lock") = pending;
+            *self.pending.get_mut() = pending;
         }
     }
 
     /// The provider as resolved so far.
     pub fn provider(&self) -> Arc<Provider> {
         // Invariant: the lock only guards an Arc swap.
-        self.provider.read().expect("provider lock").clone()
+        self.provider.read().clone()
     }
 
     pub(crate) fn set_provider(&self, p: Provider) {
-        *self.provider.write().expect("provider lock") = Arc::new(p);
+        *self.provider.write() = Arc::new(p);
         self.needs_discovery.store(false, Ordering::SeqCst);
     }
 
     /// Replaces a probe that cannot work here by the preset's next one (or none), and
     /// records why; returns the note shown in health.
     pub(crate) fn fall_back_probe(&self, why: &str) -> String {
-        let mut guard = self.provider.write().expect("provider lock");
+        let mut guard = self.provider.write();
         let mut p = (**guard).clone();
         let old = p.probe.as_ref().map(probe_label).unwrap_or_default();
         let note = match p.fall_back_probe() {
@@ -271,13 +272,13 @@ impl Credential {
         };
         *guard = Arc::new(p);
         drop(guard);
-        self.status.lock().expect("status lock").probe_note = Some(note.clone());
+        self.status.lock().probe_note = Some(note.clone());
         note
     }
 
     /// True (and noted) when no forced check ran within `every`.
     pub(crate) fn check_now_due(&self, every: Duration) -> bool {
-        let mut last = self.last_check_now.lock().expect("check-now lock");
+        let mut last = self.last_check_now.lock();
         let now = std::time::Instant::now();
         if last.is_some_and(|t| now.duration_since(t) < every) {
             return false;
@@ -303,16 +304,16 @@ impl Credential {
 
     /// A copy of the status.
     pub fn status(&self) -> Status {
-        self.status.lock().expect("status lock").clone()
+        self.status.lock().clone()
     }
 
     /// The cached access token.
     pub fn cached_token(&self) -> Option<CachedToken> {
-        self.token.lock().expect("token lock").clone()
+        self.token.lock().clone()
     }
 
     pub(crate) fn set_token(&self, t: Option<CachedToken>) {
-        *self.token.lock().expect("token lock") = t;
+        *self.token.lock() = t;
     }
 
     /// The probe interval when the provider has a probe.
@@ -382,6 +383,11 @@ impl Credential {
         let human = self.human();
         let s = self.status();
         let provider = self.provider();
+        let reauth = if self.config.client_id.is_none() && provider.kind == CredentialKind::OAuth {
+            ReauthKind::None
+        } else {
+            provider.reauth_kind()
+        };
         CredentialHealth {
             name: self.name.clone(),
             provider: provider.name.clone(),
@@ -392,11 +398,7 @@ impl Credential {
             last_error: s.last_error,
             blocked_requests: s.blocked,
             refresh_expires_at: s.refresh_expires_at,
-            reauth: if self.config.client_id.is_none() && provider.kind == CredentialKind::OAuth {
-                ReauthKind::None
-            } else {
-                provider.reauth_kind()
-            },
+            reauth,
             generation: s.generation,
             cadence: Some(if self.config.is_session() {
                 super::session::cadence(&self.config)
@@ -408,11 +410,13 @@ impl Credential {
             challenge: human.challenge,
             pending: human.pending,
             session: self.config.is_session(),
+            device_reauth: reauth == ReauthKind::Oauth
+                && provider.device_authorization_url.is_some(),
         }
     }
 
     pub(crate) fn set_last_probe(&self, result: &str, detail: Option<String>) {
-        self.status.lock().expect("status lock").last_probe = Some(ProbeHealth {
+        self.status.lock().last_probe = Some(ProbeHealth {
             at: Utc::now(),
             result: result.to_string(),
             detail,

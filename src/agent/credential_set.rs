@@ -5,8 +5,9 @@
 //! got a credential before a reload finishes with it; the next one sees the new set.
 
 use super::credential::Credential;
+use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Credentials by name.
 pub type CredentialMap = BTreeMap<String, Arc<Credential>>;
@@ -28,7 +29,7 @@ impl CredentialSet {
     /// The set as it is now.
     pub fn snapshot(&self) -> Arc<CredentialMap> {
         // Invariant: the lock only guards an Arc swap; a panic cannot leave it half-done.
-        self.map.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.map.read().clone()
     }
 
     /// The credential called `name`.
@@ -53,6 +54,6 @@ impl CredentialSet {
 
     /// Replaces the whole set (a reload).
     pub(crate) fn replace(&self, map: CredentialMap) {
-        *self.map.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
+        *self.map.write() = Arc::new(map);
     }
 }

@@ -19,8 +19,9 @@ use crate::oauth::ClientCredentials;
 use crate::protocol::{Event, HealthReport, LocationHealth, PROTOCOL_VERSION};
 use crate::vault::Vault;
 use chrono::Utc;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 // Kept importable from here: operators' commands and tests name them by this path.
@@ -50,7 +51,7 @@ pub struct Daemon {
     /// Counters.
     pub(super) metrics: Metrics,
     /// Alert channels (swapped on a reload); see [`Daemon::alerter`].
-    pub(super) alerter: std::sync::RwLock<Option<Arc<Alerter>>>,
+    pub(super) alerter: parking_lot::RwLock<Option<Arc<Alerter>>>,
     /// Re-auth sessions.
     pub(super) sessions: Sessions,
     /// Reminder interval while dead.
@@ -231,7 +232,7 @@ impl Daemon {
             credentials: super::credential_set::CredentialSet::new(credentials),
             events,
             metrics: Metrics::default(),
-            alerter: std::sync::RwLock::new(alerter),
+            alerter: parking_lot::RwLock::new(alerter),
             reminder_interval,
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
@@ -298,9 +299,9 @@ impl Daemon {
                 .values()
                 .map(|c| super::lease::with_ha(self, c.health()))
                 .collect(),
-            locations: self.locations.lock().expect("locations lock").clone(),
+            locations: self.locations.lock().clone(),
             alerts: self.alerter().map(|a| a.health()).unwrap_or_default(),
-            repaired: self.repaired.lock().expect("repaired lock").clone(),
+            repaired: self.repaired.lock().clone(),
             vault: Some(self.vault_watch.health()),
         }
     }
@@ -308,7 +309,7 @@ impl Daemon {
     pub(crate) fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {
         let lines: Vec<String> = lines.into_iter().collect();
         self.vault_watch.repaired(&lines);
-        let mut r = self.repaired.lock().expect("repaired lock");
+        let mut r = self.repaired.lock();
         for l in lines {
             tracing::info!("vault: {l}");
             r.push(format!("{} {l}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ")));
@@ -321,7 +322,7 @@ impl Daemon {
     pub(crate) fn refresh_locations(&self) {
         let locations = self.vault.location_health();
         self.vault_watch.observe(&locations);
-        *self.locations.lock().expect("locations lock") = locations;
+        *self.locations.lock() = locations;
     }
 }
 
@@ -349,10 +350,7 @@ impl Daemon {
     /// The alert channels in force, if any.
     pub fn alerter(&self) -> Option<Arc<Alerter>> {
         // Invariant: the lock only guards an Arc swap.
-        self.alerter
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.alerter.read().clone()
     }
 
     /// Devices, agent tokens and pairing secrets (pairing codes last

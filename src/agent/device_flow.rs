@@ -230,7 +230,7 @@ impl Daemon {
                     let _writes = self.writes.read().await;
                     // The code is answered: the challenge goes before the state is
                     // recorded, so the credential can turn ok.
-                    cred.human.lock().expect("human lock").challenge = None;
+                    cred.human.lock().challenge = None;
                     match self.store_grant(cred, ts, false).await {
                         Ok(h) => tracing::info!(
                             "credential {name}: re-authorized by device code ({})",

@@ -7,9 +7,9 @@
 
 use super::Daemon;
 use crate::protocol::CredentialState;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 
 // Counter names, each spelt once (call sites and tests use these).
 /// `tether_checks_total`.
@@ -90,28 +90,18 @@ impl Metrics {
         );
         let key = (name, labels(pairs));
         // Invariant: the map is only touched by these short, non-panicking sections.
-        *self
-            .counters
-            .lock()
-            .expect("metrics lock")
-            .entry(key)
-            .or_insert(0) += 1;
+        *self.counters.lock().entry(key).or_insert(0) += 1;
     }
 
     /// The current value of a counter (tests and benchmarks read it).
     pub fn get(&self, name: &'static str, pairs: &[(&str, &str)]) -> u64 {
         let key = (name, labels(pairs));
-        self.counters
-            .lock()
-            .expect("metrics lock")
-            .get(&key)
-            .copied()
-            .unwrap_or(0)
+        self.counters.lock().get(&key).copied().unwrap_or(0)
     }
 
     /// Appends every counter, with HELP and TYPE lines, to `out`.
     pub fn render_counters(&self, out: &mut String) {
-        let map = self.counters.lock().expect("metrics lock");
+        let map = self.counters.lock();
         for (name, help) in COUNTERS {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for ((n, l), v) in map.iter() {

@@ -67,7 +67,7 @@ impl Daemon {
         match &outcome {
             ProbeOutcome::Alive => {
                 set_probe("alive");
-                cred.status.lock().expect("status lock").unconfirmed_gones = 0;
+                cred.status.lock().unconfirmed_gones = 0;
                 let state = cred.status().state;
                 if matches!(
                     state,
@@ -75,7 +75,7 @@ impl Daemon {
                 ) {
                     self.record(cred, Ok(None));
                 } else {
-                    cred.status.lock().expect("status lock").last_check = Some(Utc::now());
+                    cred.status.lock().last_check = Some(Utc::now());
                 }
             }
             ProbeOutcome::Gone(_) => set_probe("gone (confirming with a refresh test)"),
@@ -123,12 +123,12 @@ impl Daemon {
             Ok(()) => {
                 cred.set_last_probe("gone (not confirmed: the refresh test worked)", detail);
                 let n = {
-                    let mut s = cred.status.lock().expect("status lock");
+                    let mut s = cred.status.lock();
                     s.unconfirmed_gones += 1;
                     s.unconfirmed_gones
                 };
                 if n >= 2 {
-                    cred.status.lock().expect("status lock").unconfirmed_gones = 0;
+                    cred.status.lock().unconfirmed_gones = 0;
                     let note = cred.fall_back_probe(
                         "it said `gone` twice for grants that refresh tests showed alive",
                     );

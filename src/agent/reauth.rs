@@ -5,8 +5,8 @@
 use crate::oauth::PendingAuthorization;
 use crate::protocol::RedirectRequirement;
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Sessions kept at once; older ones are dropped first (a companion starting sessions in a
@@ -65,7 +65,7 @@ impl Sessions {
         let expires_at = Utc::now()
             + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         // Invariant: the map is only touched in these short sections.
-        let mut map = self.map.lock().expect("sessions lock");
+        let mut map = self.map.lock();
         map.retain(|_, s| s.deadline > now);
         while map.len() >= MAX_SESSIONS {
             let oldest = map
@@ -89,12 +89,7 @@ impl Sessions {
 
     /// Takes the session out (single use). Expired sessions are gone.
     pub fn take(&self, id: &str) -> Result<Session, SessionError> {
-        let session = self
-            .map
-            .lock()
-            .expect("sessions lock")
-            .remove(id)
-            .ok_or(SessionError::Gone)?;
+        let session = self.map.lock().remove(id).ok_or(SessionError::Gone)?;
         if session.deadline <= Instant::now() {
             return Err(SessionError::Gone);
         }
@@ -103,7 +98,7 @@ impl Sessions {
 
     /// Number of open sessions (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.map.lock().expect("sessions lock").len()
+        self.map.lock().len()
     }
 
     /// True when no session is open.

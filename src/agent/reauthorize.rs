@@ -263,18 +263,18 @@ impl Daemon {
             .map_err(|e| e.into_op(&self.config.name, &name))?;
         let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
         cred.set_token(Some(token.clone()));
-        *cred.pending.lock().expect("pending lock") = None;
-        *cred.last_flight.lock().expect("flight lock") = Some(Ok(token));
+        *cred.pending.lock() = None;
+        *cred.last_flight.lock() = Some(Ok(token));
         cred.flights.fetch_add(1, Ordering::SeqCst);
         {
-            let mut s = cred.status.lock().expect("status lock");
+            let mut s = cred.status.lock();
             s.account = account;
             s.refresh_expires_at = ts.refresh_expires_at;
         }
         {
             // A new grant answers the daemon's own challenge (a device code, or "start the
             // sign-in again"); one the agent posted stays until the agent resolves it.
-            let mut h = cred.human.lock().expect("human lock");
+            let mut h = cred.human.lock();
             if h.by_daemon {
                 h.challenge = None;
                 h.by_daemon = false;
@@ -353,10 +353,10 @@ impl Daemon {
                 .map_err(|e| e.into_op(&d.config.name, &c.name))?;
             let token = CachedToken::obtained_now(secret, "Bearer".into(), None);
             c.set_token(Some(token.clone()));
-            *c.last_flight.lock().expect("flight lock") = Some(Ok(token));
+            *c.last_flight.lock() = Some(Ok(token));
             c.flights.fetch_add(1, Ordering::SeqCst);
             if account.is_some() {
-                c.status.lock().expect("status lock").account = account;
+                c.status.lock().account = account;
             }
             d.record(&c, Ok(None));
             c.wake.notify_one();

@@ -19,7 +19,7 @@ impl Daemon {
         result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
     ) {
         let (previous, mut health, blocked_before, was_scope_gap) = {
-            let mut s = cred.status.lock().expect("status lock");
+            let mut s = cred.status.lock();
             let previous = s.state;
             let now = Utc::now();
             let was_human_needed = s
@@ -165,7 +165,7 @@ impl Daemon {
             .unwrap_or(chrono::Duration::hours(6));
         for cred in self.credentials.snapshot().values() {
             let due = {
-                let mut s = cred.status.lock().expect("status lock");
+                let mut s = cred.status.lock();
                 let due = s.state == CredentialState::Dead
                     && match s.last_alert {
                         None => true,

@@ -46,7 +46,7 @@ impl Daemon {
         let _flight = cred.flight.lock().await;
         if cred.flights.load(Ordering::SeqCst) != seen {
             // Another caller refreshed while we waited: share its outcome.
-            if let Some(r) = cred.last_flight.lock().expect("flight lock").clone() {
+            if let Some(r) = cred.last_flight.lock().clone() {
                 return r;
             }
         }
@@ -62,7 +62,7 @@ impl Daemon {
         }
         let _writes = self.writes.read().await;
         let result = self.refresh_locked(cred).await;
-        *cred.last_flight.lock().expect("flight lock") = Some(result.clone());
+        *cred.last_flight.lock() = Some(result.clone());
         cred.flights.fetch_add(1, Ordering::SeqCst);
         result
     }
@@ -146,7 +146,7 @@ impl Daemon {
                     tracing::warn!("credential {}: output: {e}", cred.name);
                 }
                 self.add_repaired(report.repairs.iter().map(|r| r.to_string()));
-                cred.status.lock().expect("status lock").generation = report.generation;
+                cred.status.lock().generation = report.generation;
                 Ok(report.generation)
             }
             Err(e @ crate::vault::VaultError::Stale { .. }) => {
@@ -163,7 +163,7 @@ impl Daemon {
         let name = cred.name.as_str();
         // A rotated generation that could not be stored earlier goes first: its refresh
         // token is the only live one, and spending the old one again would kill the grant.
-        let pending = cred.pending.lock().expect("pending lock").take();
+        let pending = cred.pending.lock().take();
         if let Some(rec) = pending {
             let token = CachedToken::from_record(&rec, false);
             let end = rec.refresh_expires_at;
@@ -177,7 +177,7 @@ impl Daemon {
                     }
                 }
                 Err(e) => {
-                    *cred.pending.lock().expect("pending lock") = Some(rec);
+                    *cred.pending.lock() = Some(rec);
                     self.record(cred, Err(&e));
                     return Err(e);
                 }
@@ -333,7 +333,7 @@ impl Daemon {
                 if ts.rotated {
                     // The old refresh token is spent: keep the new one in memory and store
                     // it before anything else happens to this credential.
-                    *cred.pending.lock().expect("pending lock") = Some(next);
+                    *cred.pending.lock() = Some(next);
                 } else {
                     // Nothing was lost: the stored refresh token still works. The new access
                     // token may be used.
@@ -494,7 +494,7 @@ impl Daemon {
         match oauth::verify_paste(&self.http, provider, &token.access_token).await {
             Ok(account) => {
                 if let Some(a) = account {
-                    cred.status.lock().expect("status lock").account = Some(a);
+                    cred.status.lock().account = Some(a);
                 }
                 cred.set_token(Some(token.clone()));
                 self.record(cred, Ok(None));

@@ -23,9 +23,10 @@ use super::error::DaemonError;
 use super::vault_config::vault_config;
 use super::Daemon;
 use crate::oauth::ClientCredentials;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Reloads one at a time, and every credential's checker (to stop it on a reload).
 #[derive(Debug, Default)]
@@ -133,7 +134,6 @@ impl Daemon {
             .reloads
             .checkers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(cred.name.clone(), handle.abort_handle());
         if let Some(old) = old {
             old.abort();
@@ -225,11 +225,7 @@ impl Daemon {
         self.credentials.replace(map);
         drop(held);
         {
-            let mut checkers = self
-                .reloads
-                .checkers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut checkers = self.reloads.checkers.lock();
             for name in report.removed.iter().chain(&report.changed) {
                 if let Some(h) = checkers.remove(name) {
                     h.abort();
@@ -241,8 +237,7 @@ impl Daemon {
                 self.spawn_checker(cred);
             }
         }
-        *self.alerter.write().unwrap_or_else(|p| p.into_inner()) =
-            (!alerter.is_empty()).then(|| Arc::new(alerter));
+        *self.alerter.write() = (!alerter.is_empty()).then(|| Arc::new(alerter));
         if outputs_moved {
             // The file watch covers the directories it saw at start; probes check the
             // outputs themselves again until the next start.

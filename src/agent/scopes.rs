@@ -49,7 +49,7 @@ pub fn missing_error(missing: &[String]) -> ErrorInfo {
 impl Credential {
     /// The scope error while the newest grant lacks a configured scope.
     pub(crate) fn scope_error(&self) -> Option<ErrorInfo> {
-        let gap = self.scope_gap.lock().expect("scope gap lock");
+        let gap = self.scope_gap.lock();
         (!gap.is_empty()).then(|| missing_error(&gap))
     }
 }
@@ -80,7 +80,7 @@ impl Daemon {
         let news = if granted.is_empty() {
             None
         } else {
-            let mut old = cred.scope_gap.lock().expect("scope gap lock");
+            let mut old = cred.scope_gap.lock();
             let news = (!gap.is_empty() && (new_grant || *old != gap)).then(|| gap.clone());
             *old = gap;
             news

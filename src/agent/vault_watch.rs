@@ -20,8 +20,9 @@ use super::alerts::{Alert, AlertKind};
 use super::Daemon;
 use crate::protocol::{CredentialState, ErrorInfo, Event, LocationHealth, VaultHealth};
 use chrono::Utc;
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -95,9 +96,9 @@ impl VaultWatch {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
         // Only plain data behind the lock: a panic elsewhere leaves it usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// The vault's health now.
@@ -184,7 +185,7 @@ impl Daemon {
     /// True (and noted) when the owner has not heard about a wipe of `path` in the last
     /// [`WIPE_NOTICE_EVERY`].
     fn wipe_notice_due(&self, path: &std::path::Path) -> bool {
-        let mut seen = self.wipe_notices.lock().expect("wipe notices lock");
+        let mut seen = self.wipe_notices.lock();
         let now = std::time::Instant::now();
         match seen.get(path) {
             Some(t) if now.duration_since(*t) < WIPE_NOTICE_EVERY => false,

@@ -306,8 +306,13 @@ async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode>
         println!("watching {} at {}", a.name, a.url);
     }
     let _ = std::io::stdout().flush();
+    // Asked to stop by the system: SIGTERM on Unix, the console window closing on Windows.
+    #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
+    #[cfg(windows)]
+    let mut term =
+        tokio::signal::windows::ctrl_close().context("cannot install the console-close handler")?;
     let mut challenges = super::challenge::Shown::default();
     loop {
         tokio::select! {

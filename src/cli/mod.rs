@@ -1,12 +1,21 @@
 //! The `tether` command line: argument parsing and dispatch. Each sub-module owns one
 //! group of commands and is a thin layer over the library; errors are printed with their
 //! whole chain (`{:#}`) and turned into an exit code here.
+//!
+//! `agent.rs`, `agent_ops.rs`, `vault.rs` and `oauth.rs` are the daemon's side and exist
+//! on Linux only (`cfg(daemon)`); `linux_only.rs` refuses those commands elsewhere.
+//! `companion.rs` and `challenge.rs` are the owner's side, on every platform.
 
+#[cfg(daemon)]
 pub mod agent;
+#[cfg(daemon)]
 pub mod agent_ops;
 pub mod challenge;
 pub mod companion;
+pub mod linux_only;
+#[cfg(daemon)]
 pub mod oauth;
+#[cfg(daemon)]
 pub mod vault;
 
 use clap::{Parser, Subcommand};
@@ -23,24 +32,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The agent daemon that runs beside your agent on the server.
+    #[cfg(daemon)]
     #[command(subcommand)]
     Agent(agent::AgentCommand),
     /// Inspect and repair the credential vault on this machine.
+    #[cfg(daemon)]
     #[command(subcommand)]
     Vault(vault::VaultCommand),
     /// Run a provider's OAuth flow on this machine (adopt a new credential, debug a provider).
+    #[cfg(daemon)]
     #[command(subcommand)]
     Oauth(oauth::OauthCommand),
     /// Print a fresh access token for a credential (for the agent's shell scripts; same as
     /// `tether agent token get`).
+    #[cfg(daemon)]
     Token(agent::TokenGetArgs),
     /// Watch the whole recovery loop on loopback: a daemon, a demo provider, the companion.
+    #[cfg(daemon)]
     Demo(DemoArgs),
     #[command(flatten)]
     Companion(companion::CompanionCommand),
+    /// The daemon's commands where the daemon is not built: a clear refusal.
+    #[cfg(not(daemon))]
+    #[command(flatten)]
+    LinuxOnly(linux_only::LinuxOnly),
 }
 
 /// `tether demo` options.
+#[cfg(daemon)]
 #[derive(Debug, clap::Args)]
 struct DemoArgs {
     /// Seconds before the demo provider revokes the YouTube grant.
@@ -57,6 +76,7 @@ struct DemoArgs {
     exit_when_recovered: bool,
 }
 
+#[cfg(daemon)]
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let opts = crate::demo::DemoOptions {
         revoke_after: std::time::Duration::from_secs(args.revoke_after),
@@ -83,12 +103,19 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        #[cfg(daemon)]
         Command::Agent(c) => agent::run(c),
+        #[cfg(daemon)]
         Command::Vault(c) => vault::run(c),
+        #[cfg(daemon)]
         Command::Oauth(c) => oauth::run(c),
+        #[cfg(daemon)]
         Command::Demo(a) => demo(a),
+        #[cfg(daemon)]
         Command::Token(a) => agent::run_token_get(a),
         Command::Companion(c) => companion::run(c),
+        #[cfg(not(daemon))]
+        Command::LinuxOnly(c) => linux_only::run(c),
     };
     match result {
         Ok(code) => code,

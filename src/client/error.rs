@@ -26,8 +26,8 @@ pub enum ClientError {
         reason: String,
     },
     /// The fingerprint is not 64 hex digits.
-    #[error("certificate fingerprint `{0}` is not a hex sha-256 (64 hex digits); copy the whole pairing code again")]
-    BadFingerprint(String),
+    #[error(transparent)]
+    BadFingerprint(#[from] crate::pin::BadFingerprint),
     /// The TLS client could not be built.
     #[error("cannot set up tls for agent {agent}: {reason}")]
     Tls {

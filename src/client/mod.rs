@@ -2,9 +2,9 @@
 //! Ready / Unauthorized / ProtocolMismatch / Unreachable classification. Used by the
 //! companion (devices) and by `tether token` (the user's agent).
 //!
-//! Files: `mod.rs` (the client), `error.rs` ([`ClientError`], [`ContactClass`]), [`sse`]
-//! (event-stream decoding); the pin
-//! itself is [`crate::pin`].
+//! Files: `mod.rs` (the client and the companion's calls), `broker.rs` (the user's
+//! agent's calls: access tokens, the refusal report), `error.rs` ([`ClientError`],
+//! [`ContactClass`]), [`sse`] (event-stream decoding); the pin itself is [`crate::pin`].
 //!
 //! With a fingerprint (from the pairing code), the TLS verifier accepts exactly the
 //! certificate whose DER hashes to it — no CA, no name check — and still verifies the
@@ -12,9 +12,11 @@
 //! certificate's key can talk to us. Without one, normal CA validation (webpki roots)
 //! applies. Plain `http://` is accepted only for loopback hosts.
 
+mod broker;
 mod error;
 pub mod sse;
 
+pub use broker::BROKER_TIMEOUT;
 pub use error::{ClientError, ContactClass, UpgradeSide};
 
 use crate::pin::find_pin_mismatch;
@@ -43,8 +45,8 @@ pub struct AgentEndpoint {
     pub name: String,
     /// Base URL.
     pub url: String,
-    /// Pinned fingerprint, if any.
-    pub fingerprint: Option<String>,
+    /// Pinned fingerprint, if any (`None`: CA validation).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// A client for one agent.
@@ -121,12 +123,7 @@ impl AgentClient {
         extra_roots: &[CertificateDer<'static>],
     ) -> Result<AgentClient, ClientError> {
         let base = check_url(&endpoint.url)?;
-        let pin = endpoint
-            .fingerprint
-            .as_deref()
-            .filter(|f| !f.is_empty())
-            .map(|f| Fingerprint::parse(f).map_err(|e| ClientError::BadFingerprint(e.0)))
-            .transpose()?;
+        let pin = endpoint.fingerprint.clone();
         let tls_err = |e: &dyn std::fmt::Display| ClientError::Tls {
             agent: endpoint.name.clone(),
             reason: e.to_string(),
@@ -212,8 +209,17 @@ impl AgentClient {
         what: &str,
         rb: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        self.send_json_within(what, rb, REQUEST_TIMEOUT).await
+    }
+
+    async fn send_json_within<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        rb: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
         let resp = rb
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
@@ -336,6 +342,21 @@ impl AgentClient {
             self.request(
                 reqwest::Method::POST,
                 self.api(&format!("credentials/{credential}/reauth")),
+            ),
+        )
+        .await
+    }
+
+    /// `POST /v1/credentials/{name}/device-reauth`: the daemon starts a device-code
+    /// re-authorization and posts its code as the credential's challenge; returns the
+    /// credential's health (with that challenge).
+    pub async fn device_reauth(&self, credential: &str) -> Result<CredentialHealth, ClientError> {
+        self.check_name(credential)?;
+        self.send_json(
+            "device re-authorization",
+            self.request(
+                reqwest::Method::POST,
+                self.api(&format!("credentials/{credential}/device-reauth")),
             ),
         )
         .await

@@ -18,6 +18,10 @@
 //! client_id = "1234.apps.googleusercontent.com"
 //! ```
 //!
+//! `poll_interval_secs` must lie in [`POLL_SECS`] (10 s to a day) and
+//! `reminder_interval_secs` in [`REMINDER_SECS`] (15 minutes to 7 days): the same bounds
+//! the tray's settings dialog is sent and [`super::settings`] enforces.
+//!
 //! Device tokens are not here: they live in the OS keyring (see [`super::secrets`]).
 
 use super::files;
@@ -36,6 +40,60 @@ pub const DEFAULT_POLL_SECS: u64 = 60;
 pub const DEFAULT_REMINDER_SECS: u64 = 4 * 3600;
 /// Default seconds of failed contact before "agent unreachable" is announced.
 pub const DEFAULT_UNREACHABLE_SECS: u64 = 300;
+/// Allowed seconds between health polls: often enough to matter, rarely enough to spare
+/// the agent. The one definition: the file, the tray's settings and its window use it.
+pub const POLL_SECS: Bound = Bound {
+    what: "check interval",
+    min: 10,
+    max: 86_400,
+    words: "use 10 to 86400 seconds",
+};
+/// Allowed seconds between reminders while a credential stays dead (15 minutes to 7 days).
+pub const REMINDER_SECS: Bound = Bound {
+    what: "reminder interval",
+    min: 900,
+    max: 7 * 86_400,
+    words: "use 15 minutes to 7 days",
+};
+
+/// An allowed range of a setting, with the words that tell the owner what to use.
+/// Serialized for the tray window with `refusal`, the sentence it shows for a value
+/// outside (so the page has no words of its own for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The setting in words ("check interval").
+    pub what: &'static str,
+    /// Smallest allowed value.
+    pub min: u64,
+    /// Largest allowed value.
+    pub max: u64,
+    /// "use 10 to 86400 seconds".
+    pub words: &'static str,
+}
+
+impl Serialize for Bound {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Bound", 4)?;
+        out.serialize_field("min", &self.min)?;
+        out.serialize_field("max", &self.max)?;
+        out.serialize_field("words", self.words)?;
+        out.serialize_field("refusal", &self.refusal())?;
+        out.end()
+    }
+}
+
+impl Bound {
+    /// "check interval is out of range; use 10 to 86400 seconds".
+    pub fn refusal(&self) -> String {
+        format!("{} is out of range; {}", self.what, self.words)
+    }
+
+    /// True when `v` is allowed.
+    pub fn contains(&self, v: u64) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+}
 
 /// Why the config could not be found, read, parsed or written.
 #[derive(Debug, thiserror::Error)]
@@ -230,11 +288,20 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        if self.poll_interval_secs == 0 {
-            return Err(invalid("poll_interval_secs must be at least 1".into()));
-        }
-        if self.reminder_interval_secs < 60 {
-            return Err(invalid("reminder_interval_secs must be at least 60".into()));
+        for (key, value, bound) in [
+            ("poll_interval_secs", self.poll_interval_secs, POLL_SECS),
+            (
+                "reminder_interval_secs",
+                self.reminder_interval_secs,
+                REMINDER_SECS,
+            ),
+        ] {
+            if !bound.contains(value) {
+                return Err(invalid(format!(
+                    "{key} = {value} is out of range; {}",
+                    bound.words
+                )));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.agents {
@@ -415,6 +482,21 @@ mod tests {
         let t = |h| NaiveTime::from_hms_opt(h, 30, 0).unwrap();
         assert!(q.contains(t(23)) && q.contains(t(3)));
         assert!(!q.contains(t(7)) && !q.contains(t(12)));
+    }
+
+    #[test]
+    fn out_of_range_timing_in_the_file_names_the_key_and_the_range() {
+        let err = Config::parse(Path::new("c.toml"), "poll_interval_secs = 2\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "companion config c.toml: poll_interval_secs = 2 is out of range; use 10 to 86400 seconds"
+        );
+        let err = Config::parse(Path::new("c.toml"), "reminder_interval_secs = 60\n").unwrap_err();
+        assert!(
+            err.to_string().contains("use 15 minutes to 7 days"),
+            "{err}"
+        );
+        assert!(Config::parse(Path::new("c.toml"), "poll_interval_secs = 10\n").is_ok());
     }
 
     #[test]

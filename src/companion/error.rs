@@ -49,8 +49,23 @@ pub enum CompanionError {
         url: String,
     },
     /// A pasted secret was empty.
-    #[error("no token on standard input for {0}; pipe the new token in, e.g. `tether paste {0} < token.txt`")]
+    #[error("the new token for {0} is empty; paste the whole token (or pipe it in: `tether paste {0} < token.txt`)")]
     EmptySecret(String),
+    /// A credential name that no agent can have (checked before anything is sent).
+    #[error("`{credential}` on agent {agent} is not a credential name: use lower-case letters, digits, `_` and `-`")]
+    BadCredentialName {
+        /// The agent.
+        agent: String,
+        /// The name given.
+        credential: String,
+    },
+    /// Settings out of range; nothing was written.
+    #[error(transparent)]
+    Settings(#[from] super::settings::OutOfRange),
+    /// Pairing would replace an agent: the question to ask the owner (old and new URL
+    /// and certificate); nothing was redeemed or written.
+    #[error("{0}")]
+    ConfirmReplace(String),
 }
 
 impl CompanionError {
@@ -72,6 +87,7 @@ impl CompanionError {
             CompanionError::PairingCode(_) => "bad_pairing_code",
             CompanionError::Reauth(e) if e.is_cancelled() => "cancelled",
             CompanionError::Reauth(ReauthError::AlreadyRunning { .. }) => "already_running",
+            CompanionError::Reauth(ReauthError::NotRunning { .. }) => "not_running",
             CompanionError::Reauth(ReauthError::PasteKind { .. }) => "paste_kind",
             CompanionError::Reauth(ReauthError::BadAuthorizeUrl { .. }) => "bad_authorize_url",
             CompanionError::Reauth(ReauthError::ServerChanged { .. }) => "server_changed",
@@ -81,6 +97,8 @@ impl CompanionError {
             CompanionError::BadAgentName(_) => "bad_agent_name",
             CompanionError::NotReplaced { .. } => "not_replaced",
             CompanionError::EmptySecret(_) => "empty_secret",
+            CompanionError::BadCredentialName { .. } | CompanionError::Settings(_) => "bad_input",
+            CompanionError::ConfirmReplace(_) => "confirm_replace",
         }
     }
 }

@@ -22,20 +22,28 @@
 //! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
 //! authorization URL passes before the browser opens it), [`pair`], [`status`],
 //! [`terminal`] (daemon text made safe to print), [`tray`] (the pure tray model: worst
-//! state, words, menu), [`error`], and `files` (the config's durable writes). [`client`]
+//! state, words, menu), [`snapshot`] (what the tray shows, updated by pure rules from
+//! watch events, checks and re-auth progress), [`progress`] (a re-authorization's step in
+//! words), [`dashboard`] (the window's rows: every word and time it shows), [`settings`]
+//! (what the window's settings dialog edits, and its bounds), [`error`], and `files` (the
+//! config's durable writes). [`client`]
 //! and [`sse`] are re-exports of [`crate::client`], where the daemon client lives.
 
 pub mod challenge;
 pub mod config;
 pub mod consent;
+pub mod dashboard;
 pub mod error;
 mod files;
 pub mod notice;
 pub mod notifier;
 pub mod pair;
 pub mod policy;
+pub mod progress;
 pub mod reauth;
 pub mod secrets;
+pub mod settings;
+pub mod snapshot;
 pub mod status;
 pub mod terminal;
 pub mod tray;
@@ -48,20 +56,22 @@ pub use crate::client::sse;
 
 pub use error::CompanionError;
 
-use crate::protocol::CredentialHealth;
+use crate::protocol::{CredentialHealth, HealthReport};
 use crate::secret::AccessToken;
 use client::{AgentClient, AgentEndpoint, ContactClass};
 use config::{AgentEntry, Config, CONFIG_FILE};
 use notifier::Notifier;
-use pair::{PairOptions, Paired, Replacement, Unpaired};
+use pair::{PairOptions, PairResult, Paired, Replacement, Unpaired};
+use parking_lot::Mutex;
 use policy::ContactFailure;
 use reauth::{Opener, ReauthError, ReauthOptions, ReauthProgress};
 use secrets::{Backend, FallbackNotice, SecretStore};
+use settings::Settings;
 use status::StatusReport;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use watcher::{WatchTiming, Watcher};
 
 /// The companion: config directory, device-token store, and the running re-auths.
@@ -76,8 +86,17 @@ struct Inner {
     dir: PathBuf,
     config_path: PathBuf,
     secrets: SecretStore,
-    running: Mutex<HashSet<(String, String)>>,
+    /// The running re-auths, each with the switch that cancels it: the one guard that
+    /// keeps a credential to one run at a time, for the CLI, the watcher and the tray.
+    /// The switch is taken by the cancel; the entry stays until the run has ended.
+    running: Mutex<HashMap<(String, String), Option<CancelSwitch>>>,
 }
+
+/// One agent's answer to "check now".
+pub type AgentCheck = Result<HealthReport, CompanionError>;
+
+/// Cancels one running re-auth when sent to.
+type CancelSwitch = tokio::sync::oneshot::Sender<()>;
 
 /// Removes a credential from the running set when its re-auth ends, however it ends.
 struct RunningGuard {
@@ -87,12 +106,7 @@ struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let mut set = self
-            .companion
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut set = self.companion.inner.running.lock();
         set.remove(&self.key);
     }
 }
@@ -116,7 +130,7 @@ impl Companion {
                 config_path: dir.join(CONFIG_FILE),
                 secrets: SecretStore::new(&dir, backend),
                 dir,
-                running: Mutex::new(HashSet::new()),
+                running: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -160,11 +174,20 @@ impl Companion {
 
     fn client_for(&self, entry: &AgentEntry) -> Result<AgentClient, CompanionError> {
         let token = self.inner.secrets.load(&entry.name)?;
+        // companion.toml keeps the fingerprint as text; it becomes a `Fingerprint` here,
+        // where the config meets the client. Empty means "no pin", as in a pairing code.
+        let fingerprint = entry
+            .fingerprint
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(crate::pin::Fingerprint::parse)
+            .transpose()
+            .map_err(crate::client::ClientError::from)?;
         Ok(AgentClient::new(
             &AgentEndpoint {
                 name: entry.name.clone(),
                 url: entry.url.clone(),
-                fingerprint: entry.fingerprint.clone(),
+                fingerprint,
             },
             Some(token),
         )?)
@@ -252,23 +275,35 @@ impl Companion {
         cancel: impl Future<Output = ()>,
         progress: &(dyn Fn(ReauthProgress) + Send + Sync),
     ) -> Result<CredentialHealth, CompanionError> {
+        check_credential_name(agent, credential)?;
         let cfg = self.config()?;
         let entry = self.entry(&cfg, agent)?;
         let client = self.client_for(&entry)?;
         let key = (agent.to_string(), credential.to_string());
+        let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
         {
-            let mut set = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-            if !set.insert(key.clone()) {
+            let mut running = self.inner.running.lock();
+            if running.contains_key(&key) {
                 return Err(ReauthError::AlreadyRunning {
                     agent: agent.into(),
                     credential: credential.into(),
                 }
                 .into());
             }
+            running.insert(key.clone(), Some(cancel_tx));
         }
         let _guard = RunningGuard {
             companion: self.clone(),
             key,
+        };
+        // Ends the wait for the browser on the caller's cancel or on `cancel_reauth`. The
+        // switch lives in `running` until `cancel_reauth` takes it or the guard drops, so
+        // a dropped switch (no `Ok`) is not a cancel.
+        let cancel = async move {
+            tokio::select! {
+                () = cancel => {}
+                Ok(()) = cancel_rx => {}
+            }
         };
         let pinned = entry.authorizations.get(credential);
         let done = reauth::run(&client, credential, pinned, opener, opts, cancel, progress).await?;
@@ -282,6 +317,40 @@ impl Companion {
             }
         }
         Ok(done.health)
+    }
+
+    /// Cancels the running re-authorization of `agent`/`credential` (its wait for the
+    /// browser ends with "cancelled").
+    pub fn cancel_reauth(&self, agent: &str, credential: &str) -> Result<(), CompanionError> {
+        let key = (agent.to_string(), credential.to_string());
+        let mut running = self.inner.running.lock();
+        match running.get_mut(&key) {
+            Some(switch) => {
+                // Already cancelled (the run is ending): nothing more to do.
+                if let Some(tx) = switch.take() {
+                    // The run may have just ended by itself; then there is nothing to stop.
+                    let _ = tx.send(());
+                }
+                Ok(())
+            }
+            None => Err(ReauthError::NotRunning {
+                agent: agent.into(),
+                credential: credential.into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Asks the agent to re-authorize `agent`/`credential` by device code (RFC 8628): the
+    /// daemon asks the provider for a code and posts it as the credential's challenge,
+    /// which the returned health (and the event stream) carries.
+    pub async fn device_reauth(
+        &self,
+        agent: &str,
+        credential: &str,
+    ) -> Result<CredentialHealth, CompanionError> {
+        check_credential_name(agent, credential)?;
+        Ok(self.client(agent)?.device_reauth(credential).await?)
     }
 
     /// Remembers the authorization server of a finished re-auth in the config, for the
@@ -316,11 +385,75 @@ impl Companion {
         credential: &str,
         secret: AccessToken,
     ) -> Result<CredentialHealth, CompanionError> {
+        check_credential_name(agent, credential)?;
         if secret.secret().trim().is_empty() {
             return Err(CompanionError::EmptySecret(format!("{agent}/{credential}")));
         }
         let client = self.client(agent)?;
         Ok(reauth::paste(&client, credential, secret).await?)
+    }
+
+    /// The settings the tray window edits.
+    pub fn settings(&self) -> Result<Settings, CompanionError> {
+        Ok(Settings::of(&self.config()?))
+    }
+
+    /// Checks and saves `settings` (nothing is written when a value is out of range).
+    pub fn save_settings(&self, settings: &Settings) -> Result<(), CompanionError> {
+        let mut cfg = self.config()?;
+        settings.apply_to(&mut cfg)?;
+        let secrets = &self.inner.secrets;
+        cfg.save(
+            &self.inner.config_path,
+            &secrets.agents_in_file(),
+            secrets.file(),
+        )?;
+        Ok(())
+    }
+
+    /// Redeems a pairing code for a window that asks before replacing: a pairing that
+    /// would replace another (same URL or name) is done only with `replace`; otherwise
+    /// the answer is [`CompanionError::ConfirmReplace`] with the question (old and new URL
+    /// and certificate) and nothing is redeemed. A name clash seen only after the code is
+    /// spent keeps both, the new one under a unique name.
+    pub async fn pair_or_ask(
+        &self,
+        code: &str,
+        replace: bool,
+    ) -> Result<(PairResult, Option<HealthReport>), CompanionError> {
+        let mut asked: Option<Replacement> = None;
+        let result = self
+            .pair(code.trim(), &PairOptions::default(), &mut |r| {
+                if r.redeemed {
+                    return false;
+                }
+                asked = Some(r.clone());
+                replace
+            })
+            .await;
+        let paired = match (result, asked) {
+            (Err(CompanionError::NotReplaced { .. }), Some(r)) => {
+                return Err(CompanionError::ConfirmReplace(pair::replace_question(&r)))
+            }
+            (r, _) => r?,
+        };
+        let out = PairResult::of(&paired);
+        Ok((out, paired.health))
+    }
+
+    /// Every paired agent's health now (the tray's "Check now"), each with its own
+    /// result: one agent that cannot be asked does not hide the others.
+    pub async fn check_all(&self) -> Result<Vec<(String, AgentCheck)>, CompanionError> {
+        let cfg = self.config()?;
+        let mut out = Vec::new();
+        for entry in cfg.agents {
+            let result = match self.client_for(&entry) {
+                Ok(c) => c.health().await.map_err(CompanionError::from),
+                Err(e) => Err(e),
+            };
+            out.push((entry.name, result));
+        }
+        Ok(out)
     }
 
     /// Starts the watcher over every paired agent, with the config's timing.
@@ -359,6 +492,18 @@ impl Companion {
             notifier,
             opener,
         ))
+    }
+}
+
+/// Refuses a name no credential can have before anything is sent.
+fn check_credential_name(agent: &str, credential: &str) -> Result<(), CompanionError> {
+    if crate::protocol::valid_credential_name(credential) {
+        Ok(())
+    } else {
+        Err(CompanionError::BadCredentialName {
+            agent: agent.into(),
+            credential: credential.into(),
+        })
     }
 }
 

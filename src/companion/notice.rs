@@ -337,6 +337,7 @@ mod tests {
             challenge: None,
             pending: None,
             session: false,
+            device_reauth: false,
         }
     }
 

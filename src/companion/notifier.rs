@@ -1,13 +1,15 @@
-//! Notifiers: where [`Notice`]s go. A trait, a desktop implementation (notify-rust over
-//! D-Bus, with a "Re-authorize" action where the server supports actions) and a terminal
-//! implementation for `tether watch`.
+//! Notifiers: where [`Notice`]s go. A trait, a desktop implementation (notify-rust: over
+//! D-Bus on Linux, with a "Re-authorize" action where the server supports actions;
+//! Notification Center on macOS and toasts on Windows, whose buttons notify-rust 4.18+
+//! reports as actions: written, not yet run there) and a terminal implementation for
+//! `tether watch`.
 //!
 //! A click on an action is reported back through the [`ActionSender`] the watcher hands
 //! in, so the notifier never starts work itself.
 
 use super::notice::{Action, Notice, Urgency, REAUTH_ACTION_KEY, REAUTH_ACTION_LABEL};
+use parking_lot::Mutex;
 use std::io::Write;
-use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 /// Why a notification could not be shown.
@@ -86,7 +88,7 @@ impl Notifier for TerminalNotifier {
             _ => format!("{time} {line}\n"),
         };
         // Poisoning only means another line failed half-way; keep printing.
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = self.out.lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| NotifyError::Failed(e.to_string()))
@@ -121,10 +123,13 @@ fn capabilities() -> Result<Vec<String>, NotifyError> {
     notify_rust::get_capabilities().map_err(|e| NotifyError::Unavailable(e.to_string()))
 }
 
+/// macOS and Windows always show notify-rust's actions as buttons and report the click
+/// to `wait_for_action`; there is no server to ask. On macOS the click is delivered
+/// through the main run loop, which the tray app runs (`tether watch` in a terminal does
+/// not, so there a click may go unreported; its terminal line names the command anyway).
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn capabilities() -> Result<Vec<String>, NotifyError> {
-    // Other platforms have no action buttons through notify-rust.
-    Ok(Vec::new())
+    Ok(vec!["actions".into()])
 }
 
 impl Notifier for DesktopNotifier {
@@ -134,7 +139,9 @@ impl Notifier for DesktopNotifier {
             .summary(&notice.summary)
             .body(&notice.body)
             .icon("dialog-password");
-        #[cfg(all(unix, not(target_os = "macos")))]
+        // Windows maps Critical to a toast that stays until dismissed; macOS has no
+        // urgency in notify-rust's default backend.
+        #[cfg(any(all(unix, not(target_os = "macos")), windows))]
         {
             n.urgency(match notice.urgency {
                 Urgency::Critical => notify_rust::Urgency::Critical,
@@ -149,8 +156,9 @@ impl Notifier for DesktopNotifier {
             // A dead credential stays on screen until the owner acts or dismisses it.
             n.timeout(notify_rust::Timeout::Never);
         }
+        // macOS: `show` only prepares; the notification is sent by `wait_for_action` (or
+        // when the handle is dropped), so the waiting thread below is what shows it.
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        #[cfg(all(unix, not(target_os = "macos")))]
         if let Some(action) = action {
             let actions = actions.clone();
             // wait_for_action blocks until a click or close: give it its own thread.
@@ -169,8 +177,80 @@ impl Notifier for DesktopNotifier {
                 )));
             }
         }
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
-        let _ = (handle, action, actions);
         Ok(())
+    }
+}
+
+/// Desktop notifications when a notification server answers, else lines on stderr (the
+/// tray app's log), with the reason logged once.
+pub fn desktop_or_log() -> std::sync::Arc<dyn Notifier> {
+    match DesktopNotifier::new() {
+        Ok(n) => std::sync::Arc::new(n),
+        Err(e) => {
+            tracing::warn!("{e}; notifications go to the log instead");
+            std::sync::Arc::new(TerminalNotifier::new(Box::new(std::io::stderr()), false))
+        }
+    }
+}
+
+/// Drops notifications while the owner's [`Pause`](super::policy::Pause) is in force;
+/// the tray still shows every state.
+pub struct Pausable {
+    inner: std::sync::Arc<dyn Notifier>,
+    pause: super::policy::Pause,
+}
+
+impl Pausable {
+    /// `inner`, silenced by `pause`.
+    pub fn new(inner: std::sync::Arc<dyn Notifier>, pause: super::policy::Pause) -> Pausable {
+        Pausable { inner, pause }
+    }
+}
+
+impl Notifier for Pausable {
+    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
+        if self.pause.silences(chrono::Utc::now()) {
+            tracing::info!("notification paused: {}", notice.summary);
+            return Ok(());
+        }
+        self.inner.notify(notice, actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::companion::notice::NoticeKind;
+    use crate::companion::policy::Pause;
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Shown(Mutex<Vec<String>>);
+    impl Notifier for Shown {
+        fn notify(&self, notice: &Notice, _: &ActionSender) -> Result<(), NotifyError> {
+            self.0.lock().push(notice.summary.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_paused_notifier_drops_notices_until_the_owner_resumes() {
+        let shown = Arc::new(Shown::default());
+        let pause = Pause::default();
+        let n = Pausable::new(shown.clone(), pause.clone());
+        let (actions, _rx) = ActionSender::channel();
+        let notice = Notice::contact(
+            NoticeKind::Unreachable,
+            "studio",
+            chrono::Local::now(),
+            "connection refused",
+            chrono::Local::now(),
+        );
+        pause.start(chrono::Utc::now());
+        n.notify(&notice, &actions).unwrap();
+        assert!(shown.0.lock().is_empty());
+        pause.resume();
+        n.notify(&notice, &actions).unwrap();
+        assert_eq!(shown.0.lock().len(), 1);
     }
 }

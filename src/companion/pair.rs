@@ -4,6 +4,7 @@ use super::client::{AgentClient, AgentEndpoint};
 use super::config::{AgentEntry, Config};
 use super::error::CompanionError;
 use super::secrets::{SecretStore, Stored};
+use crate::pin::Fingerprint;
 use crate::protocol::{HealthReport, PairRequest, PairingCode};
 use std::path::Path;
 
@@ -69,6 +70,51 @@ impl Paired {
     }
 }
 
+/// What a window is told after a pairing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PairResult {
+    /// The new agent's local name.
+    pub name: String,
+    /// What the owner should do or know now (revoke the replaced device; both kept).
+    pub notice: Option<String>,
+}
+
+impl PairResult {
+    /// The result of `paired`.
+    pub fn of(paired: &Paired) -> PairResult {
+        let name = paired.agent.name.clone();
+        PairResult {
+            notice: paired.revoke_notice().or_else(|| {
+                paired.kept_beside.as_ref().map(|o| {
+                    format!(
+                        "Agent {} at {} was already paired and is kept; this one is {}.",
+                        o.name, o.url, name
+                    )
+                })
+            }),
+            name,
+        }
+    }
+}
+
+/// The question a window asks before replacing a pairing: old and new URL and certificate.
+pub fn replace_question(r: &Replacement) -> String {
+    let fp = |f: &Option<String>| {
+        f.as_deref()
+            .map_or("checked by certificate authorities".to_string(), |f| {
+                format!("sha256 {f}")
+            })
+    };
+    format!(
+        "agent {} is already paired at {} (certificate {}). Replace it with {} (certificate {})?",
+        r.existing.name,
+        r.existing.url,
+        fp(&r.existing.fingerprint),
+        r.new_url,
+        fp(&r.new_fingerprint)
+    )
+}
+
 /// What the dashboard shows of a pairing: where the agent is and which certificate is
 /// pinned, so two agents of one name can be told apart.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -112,21 +158,38 @@ pub fn valid_agent_name(name: &str) -> bool {
 
 /// This computer's host name, for the device label.
 pub fn host_name() -> String {
+    label_or_default(raw_host_name())
+}
+
+/// A host name as the device label, or "companion" when there is none.
+fn label_or_default(name: String) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        "companion".into()
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(unix)]
+fn raw_host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
     // (and we stop at the first NUL or the end anyway).
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
+    if rc == 0 {
         let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
         String::from_utf8_lossy(&buf[..end]).into_owned()
     } else {
         String::new()
-    };
-    if name.is_empty() {
-        "companion".into()
-    } else {
-        name
     }
+}
+
+/// Windows names the computer in the environment of every session (the NetBIOS name),
+/// which saves a call into kernel32 for a label.
+#[cfg(not(unix))]
+fn raw_host_name() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
 }
 
 /// Redeems `code`, stores the device token, and records the agent in the config at
@@ -154,7 +217,7 @@ pub async fn pair(
         let r = Replacement {
             existing: existing.clone(),
             new_url: code.url.clone(),
-            new_fingerprint: code.fingerprint.clone(),
+            new_fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
             redeemed: false,
         };
         if !confirm(&r) {
@@ -197,7 +260,7 @@ pub async fn pair(
             let r = Replacement {
                 existing: existing.clone(),
                 new_url: code.url.clone(),
-                new_fingerprint: code.fingerprint.clone(),
+                new_fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
                 redeemed: true,
             };
             if !confirm(&r) {
@@ -211,7 +274,7 @@ pub async fn pair(
     let entry = AgentEntry {
         name: name.clone(),
         url: code.url.clone(),
-        fingerprint: code.fingerprint.clone(),
+        fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
         device_id: Some(resp.device_id.clone()),
         // The replaced pairing's authorization servers stay the reference: a new daemon
         // under an old name that sends the owner elsewhere is asked about, not trusted.
@@ -237,7 +300,7 @@ pub async fn pair(
     let endpoint = AgentEndpoint {
         name: name.clone(),
         url: entry.url.clone(),
-        fingerprint: entry.fingerprint.clone(),
+        fingerprint: code.fingerprint.clone(),
     };
     let health = match AgentClient::new(&endpoint, Some(resp.device_token)) {
         Ok(c) => c.health().await.ok(),
@@ -303,5 +366,23 @@ pub(crate) fn unknown_agent(cfg: &Config, name: &str) -> CompanionError {
     CompanionError::UnknownAgent {
         name: name.into(),
         known,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_host_name_labels_the_device_companion() {
+        assert_eq!(label_or_default(String::new()), "companion");
+        assert_eq!(label_or_default(" \n".into()), "companion");
+        assert_eq!(label_or_default("laptop\n".into()), "laptop");
+    }
+
+    #[test]
+    fn this_machine_has_a_host_name_label() {
+        let name = host_name();
+        assert!(!name.is_empty() && name.trim() == name, "{name:?}");
     }
 }

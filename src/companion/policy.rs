@@ -13,6 +13,9 @@
 //!   the failing locations, its recovery once, and each new repair once; like `dead`, it
 //!   ignores quiet hours (a credential may be one disk away from being lost).
 //!
+//! - the owner's pause ([`Pause`], "Pause notifications for 1 hour" in the tray) silences
+//!   every notification until it ends; the tray still shows every state.
+//!
 //! Time comes in twice: a monotonic [`Instant`] for every interval (so wall-clock jumps
 //! change nothing), and local wall time for quiet hours and texts. Nothing here sleeps or
 //! does I/O, so tests drive it with `tokio::time::pause`.
@@ -22,8 +25,10 @@ use super::config::QuietHours;
 use super::notice::{Notice, NoticeKind};
 use crate::protocol::{CredentialHealth, CredentialState, HealthReport, VaultHealth};
 use chrono::{DateTime, Local, Utc};
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -43,6 +48,45 @@ impl Now {
             at: Instant::now(),
             wall: Local::now(),
         }
+    }
+}
+
+/// How long "Pause notifications" lasts.
+pub const PAUSE_FOR: chrono::Duration = chrono::Duration::hours(1);
+
+/// The owner's notification pause, shared by whoever sets it (the tray menu) and the
+/// notifier that obeys it ([`super::notifier::Pausable`]). Clones share one pause.
+#[derive(Debug, Clone, Default)]
+pub struct Pause(Arc<Mutex<Option<DateTime<Utc>>>>);
+
+impl Pause {
+    fn get(&self) -> Option<DateTime<Utc>> {
+        // A plain value behind the lock: a panic elsewhere cannot leave it half-written.
+        *self.0.lock()
+    }
+
+    fn set(&self, until: Option<DateTime<Utc>>) {
+        *self.0.lock() = until;
+    }
+
+    /// Silences notifications for [`PAUSE_FOR`] from `now`.
+    pub fn start(&self, now: DateTime<Utc>) {
+        self.set(Some(now + PAUSE_FOR));
+    }
+
+    /// Ends the pause early.
+    pub fn resume(&self) {
+        self.set(None);
+    }
+
+    /// When the pause ends, while one is in force at `now` (an ended pause is no pause).
+    pub fn until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.get().filter(|t| *t > now)
+    }
+
+    /// True when a notification at `now` is to be dropped.
+    pub fn silences(&self, now: DateTime<Utc>) -> bool {
+        self.until(now).is_some()
     }
 }
 
@@ -540,5 +584,26 @@ impl AgentPolicy {
             self.contact.deferred = None;
             out.push(Decision::Notify(self.contact_notice(kind, now)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_pause_silences_for_an_hour_and_then_is_no_pause() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 30, 0).unwrap();
+        let pause = Pause::default();
+        assert!(!pause.silences(now));
+        pause.clone().start(now);
+        assert_eq!(pause.until(now), Some(now + chrono::Duration::hours(1)));
+        assert!(pause.silences(now + chrono::Duration::minutes(59)));
+        assert!(!pause.silences(now + chrono::Duration::hours(1)));
+        assert_eq!(pause.until(now + chrono::Duration::minutes(61)), None);
+        pause.start(now);
+        pause.resume();
+        assert!(!pause.silences(now));
     }
 }

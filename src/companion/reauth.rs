@@ -18,8 +18,8 @@ use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
 
-/// Default time to wait for the owner to finish in the browser.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default time to wait for the owner to finish in the browser: the listener's own.
+pub use crate::oauth::DEFAULT_TIMEOUT;
 /// Prefix of the line that carries the URL when no browser is opened (tests read it).
 pub const OPEN_URL_PREFIX: &str = "open this URL: ";
 
@@ -144,6 +144,14 @@ pub enum ReauthError {
         "a re-authorization of {agent}/{credential} is already running; finish or cancel it first"
     )]
     AlreadyRunning {
+        /// The agent.
+        agent: String,
+        /// The credential.
+        credential: String,
+    },
+    /// No re-authorization of that credential is running (nothing to cancel).
+    #[error("no re-authorization of {agent} · {credential} is running")]
+    NotRunning {
         /// The agent.
         agent: String,
         /// The credential.

@@ -8,9 +8,9 @@
 
 use super::files;
 use crate::secret::ApiToken;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Keyring service name under which device tokens are stored.
@@ -70,9 +70,10 @@ impl std::fmt::Display for FallbackNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the os keyring is not available ({}); device tokens are kept in {} (mode 0600) instead",
+            "the os keyring is not available ({}); device tokens are kept in {} ({}) instead",
             self.reason,
-            self.file.display()
+            self.file.display(),
+            crate::files::PRIVATE_FILE
         )
     }
 }
@@ -166,12 +167,12 @@ impl SecretStore {
     /// The fallback announcement, returned once after the first fallback, then `None`.
     pub fn take_notice(&self) -> Option<FallbackNotice> {
         // The mutex only guards the slot; a panic while holding it cannot leave it torn.
-        let mut slot = self.notice.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.notice.lock();
         slot.pending.take()
     }
 
     fn announce(&self, reason: String) {
-        let mut slot = self.notice.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.notice.lock();
         if !slot.announced {
             slot.announced = true;
             slot.pending = Some(FallbackNotice {
@@ -352,7 +353,7 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -8,7 +8,11 @@
 //!   broken credential, then "Check now", "Open Tether", "Pause notifications for 1 hour",
 //!   "Start at login" and "Quit";
 //! - [`MenuAction`] round-trips through the string ids a native menu carries.
+//!
+//! The snapshot these functions read, and its pure updates, is [`Snapshot`] (in
+//! `snapshot.rs`, re-exported here).
 
+pub use super::snapshot::Snapshot;
 use crate::protocol::{CredentialHealth, CredentialState, ReauthKind, VaultHealth};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -500,6 +504,7 @@ mod tests {
             challenge: None,
             pending: None,
             session: false,
+            device_reauth: false,
         }
     }
 

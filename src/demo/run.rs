@@ -217,7 +217,7 @@ pub async fn run(
     let daemon = Daemon::build(cfg, crate::oauth::http_client())
         .await
         .map_err(step("start the agent daemon"))?;
-    let fingerprint = daemon.tls().map(|t| t.fingerprint.to_hex());
+    let fingerprint = daemon.tls().map(|t| t.fingerprint.clone());
     let serve_daemon = daemon.clone();
     let server = tokio::spawn(agent::serve(alistener, serve_daemon, stopped()));
     say(&format!(

@@ -54,19 +54,42 @@
 //! [`Vault::rollback`], [`Vault::location_health`], [`Vault::check_outputs`].
 //! Synchronous `std::fs`; `Vault` is `Send + Sync` (one internal mutex), so async callers
 //! use `spawn_blocking`. [`import::parse_token_file`] reads existing token files.
+//!
+//! # Files
+//!
+//! - `mod.rs`: [`Vault`], its locations' state, open, read, reconcile and health.
+//! - `config.rs`: [`VaultConfig`], the `[vault]` table.
+//! - `commit.rs`: commits, reservations before a rotating token is spent, rollback.
+//! - `render.rs`: keeping the output files current.
+//! - `placement.rs`: warnings about backups that protect against less than they seem to.
+//! - `record.rs`: the record and its checksummed encoding; `scan.rs`: the newest valid
+//!   generation across locations; `reconcile.rs`: repairs and history trimming.
+//! - `location.rs`: the [`Location`] trait and [`DirLocation`]; `location_error.rs`:
+//!   [`LocationError`]; `atomic.rs`: durable file operations for the directory location.
+//! - `output.rs`: rendering one output file; `import.rs`: reading existing token files;
+//!   `history.rs`: kept generations; `report.rs`: what a commit or reconcile did;
+//!   `error.rs`: [`VaultError`].
+//! - `openbao/`: an OpenBao KV v2 mount as a location.
 
 pub mod atomic;
+mod commit;
+mod config;
 mod error;
 pub mod history;
 pub mod import;
 pub mod location;
+mod location_error;
 pub mod openbao;
 pub mod output;
+mod placement;
 pub mod reconcile;
 pub mod record;
+mod render;
 mod report;
 pub mod scan;
 
+pub use commit::{Reserved, RESERVE_BYTES};
+pub use config::VaultConfig;
 pub use error::VaultError;
 pub use history::HistoryEntry;
 pub use location::{DirLocation, Location, LocationError};
@@ -75,54 +98,15 @@ pub use record::{Record, SCHEMA_VERSION};
 pub use report::{CommitReport, LocationFailure, Quarantine, ReconcileReport, Repair, RepairKind};
 
 use crate::protocol::{valid_credential_name, LocationHealth};
-use serde::{Deserialize, Serialize};
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 
 /// Default number of generations kept per credential.
 pub const DEFAULT_KEEP: usize = 5;
 /// A location with less free space than this counts as full: a few records' worth, so
 /// the owner hears about it before a commit fails there.
 pub const MIN_FREE_BYTES: u64 = 16 * 1024;
-
-fn default_keep() -> usize {
-    DEFAULT_KEEP
-}
-
-/// Where the vault keeps its copies and what it renders (the `[vault]` table of the
-/// agent's config file).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VaultConfig {
-    /// The primary state directory.
-    pub primary: PathBuf,
-    /// Backup directories, ideally on other filesystems.
-    #[serde(default)]
-    pub backups: Vec<PathBuf>,
-    /// Generations kept per credential (default 5).
-    #[serde(default = "default_keep")]
-    pub keep: usize,
-    /// Output files to keep rendered.
-    #[serde(default)]
-    pub outputs: Vec<OutputSpec>,
-    /// Locations beside the directories (an OpenBao KV mount).
-    #[serde(default)]
-    pub locations: Vec<openbao::LocationConfig>,
-}
-
-impl VaultConfig {
-    /// A config with a primary and backups, default `keep`, no outputs.
-    pub fn new(primary: impl Into<PathBuf>, backups: Vec<PathBuf>) -> Self {
-        VaultConfig {
-            primary: primary.into(),
-            backups,
-            keep: DEFAULT_KEEP,
-            outputs: Vec::new(),
-            locations: Vec::new(),
-        }
-    }
-}
 
 /// One location and what the vault last saw there.
 #[derive(Debug)]
@@ -167,16 +151,6 @@ struct Inner {
     stamps: Vec<Option<u64>>,
     /// The OpenBao locations' configs and clients (the HA lease uses them too).
     openbao: Vec<(openbao::OpenBaoConfig, std::sync::Arc<openbao::KvClient>)>,
-}
-
-/// Room set aside for one record in every location that can take one: records are a few
-/// KiB; 64 KiB leaves margin for extras and the header.
-pub const RESERVE_BYTES: usize = 64 * 1024;
-
-/// Room for a credential's next generation, given back on drop ([`Vault::reserve`]).
-#[derive(Debug)]
-pub struct Reserved {
-    _held: Vec<location::Reservation>,
 }
 
 /// The credential vault. See the module documentation for the layout and rules.
@@ -319,7 +293,7 @@ impl Vault {
         if !locs.iter().any(|l| l.ok) {
             return Err(VaultError::NoUsableLocation { details: problems });
         }
-        warnings.extend(placement_warnings(&locs));
+        warnings.extend(placement::placement_warnings(&locs));
         let vault = Vault {
             inner: Mutex::new(Inner {
                 locs,
@@ -342,9 +316,10 @@ impl Vault {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave disk state half-done (every write is
-        // atomic) and the in-memory state is only health and counters, so carry on.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        // The crate's locks do not poison (parking_lot): a panic while holding this one
+        // cannot leave disk state half-done (every write is atomic) and the in-memory state
+        // is only health and counters, so the next caller carries on.
+        self.inner.lock()
     }
 
     /// The newest valid generation of `name`, or `None` if no location has it.
@@ -360,101 +335,6 @@ impl Vault {
         let inner = self.lock();
         let _flock = inner.flock()?;
         Ok(inner.names(&mut Vec::new()).into_iter().collect())
-    }
-
-    /// Stores `record` as the credential's next generation in every location, trims
-    /// history, renders its outputs. Succeeds when at least one location took it.
-    ///
-    /// A location that is gone (its directory deleted while running) or was unusable is
-    /// prepared again first; when that brings one back, every credential is copied into
-    /// it after the commit (listed in [`CommitReport::repairs`]).
-    pub fn commit(&self, record: Record) -> Result<CommitReport, VaultError> {
-        self.commit_inner(record, None)
-    }
-
-    /// Like [`commit`](Self::commit), for a record made from generation `based_on` (a
-    /// refresh of it): when a location is shared with other daemons and one of them has
-    /// committed a newer generation since, nothing is written and the answer is
-    /// [`VaultError::Stale`]. Without a shared location it is a plain commit.
-    pub fn commit_after(&self, record: Record, based_on: u64) -> Result<CommitReport, VaultError> {
-        self.commit_inner(record, Some(based_on))
-    }
-
-    fn commit_inner(
-        &self,
-        record: Record,
-        based_on: Option<u64>,
-    ) -> Result<CommitReport, VaultError> {
-        check_name(&record.name)?;
-        let mut inner = self.lock();
-        let revived = inner.revive();
-        let _flock = inner.flock()?;
-        let mut report = inner.commit(record, based_on)?;
-        if revived {
-            let mut refill = ReconcileReport::default();
-            inner.reconcile_names(&mut refill);
-            report.repairs = refill.repairs;
-            report.warnings.extend(refill.problems);
-        }
-        inner.stamps = inner.current_stamps();
-        // A write that still fit does not make a nearly full location healthy.
-        inner.check_space();
-        Ok(report)
-    }
-
-    /// Sets aside room for the next generation of `name` in every location that can take
-    /// it, so a rotating refresh token is spent only when its answer can be stored (a full
-    /// disk refuses the reservation, not the commit after the provider rotated). Fails when
-    /// no location can take it; the guard gives the room back when dropped, which the
-    /// caller does just before it commits.
-    pub fn reserve(&self, name: &str) -> Result<Reserved, VaultError> {
-        check_name(name)?;
-        let inner = self.lock();
-        let mut held = Vec::new();
-        let mut failures = Vec::new();
-        let mut roomy = 0usize;
-        for loc in &inner.locs {
-            match loc.location.reserve(name, RESERVE_BYTES) {
-                Ok(Some(r)) => {
-                    held.push(r);
-                    roomy += 1;
-                }
-                Ok(None) => roomy += 1,
-                Err(e) => failures.push(format!("{}: {e}", loc.label())),
-            }
-        }
-        if roomy == 0 {
-            return Err(VaultError::NoRoom {
-                name: name.to_string(),
-                details: failures,
-            });
-        }
-        Ok(Reserved { _held: held })
-    }
-
-    /// Commits the content of an older generation as a new generation.
-    pub fn rollback(&self, name: &str, generation: u64) -> Result<CommitReport, VaultError> {
-        check_name(name)?;
-        let mut inner = self.lock();
-        let _flock = inner.flock()?;
-        let view = scan::view(&inner.locs, name);
-        let Some((_, record, _)) = view.valid_copy(generation) else {
-            let available = view.valid_generations();
-            if available.is_empty() && view.is_empty() {
-                return Err(VaultError::NotFound { name: name.into() });
-            }
-            return Err(VaultError::GenerationNotFound {
-                name: name.into(),
-                generation,
-                available,
-            });
-        };
-        let mut record = record.clone();
-        record.extras.insert(
-            "rolled_back_from".into(),
-            serde_json::Value::from(generation),
-        );
-        inner.commit(record, None)
     }
 
     /// Kept generations of `name`, newest first.
@@ -571,43 +451,6 @@ impl Vault {
             })
             .collect()
     }
-
-    /// Cheap check of the output files: re-renders those missing, wiped or changed.
-    /// Returns the paths re-rendered.
-    pub fn check_outputs(&self) -> Result<Vec<PathBuf>, VaultError> {
-        let inner = self.lock();
-        let _flock = inner.flock()?;
-        let (rendered, failures) = inner.render_outputs(None);
-        if failures.is_empty() {
-            Ok(rendered)
-        } else {
-            Err(VaultError::Outputs {
-                failures,
-                rerendered: rendered,
-            })
-        }
-    }
-
-    /// The configured outputs.
-    pub fn outputs(&self) -> Vec<OutputSpec> {
-        self.lock().outputs.clone()
-    }
-
-    /// Replaces the configured outputs (a config reload) and renders any that are not
-    /// current. Refused, with nothing changed, when one names an invalid credential.
-    pub fn set_outputs(&self, outputs: Vec<OutputSpec>) -> Result<Vec<PathBuf>, VaultError> {
-        for o in &outputs {
-            if !valid_credential_name(&o.credential) {
-                return Err(VaultError::Config(format!(
-                    "output {} names credential {:?}, which is not a valid credential name",
-                    o.path.display(),
-                    o.credential
-                )));
-            }
-        }
-        self.lock().outputs = outputs;
-        self.check_outputs()
-    }
 }
 
 impl Inner {
@@ -711,203 +554,6 @@ impl Inner {
         }
         names
     }
-
-    fn commit(
-        &mut self,
-        mut record: Record,
-        based_on: Option<u64>,
-    ) -> Result<CommitReport, VaultError> {
-        let name = record.name.clone();
-        let mut failed = Vec::new();
-        let mut targets = Vec::new();
-        let mut highest = self.high_water.get(&name).copied().unwrap_or(0);
-        // Newest generation in a location other daemons write too.
-        let mut shared_newest: Option<(u64, String)> = None;
-        for (i, loc) in self.locs.iter().enumerate() {
-            match loc.location.generations(&name) {
-                Ok(gens) => {
-                    let max = gens.into_iter().max().unwrap_or(0);
-                    highest = highest.max(max);
-                    if loc.location.shared()
-                        && shared_newest.as_ref().map_or(true, |(g, _)| max > *g)
-                    {
-                        shared_newest = Some((max, loc.label()));
-                    }
-                    targets.push(i);
-                }
-                Err(e) => failed.push(LocationFailure {
-                    location: loc.label(),
-                    error: e.to_string(),
-                    code: e.code(),
-                }),
-            }
-        }
-        if let (Some(base), Some((newer, location))) = (based_on, &shared_newest) {
-            if *newer > base {
-                return Err(VaultError::Stale {
-                    name,
-                    based_on: base,
-                    newer: *newer,
-                    location: location.clone(),
-                });
-            }
-        }
-        let generation = highest.checked_add(1).ok_or_else(|| {
-            VaultError::Config(format!("credential {name}: generation numbers exhausted"))
-        })?;
-        // Shared locations first: their check-and-set decides whether this commit may
-        // happen at all, before any directory holds the generation.
-        targets.sort_by_key(|i| !self.locs[*i].location.shared());
-        record.generation = generation;
-        record.schema = SCHEMA_VERSION;
-        let bytes = record::encode(&record);
-        let mut written = Vec::new();
-        let mut warnings = Vec::new();
-        for i in targets {
-            let loc = &mut self.locs[i];
-            match loc.location.create(&name, generation, &bytes) {
-                // Another daemon wrote since the listing above: refuse everywhere, so no
-                // directory holds a generation the shared location does not agree with.
-                Err(LocationError::Stale { .. } | LocationError::Exists { .. })
-                    if loc.location.shared() && written.is_empty() =>
-                {
-                    return Err(VaultError::Stale {
-                        name,
-                        based_on: based_on.unwrap_or(highest),
-                        newer: generation,
-                        location: loc.label(),
-                    });
-                }
-                Ok(()) => {
-                    written.push(loc.label());
-                    loc.ok = true;
-                    loc.clear();
-                    if let Err(e) = reconcile::trim(loc.location.as_ref(), &name, self.keep) {
-                        warnings.push(format!("{}: trimming history: {e}", loc.label()));
-                    }
-                }
-                Err(e) => {
-                    loc.fail(&e);
-                    failed.push(LocationFailure {
-                        location: loc.label(),
-                        error: e.to_string(),
-                        code: e.code(),
-                    });
-                }
-            }
-        }
-        for f in &failed {
-            if let Some(loc) = self.locs.iter_mut().find(|l| l.label() == f.location) {
-                loc.error = Some(f.error.clone());
-                loc.code = Some(f.code);
-            }
-        }
-        if written.is_empty() {
-            return Err(VaultError::AllLocationsFailed {
-                name,
-                generation,
-                failures: failed,
-            });
-        }
-        self.high_water.insert(name.clone(), generation);
-        let (outputs, output_errors) = self.render_outputs(Some(&record));
-        Ok(CommitReport {
-            credential: name,
-            generation,
-            written,
-            failed,
-            outputs,
-            output_errors,
-            warnings,
-            repairs: Vec::new(),
-        })
-    }
-
-    /// Renders outputs: with `Some(record)` only that credential's, from that record
-    /// (just committed); with `None` every output, from each credential's newest
-    /// generation, writing only those that are not current.
-    fn render_outputs(&self, just_committed: Option<&Record>) -> (Vec<PathBuf>, Vec<String>) {
-        let mut rendered = Vec::new();
-        let mut failures = Vec::new();
-        let mut cache: HashMap<String, Option<Record>> = HashMap::new();
-        let usable = self.usable();
-        for spec in &self.outputs {
-            let record = match just_committed {
-                Some(r) if r.name != spec.credential => continue,
-                Some(r) => r.clone(),
-                None => {
-                    let entry =
-                        cache
-                            .entry(spec.credential.clone())
-                            .or_insert_with(|| match scan::newest(&usable, &spec.credential) {
-                                Ok(found) => found.map(|f| f.record),
-                                Err(e) => {
-                                    failures.push(format!(
-                                        "output {} not rendered: {e}",
-                                        spec.path.display()
-                                    ));
-                                    None
-                                }
-                            });
-                    match entry {
-                        Some(r) => r.clone(),
-                        // Not adopted yet: nothing to render.
-                        None => continue,
-                    }
-                }
-            };
-            let result = output::render(spec, &record).and_then(|bytes| {
-                if just_committed.is_none() && output::is_current(spec, &bytes)? {
-                    return Ok(false);
-                }
-                output::write(spec, &bytes).map(|()| true)
-            });
-            match result {
-                Ok(true) => rendered.push(spec.path.clone()),
-                Ok(false) => {}
-                Err(e) => failures.push(e.to_string()),
-            }
-        }
-        (rendered, failures)
-    }
-}
-
-/// Warnings about backups that protect against less than they seem to.
-fn placement_warnings(locs: &[Loc]) -> Vec<String> {
-    let mut out = Vec::new();
-    if locs.len() == 1 {
-        out.push(format!(
-            "the vault has no backup location: losing {} loses every credential; add a backup on another disk",
-            locs[0].location.label()
-        ));
-    }
-    let Some((p_path, p_dev)) = locs[0].location.filesystem() else {
-        return out;
-    };
-    for loc in &locs[1..] {
-        let Some((path, dev)) = loc.location.filesystem() else {
-            continue;
-        };
-        if path == p_path {
-            out.push(format!(
-                "{} is the same directory as the primary; it protects against nothing: point it at another disk",
-                loc.label()
-            ));
-        } else if path.starts_with(&p_path) || p_path.starts_with(&path) {
-            out.push(format!(
-                "{} and the primary {} are nested in each other; put the backup on another disk",
-                loc.label(),
-                p_path.display()
-            ));
-        } else if dev == p_dev {
-            out.push(format!(
-                "{} is on the same filesystem as the primary {} (device {dev:#x}); a disk failure loses both: put it on another disk",
-                loc.label(),
-                p_path.display()
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -54,8 +54,8 @@ async fn pair_token_devices_and_revoke_work_while_the_daemon_runs() {
     );
     let code = PairingCode::parse(link).unwrap();
     assert_eq!(
-        code.fingerprint.as_deref(),
-        Some(a.daemon.tls().unwrap().fingerprint.to_hex().as_str())
+        code.fingerprint.as_ref(),
+        Some(&a.daemon.tls().unwrap().fingerprint)
     );
     let paired: PairResponse = a
         .req(Method::POST, "/v1/pair", None)

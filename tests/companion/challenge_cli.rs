@@ -61,7 +61,7 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
         .fingerprint
         .expect("pinned fingerprint");
     let agent = StandIn {
-        http: crate::agent::harness::pinned_client(&fp),
+        http: crate::agent::harness::pinned_client(&fp.to_hex()),
         url: daemon.url.clone(),
         token: daemon
             .agent_cmd(&["token", "create", "standin"])

@@ -8,10 +8,11 @@ use tether::companion::client::{
 use tether::companion::pair::PairOptions;
 use tether::companion::secrets::Backend;
 use tether::companion::Companion;
+use tether::pin::Fingerprint;
 use tether::protocol::PairingCode;
 use tether::secret::ApiToken;
 
-fn endpoint(url: &str, fingerprint: Option<String>) -> AgentEndpoint {
+fn endpoint(url: &str, fingerprint: Option<Fingerprint>) -> AgentEndpoint {
     AgentEndpoint {
         name: "studio".into(),
         url: url.into(),
@@ -43,20 +44,21 @@ async fn the_pinned_certificate_and_only_it_is_accepted() {
     assert_eq!(good.health().await.unwrap().agent, "studio");
 
     // Same server, another pin: refused during the handshake, naming both fingerprints.
+    let hex = fp.to_hex();
     let other = format!(
         "{}{}",
-        if fp.starts_with('0') { "1" } else { "0" },
-        &fp[1..]
+        if hex.starts_with('0') { "1" } else { "0" },
+        &hex[1..]
     );
     let bad = AgentClient::new(
-        &endpoint(&daemon.url, Some(other.clone())),
+        &endpoint(&daemon.url, Some(Fingerprint::parse(&other).unwrap())),
         Some(token.clone()),
     )
     .unwrap();
     match bad.health().await {
         Err(ClientError::CertificateMismatch { expected, got, .. }) => {
             assert_eq!(expected, other);
-            assert_eq!(got, fp.to_ascii_lowercase());
+            assert_eq!(got, hex);
         }
         r => panic!("expected a certificate mismatch, got {r:?}"),
     }

@@ -30,6 +30,7 @@ pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealt
         challenge: None,
         pending: None,
         session: false,
+        device_reauth: false,
     }
 }
 

@@ -32,8 +32,8 @@ pub use secret::ChannelSecret;
 pub use text::{Alert, AlertKind, AlertText};
 
 use crate::protocol::ChannelHealth;
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// How often and how patiently each channel is tried.
@@ -259,11 +259,7 @@ impl Alerter {
 
     /// Health of every channel, in config order.
     pub fn health(&self) -> Vec<ChannelHealth> {
-        // A poisoned lock means a panic while bumping counters; the numbers are still usable.
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.health.lock().clone()
     }
 
     async fn send_one(
@@ -325,7 +321,7 @@ impl Alerter {
     }
 
     fn record(&self, index: usize, result: &Result<(), ChannelError>) {
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let mut health = self.health.lock();
         // `health` has one entry per channel, built in `new` from the same list.
         let entry = &mut health[index];
         match result {

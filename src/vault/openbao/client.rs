@@ -7,9 +7,9 @@
 
 use super::config::{AppRoleConfig, OpenBaoConfig};
 use crate::secret::{AppRoleSecretId, OpenBaoToken};
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use url::Url;
 
 /// What went wrong talking to OpenBao. Messages name the server and the path, never a
@@ -199,7 +199,7 @@ impl KvClient {
     }
 
     fn token(&self) -> Result<OpenBaoToken, KvError> {
-        let mut held = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.token.lock();
         if let Some(t) = held.as_ref() {
             return Ok(t.clone());
         }
@@ -209,7 +209,7 @@ impl KvClient {
     }
 
     fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.token.lock() = None;
     }
 
     fn login(&self) -> Result<OpenBaoToken, KvError> {

@@ -9,10 +9,11 @@
 
 use super::client::{KvClient, KvError};
 use crate::vault::location::{Location, LocationError};
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What this process last saw of one credential's secret.
 #[derive(Debug, Default, Clone)]
@@ -52,10 +53,10 @@ impl OpenBaoLocation {
         format!("{}/{name}", self.prefix)
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+    fn seen(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Seen>> {
         // Only a cache: a panic elsewhere cannot leave it wrong, at worst stale (and CAS
         // catches stale).
-        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+        self.seen.lock()
     }
 
     fn err(&self, e: KvError) -> LocationError {
