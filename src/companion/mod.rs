@@ -166,6 +166,18 @@ impl Companion {
         Ok(Config::load(&self.inner.config_path)?)
     }
 
+    /// Writes `cfg` back; the file's comments name the agents whose device token is in the
+    /// fallback file rather than the keyring, as the secret store has them now.
+    fn save_config(&self, cfg: &Config) -> Result<(), CompanionError> {
+        let secrets = &self.inner.secrets;
+        cfg.save(
+            &self.inner.config_path,
+            &secrets.agents_in_file(),
+            secrets.file(),
+        )?;
+        Ok(())
+    }
+
     fn entry(&self, cfg: &Config, agent: &str) -> Result<AgentEntry, CompanionError> {
         cfg.agent(agent)
             .cloned()
@@ -368,12 +380,7 @@ impl Companion {
             .find(|a| a.name == entry.name && a.url == entry.url)
         {
             e.authorizations.insert(credential.to_string(), server);
-            let secrets = &self.inner.secrets;
-            cfg.save(
-                &self.inner.config_path,
-                &secrets.agents_in_file(),
-                secrets.file(),
-            )?;
+            self.save_config(&cfg)?;
         }
         Ok(())
     }
@@ -402,13 +409,7 @@ impl Companion {
     pub fn save_settings(&self, settings: &Settings) -> Result<(), CompanionError> {
         let mut cfg = self.config()?;
         settings.apply_to(&mut cfg)?;
-        let secrets = &self.inner.secrets;
-        cfg.save(
-            &self.inner.config_path,
-            &secrets.agents_in_file(),
-            secrets.file(),
-        )?;
-        Ok(())
+        self.save_config(&cfg)
     }
 
     /// Redeems a pairing code for a window that asks before replacing: a pairing that
