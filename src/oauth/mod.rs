@@ -47,6 +47,15 @@
 //! requests: oauth2's typed errors drop the body of an HTTP 200 answer that is an error
 //! (GitHub's `bad_refresh_token`, Slack's `ok:false`), and classification needs it. oauth2
 //! is used for PKCE verifiers and challenges and for building the authorization URL.
+//!
+//! # Files
+//!
+//! - `authorize.rs`: the request and its URL; `pkce.rs`: the verifier;
+//! - `listener.rs` with `listener/sockets.rs`: the loopback listener and the sockets it
+//!   binds; `page.rs`: the browser tab's page;
+//! - `token.rs`: exchange and refresh requests, [`TokenSet`]; `http.rs`: the HTTP client;
+//! - `probe.rs`: liveness probes and paste verification; `device.rs`; `id_token.rs`;
+//! - `error.rs`: [`OAuthError`].
 
 mod authorize;
 pub mod device;

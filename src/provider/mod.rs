@@ -13,6 +13,12 @@
 //! - [`check_endpoint`] is the one rule every provider URL obeys (https; http only on
 //!   loopback), applied to overrides, discovery and [`Provider::validate`];
 //! - [`PasteFormat`] is the shape a pasted token must have before it is sent anywhere.
+//!
+//! # Files
+//!
+//! - `catalog.rs`: the presets; `classify.rs`: the token-endpoint error classifier;
+//! - `discovery.rs`: OIDC / RFC 8414 metadata; `endpoint.rs`: the URL rule;
+//! - `paste.rs`: the pasted token's shape; `probe.rs`: probe declarations.
 
 mod catalog;
 mod classify;
