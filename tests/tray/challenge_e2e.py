@@ -24,57 +24,21 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sni  # noqa: E402
-from webdriver_e2e import (ROOT, TETHER, TRAY, WebDriver, free_port, log, secret_service,  # noqa: E402
-                           wait_for)
+from webdriver_e2e import (ROOT, Daemon, WebDriver, app_env, finish, log, pair_in_window,  # noqa: E402
+                           require_tools, wait_for)
 
 AGENT = "studio"
 CRED = "whatsapp"
 PAYLOADS = ["2@Q1yZ8gTz0qV3,wL7b+fD2mYc=,XyZ1", "2@Rm4kA9sP2uN8,hT5c+gE3nZd=,AbC2", "2@Sn6lB0tQ3vO9,iU6d+hF4oAe=,DeF3"]
 
 
-class SessionDaemon:
-    def __init__(self, tmp):
-        self.port = free_port()
-        self.config = os.path.join(tmp, "agent.toml")
-        with open(self.config, "w") as f:
-            f.write(f'''name = "{AGENT}"
-listen = "127.0.0.1:{self.port}"
-state_dir = "{tmp}/agent-state"
-backup_dirs = ["{tmp}/agent-backup"]
-
-[[credentials]]
+# A session credential: no token, its health is what the agent reports.
+SESSION = f'''[[credentials]]
 name = "{CRED}"
 kind = "session"
 provider = "whatsapp"
 stale_after = "10m"
-''')
-        self.log = open(os.path.join(tmp, "daemon.log"), "w")
-        self.proc = subprocess.Popen([TETHER, "agent", "serve", "--config", self.config],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for("the daemon to listen", self._listening, timeout=30)
-
-    def _listening(self):
-        import socket
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the daemon exited: {open(self.log.name).read()}")
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-            return True
-
-    def tether(self, *args):
-        return subprocess.run([TETHER, *args, "--config", self.config], capture_output=True, text=True, check=True)
-
-    def pairing_code(self):
-        for line in self.tether("agent", "pair", "--no-qr").stdout.splitlines():
-            if line.startswith("tether://pair?"):
-                return line.strip()
-        raise AssertionError("no pairing code")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+'''
 
 
 def decode_qr(png):
@@ -92,30 +56,18 @@ def notifications():
 
 
 def main():
-    for tool in (TETHER, TRAY):
-        if not os.access(tool, os.X_OK):
-            raise SystemExit(f"missing {tool}: build it first (scripts/tray-e2e.sh does)")
+    require_tools()
     if not shutil.which("zbarimg"):
         raise SystemExit("zbarimg is missing: apt-get install zbar-tools (scripts/install-deps.sh test)")
     tmp = tempfile.mkdtemp(prefix="tether-challenge-e2e-")
-    env = dict(os.environ,
-               TETHER_CONFIG_DIR=os.path.join(tmp, "companion"),
-               TETHER_SECRETS=os.environ.get("TETHER_SECRETS", "keyring" if secret_service() else "file"),
-               BROWSER=os.path.join(ROOT, "tests", "tray", "browser.sh"),
-               TETHER_E2E_URLS=os.path.join(tmp, "browser-urls"),
-               TETHER_LOG="info,tether=debug",
-               HOME=os.path.join(tmp, "home"))
-    os.makedirs(env["HOME"])
+    env = app_env(tmp)
     daemon = wd = agent = None
     passed = False
     try:
-        daemon = SessionDaemon(tmp)
+        daemon = Daemon(tmp, credentials=SESSION, agent=AGENT)
         wd = WebDriver(tmp, env)
-        wait_for("the dashboard", lambda: wd.find("#open-pair"), timeout=30)
         code = daemon.pairing_code()
-        wd.click("#open-pair")
-        wd.type("#pair-code", code)
-        wd.click("#pair-submit")
+        pair_in_window(wd, code)
         row_css = f'tr.cred[data-key="{AGENT}/{CRED}"]'
         wait_for("the session credential in the window", lambda: wd.find_all(row_css))
         owner = sni.find_owner()
@@ -194,13 +146,7 @@ def main():
     finally:
         if agent is not None and agent.poll() is None:
             agent.kill()
-        for part in (wd, daemon):
-            if part is not None:
-                part.stop()
-        if passed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log(f"logs kept in {tmp}")
+        finish(tmp, passed, wd, daemon)
 
 
 if __name__ == "__main__":

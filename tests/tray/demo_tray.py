@@ -15,17 +15,15 @@ does. Needs `tether-tray` in the same directory as $TETHER_BIN. Standard library
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sni  # noqa: E402
-from webdriver_e2e import ROOT, ARTIFACTS, TETHER, wait_for, xwindows  # noqa: E402
+from webdriver_e2e import ROOT, ARTIFACTS, TETHER, finish, wait_for, xwindows  # noqa: E402
 
 AGENT, OAUTH = "studio", "youtube"
 LABEL = f"{AGENT} · {OAUTH}"
@@ -224,12 +222,7 @@ def main():
         passed = True
         log("PASS")
     finally:
-        if demo is not None:
-            demo.stop()
-        if passed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log(f"logs kept in {tmp}")
+        finish(tmp, passed, demo)
 
 
 if __name__ == "__main__":

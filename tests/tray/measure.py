@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sni  # noqa: E402
-from webdriver_e2e import ROOT, TETHER, TRAY, free_port, wait_for  # noqa: E402
+from webdriver_e2e import TETHER, TRAY, free_port, wait_for  # noqa: E402
 
 SECS = float(os.environ.get("TETHER_MEASURE_SECS", "30"))
 TICKS = os.sysconf("SC_CLK_TCK")

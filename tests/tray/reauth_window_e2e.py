@@ -17,14 +17,13 @@ Run it inside scripts/tray-e2e.sh (Xvfb, D-Bus session, dunst). Standard library
 import http.client
 import os
 import re
-import shutil
 import sys
 import tempfile
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver_e2e import (AGENT, CRED, ROOT, TETHER, TRAY, Daemon, Oidc, WebDriver, log,  # noqa: E402
-                           row_state, secret_service, wait_for)
+from webdriver_e2e import (AGENT, CRED, Daemon, Oidc, WebDriver, app_env, finish, log,  # noqa: E402
+                           pair_in_window, require_tools, row_state, wait_for)
 
 ROW = f'tr.cred[data-key="{AGENT}/{CRED}"]'
 
@@ -67,29 +66,17 @@ def phone_enters_code(page):
 
 
 def main():
-    for tool in (TETHER, TRAY):
-        if not os.access(tool, os.X_OK):
-            raise SystemExit(f"missing {tool}: build it first (scripts/tray-e2e.sh does)")
+    require_tools()
     tmp = tempfile.mkdtemp(prefix="tether-reauth-window-e2e-")
-    urls_file = os.path.join(tmp, "browser-urls")
-    env = dict(os.environ,
-               TETHER_CONFIG_DIR=os.path.join(tmp, "companion"),
-               TETHER_SECRETS=os.environ.get("TETHER_SECRETS", "keyring" if secret_service() else "file"),
-               BROWSER=os.path.join(ROOT, "tests", "tray", "browser.sh"),
-               TETHER_E2E_URLS=urls_file,
-               TETHER_LOG="info,tether=debug",
-               HOME=os.path.join(tmp, "home"))
-    os.makedirs(env["HOME"])
+    env = app_env(tmp)
+    urls_file = env["TETHER_E2E_URLS"]
     oidc = daemon = wd = None
     passed = False
     try:
         oidc = Oidc(tmp)
         daemon = Daemon(tmp, oidc)
         wd = WebDriver(tmp, env)
-        wait_for("the dashboard", lambda: wd.find("#open-pair"), timeout=30)
-        wd.click("#open-pair")
-        wd.type("#pair-code", daemon.pairing_code())
-        wd.click("#pair-submit")
+        pair_in_window(wd, daemon.pairing_code())
         wait_for("the credential row", lambda: row_state(wd) is not None)
 
         # A browser re-authorization, left waiting in the browser.
@@ -136,13 +123,7 @@ def main():
         passed = True
         log("PASS")
     finally:
-        for part in (wd, daemon, oidc):
-            if part is not None:
-                part.stop()
-        if passed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log(f"logs kept in {tmp}")
+        finish(tmp, passed, wd, daemon, oidc)
 
 
 if __name__ == "__main__":

@@ -135,25 +135,35 @@ class Oidc:
 
 # --- the agent daemon ------------------------------------------------------------------
 
-class Daemon:
-    def __init__(self, tmp, oidc):
-        self.port = free_port()
-        self.config = os.path.join(tmp, "agent.toml")
-        with open(self.config, "w") as f:
-            f.write(f'''name = "{AGENT}"
-listen = "127.0.0.1:{self.port}"
-state_dir = "{tmp}/agent-state"
-backup_dirs = ["{tmp}/agent-backup"]
-
-[[credentials]]
-name = "{CRED}"
+def oidc_credential(oidc, name=CRED):
+    """The `[[credentials]]` entry of a token credential at the test's oidc-provider."""
+    return f'''[[credentials]]
+name = "{name}"
 provider = "generic"
 issuer = "{oidc.issuer}"
 client_id = "{oidc.client_id}"
 scopes = ["openid", "offline_access"]
 probe_interval = "15s"
 refresh_interval = "3s"
-''')
+'''
+
+
+class Daemon:
+    """A real `tether agent serve` named `agent`, with the given `[[credentials]]` entries
+    (by default one token credential at `oidc`)."""
+
+    def __init__(self, tmp, oidc=None, credentials=None, agent=AGENT):
+        self.port = free_port()
+        self.config = os.path.join(tmp, "agent.toml")
+        if credentials is None:
+            credentials = oidc_credential(oidc)
+        with open(self.config, "w") as f:
+            f.write(f'''name = "{agent}"
+listen = "127.0.0.1:{self.port}"
+state_dir = "{tmp}/agent-state"
+backup_dirs = ["{tmp}/agent-backup"]
+
+{credentials}''')
         self.log = open(os.path.join(tmp, "daemon.log"), "w")
         self.proc = subprocess.Popen([TETHER, "agent", "serve", "--config", self.config],
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -166,9 +176,12 @@ refresh_interval = "3s"
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             return True
 
+    def tether(self, *args):
+        """Runs `tether ARGS --config agent.toml` (an operator command on this agent)."""
+        return subprocess.run([TETHER, *args, "--config", self.config], capture_output=True, text=True, check=True)
+
     def pairing_code(self):
-        out = subprocess.run([TETHER, "agent", "pair", "--no-qr", "--config", self.config],
-                             capture_output=True, text=True, check=True)
+        out = self.tether("agent", "pair", "--no-qr")
         for line in out.stdout.splitlines():
             if line.startswith("tether://pair?"):
                 return line.strip()
@@ -337,23 +350,54 @@ def tray_check(owner, icon, expect_labels, forbid_labels=()):
     log(f"tray: icon {icon}, menu has {expect_labels}")
 
 
-def main():
-    for tool in (TETHER, TRAY):
+def require_tools(*tools):
+    for tool in (TETHER, TRAY, *tools):
         if not os.access(tool, os.X_OK):
             raise SystemExit(f"missing {tool}: build it first (scripts/tray-e2e.sh does)")
-    tmp = tempfile.mkdtemp(prefix="tether-tray-e2e-")
-    urls_file = os.path.join(tmp, "browser-urls")
+
+
+def app_env(tmp):
+    """The tray app's environment for one test: its own config directory and home, the
+    scripted browser (its URLs in `env["TETHER_E2E_URLS"]`), the real keyring when the
+    session has one (scripts/tray-session.sh starts it)."""
     env = dict(os.environ,
                TETHER_CONFIG_DIR=os.path.join(tmp, "companion"),
-               # The real keyring when the session has one (scripts/tray-session.sh starts it).
                TETHER_SECRETS=os.environ.get("TETHER_SECRETS", "keyring" if secret_service() else "file"),
                BROWSER=os.path.join(ROOT, "tests", "tray", "browser.sh"),
-               TETHER_E2E_URLS=urls_file,
+               TETHER_E2E_URLS=os.path.join(tmp, "browser-urls"),
                TETHER_LOG="info,tether=debug",
                # The app's own home: "Start at login" writes ~/.config/autostart (the
                # autostart plugin ignores XDG_CONFIG_HOME), which must not touch the real one.
                HOME=os.path.join(tmp, "home"))
     os.makedirs(env["HOME"])
+    return env
+
+
+def pair_in_window(wd, code):
+    """Pairs the app with an agent through the window's pair dialog."""
+    wait_for("the dashboard", lambda: wd.find("#open-pair"), timeout=30)
+    wd.click("#open-pair")
+    wd.type("#pair-code", code)
+    wd.click("#pair-submit")
+
+
+def finish(tmp, passed, *parts):
+    """Stops every started part (None for one that never started); removes the test's
+    directory after a pass and keeps it, with its logs, after a failure."""
+    for part in parts:
+        if part is not None:
+            part.stop()
+    if passed:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        log(f"logs kept in {tmp}")
+
+
+def main():
+    require_tools()
+    tmp = tempfile.mkdtemp(prefix="tether-tray-e2e-")
+    env = app_env(tmp)
+    urls_file = env["TETHER_E2E_URLS"]
     log(f"device tokens in: {env['TETHER_SECRETS']}")
     oidc = daemon = wd = None
     passed = False
@@ -365,10 +409,7 @@ def main():
         tray_check(owner, "idle", ["No agent paired", "Open Tether", "Quit"])
 
         # Pair through the window.
-        wait_for("the dashboard", lambda: wd.find("#open-pair"), timeout=30)
-        wd.click("#open-pair")
-        wd.type("#pair-code", daemon.pairing_code())
-        wd.click("#pair-submit")
+        pair_in_window(wd, daemon.pairing_code())
         wait_for("the paired agent in the window", lambda: wd.find_all(f'section.agent[data-agent="{AGENT}"]'))
         wait_for("the credential row", lambda: row_state(wd) is not None)
         log(f"paired; {AGENT}/{CRED} is {row_state(wd)}")
@@ -532,13 +573,7 @@ def main():
         passed = True
         log("PASS")
     finally:
-        for part in (wd, daemon, oidc):
-            if part is not None:
-                part.stop()
-        if passed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log(f"logs kept in {tmp}")
+        finish(tmp, passed, wd, daemon, oidc)
 
 
 if __name__ == "__main__":
