@@ -354,7 +354,7 @@ async fn run_inner(
         },
         Err(e) => CallbackOutcome::Failure {
             title: format!("{agent} · {credential} was not re-authorized"),
-            detail: format!("{e}. Close this tab and try again."),
+            detail: format!("{e}. {}", tab_advice(e.api_code(), &agent, credential)),
         },
     };
     // Answering writes to the browser's socket: keep it off the async threads.
@@ -365,6 +365,24 @@ async fn run_inner(
         health: result?,
         server,
     })
+}
+
+/// What the failure tab tells the owner to do next, after the daemon's message. A
+/// wrong-account refusal already names the account to sign in with and the
+/// `--new-account` way out, so "try again" would only send them back to the same account.
+fn tab_advice(code: Option<ErrorCode>, agent: &str, credential: &str) -> String {
+    match code {
+        Some(ErrorCode::WrongAccount) => {
+            "Nothing stored changed; close this tab and sign in with the account the credential belongs to.".into()
+        }
+        Some(ErrorCode::SessionExpired | ErrorCode::StateMismatch) => format!(
+            "This sign-in session is over; close this tab and start again with `tether reauth {agent}/{credential}`."
+        ),
+        Some(ErrorCode::ProviderUnavailable) | None => {
+            "Close this tab and try again in a moment.".into()
+        }
+        _ => format!("Close this tab and try again with `tether reauth {agent}/{credential}`."),
+    }
 }
 
 /// Pushes a new token for a paste-kind credential; the daemon verifies it before storing.
@@ -382,4 +400,28 @@ pub async fn paste(
             },
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_account_tab_does_not_say_try_again() {
+        let advice = tab_advice(Some(ErrorCode::WrongAccount), "studio", "youtube");
+        assert!(!advice.contains("try again"), "{advice}");
+        assert!(advice.contains("Nothing stored changed"), "{advice}");
+    }
+
+    #[test]
+    fn an_expired_session_tab_says_how_to_start_again() {
+        let advice = tab_advice(Some(ErrorCode::SessionExpired), "studio", "youtube");
+        assert!(advice.contains("tether reauth studio/youtube"), "{advice}");
+    }
+
+    #[test]
+    fn an_unreachable_provider_tab_says_try_again() {
+        let advice = tab_advice(Some(ErrorCode::ProviderUnavailable), "studio", "youtube");
+        assert!(advice.contains("try again"), "{advice}");
+    }
 }

@@ -118,6 +118,10 @@ async fn the_tab_of_a_wrong_account_sign_in_names_both_accounts_and_the_fix() {
         detail.contains("tether reauth studio/youtube --new-account"),
         "{detail}"
     );
+    assert!(detail.contains("sign in with that account"), "{detail}");
+    assert!(detail.contains("Nothing stored changed"), "{detail}");
+    // Trying again as the same account would be refused the same way.
+    assert!(!detail.contains("try again"), "{detail}");
     assert!(page.contains("was not re-authorized"), "{page}");
 
     let now = companion
