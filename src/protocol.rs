@@ -21,7 +21,8 @@ pub use health::{
     LocationHealth, ProbeHealth, VaultHealth,
 };
 pub use human::{
-    Challenge, PendingWork, PostedChallenge, SessionReport, MAX_CHALLENGE_TEXT, MAX_QR_PAYLOAD,
+    Challenge, ChallengeError, PendingWork, PostedChallenge, SessionReport, MAX_CHALLENGE_TEXT,
+    MAX_QR_PAYLOAD,
 };
 pub use pairing::{PairRequest, PairResponse, PairingCode, PairingCodeError};
 

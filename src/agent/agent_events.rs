@@ -35,7 +35,7 @@ impl StreamFilter {
             (
                 StreamFilter::Agent { credential },
                 Event::Recovered { credential: c, .. } | Event::ScopesMissing { credential: c, .. },
-            ) => credential.as_deref().map_or(true, |want| want == c),
+            ) => credential.as_deref().is_none_or(|want| want == c),
             (StreamFilter::Agent { .. }, _) => false,
         }
     }

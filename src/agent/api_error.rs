@@ -94,7 +94,7 @@ impl From<OpError> for ApiFailure {
             OpError::Session(_) => ApiFailure::new(StatusCode::GONE, ErrorCode::SessionExpired, msg, None),
             OpError::WrongKind { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongKind, msg, None),
             OpError::WrongAccount { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongAccount, msg, None),
-            OpError::BadRequest(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
+            OpError::BadRequest(_) | OpError::BadChallenge(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),
             OpError::ShuttingDown => ApiFailure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ProviderUnavailable,

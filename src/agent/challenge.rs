@@ -111,7 +111,7 @@ impl Daemon {
         by_daemon: bool,
     ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?.clone();
-        challenge.validate().map_err(OpError::BadRequest)?;
+        challenge.validate()?;
         let now = Utc::now();
         let first = {
             let mut h = cred.human.lock();

@@ -57,6 +57,9 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("agent config is not valid: {0}")]
     Invalid(String),
+    /// An OpenBao location's settings break a rule.
+    #[error("agent config is not valid")]
+    OpenBao(#[from] crate::vault::openbao::config::OpenBaoConfigError),
 }
 
 /// The whole `agent.toml`.
@@ -235,7 +238,7 @@ impl AgentConfig {
         }
         for l in &self.vault.locations {
             let crate::vault::openbao::LocationConfig::Openbao(o) = l;
-            o.validate().map_err(ConfigError::Invalid)?;
+            o.validate()?;
         }
         if self
             .vault

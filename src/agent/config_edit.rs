@@ -321,7 +321,7 @@ fn keep_before_next(doc: &mut DocumentMut, after: Option<usize>, text: &str) {
     let mut next: Option<usize> = None;
     visit_tables(doc.as_table_mut(), &mut |t| {
         if let (Some(p), Some(a)) = (t.position(), after) {
-            if p > a && next.map_or(true, |n| p < n) {
+            if p > a && next.is_none_or(|n| p < n) {
                 next = Some(p);
             }
         }

@@ -122,6 +122,9 @@ pub enum OpError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A posted challenge breaks a rule of its kind.
+    #[error(transparent)]
+    BadChallenge(#[from] crate::protocol::ChallengeError),
     /// The companion's `redirect_uri` does not fit the provider's rule.
     #[error(transparent)]
     Redirect(#[from] RedirectMismatch),

@@ -55,6 +55,23 @@ struct LeaseRecord {
     spending: Option<Spend>,
 }
 
+/// Why a refresh token may not be spent now ([`Leases::begin_spend`]); nothing was spent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpendRefused {
+    /// Another daemon holds the lease (or none does yet).
+    #[error("this daemon does not hold the HA lease")]
+    NotHolder,
+    /// The renewal that records the spend failed, so the lease may have changed hands.
+    #[error("the HA lease was lost{}", .openbao.as_deref().map(|e| format!(" (OpenBao: {e})")).unwrap_or_default())]
+    Lost {
+        /// What OpenBao answered, when it was an error.
+        openbao: Option<String>,
+    },
+    /// The blocking task that renews the lease did not finish (it panicked).
+    #[error("the HA lease's renewal task failed")]
+    TaskFailed,
+}
+
 /// A refresh token being spent by the holder (no secret: a generation and a short hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spend {
@@ -258,7 +275,7 @@ impl Leases {
             }
             let due = st
                 .renewed
-                .map_or(true, |t| now.duration_since(t) >= self.ttl / 3);
+                .is_none_or(|t| now.duration_since(t) >= self.ttl / 3);
             if !due {
                 return Tick::Same;
             }
@@ -357,7 +374,7 @@ impl Leases {
             error: None,
         });
         st.error = Some(e.to_string());
-        if st.role == Role::Holder && st.held_until.map_or(true, |t| t <= Instant::now()) {
+        if st.role == Role::Holder && st.held_until.is_none_or(|t| t <= Instant::now()) {
             st.role = Role::Follower;
             st.held_until = None;
             tracing::warn!(
@@ -371,15 +388,15 @@ impl Leases {
     /// Before a refresh token is presented: renews the lease with the spend recorded in
     /// it (blocking). Returns how long the lease now lasts; an error when this daemon
     /// does not hold it any more or OpenBao cannot be written (then nothing is spent).
-    pub fn begin_spend(&self, name: &str, spend: Spend) -> Result<Duration, String> {
+    pub fn begin_spend(&self, name: &str, spend: Spend) -> Result<Duration, SpendRefused> {
         let sent = Instant::now();
         let (rec, cas) = {
             let states = self.states();
             let Some(st) = states.get(name).filter(|s| s.role == Role::Holder) else {
-                return Err("this daemon does not hold the HA lease".into());
+                return Err(SpendRefused::NotHolder);
             };
             let Some(r) = st.record.clone() else {
-                return Err("this daemon does not hold the HA lease".into());
+                return Err(SpendRefused::NotHolder);
             };
             (
                 LeaseRecord {
@@ -397,11 +414,9 @@ impl Leases {
                 }
                 Ok(self.ttl)
             }
-            _ => Err(self
-                .states()
-                .get(name)
-                .and_then(|s| s.error.clone())
-                .unwrap_or_else(|| "the HA lease was lost".into())),
+            _ => Err(SpendRefused::Lost {
+                openbao: self.states().get(name).and_then(|s| s.error.clone()),
+            }),
         }
     }
 

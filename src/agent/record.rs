@@ -114,7 +114,7 @@ impl Daemon {
             && health
                 .last_error
                 .as_ref()
-                .map_or(true, |e| e.code != super::challenge::HUMAN_NEEDED)
+                .is_none_or(|e| e.code != super::challenge::HUMAN_NEEDED)
         {
             // Found dead (not waiting on a challenge already): a credential that
             // re-authorizes by device code starts its sign-in now, with no laptop.

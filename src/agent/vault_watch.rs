@@ -373,7 +373,7 @@ pub async fn run(daemon: Arc<Daemon>, period: Duration) {
                     last_full = Instant::now();
                     daemon.reconcile().await;
                 } else if daemon.vault_watched.load(std::sync::atomic::Ordering::Relaxed)
-                    && ticks % WATCHED_STAMP_EVERY != 0
+                    && !ticks.is_multiple_of(WATCHED_STAMP_EVERY)
                 {
                     // The file watch reports changes to stored files at once: between
                     // stamp checks only free space (which inotify cannot see) is looked at.

@@ -135,7 +135,7 @@ impl StatusReport {
                     .all(|c| c.state != CredentialState::Dead)
                 && a.vault
                     .as_ref()
-                    .map_or(true, |v| v.state == CredentialState::Ok)
+                    .is_none_or(|v| v.state == CredentialState::Ok)
         });
         StatusReport {
             schema: STATUS_SCHEMA,

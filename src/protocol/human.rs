@@ -105,40 +105,35 @@ impl Challenge {
     }
 
     /// Checks sizes and links; the error says which field and why.
-    pub fn validate(&self) -> Result<(), String> {
-        let text = |field: &str, v: &str, max: usize| {
+    pub fn validate(&self) -> Result<(), ChallengeError> {
+        let text = |field: &'static str, v: &str, max: usize| {
             if v.trim().is_empty() {
-                Err(format!("challenge field `{field}` is empty"))
+                Err(ChallengeError::Empty { field })
             } else if v.len() > max {
-                Err(format!(
-                    "challenge field `{field}` is longer than {max} bytes"
-                ))
+                Err(ChallengeError::TooLong { field, max })
             } else if v.chars().any(|c| c.is_control() && c != '\n') {
-                Err(format!(
-                    "challenge field `{field}` contains control characters"
-                ))
+                Err(ChallengeError::ControlCharacters { field })
             } else {
                 Ok(())
             }
         };
-        let link = |field: &str, v: &str| {
+        let link = |field: &'static str, v: &str| {
             text(field, v, MAX_CHALLENGE_TEXT)?;
             match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
-                _ => Err(format!(
-                    "challenge field `{field}` must be an http(s) URL, got {v:?}"
-                )),
+                _ => Err(ChallengeError::NotHttpUrl {
+                    field,
+                    value: v.to_string(),
+                }),
             }
         };
         match self {
             Challenge::Qr { payload, .. } => {
                 if payload.is_empty() {
-                    return Err("challenge field `payload` is empty".into());
+                    return Err(ChallengeError::Empty { field: "payload" });
                 }
                 if payload.len() > MAX_QR_PAYLOAD {
-                    return Err(format!(
-                        "challenge field `payload` is longer than {MAX_QR_PAYLOAD} bytes (the most a QR code holds)"
-                    ));
+                    return Err(ChallengeError::QrTooLong);
                 }
                 Ok(())
             }
@@ -159,6 +154,42 @@ impl Challenge {
             Challenge::Text { message } => text("message", message, MAX_CHALLENGE_TEXT),
         }
     }
+}
+
+/// Why a posted [`Challenge`] is refused: the field and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeError {
+    /// A required field is empty.
+    #[error("challenge field `{field}` is empty")]
+    Empty {
+        /// The field.
+        field: &'static str,
+    },
+    /// A text field is too long.
+    #[error("challenge field `{field}` is longer than {max} bytes")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its limit.
+        max: usize,
+    },
+    /// The QR payload is more than a QR code holds.
+    #[error("challenge field `payload` is longer than {MAX_QR_PAYLOAD} bytes (the most a QR code holds)")]
+    QrTooLong,
+    /// A text field has control characters (newlines aside).
+    #[error("challenge field `{field}` contains control characters")]
+    ControlCharacters {
+        /// The field.
+        field: &'static str,
+    },
+    /// A link is not an http(s) URL with a host.
+    #[error("challenge field `{field}` must be an http(s) URL, got {value:?}")]
+    NotHttpUrl {
+        /// The field.
+        field: &'static str,
+        /// What was posted.
+        value: String,
+    },
 }
 
 /// A challenge as the daemon keeps and shows it.
@@ -275,11 +306,14 @@ mod tests {
             payload: "x".repeat(MAX_QR_PAYLOAD + 1),
             expires_at: None,
         };
-        assert!(big.validate().unwrap_err().contains("payload"));
+        assert_eq!(big.validate(), Err(ChallengeError::QrTooLong));
         let js = Challenge::Url {
             url: "javascript:alert(1)".into(),
         };
-        assert!(js.validate().unwrap_err().contains("`url`"));
+        assert!(matches!(
+            js.validate(),
+            Err(ChallengeError::NotHttpUrl { field: "url", .. })
+        ));
         let ok = Challenge::DeviceCode {
             verification_uri: "http://127.0.0.1:9/device".into(),
             user_code: "ABCD-EFGH".into(),

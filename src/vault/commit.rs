@@ -131,8 +131,7 @@ impl Inner {
                 Ok(gens) => {
                     let max = gens.into_iter().max().unwrap_or(0);
                     highest = highest.max(max);
-                    if loc.location.shared()
-                        && shared_newest.as_ref().map_or(true, |(g, _)| max > *g)
+                    if loc.location.shared() && shared_newest.as_ref().is_none_or(|(g, _)| max > *g)
                     {
                         shared_newest = Some((max, loc.label()));
                     }

@@ -193,7 +193,7 @@ pub(crate) async fn spend(
     let n = cred.name.clone();
     let begun = tokio::task::spawn_blocking(move || l.begin_spend(&n, spend))
         .await
-        .unwrap_or_else(|_| Err("the lease task failed".into()));
+        .unwrap_or(Err(super::SpendRefused::TaskFailed));
     let ttl = match begun {
         Ok(ttl) => ttl,
         Err(why) => {

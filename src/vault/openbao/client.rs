@@ -67,9 +67,12 @@ pub enum KvError {
         /// OpenBao's `errors`, or a description of the body.
         detail: String,
     },
-    /// The config cannot work (bad address, unreadable CA file).
+    /// The config cannot work (unreadable CA file, no HTTP client).
     #[error("openbao location: {0}")]
     Config(String),
+    /// The location's settings break a rule.
+    #[error(transparent)]
+    BadConfig(#[from] super::config::OpenBaoConfigError),
 }
 
 /// A version number and that version's data.
@@ -127,23 +130,10 @@ impl std::fmt::Debug for KvClient {
     }
 }
 
-/// The error chain of a transport error in one line (reqwest's top message alone says
-/// only "error sending request").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}
-
 impl KvClient {
     /// A client for the location `cfg` describes (nothing is sent until the first call).
     pub fn new(cfg: &OpenBaoConfig) -> Result<KvClient, KvError> {
-        let base = cfg.validate().map_err(KvError::Config)?;
+        let base = cfg.validate()?;
         let mut b = reqwest::blocking::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(std::time::Duration::from_secs(2)))
@@ -163,7 +153,7 @@ impl KvClient {
         }
         let http = b
             .build()
-            .map_err(|e| KvError::Config(format!("cannot build the HTTP client: {}", chain(&e))))?;
+            .map_err(|e| KvError::Config(format!("cannot build the HTTP client: {}", crate::report::chain(&e))))?;
         let login = match (&cfg.token_file, &cfg.token_env, &cfg.approle) {
             (Some(f), _, _) => Login::TokenFile(f.clone()),
             (_, Some(v), _) => Login::TokenEnv(v.clone()),
@@ -267,7 +257,7 @@ impl KvClient {
     fn unreachable(&self, e: &reqwest::Error) -> KvError {
         KvError::Unreachable {
             address: self.address.clone(),
-            detail: chain(e),
+            detail: crate::report::chain(e),
         }
     }
 

@@ -104,13 +104,15 @@ impl OpenBaoConfig {
 
     /// Checks the values that can be checked without a network: the address rule, one
     /// way to log in, path segments that cannot escape the mount.
-    pub fn validate(&self) -> Result<Url, String> {
-        let url = Url::parse(&self.address)
-            .map_err(|e| format!("openbao address {:?} is not a url ({e})", self.address))?;
+    pub fn validate(&self) -> Result<Url, OpenBaoConfigError> {
+        let bad_address = |why| OpenBaoConfigError::Address {
+            address: self.address.clone(),
+            why,
+        };
+        let url = Url::parse(&self.address).map_err(|e| bad_address(format!("not a url ({e})")))?;
         if crate::provider::check_endpoint(&url).is_err() {
-            return Err(format!(
-                "openbao address {} is not https; use https (plain http is allowed only to 127.0.0.1, ::1 and localhost), since the token and every refresh token travel over it",
-                self.address
+            return Err(bad_address(
+                "not https; use https (plain http is allowed only to 127.0.0.1, ::1 and localhost), since the token and every refresh token travel over it".into(),
             ));
         }
         let ways = [
@@ -122,10 +124,10 @@ impl OpenBaoConfig {
         .filter(|w| **w)
         .count();
         if ways != 1 {
-            return Err(format!(
-                "openbao location {}: set exactly one of token_file, token_env or [approle] (found {ways})",
-                self.address
-            ));
+            return Err(OpenBaoConfigError::Login {
+                address: self.address.clone(),
+                found: ways,
+            });
         }
         for (what, v) in [("mount", &self.mount), ("prefix", &self.prefix)] {
             let ok = !v.is_empty()
@@ -137,16 +139,49 @@ impl OpenBaoConfig {
                             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
                 });
             if !ok {
-                return Err(format!(
-                    "openbao {what} {v:?} is not a plain path: use letters, digits, `-`, `_`, `.` and `/` between segments"
-                ));
+                return Err(OpenBaoConfigError::Path {
+                    what,
+                    value: v.clone(),
+                });
             }
         }
         if self.lease_ttl < Duration::from_secs(3) {
-            return Err("openbao lease_ttl must be at least 3s".into());
+            return Err(OpenBaoConfigError::LeaseTtl);
         }
         Ok(url)
     }
+}
+
+/// What is wrong with an OpenBao location's settings ([`LocationConfig::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenBaoConfigError {
+    /// The address is not a URL, or not one a token may travel to.
+    #[error("openbao address {address:?}: {why}")]
+    Address {
+        /// The configured address.
+        address: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Not exactly one way to log in.
+    #[error("openbao location {address}: set exactly one of token_file, token_env or [approle] (found {found})")]
+    Login {
+        /// The configured address.
+        address: String,
+        /// How many were set.
+        found: usize,
+    },
+    /// `mount` or `prefix` could escape its place.
+    #[error("openbao {what} {value:?} is not a plain path: use letters, digits, `-`, `_`, `.` and `/` between segments")]
+    Path {
+        /// `mount` or `prefix`.
+        what: &'static str,
+        /// The configured value.
+        value: String,
+    },
+    /// A lease shorter than the renewal needs.
+    #[error("openbao lease_ttl must be at least 3s")]
+    LeaseTtl,
 }
 
 #[cfg(test)]
@@ -178,11 +213,21 @@ mod tests {
     #[test]
     fn plain_http_is_loopback_only_and_one_login_is_required() {
         let mut c = OpenBaoConfig::with_token_file("http://10.1.2.3:8200", "/t");
-        assert!(c.validate().unwrap_err().contains("https"));
+        assert!(matches!(
+            c.validate(),
+            Err(OpenBaoConfigError::Address { .. })
+        ));
+        assert!(c.validate().unwrap_err().to_string().contains("https"));
         c.address = "http://127.0.0.1:8200".into();
         assert!(c.validate().is_ok());
         c.token_env = Some("X".into());
-        assert!(c.validate().unwrap_err().contains("exactly one"));
+        assert_eq!(
+            c.validate().unwrap_err(),
+            OpenBaoConfigError::Login {
+                address: c.address.clone(),
+                found: 2
+            }
+        );
         c.token_env = None;
         c.prefix = "../x".into();
         assert!(c.validate().is_err());
