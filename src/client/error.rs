@@ -49,7 +49,7 @@ pub enum ClientError {
         got: String,
     },
     /// No answer: network down, daemon stopped, DNS, TLS failure, timeout.
-    #[error("agent {agent} at {url} is unreachable: {reason}")]
+    #[error("agent {agent} at {url} is unreachable (check that `tether agent serve` runs there and that this computer can reach the address): {reason}")]
     Unreachable {
         /// The agent.
         agent: String,

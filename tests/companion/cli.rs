@@ -246,3 +246,96 @@ async fn status_names_the_config_file_and_line_when_it_is_broken() {
         "{err}"
     );
 }
+
+/// The causes of an `error:` line, split where the CLI joins them.
+fn causes(stderr: &str) -> Vec<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line: {stderr}"));
+    line.trim_start_matches("error: ")
+        .split(": ")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every cause of the chain is printed once: no part repeats another, nor is one part
+/// contained in an earlier one (a message that formats its own source and also returns it).
+fn assert_each_cause_once(stderr: &str) {
+    let parts = causes(stderr);
+    for (i, p) in parts.iter().enumerate() {
+        for q in &parts[..i] {
+            assert!(
+                !q.contains(p.as_str()),
+                "cause `{p}` is printed twice in: {stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_companion_error_prints_each_cause_once() {
+    let daemon = Daemon::start("").await;
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("tether");
+    let run = |args: &[&str]| {
+        tether(&config, &[("TETHER_SECRETS", "file")])
+            .args(args)
+            .output()
+            .expect("run tether")
+    };
+    let out = run(&["pair", &daemon.pairing_code()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A certificate that is not the paired one: the TLS layer's causes, each once.
+    let path = config.join("companion.toml");
+    let paired = std::fs::read_to_string(&path).unwrap();
+    let fingerprint = paired
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("a pinned fingerprint: {paired}"))
+        .to_owned();
+    let wrong: String = fingerprint
+        .chars()
+        .map(|c| if c.is_ascii_hexdigit() { '0' } else { c })
+        .collect();
+    std::fs::write(&path, paired.replace(&fingerprint, &wrong)).unwrap();
+    let out = run(&["reauth", "studio/youtube", "--no-browser", "--timeout", "5"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("studio"), "the error names the agent: {err}");
+    assert!(
+        err.contains("pair again"),
+        "the error says how to fix it: {err}"
+    );
+    assert_each_cause_once(&err);
+
+    // The daemon gone: the connection's causes, each once.
+    std::fs::write(&path, &paired).unwrap();
+    drop(daemon);
+    let out = run(&["reauth", "studio/youtube", "--no-browser", "--timeout", "5"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("studio"), "the error names the agent: {err}");
+    assert!(
+        err.contains("tether agent serve"),
+        "the error says what to check: {err}"
+    );
+    assert_each_cause_once(&err);
+}
+
+#[test]
+fn the_cause_check_catches_a_repeated_cause() {
+    // The check above must be able to fail: a message that repeats its source.
+    let twice = "error: cannot reach agent studio: connection refused: connection refused\n";
+    let inside = "error: cannot reach agent studio (connection refused): connection refused\n";
+    for stderr in [twice, inside] {
+        assert!(std::panic::catch_unwind(|| assert_each_cause_once(stderr)).is_err());
+    }
+    assert_each_cause_once("error: cannot reach agent studio: connection refused\n");
+}

@@ -151,9 +151,12 @@ impl KvClient {
             })?;
             b = b.tls_built_in_root_certs(false).add_root_certificate(cert);
         }
-        let http = b
-            .build()
-            .map_err(|e| KvError::Config(format!("cannot build the HTTP client: {}", crate::report::chain(&e))))?;
+        let http = b.build().map_err(|e| {
+            KvError::Config(format!(
+                "cannot build the HTTP client: {}",
+                crate::report::chain(&e)
+            ))
+        })?;
         let login = match (&cfg.token_file, &cfg.token_env, &cfg.approle) {
             (Some(f), _, _) => Login::TokenFile(f.clone()),
             (_, Some(v), _) => Login::TokenEnv(v.clone()),
