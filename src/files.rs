@@ -1,6 +1,7 @@
-//! Durable file helpers for small state files: the daemon's (certificate, devices, pairing
-//! secrets) and the companion's (config, fallback secrets file). The vault has its own
-//! variant in `vault::atomic` that reports which step of a write failed.
+//! Durable file writes, the one implementation: the daemon's small state files
+//! (certificate, devices, pairing secrets, agent.toml edits), the companion's (config,
+//! fallback secrets file) and the vault's generations and rendered outputs, which use the
+//! variants that say which [`Step`] failed.
 //!
 //! Every write goes to a temp file in the same directory, is fsynced, renamed over the
 //! target, and the directory is fsynced, so a crash leaves either the old or the new file.
@@ -57,26 +58,84 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
 }
 
-/// Opens a new file for writing that only its owner may read: 0600 on Unix; on Windows
-/// the directory's inherited access list (see the module doc).
-fn create_private(path: &Path) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    o.mode(0o600);
-    o.open(path)
+/// The step of a durable write that failed, for messages that say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Creating the temp file.
+    Create,
+    /// Writing the content.
+    Write,
+    /// Flushing the temp file to disk.
+    SyncFile,
+    /// Renaming the temp file over the target.
+    Rename,
+    /// Flushing the directory entry to disk.
+    SyncDir,
 }
 
-/// Writes `bytes` to `path` atomically and durably with mode 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    // A bare file name has an empty parent: the current directory.
-    if path.parent().is_none() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "path has no directory",
-        ));
+impl Step {
+    /// Verb phrase for messages ("write", "fsync", ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Create => "create a temp file in",
+            Step::Write => "write",
+            Step::SyncFile => "fsync",
+            Step::Rename => "rename a temp file over",
+            Step::SyncDir => "fsync the directory of",
+        }
     }
-    replace_via_temp(path, bytes, |_| Ok(()))
+}
+
+/// Prefix of every temp file a write leaves behind if it crashes, so the leftovers can be
+/// recognised and removed.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Whether the write may replace an existing target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landing {
+    /// Rename over whatever is there.
+    Replace,
+    /// Fail with `AlreadyExists` rather than replace anything.
+    New,
+}
+
+/// Replaces `path` with `bytes` atomically and durably, mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    write_steps(dir, &name, bytes, Landing::Replace, |_| Ok(())).map_err(|(_, e)| e)
+}
+
+/// [`write_atomic`], creating the file's private (0700) directory first: for the
+/// companion's config directory, which may not exist yet.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        ensure_private_dir(dir)?;
+    }
+    write_atomic(path, bytes)
+}
+
+/// Replaces `dir/file_name` with `bytes` atomically and durably (0600), saying which step
+/// failed: the vault reports it. On failure the old target is untouched.
+pub fn write_atomic_in(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<(), (Step, io::Error)> {
+    write_steps(dir, file_name, bytes, Landing::Replace, |_| Ok(()))
+}
+
+/// Like [`write_atomic_in`], but an existing target is never replaced (fails with
+/// `AlreadyExists` at [`Step::Rename`]): for the vault's new generations, so even two
+/// writers that bypass the lock cannot overwrite each other's.
+pub fn write_new_in(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<(), (Step, io::Error)> {
+    write_steps(dir, file_name, bytes, Landing::New, |_| Ok(()))
+}
+
+/// Creates `path` with `bytes` only if it does not exist yet (0600, durable).
+/// Returns false when another process created it first.
+pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let (dir, name) = split(path)?;
+    match write_steps(dir, &name, bytes, Landing::New, |_| Ok(())) {
+        Ok(()) => Ok(true),
+        Err((Step::Rename, e)) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err((_, e)) => Err(e),
+    }
 }
 
 /// Replaces `path` atomically and durably with `bytes`, keeping the old file's mode and
@@ -87,7 +146,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path)?;
-    replace_via_temp(path, bytes, |f| {
+    let (dir, name) = split(path)?;
+    write_steps(dir, &name, bytes, Landing::Replace, |f| {
         // Owner first: chown clears set-id bits, and the mode is set after it.
         if let Err(e) = std::os::unix::fs::fchown(f, Some(meta.uid()), Some(meta.gid())) {
             // Only root may give a file away; a non-root editor of its own file keeps its
@@ -98,65 +158,106 @@ pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> io::Result<()> {
         }
         f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
     })
+    .map_err(|(_, e)| e)
 }
 
-/// The one write path: a 0600 temp file beside `path`, `prepare` (owner, mode), the bytes,
-/// fsync, rename over `path`, fsync of the directory; the temp file goes on any error.
-fn replace_via_temp(
-    path: &Path,
-    bytes: &[u8],
-    prepare: impl FnOnce(&File) -> io::Result<()>,
-) -> io::Result<()> {
+/// A path's directory (the current one for a bare name) and file name.
+fn split(path: &Path) -> io::Result<(&Path, String)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    Ok((dir, name.to_string_lossy().into_owned()))
+}
+
+/// The one write path: a new 0600 temp file beside the target, `prepare` (owner, mode),
+/// the bytes, fsync, rename onto the target, fsync of the directory; the temp file goes on
+/// any error, and the old target is untouched.
+fn write_steps(
+    dir: &Path,
+    file_name: &str,
+    bytes: &[u8],
+    landing: Landing,
+    prepare: impl FnOnce(&File) -> io::Result<()>,
+) -> Result<(), (Step, io::Error)> {
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
+        "{TEMP_PREFIX}{file_name}-{}",
         crate::secret::random_token(6)
     ));
+    let mut o = OpenOptions::new();
+    // create_new: never through a link or over a file planted at the temp name.
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    let mut file = o.open(&tmp).map_err(|e| (Step::Create, e))?;
+    let target = dir.join(file_name);
     let result = (|| {
-        let mut f = create_private(&tmp)?;
-        prepare(&f)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        // Windows: std renames with MoveFileExW(MOVEFILE_REPLACE_EXISTING), which
-        // replaces the target in one step on the same volume.
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        prepare(&file).map_err(|e| (Step::Create, e))?;
+        file.write_all(bytes).map_err(|e| (Step::Write, e))?;
+        file.sync_all().map_err(|e| (Step::SyncFile, e))?;
+        drop(file);
+        match landing {
+            // Windows: std renames with MoveFileExW(MOVEFILE_REPLACE_EXISTING), which
+            // replaces the target in one step on the same volume.
+            Landing::Replace => fs::rename(&tmp, &target),
+            Landing::New => rename_noreplace(&tmp, &target),
+        }
+        .map_err(|e| (Step::Rename, e))?;
+        sync_dir(dir).map_err(|e| (Step::SyncDir, e))
     })();
     if result.is_err() {
+        // Already renamed (only the directory sync failed) is fine: removal fails quietly.
         let _ = fs::remove_file(&tmp);
     }
     result
 }
 
-/// Creates `path` with `bytes` only if it does not exist yet (0600, durable).
-/// Returns false when another process created it first.
-pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
-    // Write the content under a temp name, then hard-link it into place: link fails if
-    // the target exists, so two racing creators never see a half-written file.
-    let tmp = dir.join(format!(".new.{}.tmp", crate::secret::random_token(6)));
-    let mut f = create_private(&tmp)?;
-    let res = f.write_all(bytes).and_then(|_| f.sync_all());
-    drop(f);
-    let linked = res.and_then(|_| match fs::hard_link(&tmp, path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    });
-    let _ = fs::remove_file(&tmp);
-    let linked = linked?;
-    sync_dir(dir)?;
-    Ok(linked)
+/// Renames `from` to `to` unless `to` exists, in one step where the filesystem can.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // The filesystem has no RENAME_NOREPLACE: a hard link refuses an existing target too.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            link_then_unlink(from, to)
+        }
+        _ => Err(err),
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists: a hard link fails on an existing target,
+/// then the temp name is dropped.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    link_then_unlink(from, to)
+}
+
+fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
+    fs::hard_link(from, to)?;
+    fs::remove_file(from)
 }
 
 /// Fsyncs a directory so a rename or unlink in it is durable.
@@ -248,6 +349,61 @@ mod tests {
             0o640
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_target_untouched_and_names_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic_in(dir.path(), "f.json", b"old").unwrap();
+        // Renaming a file over a non-empty directory fails: the old content must survive.
+        fs::create_dir(dir.path().join("d")).unwrap();
+        fs::write(dir.path().join("d/x"), b"x").unwrap();
+        let err = write_atomic_in(dir.path(), "d", b"new").unwrap_err();
+        assert_eq!(err.0, Step::Rename);
+        assert_eq!(fs::read(dir.path().join("f.json")).unwrap(), b"old");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "temp file left behind"
+        );
+    }
+
+    #[test]
+    fn write_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        write_new_in(dir.path(), "g", b"first").unwrap();
+        let err = write_new_in(dir.path(), "g", b"second").unwrap_err();
+        assert_eq!(err.0, Step::Rename);
+        assert_eq!(err.1.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(dir.path().join("g")).unwrap(), b"first");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
+    }
+
+    #[test]
+    fn write_private_makes_the_missing_directory_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("conf");
+        let path = sub.join("companion.toml");
+        write_private(&path, b"one").unwrap();
+        write_private(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::read_dir(&sub).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
     }
 
     #[test]

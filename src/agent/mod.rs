@@ -88,6 +88,7 @@ pub mod scopes;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod token_record;
 pub mod transition;
 pub mod vault_config;
 pub mod vault_watch;

@@ -242,22 +242,18 @@ impl Daemon {
             }
         }
         let account = fresh.or(pinned);
-        let mut rec = Record::new(&name, &provider.name);
-        rec.account = account.clone();
-        rec.access_token = Some(ts.access_token.clone());
-        rec.refresh_token = ts.refresh_token.clone();
-        rec.token_type = ts.token_type.clone();
-        rec.scopes = if ts.scopes.is_empty() {
-            cred.config
-                .scopes
-                .clone()
-                .unwrap_or_else(|| provider.default_scopes.clone())
-        } else {
-            ts.scopes.clone()
-        };
-        rec.expires_at = ts.expires_at;
-        rec.refresh_expires_at = ts.refresh_expires_at;
-        rec.extras = ts.extras.clone();
+        let requested = cred
+            .config
+            .scopes
+            .clone()
+            .unwrap_or_else(|| provider.default_scopes.clone());
+        let rec = super::token_record::from_grant(
+            &name,
+            &provider.name,
+            account.clone(),
+            &ts,
+            &requested,
+        );
         self.commit(cred, rec)
             .await
             .map_err(|e| e.into_op(&self.config.name, &name))?;

@@ -291,21 +291,7 @@ impl Daemon {
         };
         // The room goes back just before the commit that needs it.
         drop(reserved);
-        let mut next = record.clone();
-        next.access_token = Some(ts.access_token.clone());
-        next.refresh_token = ts.refresh_token.clone().or(record.refresh_token.clone());
-        next.token_type = ts.token_type.clone();
-        if !ts.scopes.is_empty() {
-            next.scopes = ts.scopes.clone();
-        }
-        next.obtained_at = Utc::now();
-        next.expires_at = ts.expires_at;
-        if ts.refresh_expires_at.is_some() {
-            next.refresh_expires_at = ts.refresh_expires_at;
-        }
-        for (k, v) in &ts.extras {
-            next.extras.insert(k.clone(), v.clone());
-        }
+        let next = super::token_record::refreshed(&record, &ts);
         let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
         let based_on = self.lease.is_some().then_some(record.generation);
         match self.commit_after(cred, next.clone(), based_on).await {

@@ -1,10 +1,7 @@
 //! The companion's commands: `tether pair`, `unpair`, `status`, `watch`, `reauth`, `paste`.
 //! A thin layer over [`tether::companion`](crate::companion): parse, call, print.
 
-use crate::companion::notice::Notice;
-use crate::companion::notifier::{
-    ActionSender, DesktopNotifier, Notifier, NotifyError, TerminalNotifier,
-};
+use crate::companion::notifier::{DesktopNotifier, Tee, TerminalNotifier};
 use crate::companion::pair::{PairOptions, Replacement};
 use crate::companion::reauth::{Opener, PrintUrl, ReauthOptions, ReauthProgress, SystemBrowser};
 use crate::companion::secrets::Stored;
@@ -270,20 +267,6 @@ async fn status(companion: &Companion, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Terminal lines plus, optionally, desktop notifications.
-struct Both(TerminalNotifier, Option<DesktopNotifier>);
-
-impl Notifier for Both {
-    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
-        if let Some(d) = &self.1 {
-            if let Err(e) = d.notify(notice, actions) {
-                eprintln!("warning: {e}");
-            }
-        }
-        self.0.notify(notice, actions)
-    }
-}
-
 async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode> {
     let cfg = companion.config()?;
     if cfg.agents.is_empty() {
@@ -300,7 +283,7 @@ async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode>
     } else {
         None
     };
-    let notifier = Arc::new(Both(TerminalNotifier::stdout(), desktop));
+    let notifier = Arc::new(Tee::new(TerminalNotifier::stdout(), desktop));
     let mut watcher = companion.watch(notifier, Some(Arc::new(SystemBrowser)))?;
     for a in &cfg.agents {
         println!("watching {} at {}", a.name, a.url);

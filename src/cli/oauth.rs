@@ -7,7 +7,7 @@ use crate::oauth::{
 use crate::protocol::valid_credential_name;
 use crate::provider::{self, Provider, ProviderOverrides};
 use crate::secret::ClientSecret;
-use crate::vault::{Record, Vault, VaultConfig};
+use crate::vault::{Vault, VaultConfig};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -215,7 +215,13 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 
     let stored = match (&args.into, &args.primary) {
         (Some(name), Some(primary)) => {
-            let record = to_record(name, &provider, account.clone(), &tokens);
+            let record = crate::agent::token_record::from_grant(
+                name,
+                &provider.name,
+                account.clone(),
+                &tokens,
+                &scopes,
+            );
             let cfg = VaultConfig::new(primary.clone(), args.backups.clone());
             let commit = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let (vault, _) = Vault::open(cfg)?;
@@ -262,19 +268,6 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn to_record(name: &str, provider: &Provider, account: Option<String>, t: &TokenSet) -> Record {
-    let mut r = Record::new(name, provider.name.clone());
-    r.account = account;
-    r.access_token = Some(t.access_token.clone());
-    r.refresh_token = t.refresh_token.clone();
-    r.token_type = t.token_type.clone();
-    r.scopes = t.scopes.clone();
-    r.expires_at = t.expires_at;
-    r.refresh_expires_at = t.refresh_expires_at;
-    r.extras = t.extras.clone();
-    r
 }
 
 /// The token set without its secrets.

@@ -24,7 +24,6 @@
 //!
 //! Device tokens are not here: they live in the OS keyring (see [`super::secrets`]).
 
-use super::files;
 use chrono::NaiveTime;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::{Path, PathBuf};
@@ -344,7 +343,7 @@ impl Config {
         }
         let text =
             format!("# tether companion: paired agents and watch settings.\n{where_}\n{text}");
-        files::atomic_write(path, text.as_bytes()).map_err(|source| ConfigError::Write {
+        crate::files::write_private(path, text.as_bytes()).map_err(|source| ConfigError::Write {
             path: path.to_owned(),
             source,
         })

@@ -25,8 +25,8 @@
 //! state, words, menu), [`snapshot`] (what the tray shows, updated by pure rules from
 //! watch events, checks and re-auth progress), [`progress`] (a re-authorization's step in
 //! words), [`dashboard`] (the window's rows: every word and time it shows), [`settings`]
-//! (what the window's settings dialog edits, and its bounds), [`error`], and `files` (the
-//! config's durable writes). [`client`]
+//! (what the window's settings dialog edits, and its bounds), and [`error`]; the config's
+//! durable writes are [`crate::files`]'s. [`client`]
 //! and [`sse`] are re-exports of [`crate::client`], where the daemon client lives.
 
 pub mod challenge;
@@ -34,7 +34,6 @@ pub mod config;
 pub mod consent;
 pub mod dashboard;
 pub mod error;
-mod files;
 pub mod notice;
 pub mod notifier;
 pub mod pair;

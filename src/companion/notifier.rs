@@ -53,6 +53,12 @@ pub trait Notifier: Send + Sync {
     fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError>;
 }
 
+impl<N: Notifier + ?Sized> Notifier for std::sync::Arc<N> {
+    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
+        (**self).notify(notice, actions)
+    }
+}
+
 /// Prints notices as lines on a terminal (or any writer).
 pub struct TerminalNotifier {
     out: Mutex<Box<dyn Write + Send>>,
@@ -217,6 +223,34 @@ impl Notifier for Pausable {
     }
 }
 
+/// Every notice to `main` (the terminal), and also to `extra` (the desktop) when there is
+/// one. The extra's failure is logged, not returned: the main line still tells the story.
+pub struct Tee {
+    main: Box<dyn Notifier>,
+    extra: Option<Box<dyn Notifier>>,
+}
+
+impl Tee {
+    /// `main`, plus `extra` when there is one.
+    pub fn new<E: Notifier + 'static>(main: impl Notifier + 'static, extra: Option<E>) -> Tee {
+        Tee {
+            main: Box::new(main),
+            extra: extra.map(|e| Box::new(e) as Box<dyn Notifier>),
+        }
+    }
+}
+
+impl Notifier for Tee {
+    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
+        if let Some(extra) = &self.extra {
+            if let Err(e) = extra.notify(notice, actions) {
+                tracing::warn!("{e}; the notice is still printed here");
+            }
+        }
+        self.main.notify(notice, actions)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +265,45 @@ mod tests {
             self.0.lock().push(notice.summary.clone());
             Ok(())
         }
+    }
+
+    struct Refuses;
+    impl Notifier for Refuses {
+        fn notify(&self, _: &Notice, _: &ActionSender) -> Result<(), NotifyError> {
+            Err(NotifyError::Unavailable("no notification server".into()))
+        }
+    }
+
+    fn notice() -> Notice {
+        Notice::contact(
+            NoticeKind::Unreachable,
+            "studio",
+            chrono::Local::now(),
+            "connection refused",
+            chrono::Local::now(),
+        )
+    }
+
+    #[test]
+    fn a_tee_shows_both_and_a_refusing_extra_does_not_fail_the_notice() {
+        let (actions, _rx) = ActionSender::channel();
+        let (main, extra) = (Arc::new(Shown::default()), Arc::new(Shown::default()));
+        Tee::new(main.clone(), Some(extra.clone()))
+            .notify(&notice(), &actions)
+            .unwrap();
+        assert_eq!((main.0.lock().len(), extra.0.lock().len()), (1, 1));
+
+        let main = Arc::new(Shown::default());
+        Tee::new(main.clone(), Some(Refuses))
+            .notify(&notice(), &actions)
+            .unwrap();
+        assert_eq!(main.0.lock().len(), 1);
+
+        let main = Arc::new(Shown::default());
+        Tee::new(main.clone(), None::<Refuses>)
+            .notify(&notice(), &actions)
+            .unwrap();
+        assert_eq!(main.0.lock().len(), 1);
     }
 
     #[test]

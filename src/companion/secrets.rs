@@ -6,7 +6,6 @@
 //! is `auto`, tokens go to `device-tokens.toml` (0600) in the config directory and the
 //! store raises a [`FallbackNotice`] once, for the CLI to print and the tray to show.
 
-use super::files;
 use crate::secret::ApiToken;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -329,7 +328,7 @@ impl SecretStore {
                 toml::Value::String(token.clone())
             ));
         }
-        files::atomic_write(&self.file, text.as_bytes())
+        crate::files::write_private(&self.file, text.as_bytes())
             .map_err(|e| self.file_error(format!("cannot write: {e}")))
     }
 

@@ -12,10 +12,7 @@ use tokio::net::TcpListener;
 
 use super::provider::{DemoProvider, DEMO_CLIENT_ID};
 use crate::agent::{self, config as agent_config, Daemon};
-use crate::companion::notice::Notice;
-use crate::companion::notifier::{
-    ActionSender, DesktopNotifier, Notifier, NotifyError, TerminalNotifier,
-};
+use crate::companion::notifier::{DesktopNotifier, Tee, TerminalNotifier};
 use crate::companion::pair::PairOptions;
 use crate::companion::reauth::{Opener, PrintUrl, ReauthOptions, ReauthProgress, SystemBrowser};
 use crate::companion::secrets::Backend;
@@ -87,22 +84,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Shows every notice on the terminal, and on the desktop when a notification server runs.
-struct DemoNotifier {
-    terminal: TerminalNotifier,
-    desktop: Option<DesktopNotifier>,
-}
-
-impl Notifier for DemoNotifier {
-    fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
-        if let Some(d) = &self.desktop {
-            // The terminal line below still tells the story when the desktop refuses.
-            let _ = d.notify(notice, actions);
-        }
-        self.terminal.notify(notice, actions)
     }
 }
 
@@ -268,14 +249,12 @@ pub async fn run(
             None => say("The tray app is not built (`cargo build -p tether-tray`); carrying on in the terminal."),
         }
     }
-    let notifier = Arc::new(DemoNotifier {
-        terminal: TerminalNotifier::stdout(),
-        desktop: if tray.is_none() {
-            DesktopNotifier::new().ok()
-        } else {
-            None
-        },
-    });
+    // With the tray app running, it shows the desktop notifications.
+    let desktop = tray
+        .is_none()
+        .then(|| DesktopNotifier::new().ok())
+        .flatten();
+    let notifier = Arc::new(Tee::new(TerminalNotifier::stdout(), desktop));
     let opener: Arc<dyn Opener> = if opts.no_browser {
         Arc::new(PrintUrl)
     } else {

@@ -1,12 +1,8 @@
-//! Files on disk, safely: durable atomic replacement, private directories, and reads that
-//! refuse symbolic links.
-//!
-//! A write goes to a temp file in the target's directory, is fsynced, renamed over the
-//! target, and the directory is fsynced, so a crash leaves either the old file or the new
-//! one, never a truncated mix. Nothing is ever truncated in place.
+//! Files on disk, safely: private directories whose creation is durable, and reads that
+//! refuse symbolic links. Writes are [`crate::files`]'s, the one durable-write path.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -14,127 +10,6 @@ use std::path::Path;
 pub const FILE_MODE: u32 = 0o600;
 /// Mode of every directory the vault creates.
 pub const DIR_MODE: u32 = 0o700;
-
-/// The step of an atomic write that failed, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Creating the temp file.
-    Create,
-    /// Writing the content.
-    Write,
-    /// Flushing the temp file to disk.
-    SyncFile,
-    /// Renaming the temp file over the target.
-    Rename,
-    /// Flushing the directory entry to disk.
-    SyncDir,
-}
-
-impl Step {
-    /// Verb phrase for messages ("write", "fsync", ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Create => "create a temp file in",
-            Step::Write => "write",
-            Step::SyncFile => "fsync",
-            Step::Rename => "rename a temp file over",
-            Step::SyncDir => "fsync the directory of",
-        }
-    }
-}
-
-/// Prefix of temp files, so leftovers of a crash can be recognised and removed.
-pub const TEMP_PREFIX: &str = ".tmp-";
-
-/// Replaces `dir/file_name` with `bytes` atomically and durably, mode 0600.
-///
-/// On failure the temp file is removed and the old target is untouched.
-pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<(), (Step, io::Error)> {
-    write_with(dir, file_name, bytes, false)
-}
-
-/// Like [`write_atomic`], but the target must not exist yet: an existing file is never
-/// replaced (fails with `AlreadyExists`). Used for new generations, so even two writers
-/// that bypass the lock cannot overwrite each other's generation.
-pub fn write_new(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<(), (Step, io::Error)> {
-    write_with(dir, file_name, bytes, true)
-}
-
-/// Renames `from` to `to` unless `to` exists (atomically where the filesystem supports it).
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-    };
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        // The filesystem has no RENAME_NOREPLACE: a hard link also refuses an existing
-        // target, then the temp name is dropped.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
-            fs::hard_link(from, to)?;
-            fs::remove_file(from)
-        }
-        _ => Err(err),
-    }
-}
-
-fn write_with(
-    dir: &Path,
-    file_name: &str,
-    bytes: &[u8],
-    must_be_new: bool,
-) -> Result<(), (Step, io::Error)> {
-    let tmp = dir.join(format!(
-        "{TEMP_PREFIX}{file_name}-{}",
-        crate::secret::random_token(6)
-    ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|e| (Step::Create, e))?;
-    let result = (|| {
-        // The umask can only remove bits from 0600, but say it explicitly anyway.
-        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-            .map_err(|e| (Step::Create, e))?;
-        file.write_all(bytes).map_err(|e| (Step::Write, e))?;
-        file.sync_all().map_err(|e| (Step::SyncFile, e))?;
-        if must_be_new {
-            rename_noreplace(&tmp, &dir.join(file_name)).map_err(|e| (Step::Rename, e))?;
-        } else {
-            fs::rename(&tmp, dir.join(file_name)).map_err(|e| (Step::Rename, e))?;
-        }
-        sync_dir(dir).map_err(|e| (Step::SyncDir, e))
-    })();
-    if result.is_err() {
-        // Already renamed (only the directory sync failed) is fine: removal then fails quietly.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Flushes a directory's entries (a rename, a new file) to disk.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
 
 /// What sits at a path, without following a symbolic link there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +45,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<bool> {
         Ok(()) => {
             fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))?;
             if let Some(parent) = path.parent() {
-                sync_dir(parent)?;
+                crate::files::sync_dir(parent)?;
             }
             Ok(true)
         }
@@ -240,45 +115,6 @@ pub fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
-
-    #[test]
-    fn creates_and_replaces_with_mode_0600_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        write_atomic(dir.path(), "f.json", b"one").unwrap();
-        write_atomic(dir.path(), "f.json", b"two").unwrap();
-        let path = dir.path().join("f.json");
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(names.len(), 1, "temp file left behind");
-    }
-
-    #[test]
-    fn failed_write_leaves_target_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        write_atomic(dir.path(), "f.json", b"old").unwrap();
-        // Renaming a file over a non-empty directory fails: the old content must survive.
-        fs::create_dir(dir.path().join("d")).unwrap();
-        fs::write(dir.path().join("d/x"), b"x").unwrap();
-        let err = write_atomic(dir.path(), "d", b"new").unwrap_err();
-        assert_eq!(err.0, Step::Rename);
-        assert_eq!(fs::read(dir.path().join("f.json")).unwrap(), b"old");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
-    }
-
-    #[test]
-    fn write_new_never_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        write_new(dir.path(), "g", b"first").unwrap();
-        let err = write_new(dir.path(), "g", b"second").unwrap_err();
-        assert_eq!(err.1.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(dir.path().join("g")).unwrap(), b"first");
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "temp file left behind"
-        );
-    }
 
     #[test]
     fn private_dirs_are_0700() {

@@ -278,7 +278,7 @@ impl Location for DirLocation {
     fn create(&self, name: &str, generation: u64, bytes: &[u8]) -> Result<(), LocationError> {
         let dir = self.ensure_credential_dir(name)?;
         let target = dir.join(file_name(generation));
-        atomic::write_new(&dir, &file_name(generation), bytes).map_err(|(step, e)| {
+        crate::files::write_new_in(&dir, &file_name(generation), bytes).map_err(|(step, e)| {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 LocationError::Exists {
                     path: target.clone(),
@@ -298,7 +298,7 @@ impl Location for DirLocation {
             Kind::Symlink => return Err(LocationError::Symlink { path: target }),
             Kind::Dir | Kind::Other => return Err(LocationError::NotAFile { path: target }),
         }
-        atomic::write_atomic(&dir, &file_name(generation), bytes)
+        crate::files::write_atomic_in(&dir, &file_name(generation), bytes)
             .map_err(|(step, e)| LocationError::from_io(step.as_str(), &target, e))
     }
 
@@ -327,7 +327,7 @@ impl Location for DirLocation {
         ));
         fs::rename(&path, &aside).map_err(|e| LocationError::from_io("move aside", &path, e))?;
         if let Some(dir) = path.parent() {
-            atomic::sync_dir(dir).map_err(|e| LocationError::from_io("fsync", dir, e))?;
+            crate::files::sync_dir(dir).map_err(|e| LocationError::from_io("fsync", dir, e))?;
         }
         Ok(aside.display().to_string())
     }
@@ -342,7 +342,7 @@ impl Location for DirLocation {
             let is_temp = entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(atomic::TEMP_PREFIX));
+                .is_some_and(|n| n.starts_with(crate::files::TEMP_PREFIX));
             if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
                 let path = entry.path();
                 fs::remove_file(&path).map_err(|e| LocationError::from_io("remove", &path, e))?;
@@ -355,7 +355,7 @@ impl Location for DirLocation {
     fn reserve(&self, name: &str, bytes: usize) -> Result<Option<Reservation>, LocationError> {
         let dir = self.ensure_credential_dir(name)?;
         // A temp-prefixed name: a crash leaves something `clean_temp` removes.
-        let path = dir.join(format!("{}reserve", atomic::TEMP_PREFIX));
+        let path = dir.join(format!("{}reserve", crate::files::TEMP_PREFIX));
         let write = || -> io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)

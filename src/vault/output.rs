@@ -265,10 +265,12 @@ pub fn write(spec: &OutputSpec, bytes: &[u8]) -> Result<(), OutputError> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| OutputError::NotAFile { path: path.clone() })?;
-    atomic::write_atomic(&dir, file_name, bytes).map_err(|(step, source)| OutputError::Write {
-        path: path.clone(),
-        step: step.as_str(),
-        source,
+    crate::files::write_atomic_in(&dir, file_name, bytes).map_err(|(step, source)| {
+        OutputError::Write {
+            path: path.clone(),
+            step: step.as_str(),
+            source,
+        }
     })
 }
 

@@ -121,7 +121,7 @@ fn add_and_remove_keep_the_operators_comments() {
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
+        .filter(|n| n.starts_with(tether::files::TEMP_PREFIX))
         .collect();
     names.sort();
     assert!(names.is_empty(), "{names:?}");
