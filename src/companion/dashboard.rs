@@ -367,13 +367,15 @@ mod tests {
     }
 
     fn cred(state: CredentialState, reauth: ReauthKind) -> CredentialHealth {
-        serde_json::from_value(serde_json::json!({
-            "name": "youtube", "provider": "google", "state": state,
-            "since": now() - chrono::Duration::minutes(28), "reauth": reauth,
-            "blocked_requests": 37,
-            "last_error": {"code": "invalid_grant", "description": "Token has been expired or revoked."},
-        }))
-        .expect("a credential health")
+        let since = now() - chrono::Duration::minutes(28);
+        CredentialHealth {
+            blocked_requests: 37,
+            last_error: Some(crate::protocol::ErrorInfo {
+                code: "invalid_grant".into(),
+                description: "Token has been expired or revoked.".into(),
+            }),
+            ..CredentialHealth::new("youtube", "google", state, since, reauth)
+        }
     }
 
     fn dashboard(s: &Snapshot) -> Dashboard {

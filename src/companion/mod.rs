@@ -317,7 +317,15 @@ impl Companion {
             }
         };
         let pinned = entry.authorizations.get(credential);
-        let done = reauth::run(&client, credential, pinned, opener, opts, cancel, progress).await?;
+        let run = reauth::ReauthRun {
+            client: &client,
+            credential,
+            pinned,
+            opener,
+            opts,
+            progress,
+        };
+        let done = reauth::run(run, cancel).await?;
         if pinned != Some(&done.server) {
             // The credential works either way; failing to remember only means the next
             // re-auth is checked against the older server (or none).

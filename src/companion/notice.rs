@@ -206,15 +206,7 @@ impl Notice {
                 Urgency::Normal,
             ),
         };
-        Notice {
-            kind,
-            agent: agent.into(),
-            credential: None,
-            summary,
-            body,
-            action: None,
-            urgency,
-        }
+        Notice::about_agent(kind, agent, summary, body, urgency)
     }
 
     /// An agent-contact notice.
@@ -245,6 +237,18 @@ impl Notice {
             ),
             _ => (agent.to_string(), detail.to_string()),
         };
+        Notice::about_agent(kind, agent, summary, body, Urgency::Normal)
+    }
+
+    /// A notice about an agent as a whole (its vault, its contact): no credential, no
+    /// action.
+    fn about_agent(
+        kind: NoticeKind,
+        agent: &str,
+        summary: String,
+        body: String,
+        urgency: Urgency,
+    ) -> Notice {
         Notice {
             kind,
             agent: agent.into(),
@@ -252,7 +256,7 @@ impl Notice {
             summary,
             body,
             action: None,
-            urgency: Urgency::Normal,
+            urgency,
         }
     }
 }
@@ -317,27 +321,19 @@ mod tests {
 
     pub(crate) fn dead_youtube(since: DateTime<Utc>, blocked: u64) -> CredentialHealth {
         CredentialHealth {
-            name: "youtube".into(),
-            provider: "google".into(),
-            account: None,
-            state: CredentialState::Dead,
-            since,
-            last_check: None,
             last_error: Some(ErrorInfo {
                 code: "invalid_grant".into(),
                 description: "Token has been expired or revoked.".into(),
             }),
             blocked_requests: blocked,
-            refresh_expires_at: None,
-            reauth: ReauthKind::Oauth,
             generation: 3,
-            cadence: None,
-            last_probe: None,
-            ha: None,
-            challenge: None,
-            pending: None,
-            session: false,
-            device_reauth: false,
+            ..CredentialHealth::new(
+                "youtube",
+                "google",
+                CredentialState::Dead,
+                since,
+                ReauthKind::Oauth,
+            )
         }
     }
 

@@ -226,24 +226,36 @@ impl ReauthError {
     }
 }
 
-/// Runs one browser re-authorization of `credential` on the agent behind `client`.
+/// One browser re-authorization to run: `credential` on the agent behind `client`.
 ///
 /// `pinned` is the authorization server remembered for the credential (none before its
 /// first authorization): a URL naming another one is refused unless
-/// `opts.accept_new_server`. `cancel` resolving cancels the wait for the browser (the tab
-/// then gets an error page if it arrives later). Progress goes to `progress`. Callers keep
-/// one run per credential (the [`super::Companion`] handle does) and remember the returned
-/// server.
+/// `opts.accept_new_server`. Progress goes to `progress`.
+pub struct ReauthRun<'a> {
+    /// The agent.
+    pub client: &'a AgentClient,
+    /// The credential's name on the agent.
+    pub credential: &'a str,
+    /// The authorization server of the credential's first authorization.
+    pub pinned: Option<&'a AuthorizationPin>,
+    /// Opens the consent page.
+    pub opener: &'a dyn Opener,
+    /// Timeout, listener and acceptance choices.
+    pub opts: ReauthOptions,
+    /// Told each step.
+    pub progress: &'a (dyn Fn(ReauthProgress) + Send + Sync),
+}
+
+/// Runs one browser re-authorization (see [`ReauthRun`]). `cancel` resolving cancels the
+/// wait for the browser (the tab then gets an error page if it arrives later). Callers
+/// keep one run per credential (the [`super::Companion`] handle does) and remember the
+/// returned server.
 pub async fn run(
-    client: &AgentClient,
-    credential: &str,
-    pinned: Option<&AuthorizationPin>,
-    opener: &dyn Opener,
-    opts: ReauthOptions,
+    run: ReauthRun<'_>,
     cancel: impl Future<Output = ()>,
-    progress: &(dyn Fn(ReauthProgress) + Send + Sync),
 ) -> Result<Reauthorized, ReauthError> {
-    let result = run_inner(client, credential, pinned, opener, opts, cancel, progress).await;
+    let progress = run.progress;
+    let result = run_inner(run, cancel).await;
     match &result {
         Ok(r) => progress(ReauthProgress::Done {
             credential: Box::new(r.health.clone()),
@@ -256,14 +268,17 @@ pub async fn run(
 }
 
 async fn run_inner(
-    client: &AgentClient,
-    credential: &str,
-    pinned: Option<&AuthorizationPin>,
-    opener: &dyn Opener,
-    opts: ReauthOptions,
+    run: ReauthRun<'_>,
     cancel: impl Future<Output = ()>,
-    progress: &(dyn Fn(ReauthProgress) + Send + Sync),
 ) -> Result<Reauthorized, ReauthError> {
+    let ReauthRun {
+        client,
+        credential,
+        pinned,
+        opener,
+        opts,
+        progress,
+    } = run;
     let agent = client.name().to_string();
     let internal = |reason: String| ReauthError::Internal {
         agent: agent.clone(),

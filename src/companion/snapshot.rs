@@ -243,24 +243,8 @@ pub(crate) mod tests {
 
     fn cred(name: &str, state: CredentialState) -> CredentialHealth {
         CredentialHealth {
-            name: name.into(),
-            provider: "google".into(),
-            account: None,
-            state,
-            since: now(),
-            last_check: None,
-            last_error: None,
-            blocked_requests: 0,
-            refresh_expires_at: None,
-            reauth: ReauthKind::Oauth,
             generation: 1,
-            cadence: None,
-            last_probe: None,
-            ha: None,
-            challenge: None,
-            pending: None,
-            session: false,
-            device_reauth: false,
+            ..CredentialHealth::new(name, "google", state, now(), ReauthKind::Oauth)
         }
     }
 

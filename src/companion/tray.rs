@@ -479,32 +479,16 @@ mod tests {
     }
 
     fn cred(name: &str, state: CredentialState, reauth: ReauthKind) -> CredentialHealth {
+        let since = now() - chrono::Duration::minutes(28);
+        let dead = state == CredentialState::Dead;
         CredentialHealth {
-            name: name.into(),
-            provider: "google".into(),
-            account: None,
-            state,
-            since: now() - chrono::Duration::minutes(28),
-            last_check: None,
-            last_error: (state == CredentialState::Dead).then(|| ErrorInfo {
+            last_error: dead.then(|| ErrorInfo {
                 code: "invalid_grant".into(),
                 description: "Token has been expired or revoked.".into(),
             }),
-            blocked_requests: if state == CredentialState::Dead {
-                37
-            } else {
-                0
-            },
-            refresh_expires_at: None,
-            reauth,
+            blocked_requests: if dead { 37 } else { 0 },
             generation: 1,
-            cadence: None,
-            last_probe: None,
-            ha: None,
-            challenge: None,
-            pending: None,
-            session: false,
-            device_reauth: false,
+            ..CredentialHealth::new(name, "google", state, since, reauth)
         }
     }
 

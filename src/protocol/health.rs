@@ -99,6 +99,63 @@ pub struct CredentialHealth {
     pub device_reauth: bool,
 }
 
+impl CredentialHealth {
+    /// A credential's health with only what every reply carries; the optional parts are at
+    /// the defaults a reply without them parses to (nothing blocked, no error, no
+    /// challenge). Callers set what they know with struct update syntax.
+    pub fn new(
+        name: impl Into<String>,
+        provider: impl Into<String>,
+        state: CredentialState,
+        since: DateTime<Utc>,
+        reauth: ReauthKind,
+    ) -> CredentialHealth {
+        CredentialHealth {
+            name: name.into(),
+            provider: provider.into(),
+            account: None,
+            state,
+            since,
+            last_check: None,
+            last_error: None,
+            blocked_requests: 0,
+            refresh_expires_at: None,
+            reauth,
+            generation: 0,
+            cadence: None,
+            last_probe: None,
+            ha: None,
+            challenge: None,
+            pending: None,
+            session: false,
+            device_reauth: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod credential_health_tests {
+    use super::*;
+
+    #[test]
+    fn new_is_what_a_reply_with_only_the_required_fields_parses_to() {
+        let since = Utc::now();
+        let parsed: CredentialHealth = serde_json::from_value(serde_json::json!({
+            "name": "youtube", "provider": "google", "state": "dead",
+            "since": since, "reauth": "oauth",
+        }))
+        .unwrap();
+        let built = CredentialHealth::new(
+            "youtube",
+            "google",
+            CredentialState::Dead,
+            since,
+            ReauthKind::Oauth,
+        );
+        assert_eq!(built, parsed);
+    }
+}
+
 /// One credential's HA lease as one daemon sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HaHealth {

@@ -255,6 +255,10 @@ impl PendingWork {
 /// `POST /v1/credentials/{name}/report` (agent token): what the agent sees of its own
 /// session. For `session` credentials it is their health; for token credentials it only
 /// carries pending work.
+///
+/// The three pending-work fields repeat [`super::RejectedReport`]'s on purpose: serde cannot
+/// flatten a shared struct into one that denies unknown fields, and a typo in an agent's
+/// field name must be refused, not ignored. [`PendingWork::from_report`] reads both.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionReport {

@@ -251,15 +251,7 @@ impl Vault {
                 "keep must be at least 1 (the newest generation)".into(),
             ));
         }
-        for o in &outputs {
-            if !valid_credential_name(&o.credential) {
-                return Err(VaultError::Config(format!(
-                    "output {} names credential {:?}, which is not a valid credential name",
-                    o.path.display(),
-                    o.credential
-                )));
-            }
-        }
+        OutputSpec::check_all(&outputs)?;
         let mut locs: Vec<Loc> = given
             .into_iter()
             .map(|(role, location)| Loc {

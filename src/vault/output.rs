@@ -24,6 +24,23 @@ pub struct OutputSpec {
     pub format: OutputFormat,
 }
 
+impl OutputSpec {
+    /// Refuses every output that names an invalid credential, before any is used.
+    pub(crate) fn check_all(outputs: &[OutputSpec]) -> Result<(), super::VaultError> {
+        match outputs
+            .iter()
+            .find(|o| !crate::protocol::valid_credential_name(&o.credential))
+        {
+            Some(o) => Err(super::VaultError::Config(format!(
+                "output {} names credential {:?}, which is not a valid credential name",
+                o.path.display(),
+                o.credential
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The content of an output file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "format", rename_all = "snake_case")]

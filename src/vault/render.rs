@@ -2,7 +2,6 @@
 //! check that re-renders a wiped or changed output, and replacing the outputs on reload.
 
 use super::{output, scan, Inner, OutputSpec, Record, Vault, VaultError};
-use crate::protocol::valid_credential_name;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -31,15 +30,7 @@ impl Vault {
     /// Replaces the configured outputs (a config reload) and renders any that are not
     /// current. Refused, with nothing changed, when one names an invalid credential.
     pub fn set_outputs(&self, outputs: Vec<OutputSpec>) -> Result<Vec<PathBuf>, VaultError> {
-        for o in &outputs {
-            if !valid_credential_name(&o.credential) {
-                return Err(VaultError::Config(format!(
-                    "output {} names credential {:?}, which is not a valid credential name",
-                    o.path.display(),
-                    o.credential
-                )));
-            }
-        }
+        OutputSpec::check_all(&outputs)?;
         self.lock().outputs = outputs;
         self.check_outputs()
     }

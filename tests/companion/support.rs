@@ -9,28 +9,15 @@ use tokio::time::Instant;
 
 /// A credential in `state`.
 pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealth {
+    let since = Utc.with_ymd_and_hms(2026, 6, 3, 7, 2, 0).unwrap();
     CredentialHealth {
-        name: name.into(),
-        provider: "google".into(),
-        account: None,
-        state,
-        since: Utc.with_ymd_and_hms(2026, 6, 3, 7, 2, 0).unwrap(),
-        last_check: None,
         last_error: (state == CredentialState::Dead).then(|| ErrorInfo {
             code: "invalid_grant".into(),
             description: "Token has been expired or revoked.".into(),
         }),
         blocked_requests: blocked,
-        refresh_expires_at: None,
-        reauth: ReauthKind::Oauth,
         generation: 1,
-        cadence: None,
-        last_probe: None,
-        ha: None,
-        challenge: None,
-        pending: None,
-        session: false,
-        device_reauth: false,
+        ..CredentialHealth::new(name, "google", state, since, ReauthKind::Oauth)
     }
 }
 
