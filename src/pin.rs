@@ -13,6 +13,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 /// A normalized SHA-256 certificate fingerprint: what the daemon's TLS identity hashes to,
 /// what a pairing code carries and what a companion pins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,39 @@ impl Fingerprint {
 impl std::fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_hex())
+    }
+}
+
+/// On the wire and in companion.toml: the lower-case hex text.
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fingerprint, D::Error> {
+        let text = String::deserialize(d)?;
+        Fingerprint::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional pin as companion.toml spells it: absent or empty means "no pin", as in a
+/// pairing code.
+pub fn optional<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Fingerprint>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(t) if !t.trim().is_empty() => Fingerprint::parse(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Ok(None),
+    }
+}
+
+/// How a pairing's certificate is checked, in words: "sha256 3f9a…" when pinned.
+pub fn certificate_words(pin: Option<&Fingerprint>) -> String {
+    match pin {
+        Some(fp) => format!("sha256 {fp}"),
+        None => "checked by certificate authorities".into(),
     }
 }
 

@@ -75,7 +75,7 @@ pub struct Daemon {
     pub(super) vault_watch: super::vault_watch::VaultWatch,
     /// With `ha = true` on an OpenBao location: the per-credential leases (see
     /// [`super::lease`]).
-    pub lease: Option<Arc<super::lease::Leases>>,
+    pub(super) lease: Option<Arc<super::lease::Leases>>,
     /// Held (shared) by every job that may write the vault; shutdown takes it exclusively
     /// so in-flight commits finish before the process exits.
     pub(super) writes: tokio::sync::RwLock<()>,

@@ -146,12 +146,7 @@ async fn pair(
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
-    let fp = |f: &Option<String>| {
-        f.as_deref()
-            .map_or("checked by certificate authorities".to_string(), |f| {
-                format!("sha256 {f}")
-            })
-    };
+    let fp = |f: &Option<crate::pin::Fingerprint>| crate::pin::certificate_words(f.as_ref());
     let mut confirm = move |r: &Replacement| -> bool {
         if yes {
             return true;

@@ -193,8 +193,12 @@ pub struct AgentEntry {
     /// Base URL of the daemon.
     pub url: String,
     /// Hex SHA-256 of the daemon's certificate (DER); `None` means normal CA validation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::pin::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fingerprint: Option<crate::pin::Fingerprint>,
     /// The device id the agent gave this computer (for `tether agent revoke` there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
@@ -425,7 +429,7 @@ mod tests {
         cfg.agents.push(AgentEntry {
             name: "studio".into(),
             url: "https://127.0.0.1:7443".into(),
-            fingerprint: Some("ab".repeat(32)),
+            fingerprint: Some(crate::pin::Fingerprint::parse(&"ab".repeat(32)).unwrap()),
             device_id: Some("d1".into()),
             authorizations: [(
                 "youtube".to_string(),
@@ -439,6 +443,28 @@ mod tests {
         });
         cfg.save(&path, &[], Path::new("/nonexistent")).unwrap();
         assert_eq!(Config::load(&path).unwrap(), cfg);
+    }
+
+    #[test]
+    fn a_pinned_fingerprint_is_read_typed_empty_is_no_pin_and_garbage_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let entry = |fp: &str| {
+            format!(
+                "[[agent]]\nname = \"studio\"\nurl = \"https://h:7443\"\nfingerprint = \"{fp}\"\n"
+            )
+        };
+        let upper = "AB:".repeat(31) + "AB";
+        std::fs::write(&path, entry(&upper)).unwrap();
+        let pin = Config::load(&path).unwrap().agents[0].fingerprint.clone();
+        assert_eq!(pin.map(|p| p.to_hex()), Some("ab".repeat(32)));
+
+        std::fs::write(&path, entry("")).unwrap();
+        assert_eq!(Config::load(&path).unwrap().agents[0].fingerprint, None);
+
+        std::fs::write(&path, entry("3f9a")).unwrap();
+        let err = crate::report::chain(&Config::load(&path).unwrap_err());
+        assert!(err.contains("line 4") && err.contains("3f9a"), "{err}");
     }
 
     #[test]

@@ -233,11 +233,8 @@ fn agent_row(
 }
 
 fn pairing_words(p: &PairingView) -> String {
-    let cert = match &p.fingerprint {
-        Some(fp) => format!("certificate sha256 {fp}"),
-        None => "certificate checked by certificate authorities".to_string(),
-    };
-    format!("{} · {cert}", p.url)
+    let cert = crate::pin::certificate_words(p.fingerprint.as_ref());
+    format!("{} · certificate {cert}", p.url)
 }
 
 fn credential_row(
@@ -496,7 +493,7 @@ mod tests {
         let pairing = PairingView {
             name: "studio".into(),
             url: "https://127.0.0.1:7443".into(),
-            fingerprint: Some("ab".into()),
+            fingerprint: Some(crate::pin::Fingerprint::parse(&"ab".repeat(32)).unwrap()),
             device_id: None,
         };
         let d = Dashboard::build(
@@ -509,7 +506,10 @@ mod tests {
         assert_eq!(d.agents[0].reach_words, "connecting…");
         assert_eq!(
             d.agents[0].where_words,
-            "https://127.0.0.1:7443 · certificate sha256 ab"
+            format!(
+                "https://127.0.0.1:7443 · certificate sha256 {}",
+                "ab".repeat(32)
+            )
         );
         assert_eq!(d.headline, "connecting to your agents…");
         s.checked(

@@ -185,20 +185,11 @@ impl Companion {
 
     fn client_for(&self, entry: &AgentEntry) -> Result<AgentClient, CompanionError> {
         let token = self.inner.secrets.load(&entry.name)?;
-        // companion.toml keeps the fingerprint as text; it becomes a `Fingerprint` here,
-        // where the config meets the client. Empty means "no pin", as in a pairing code.
-        let fingerprint = entry
-            .fingerprint
-            .as_deref()
-            .filter(|f| !f.is_empty())
-            .map(crate::pin::Fingerprint::parse)
-            .transpose()
-            .map_err(crate::client::ClientError::from)?;
         Ok(AgentClient::new(
             &AgentEndpoint {
                 name: entry.name.clone(),
                 url: entry.url.clone(),
-                fingerprint,
+                fingerprint: entry.fingerprint.clone(),
             },
             Some(token),
         )?)

@@ -25,7 +25,7 @@ pub struct Replacement {
     /// The URL being paired now.
     pub new_url: String,
     /// The certificate fingerprint being pinned now (`None`: CA validation).
-    pub new_fingerprint: Option<String>,
+    pub new_fingerprint: Option<Fingerprint>,
     /// True when the conflict showed only after the code was redeemed (the agent reported
     /// a name already in use). Answering no then keeps both: the new agent gets a unique
     /// local name, because the single-use code is spent.
@@ -99,12 +99,7 @@ impl PairResult {
 
 /// The question a window asks before replacing a pairing: old and new URL and certificate.
 pub fn replace_question(r: &Replacement) -> String {
-    let fp = |f: &Option<String>| {
-        f.as_deref()
-            .map_or("checked by certificate authorities".to_string(), |f| {
-                format!("sha256 {f}")
-            })
-    };
+    let fp = |f: &Option<Fingerprint>| crate::pin::certificate_words(f.as_ref());
     format!(
         "agent {} is already paired at {} (certificate {}). Replace it with {} (certificate {})?",
         r.existing.name,
@@ -124,7 +119,7 @@ pub struct PairingView {
     /// The daemon's URL.
     pub url: String,
     /// The pinned certificate's SHA-256 (`None`: checked by certificate authorities).
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
     /// This computer's device id on that agent.
     pub device_id: Option<String>,
 }
@@ -217,7 +212,7 @@ pub async fn pair(
         let r = Replacement {
             existing: existing.clone(),
             new_url: code.url.clone(),
-            new_fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
+            new_fingerprint: code.fingerprint.clone(),
             redeemed: false,
         };
         if !confirm(&r) {
@@ -260,7 +255,7 @@ pub async fn pair(
             let r = Replacement {
                 existing: existing.clone(),
                 new_url: code.url.clone(),
-                new_fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
+                new_fingerprint: code.fingerprint.clone(),
                 redeemed: true,
             };
             if !confirm(&r) {
@@ -274,7 +269,7 @@ pub async fn pair(
     let entry = AgentEntry {
         name: name.clone(),
         url: code.url.clone(),
-        fingerprint: code.fingerprint.as_ref().map(Fingerprint::to_hex),
+        fingerprint: code.fingerprint.clone(),
         device_id: Some(resp.device_id.clone()),
         // The replaced pairing's authorization servers stay the reference: a new daemon
         // under an old name that sends the owner elsewhere is asked about, not trusted.
