@@ -15,7 +15,7 @@ mod ha;
 mod hardening;
 pub mod harness;
 mod hostile;
-mod identity;
+pub(crate) mod identity;
 mod lifetimes;
 mod paste_shell;
 mod python_client;

@@ -74,7 +74,9 @@ impl Core {
     ) -> Result<CredentialHealth, CommandError> {
         let health = self
             .companion
-            .paste(agent, credential, token)
+            // The window pastes as the same account; replacing it is `tether paste --new-account`,
+            // which the refusal names.
+            .paste(agent, credential, token, false)
             .await
             .map_err(err)?;
         self.snapshot.send_modify(|s| {

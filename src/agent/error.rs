@@ -100,7 +100,7 @@ pub enum OpError {
     #[error(transparent)]
     Session(#[from] SessionError),
     /// A re-authorization signed in as another account than the credential's.
-    #[error("this is {got}; {agent} · {name} belongs to {expected}: sign in with that account, or run `tether reauth {agent}/{name} --new-account` to replace it")]
+    #[error("this is {got}; {agent} · {name} belongs to {expected}: {}", account_fix(*.pasted, agent, name))]
     WrongAccount {
         /// Agent name.
         agent: String,
@@ -108,8 +108,10 @@ pub enum OpError {
         name: String,
         /// The account the credential belongs to.
         expected: String,
-        /// The account just signed in.
+        /// The account just signed in (or whose token was pasted).
         got: String,
+        /// A pasted token rather than a sign-in: the fix is another paste.
+        pasted: bool,
     },
     /// The operation does not fit the credential's kind.
     #[error("credential {name}: {message}")]
@@ -211,5 +213,14 @@ impl CheckError {
             },
             CheckError::ShuttingDown => OpError::ShuttingDown,
         }
+    }
+}
+
+/// How the owner gets past a wrong-account refusal: the right account, or on purpose.
+fn account_fix(pasted: bool, agent: &str, name: &str) -> String {
+    if pasted {
+        format!("paste a token of that account, or run `tether paste {agent}/{name} --new-account` to replace it")
+    } else {
+        format!("sign in with that account, or run `tether reauth {agent}/{name} --new-account` to replace it")
     }
 }

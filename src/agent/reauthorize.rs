@@ -238,6 +238,7 @@ impl Daemon {
                     name: name.clone(),
                     expected: was.clone(),
                     got: now.clone(),
+                    pasted: false,
                 });
             }
         }
@@ -336,6 +337,7 @@ impl Daemon {
                         name: c.name.clone(),
                         expected: was.clone(),
                         got: now.clone(),
+                        pasted: true,
                     });
                 }
             }

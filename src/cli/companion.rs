@@ -85,6 +85,10 @@ pub enum CompanionCommand {
     Paste {
         /// Agent and credential, e.g. studio/telegram.
         target: String,
+        /// Let a token of another account (another bot) replace the one the credential
+        /// belongs to (otherwise it is refused and nothing changes).
+        #[arg(long)]
+        new_account: bool,
     },
 }
 
@@ -121,7 +125,10 @@ pub fn run(cmd: CompanionCommand) -> anyhow::Result<ExitCode> {
                 };
                 reauth(&companion, &target, no_browser, opts).await
             }
-            CompanionCommand::Paste { target } => paste(&companion, &target).await,
+            CompanionCommand::Paste {
+                target,
+                new_account,
+            } => paste(&companion, &target, new_account).await,
             CompanionCommand::Challenge { target, once } => {
                 super::challenge::run(&companion, &target, once).await
             }
@@ -408,7 +415,7 @@ async fn reauth(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn paste(companion: &Companion, target: &str) -> anyhow::Result<ExitCode> {
+async fn paste(companion: &Companion, target: &str, new_account: bool) -> anyhow::Result<ExitCode> {
     let (agent, credential) = parse_target(target)?;
     let mut input = String::new();
     if std::io::stdin().is_terminal() {
@@ -428,6 +435,7 @@ async fn paste(companion: &Companion, target: &str) -> anyhow::Result<ExitCode> 
             &agent,
             &credential,
             AccessToken::new(input.trim().to_string()),
+            new_account,
         )
         .await?;
     println!(

@@ -383,19 +383,21 @@ impl Companion {
         Ok(())
     }
 
-    /// Pushes a new token for a paste-kind credential.
+    /// Pushes a new token for a paste-kind credential; `new_account` lets a token of
+    /// another account replace the credential's (otherwise refused, nothing changes).
     pub async fn paste(
         &self,
         agent: &str,
         credential: &str,
         secret: AccessToken,
+        new_account: bool,
     ) -> Result<CredentialHealth, CompanionError> {
         check_credential_name(agent, credential)?;
         if secret.secret().trim().is_empty() {
             return Err(CompanionError::EmptySecret(format!("{agent}/{credential}")));
         }
         let client = self.client(agent)?;
-        Ok(reauth::paste(&client, credential, secret).await?)
+        Ok(reauth::paste(&client, credential, secret, new_account).await?)
     }
 
     /// The settings the tray window edits.

@@ -401,17 +401,19 @@ fn tab_advice(code: Option<ErrorCode>, agent: &str, credential: &str) -> String 
 }
 
 /// Pushes a new token for a paste-kind credential; the daemon verifies it before storing.
+/// A token of another account than the credential's is refused unless `new_account`.
 pub async fn paste(
     client: &AgentClient,
     credential: &str,
     secret: AccessToken,
+    new_account: bool,
 ) -> Result<CredentialHealth, ClientError> {
     client
         .put_secret(
             credential,
             &SecretPut {
                 secret,
-                new_account: false,
+                new_account,
             },
         )
         .await

@@ -76,10 +76,10 @@ async fn without_a_probe_the_id_token_names_the_account_and_another_one_is_refus
     assert_eq!(a.access_token("youtube").await.1, token_before);
 }
 
-const BOT_A: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
-const BOT_B: &str = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbw";
+pub(crate) const BOT_A: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+pub(crate) const BOT_B: &str = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbw";
 
-fn get_me(id: u64, username: &str) -> Answer {
+pub(crate) fn get_me(id: u64, username: &str) -> Answer {
     Answer::json(
         200,
         &serde_json::json!({"ok": true, "result": {"id": id, "is_bot": true,

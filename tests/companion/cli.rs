@@ -339,3 +339,90 @@ fn the_cause_check_catches_a_repeated_cause() {
     }
     assert_each_cause_once("error: cannot reach agent studio: connection refused\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paste_of_another_bot_is_refused_naming_the_fix_and_new_account_replaces_it() {
+    use crate::agent::identity::{get_me, BOT_A, BOT_B};
+    use crate::oauth::canned::Canned;
+    use std::io::Write as _;
+    let telegram = Canned::start();
+    telegram.route(
+        &format!("/bot{BOT_A}/getMe"),
+        get_me(123456789, "studio_bot"),
+    );
+    telegram.route(
+        &format!("/bot{BOT_B}/getMe"),
+        get_me(987654321, "other_bot"),
+    );
+    let daemon = Daemon::start(&format!(
+        "[[credentials]]\nname = \"telegram\"\nprovider = \"telegram\"\n[credentials.overrides]\nprobe_url = \"{}\"\n",
+        telegram.url("/")
+    ))
+    .await;
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join("tether");
+    let out = tether(&config, &[("TETHER_SECRETS", "file")])
+        .args(["pair", &daemon.pairing_code()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `tether paste` with the token on standard input, as a script would run it.
+    let paste = |secret: &str, extra: &[&str]| {
+        let mut child = tether(&config, &[("TETHER_SECRETS", "file")])
+            .args(["paste", "studio/telegram"])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{secret}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = paste(BOT_A, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("new token accepted"), "{stdout}");
+
+    let (code, _, stderr) = paste(BOT_B, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("this is @other_bot (bot id 987654321)")
+            && stderr.contains("belongs to @studio_bot (bot id 123456789)")
+            && stderr.contains("tether paste studio/telegram --new-account"),
+        "the refusal names both bots and the paste fix: {stderr}"
+    );
+    assert!(
+        !stderr.contains("tether reauth"),
+        "a pasted token is not re-authorized: {stderr}"
+    );
+    let (_, status) = status_json(&config).await;
+    let status = status.to_string();
+    assert!(
+        status.contains("@studio_bot (bot id 123456789)") && !status.contains("@other_bot"),
+        "the credential still belongs to the first bot: {status}"
+    );
+
+    let (code, stdout, stderr) = paste(BOT_B, &["--new-account"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("new token accepted"), "{stdout}");
+    let (_, status) = status_json(&config).await;
+    let status = status.to_string();
+    assert!(
+        status.contains("@other_bot (bot id 987654321)"),
+        "replaced on purpose: {status}"
+    );
+}
