@@ -15,7 +15,7 @@ use super::credential::Credential;
 use super::device_store::DeviceStore;
 use super::error::OpError;
 use super::Daemon;
-use crate::oauth::device::{self, Poll, SLOW_DOWN_STEP};
+use crate::oauth::device::{self, Poll};
 use crate::protocol::{Challenge, CredentialHealth};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -220,7 +220,7 @@ impl Daemon {
                 Ok(Poll::SlowDown) => {
                     // RFC 8628 3.5: this and every later poll waits 5 s longer; the longer
                     // interval is kept for a resumed flow too.
-                    auth.interval += SLOW_DOWN_STEP;
+                    auth.slow_down();
                     if let Err(e) = self.device_store().save(name, &auth) {
                         tracing::warn!("credential {name}: {}", crate::report::chain(&e));
                     }
