@@ -212,3 +212,51 @@ async fn the_google_api_client_builds_youtube_on_tether_credentials_and_a_revoca
     a.wait_state("youtube", CredentialState::Dead, Duration::from_secs(2))
         .await;
 }
+
+/// An agent waiting with `wait_recovered()` while the owner re-authorizes with a box
+/// unticked: the wait ends with the daemon's words instead of going on forever.
+const WAIT_SCRIPT: &str = r#"
+import json
+from tether_agent import Tether, TetherError
+t = Tether()
+try:
+    ev = t.wait_recovered("youtube", timeout=30,
+                          on_listening=lambda: print(json.dumps({"listening": True}), flush=True))
+    print(json.dumps({"returned": ev}), flush=True)
+except TetherError as e:
+    print(json.dumps({"code": e.code, "message": e.message}), flush=True)
+"#;
+
+#[tokio::test]
+async fn wait_recovered_ends_with_the_missing_scope_when_the_new_grant_lacks_one() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let body = oidc_credential("youtube", &oidc, "").replace(
+        r#"scopes = ["openid", "offline_access"]"#,
+        r#"scopes = ["openid", "offline_access", "email"]"#,
+    );
+    let a = TestAgent::start("", &body).await;
+    assert_eq!(
+        a.bootstrap("youtube", &oidc).await.state,
+        CredentialState::Ok
+    );
+    oidc.revoke_all().await;
+    let dead: tether::protocol::CredentialHealth =
+        a.post_json("/v1/credentials/youtube/check", None).await;
+    assert_eq!(dead.state, CredentialState::Dead, "{dead:?}");
+
+    let mut child = python_agent(&a, WAIT_SCRIPT).spawn().expect("run python3");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    assert_eq!(next_json(&mut lines).await["listening"], true);
+
+    oidc.set_dropped_scopes(&["email"]).await;
+    let h = a.bootstrap("youtube", &oidc).await;
+    assert_eq!(h.state, CredentialState::Degraded, "{h:?}");
+    let told = next_json(&mut lines).await;
+    assert_eq!(told["code"], "missing_scope", "{told}");
+    assert_eq!(
+        told["message"],
+        "missing scope email: re-authorize and leave every box ticked"
+    );
+}

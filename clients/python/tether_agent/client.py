@@ -195,7 +195,9 @@ class Tether:
         knew of). Once listening, it also asks for an access token: a token credential
         that already works returns at once (``{"type": "recovered", "already": True}``).
         ``on_listening()`` is called each time the stream is open. Reconnects after a
-        dropped stream; raises ``TimeoutError`` after ``timeout`` seconds."""
+        dropped stream; raises ``TimeoutError`` after ``timeout`` seconds, and
+        ``TetherError`` with code ``missing_scope`` when the owner's new grant works but
+        lacks a configured scope (the credential is ``degraded``: resuming would fail)."""
         end = None if timeout is None else time.monotonic() + timeout
         path = f"/v1/events?credential={self._cred(credential)}"
         while True:
@@ -236,8 +238,15 @@ class Tether:
                     elif line == "" and data:
                         ev = json.loads("\n".join(data))
                         data = []
-                        if ev.get("type") == "recovered" and ev.get("credential") == credential:
+                        if ev.get("credential") != credential:
+                            continue
+                        if ev.get("type") == "recovered":
                             return ev
+                        if ev.get("type") == "scopes_missing":
+                            # The owner's new grant works but lacks a scope the agent
+                            # needs: waiting on would never end, and resuming would fail.
+                            raise TetherError("missing_scope", ev.get("description", "a scope is missing"),
+                                              f"run `tether reauth {ev.get('agent', 'AGENT')}/{credential}` and leave every box ticked")
             except (socket.timeout, TimeoutError):
                 continue
             except (OSError, http.client.HTTPException) as e:
