@@ -3,13 +3,13 @@
 //! posts new codes until it says its session works; and the same drawing for
 //! `tether watch` ([`Shown`]).
 
-use crate::companion::challenge::terminal_text;
+use crate::companion::challenge::{terminal_text, Ticker};
 use crate::companion::watcher::WatchEvent;
 use crate::companion::{parse_target, Companion};
 use crate::protocol::{CredentialHealth, CredentialState, Event};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 /// Exit code when the credential has no open challenge and is not working either.
@@ -39,12 +39,22 @@ pub async fn run(companion: &Companion, target: &str, once: bool) -> anyhow::Res
     }
     println!("(waiting for the agent; Ctrl-C to stop)");
     let _ = std::io::stdout().flush();
+    let live = std::io::stdout().is_terminal();
+    let mut ticker = ticker_of(&c);
+    let mut second = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut shown = first;
     let events = client.events().await?;
     let mut events = std::pin::pin!(events);
     loop {
         let ev = tokio::select! {
             ev = events.next() => ev,
+            _ = second.tick() => {
+                if let Some(text) = ticker.tick(chrono::Utc::now(), live) {
+                    print!("{text}");
+                    let _ = std::io::stdout().flush();
+                }
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         };
         let Some(ev) = ev else {
@@ -59,10 +69,18 @@ pub async fn run(companion: &Companion, target: &str, once: bool) -> anyhow::Res
         match c.challenge.as_ref().map(|p| (p.since, p.revision)) {
             Some(now) if now != shown => {
                 shown = now;
+                if live {
+                    // End the countdown's line before the new drawing.
+                    println!();
+                }
                 draw(&agent, &c);
+                ticker = ticker_of(&c);
             }
             Some(_) => {}
             None => {
+                if live {
+                    println!();
+                }
                 println!(
                     "{agent} · {name}: the agent says it works again ({}).",
                     c.state
@@ -71,6 +89,10 @@ pub async fn run(companion: &Companion, target: &str, once: bool) -> anyhow::Res
             }
         }
     }
+}
+
+fn ticker_of(c: &CredentialHealth) -> Ticker {
+    Ticker::new(c.challenge.as_ref().and_then(|p| p.challenge.expires_at()))
 }
 
 fn draw(agent: &str, c: &CredentialHealth) {

@@ -111,6 +111,43 @@ pub fn countdown(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Optio
     })
 }
 
+/// A drawn challenge's countdown as time passes: on a terminal the line is redrawn in
+/// place each second; anywhere, the moment the code expires is said once (a log of
+/// `tether challenge` then shows why the code stopped working).
+#[derive(Debug, Clone)]
+pub struct Ticker {
+    expires_at: Option<DateTime<Utc>>,
+    said_expired: bool,
+}
+
+impl Ticker {
+    /// For a challenge just drawn, ending at `expires_at` (none: nothing to count).
+    pub fn new(expires_at: Option<DateTime<Utc>>) -> Ticker {
+        Ticker {
+            expires_at,
+            said_expired: false,
+        }
+    }
+
+    /// What to print at `now`: on a `live` terminal the countdown over the current line
+    /// (carriage return, then clear to its end); the expiry once, ending the line.
+    pub fn tick(&mut self, now: DateTime<Utc>, live: bool) -> Option<String> {
+        let end = self.expires_at?;
+        let words = countdown(Some(end), now)?;
+        if now < end {
+            return live.then(|| format!("\r({words})\x1b[K"));
+        }
+        if std::mem::replace(&mut self.said_expired, true) {
+            return None;
+        }
+        Some(if live {
+            format!("\r({words})\x1b[K\n")
+        } else {
+            format!("({words})\n")
+        })
+    }
+}
+
 /// The notification texts for a credential with an open challenge: summary "studio ·
 /// whatsapp: scan the QR code with your phone", body with where to find it and the
 /// waiting work.
@@ -202,6 +239,32 @@ mod tests {
         assert_eq!(&m.modules[..7], "1111111");
         assert_eq!(&m.modules[m.size..m.size + 7], "1000001");
         assert!(qr_matrix(&"x".repeat(5000)).is_err());
+    }
+
+    #[test]
+    fn the_ticker_redraws_on_a_terminal_and_says_the_expiry_once_anywhere() {
+        let now = Utc::now();
+        let end = now + chrono::Duration::seconds(2);
+        let mut live = Ticker::new(Some(end));
+        assert_eq!(
+            live.tick(now, true).as_deref(),
+            Some("\r(expires in 0:02)\x1b[K")
+        );
+        let gone = live.tick(end, true).unwrap();
+        assert!(
+            gone.starts_with("\r(expired") && gone.ends_with('\n'),
+            "{gone:?}"
+        );
+        assert_eq!(live.tick(end + chrono::Duration::seconds(1), true), None);
+
+        let mut piped = Ticker::new(Some(end));
+        assert_eq!(piped.tick(now, false), None, "no redraws into a pipe");
+        assert_eq!(
+            piped.tick(end, false).as_deref(),
+            Some("(expired: the agent posts a new one)\n")
+        );
+        assert_eq!(piped.tick(end, false), None);
+        assert_eq!(Ticker::new(None).tick(now, true), None);
     }
 
     #[test]

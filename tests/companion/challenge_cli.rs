@@ -111,6 +111,33 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
     let qr2 = tether::companion::challenge::qr_terminal(second).unwrap();
     wait_for_text(&follow, &qr2).await;
     wait_for_text(&watch, &qr2).await;
+    // A code with an end: the countdown is drawn with it, and its expiry is said once
+    // the moment it passes (into this pipe, without redraws).
+    let third = "2@third-code,ghi";
+    let ends = chrono::Utc::now() + chrono::Duration::seconds(3);
+    agent
+        .post(
+            "challenge",
+            Some(serde_json::json!({"kind": "qr", "payload": third, "expires_at": ends})),
+        )
+        .await;
+    wait_for_text(
+        &follow,
+        &tether::companion::challenge::qr_terminal(third).unwrap(),
+    )
+    .await;
+    wait_for_text(&follow, "(expires in 0:0").await;
+    wait_for_text(&follow, "(expired: the agent posts a new one)").await;
+    let out = follow.stdout();
+    assert_eq!(
+        out.matches("(expired: the agent posts a new one)").count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        !out.contains('\r'),
+        "no terminal redraws into a pipe: {out:?}"
+    );
     agent.post("resolved", None).await;
     assert_eq!(follow.wait_exit(Duration::from_secs(10)).await, 0);
     assert!(
