@@ -19,6 +19,7 @@
 //! - [`transition`]: the pure state transitions and the alert each change calls for;
 //!   [`record`]: applying them (status, event, counter, alert) and dead reminders;
 //! - [`refresh`]: the single-flight refresh, the commit to the vault, cut rotations;
+//! - [`token_record`]: a token answer as a vault record (first grant, refresh);
 //! - [`probe`]: checks, probes and the refresh test that confirms a probe's `gone`;
 //! - [`broker`]: access tokens for the user's agent and its "token refused" report;
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;

@@ -152,7 +152,7 @@ impl OpenBaoConfig {
     }
 }
 
-/// What is wrong with an OpenBao location's settings ([`LocationConfig::validate`]).
+/// What is wrong with an OpenBao location's settings ([`OpenBaoConfig::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenBaoConfigError {
     /// The address is not a URL, or not one a token may travel to.
