@@ -4,7 +4,7 @@
 //! crash test.
 
 mod api;
-mod challenges;
+pub(crate) mod challenges;
 mod check;
 mod cli;
 mod config_edit;

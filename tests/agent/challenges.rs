@@ -508,23 +508,30 @@ async fn next_agent_news(events: &mut EventStream, timeout: Duration) -> Event {
     .unwrap_or_else(|_| panic!("no recovered/scopes_missing within {timeout:?}"))
 }
 
-#[tokio::test]
-async fn a_reauthorization_that_lacks_a_scope_tells_the_agent_which_and_a_full_one_recovers() {
-    require!(util::oidc::available(), util::oidc::MISSING);
-    let oidc = OidcProvider::start(Default::default());
-    let body = oidc_credential("youtube", &oidc, "").replace(
+/// A `youtube` credential that needs `openid`, `offline_access` and `email`, authorized
+/// once and then found dead after oidc-provider revoked its grant.
+pub(crate) async fn dead_youtube_that_needs_email(oidc: &OidcProvider) -> TestAgent {
+    let body = oidc_credential("youtube", oidc, "").replace(
         r#"scopes = ["openid", "offline_access"]"#,
         r#"scopes = ["openid", "offline_access", "email"]"#,
     );
     let a = TestAgent::start("", &body).await;
     assert_eq!(
-        a.bootstrap("youtube", &oidc).await.state,
+        a.bootstrap("youtube", oidc).await.state,
         CredentialState::Ok
     );
-    // The grant dies; the agent waits on its own stream.
     oidc.revoke_all().await;
     let dead: CredentialHealth = a.post_json("/v1/credentials/youtube/check", None).await;
     assert_eq!(dead.state, CredentialState::Dead, "{dead:?}");
+    a
+}
+
+#[tokio::test]
+async fn a_reauthorization_that_lacks_a_scope_tells_the_agent_which_and_a_full_one_recovers() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let a = dead_youtube_that_needs_email(&oidc).await;
+    // The agent waits on its own stream.
     let mut agent = agent_events(&a, "youtube").await;
 
     // The owner re-authorizes but unticks `email`: not a recovery, and the agent hears why.

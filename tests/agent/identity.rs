@@ -79,7 +79,7 @@ async fn without_a_probe_the_id_token_names_the_account_and_another_one_is_refus
 pub(crate) const BOT_A: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 pub(crate) const BOT_B: &str = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbw";
 
-pub(crate) fn get_me(id: u64, username: &str) -> Answer {
+fn get_me(id: u64, username: &str) -> Answer {
     Answer::json(
         200,
         &serde_json::json!({"ok": true, "result": {"id": id, "is_bot": true,
@@ -88,8 +88,9 @@ pub(crate) fn get_me(id: u64, username: &str) -> Answer {
     )
 }
 
-#[tokio::test]
-async fn a_pasted_token_of_another_telegram_bot_is_refused_naming_both_bots() {
+/// A loopback stand-in for Telegram's API that knows [`BOT_A`] (@studio_bot) and
+/// [`BOT_B`] (@other_bot), and a `telegram` credential that asks it; keep the stand-in.
+pub(crate) fn two_bots() -> (Canned, String) {
     let telegram = Canned::start();
     telegram.route(
         &format!("/bot{BOT_A}/getMe"),
@@ -103,6 +104,12 @@ async fn a_pasted_token_of_another_telegram_bot_is_refused_naming_both_bots() {
         "[[credentials]]\nname = \"telegram\"\nprovider = \"telegram\"\n[credentials.overrides]\nprobe_url = \"{}\"\n",
         telegram.url("/")
     );
+    (telegram, body)
+}
+
+#[tokio::test]
+async fn a_pasted_token_of_another_telegram_bot_is_refused_naming_both_bots() {
+    let (_telegram, body) = two_bots();
     let a = TestAgent::start("", &body).await;
     let put = |secret: &str, new_account: bool| {
         let mut b = serde_json::json!({ "secret": secret });

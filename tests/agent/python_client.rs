@@ -231,20 +231,7 @@ except TetherError as e:
 async fn wait_recovered_ends_with_the_missing_scope_when_the_new_grant_lacks_one() {
     require!(util::oidc::available(), util::oidc::MISSING);
     let oidc = OidcProvider::start(Default::default());
-    let body = oidc_credential("youtube", &oidc, "").replace(
-        r#"scopes = ["openid", "offline_access"]"#,
-        r#"scopes = ["openid", "offline_access", "email"]"#,
-    );
-    let a = TestAgent::start("", &body).await;
-    assert_eq!(
-        a.bootstrap("youtube", &oidc).await.state,
-        CredentialState::Ok
-    );
-    oidc.revoke_all().await;
-    let dead: tether::protocol::CredentialHealth =
-        a.post_json("/v1/credentials/youtube/check", None).await;
-    assert_eq!(dead.state, CredentialState::Dead, "{dead:?}");
-
+    let a = super::challenges::dead_youtube_that_needs_email(&oidc).await;
     let mut child = python_agent(&a, WAIT_SCRIPT).spawn().expect("run python3");
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));

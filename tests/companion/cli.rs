@@ -2,7 +2,7 @@
 //! `tether pair`, `watch`, `reauth --no-browser` (this test plays the browser with a
 //! cookie-keeping HTTP client), `status --json`, `unpair`.
 
-use super::support::{oidc_credential, tether, Daemon, Proc};
+use super::support::{oidc_credential, pair_file, tether, Daemon, Proc};
 use crate::require;
 use crate::util::oidc::{self, OidcOptions, OidcProvider};
 use std::time::Duration;
@@ -278,18 +278,19 @@ async fn a_companion_error_prints_each_cause_once() {
     let daemon = Daemon::start("").await;
     let home = tempfile::tempdir().expect("temp dir");
     let config = home.path().join("tether");
-    let run = |args: &[&str]| {
-        tether(&config, &[("TETHER_SECRETS", "file")])
-            .args(args)
+    pair_file(&config, &daemon.pairing_code());
+    // `tether reauth` fails before any browser: exit 1, the agent named, each cause once.
+    let refused = || {
+        let out = tether(&config, &[("TETHER_SECRETS", "file")])
+            .args(["reauth", "studio/youtube", "--no-browser", "--timeout", "5"])
             .output()
-            .expect("run tether")
+            .expect("run tether reauth");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("studio"), "the error names the agent: {err}");
+        assert_each_cause_once(&err);
+        err
     };
-    let out = run(&["pair", &daemon.pairing_code()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     // A certificate that is not the paired one: the TLS layer's causes, each once.
     let path = config.join("companion.toml");
@@ -305,28 +306,20 @@ async fn a_companion_error_prints_each_cause_once() {
         .map(|c| if c.is_ascii_hexdigit() { '0' } else { c })
         .collect();
     std::fs::write(&path, paired.replace(&fingerprint, &wrong)).unwrap();
-    let out = run(&["reauth", "studio/youtube", "--no-browser", "--timeout", "5"]);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("studio"), "the error names the agent: {err}");
+    let err = refused();
     assert!(
         err.contains("pair again"),
         "the error says how to fix it: {err}"
     );
-    assert_each_cause_once(&err);
 
     // The daemon gone: the connection's causes, each once.
     std::fs::write(&path, &paired).unwrap();
     drop(daemon);
-    let out = run(&["reauth", "studio/youtube", "--no-browser", "--timeout", "5"]);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("studio"), "the error names the agent: {err}");
+    let err = refused();
     assert!(
         err.contains("tether agent serve"),
         "the error says what to check: {err}"
     );
-    assert_each_cause_once(&err);
 }
 
 #[test]
@@ -342,34 +335,13 @@ fn the_cause_check_catches_a_repeated_cause() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paste_of_another_bot_is_refused_naming_the_fix_and_new_account_replaces_it() {
-    use crate::agent::identity::{get_me, BOT_A, BOT_B};
-    use crate::oauth::canned::Canned;
+    use crate::agent::identity::{two_bots, BOT_A, BOT_B};
     use std::io::Write as _;
-    let telegram = Canned::start();
-    telegram.route(
-        &format!("/bot{BOT_A}/getMe"),
-        get_me(123456789, "studio_bot"),
-    );
-    telegram.route(
-        &format!("/bot{BOT_B}/getMe"),
-        get_me(987654321, "other_bot"),
-    );
-    let daemon = Daemon::start(&format!(
-        "[[credentials]]\nname = \"telegram\"\nprovider = \"telegram\"\n[credentials.overrides]\nprobe_url = \"{}\"\n",
-        telegram.url("/")
-    ))
-    .await;
+    let (_telegram, body) = two_bots();
+    let daemon = Daemon::start(&body).await;
     let home = tempfile::tempdir().expect("temp dir");
     let config = home.path().join("tether");
-    let out = tether(&config, &[("TETHER_SECRETS", "file")])
-        .args(["pair", &daemon.pairing_code()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pair_file(&config, &daemon.pairing_code());
     // `tether paste` with the token on standard input, as a script would run it.
     let paste = |secret: &str, extra: &[&str]| {
         let mut child = tether(&config, &[("TETHER_SECRETS", "file")])

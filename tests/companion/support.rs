@@ -21,6 +21,22 @@ pub fn cred(name: &str, state: CredentialState, blocked: u64) -> CredentialHealt
     }
 }
 
+/// Runs `tether pair CODE` for a companion at `config` that keeps its device token in the
+/// fallback file, and asserts it worked; returns its stdout.
+pub fn pair_file(config: &std::path::Path, code: &str) -> String {
+    let out = tether(config, &[("TETHER_SECRETS", "file")])
+        .args(["pair", code])
+        .output()
+        .expect("run tether pair");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "pair: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// A health report of agent `studio` with `creds`.
 pub fn report(creds: Vec<CredentialHealth>) -> HealthReport {
     HealthReport {
