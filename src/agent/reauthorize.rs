@@ -225,6 +225,25 @@ impl Daemon {
                 }
             }
         });
+        // A YouTube grant's identity is its channel: one Google account may own several.
+        let fresh = match &provider.youtube_channels {
+            Some(lookup) if lookup.applies_to(&granted_or_asked(cred, &provider, &ts)) => {
+                match oauth::youtube::channel(&self.http, &provider.name, lookup, &ts.access_token)
+                    .await
+                {
+                    Ok(Some(channel)) => Some(channel),
+                    Ok(None) => fresh,
+                    Err(e) => {
+                        tracing::warn!(
+                            "credential {name}: which YouTube channel the grant acts as is not known ({}); the account is pinned instead",
+                            e.info
+                        );
+                        fresh
+                    }
+                }
+            }
+            _ => fresh,
+        };
         // Identity pinning: a grant for another account than the one this credential
         // belongs to is refused, and nothing stored changes.
         let pinned = old.as_ref().and_then(|r| r.account.clone());
@@ -243,11 +262,7 @@ impl Daemon {
             }
         }
         let account = fresh.or(pinned);
-        let requested = cred
-            .config
-            .scopes
-            .clone()
-            .unwrap_or_else(|| provider.default_scopes.clone());
+        let requested = requested_scopes(cred, &provider);
         let rec = super::token_record::from_grant(
             &name,
             &provider.name,
@@ -362,6 +377,27 @@ impl Daemon {
         })
         .await
         .unwrap_or(Err(OpError::ShuttingDown))
+    }
+}
+
+/// The scopes a credential asks for: its configured ones, or its provider's defaults.
+fn requested_scopes(cred: &Credential, provider: &crate::provider::Provider) -> Vec<String> {
+    cred.config
+        .scopes
+        .clone()
+        .unwrap_or_else(|| provider.default_scopes.clone())
+}
+
+/// What a grant covers: the answer's `scope`, or (when it names none) what was asked.
+fn granted_or_asked(
+    cred: &Credential,
+    provider: &crate::provider::Provider,
+    ts: &oauth::TokenSet,
+) -> Vec<String> {
+    if ts.scopes.is_empty() {
+        requested_scopes(cred, provider)
+    } else {
+        ts.scopes.clone()
     }
 }
 

@@ -38,7 +38,7 @@
 //!   → account label or [`OAuthError`];
 //! - [`device`]: RFC 8628 device authorization (start, poll);
 //!   [`id_token`]: the account an OpenID Connect `id_token` names (what is and is not
-//!   validated is written there).
+//!   validated is written there); [`youtube`]: the channel a YouTube grant acts as.
 //!
 //! I/O comes from the caller: every call takes a `reqwest::Client` (build it with
 //! [`http_client`]: rustls, no redirects, bounded timeouts, `Accept: application/json`).
@@ -67,6 +67,7 @@ mod page;
 mod pkce;
 mod probe;
 mod token;
+pub mod youtube;
 
 pub use crate::provider::ErrorClass;
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, PendingAuthorization};

@@ -3,8 +3,8 @@
 //! be overridden (see `ProviderOverrides`).
 
 use super::{
-    Classifier, ClientAuth, CredentialKind, PasteFormat, PkceMode, Probe, ProbeMethod, Provider,
-    RedirectPolicy,
+    ChannelLookup, Classifier, ClientAuth, CredentialKind, PasteFormat, PkceMode, Probe,
+    ProbeMethod, Provider, RedirectPolicy,
 };
 use crate::protocol::RedirectPort;
 use std::time::Duration;
@@ -97,6 +97,7 @@ fn base(name: &str) -> Provider {
         probe_fallbacks: Vec::new(),
         classifier: Classifier::Rfc6749,
         paste_format: PasteFormat::Opaque,
+        youtube_channels: None,
     }
 }
 
@@ -123,6 +124,15 @@ fn google() -> Provider {
             "https://oauth2.googleapis.com/tokeninfo",
         )),
         classifier: Classifier::Google,
+        // developers.google.com/youtube/v3/docs/channels/list (`mine=true`: the
+        // channel the token acts as; needs a youtube scope).
+        youtube_channels: Some(ChannelLookup {
+            url: Url::parse(
+                "https://www.googleapis.com/youtube/v3/channels?part=snippet&mine=true",
+            )
+            .expect("a valid literal"),
+            needs_youtube_scope: true,
+        }),
         ..base("google")
     }
 }

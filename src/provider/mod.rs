@@ -163,6 +163,31 @@ pub struct Provider {
     /// The shape a pasted token must have (paste-kind providers); checked before the
     /// token is sent anywhere.
     pub paste_format: PasteFormat,
+    /// Where to ask which YouTube channel a grant acts as (`channels.list?mine=true`):
+    /// that channel is the identity pinned on re-authorization (see [`ChannelLookup`]).
+    pub youtube_channels: Option<ChannelLookup>,
+}
+
+/// The YouTube Data API's `channels.list?part=snippet&mine=true`, asked after an exchange:
+/// for an owner of several channels (a brand account beside a personal one) the channel
+/// is the identity that matters, not the Google account's e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelLookup {
+    /// The `channels` endpoint.
+    pub url: Url,
+    /// Ask only when the grant has a YouTube scope (the Google preset: other grants are
+    /// refused there). An explicit `youtube_channels_url` override always asks.
+    pub needs_youtube_scope: bool,
+}
+
+impl ChannelLookup {
+    /// Whether a grant of `scopes` is asked about.
+    pub fn applies_to(&self, scopes: &[String]) -> bool {
+        !self.needs_youtube_scope
+            || scopes
+                .iter()
+                .any(|s| s.starts_with("https://www.googleapis.com/auth/youtube"))
+    }
 }
 
 impl Provider {
@@ -289,6 +314,12 @@ impl Provider {
         if let Some(v) = o.paste_format {
             self.paste_format = v;
         }
+        if let Some(u) = url("youtube_channels_url", &o.youtube_channels_url)? {
+            self.youtube_channels = Some(ChannelLookup {
+                url: u,
+                needs_youtube_scope: false,
+            });
+        }
         Ok(())
     }
 
@@ -358,6 +389,9 @@ impl Provider {
         for p in self.probe.iter().chain(&self.probe_fallbacks) {
             out.push(("probe_url", &p.url));
         }
+        if let Some(c) = &self.youtube_channels {
+            out.push(("youtube_channels_url", &c.url));
+        }
         out
     }
 }
@@ -426,6 +460,9 @@ pub struct ProviderOverrides {
     pub access_token_lifetime_secs: Option<u64>,
     /// Shape of a pasted token (`telegram`, `github`, `opaque`).
     pub paste_format: Option<PasteFormat>,
+    /// The YouTube Data API's `channels` endpoint to ask which channel a grant acts as
+    /// (any grant, whatever its scopes); a stand-in's address in tests.
+    pub youtube_channels_url: Option<String>,
 }
 
 /// Why a provider could not be built or changed.

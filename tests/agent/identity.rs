@@ -155,3 +155,98 @@ async fn a_pasted_token_of_another_telegram_bot_is_refused_naming_both_bots() {
     assert_eq!(r.status(), 200);
     assert_eq!(a.access_token("telegram").await.1["access_token"], BOT_B);
 }
+
+/// A loopback stand-in for the YouTube Data API's `channels.list?mine=true`: it asks
+/// oidc-provider's introspection endpoint whose token it was given, as Google's front end
+/// would, and answers that user's channel ("alice's channel", id `UC-alice`).
+async fn youtube_channels(oidc: &OidcProvider) -> String {
+    use axum::http::{HeaderMap, StatusCode};
+    let introspect = format!(
+        "{}/token/introspection",
+        oidc.issuer().as_str().trim_end_matches('/')
+    );
+    let client_id = oidc.client_id();
+    let app = axum::Router::new().route(
+        "/youtube/v3/channels",
+        axum::routing::get(move |headers: HeaderMap| {
+            let (introspect, client_id) = (introspect.clone(), client_id.clone());
+            async move {
+                let token = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or_default()
+                    .to_owned();
+                let said: serde_json::Value = reqwest::Client::new()
+                    .post(&introspect)
+                    .form(&[("token", token.as_str()), ("client_id", client_id.as_str())])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                match said["sub"].as_str().filter(|_| said["active"] == true) {
+                    Some(sub) => (
+                        StatusCode::OK,
+                        axum::Json(serde_json::json!({"kind": "youtube#channelListResponse",
+                            "items": [{"kind": "youtube#channel", "id": format!("UC-{sub}"),
+                                       "snippet": {"title": format!("{sub}'s channel")}}]})),
+                    ),
+                    None => (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(serde_json::json!({"error": {"code": 401}})),
+                    ),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/youtube/v3/channels?part=snippet&mine=true")
+}
+
+#[tokio::test]
+async fn a_youtube_grant_is_pinned_to_its_channel_and_another_channel_is_refused() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let channels = youtube_channels(&oidc).await;
+    let body = oidc_credential("youtube", &oidc, "").replace(
+        "[credentials.overrides]\n",
+        &format!("[credentials.overrides]\nyoutube_channels_url = \"{channels}\"\n"),
+    );
+    let a = TestAgent::start("", &body).await;
+    let (status, first) = reauth_as(&a, &oidc, "youtube", "brand-channel").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["account"], "brand-channel's channel (UC-brand-channel)",
+        "the channel, not the Google account, is the identity: {first}"
+    );
+    let (_, token_before) = a.access_token("youtube").await;
+
+    let (status, refused) = reauth_as(&a, &oidc, "youtube", "alice").await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "wrong_account");
+    let msg = refused["message"].as_str().unwrap();
+    assert!(
+        msg.contains("this is alice's channel (UC-alice);")
+            && msg.contains("belongs to brand-channel's channel (UC-brand-channel):")
+            && msg.contains("--new-account"),
+        "{msg}"
+    );
+    assert_eq!(
+        a.cred("youtube").await.generation,
+        first["generation"].as_u64().unwrap(),
+        "nothing stored changed"
+    );
+    assert_eq!(a.access_token("youtube").await.1, token_before);
+
+    // The same channel again is fine.
+    let (status, again) = reauth_as(&a, &oidc, "youtube", "brand-channel").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["account"],
+        "brand-channel's channel (UC-brand-channel)"
+    );
+}
