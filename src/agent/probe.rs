@@ -11,6 +11,11 @@ use chrono::Utc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// A probe said `gone` and the refresh test that decides is running.
+pub(super) const GONE_CONFIRMING: &str = "gone (confirming with a refresh test)";
+/// The refresh test agreed: the grant is dead.
+pub(super) const GONE_CONFIRMED: &str = "gone (confirmed by a refresh test)";
+
 impl Daemon {
     /// One full check: a refresh test (or, for paste kinds, a verification), then the
     /// output check.
@@ -78,7 +83,7 @@ impl Daemon {
                     cred.status.lock().last_check = Some(Utc::now());
                 }
             }
-            ProbeOutcome::Gone(_) => set_probe("gone (confirming with a refresh test)"),
+            ProbeOutcome::Gone(_) => set_probe(GONE_CONFIRMING),
             ProbeOutcome::Transient(i) => {
                 set_probe("transient");
                 let e = CheckError::Provider(OAuthError {
@@ -118,7 +123,7 @@ impl Daemon {
         let mut replaced = false;
         match &confirmed {
             Err(e) if e.is_dead() => {
-                cred.set_last_probe("gone (confirmed by a refresh test)", detail);
+                cred.set_last_probe(GONE_CONFIRMED, detail);
             }
             Ok(()) => {
                 cred.set_last_probe("gone (not confirmed: the refresh test worked)", detail);

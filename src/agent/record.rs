@@ -42,6 +42,17 @@ impl Daemon {
                 }
                 Err(e) => {
                     s.last_error = Some(e.info());
+                    // The refresh test confirming a probe's `gone` is this very error: the
+                    // health and event that say `dead` say the probe was confirmed too.
+                    if e.is_dead() {
+                        if let Some(p) = s
+                            .last_probe
+                            .as_mut()
+                            .filter(|p| p.result == super::probe::GONE_CONFIRMING)
+                        {
+                            p.result = super::probe::GONE_CONFIRMED.into();
+                        }
+                    }
                     Outcome::of_error(e)
                 }
             };
