@@ -176,6 +176,15 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// The scopes a grant of this credential asks for: its configured ones, or
+    /// `provider`'s defaults.
+    pub(crate) fn requested_scopes(&self, provider: &Provider) -> Vec<String> {
+        self.config
+            .scopes
+            .clone()
+            .unwrap_or_else(|| provider.default_scopes.clone())
+    }
+
     /// A credential in state `unchecked`, seeded from its newest vault record.
     pub fn new(
         config: CredentialConfig,

@@ -50,11 +50,7 @@ impl Daemon {
             // One flow at a time: the owner is already shown its code.
             return Ok(cred.health());
         }
-        let scopes = cred
-            .config
-            .scopes
-            .clone()
-            .unwrap_or_else(|| provider.default_scopes.clone());
+        let scopes = cred.requested_scopes(&provider);
         let auth = match device::start(&self.http, &provider, &cred.client, &scopes).await {
             Ok(a) => a,
             Err(source) => {

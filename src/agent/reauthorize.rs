@@ -5,6 +5,7 @@
 use super::credential::{CachedToken, Credential};
 use super::error::{OpError, RedirectMismatch};
 use super::reauth::{Session, SessionError};
+use super::token_record;
 use super::Daemon;
 use crate::oauth::{self, ProbeOutcome};
 use crate::protocol::{CredentialHealth, ReauthStart, RedirectPort, RedirectRequirement};
@@ -225,9 +226,10 @@ impl Daemon {
                 }
             }
         });
+        let requested = cred.requested_scopes(&provider);
         // A YouTube grant's identity is its channel: one Google account may own several.
         let fresh = match &provider.youtube_channels {
-            Some(lookup) if lookup.applies_to(&granted_or_asked(cred, &provider, &ts)) => {
+            Some(lookup) if lookup.applies_to(token_record::granted(&ts, &requested)) => {
                 match oauth::youtube::channel(&self.http, &provider.name, lookup, &ts.access_token)
                     .await
                 {
@@ -262,14 +264,7 @@ impl Daemon {
             }
         }
         let account = fresh.or(pinned);
-        let requested = requested_scopes(cred, &provider);
-        let rec = super::token_record::from_grant(
-            &name,
-            &provider.name,
-            account.clone(),
-            &ts,
-            &requested,
-        );
+        let rec = token_record::from_grant(&name, &provider.name, account.clone(), &ts, &requested);
         self.commit(cred, rec)
             .await
             .map_err(|e| e.into_op(&self.config.name, &name))?;
@@ -377,27 +372,6 @@ impl Daemon {
         })
         .await
         .unwrap_or(Err(OpError::ShuttingDown))
-    }
-}
-
-/// The scopes a credential asks for: its configured ones, or its provider's defaults.
-fn requested_scopes(cred: &Credential, provider: &crate::provider::Provider) -> Vec<String> {
-    cred.config
-        .scopes
-        .clone()
-        .unwrap_or_else(|| provider.default_scopes.clone())
-}
-
-/// What a grant covers: the answer's `scope`, or (when it names none) what was asked.
-fn granted_or_asked(
-    cred: &Credential,
-    provider: &crate::provider::Provider,
-    ts: &oauth::TokenSet,
-) -> Vec<String> {
-    if ts.scopes.is_empty() {
-        requested_scopes(cred, provider)
-    } else {
-        ts.scopes.clone()
     }
 }
 

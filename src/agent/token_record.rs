@@ -6,8 +6,17 @@ use crate::oauth::TokenSet;
 use crate::vault::Record;
 use chrono::Utc;
 
-/// The record a first grant makes. An answer without `scope` granted what was asked for
-/// (RFC 6749 §5.1), so `requested` stands in for it.
+/// The scopes a first grant covers: the answer's `scope`, or, when it names none, what
+/// was asked for (RFC 6749 §5.1).
+pub fn granted<'a>(ts: &'a TokenSet, requested: &'a [String]) -> &'a [String] {
+    if ts.scopes.is_empty() {
+        requested
+    } else {
+        &ts.scopes
+    }
+}
+
+/// The record a first grant makes; its scopes are [`granted`]'s.
 pub fn from_grant(
     name: &str,
     provider: &str,
@@ -20,11 +29,7 @@ pub fn from_grant(
     r.access_token = Some(ts.access_token.clone());
     r.refresh_token = ts.refresh_token.clone();
     r.token_type = ts.token_type.clone();
-    r.scopes = if ts.scopes.is_empty() {
-        requested.to_vec()
-    } else {
-        ts.scopes.clone()
-    };
+    r.scopes = granted(ts, requested).to_vec();
     r.expires_at = ts.expires_at;
     r.refresh_expires_at = ts.refresh_expires_at;
     r.extras = ts.extras.clone();

@@ -24,10 +24,7 @@ pub async fn channel(
         .await
         .map_err(|e| transport_error(provider, &e))?;
     let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| transport_error(provider, &e))?;
+    // The status first: an error page need not be JSON.
     if !status.is_success() {
         return Err(OAuthError::new(
             provider,
@@ -39,6 +36,10 @@ pub async fn channel(
             ),
         ));
     }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| transport_error(provider, &e))?;
     Ok(label(&body))
 }
 

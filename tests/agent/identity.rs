@@ -42,6 +42,28 @@ async fn reauth_as(
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// Re-authorizes `youtube` as `login`, which must be refused as another account with
+/// nothing stored changed (the generation after `first`, the token `before`); returns the
+/// refusal's message.
+async fn refused_as(
+    a: &TestAgent,
+    oidc: &OidcProvider,
+    login: &str,
+    first: &serde_json::Value,
+    before: &serde_json::Value,
+) -> String {
+    let (status, refused) = reauth_as(a, oidc, "youtube", login).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "wrong_account");
+    assert_eq!(
+        a.cred("youtube").await.generation,
+        first["generation"].as_u64().unwrap(),
+        "nothing stored changed"
+    );
+    assert_eq!(&a.access_token("youtube").await.1, before);
+    refused["message"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn without_a_probe_the_id_token_names_the_account_and_another_one_is_refused() {
     require!(util::oidc::available(), util::oidc::MISSING);
@@ -63,17 +85,11 @@ async fn without_a_probe_the_id_token_names_the_account_and_another_one_is_refus
     assert_eq!(first["account"], "brand-channel", "{first}");
     let (_, token_before) = a.access_token("youtube").await;
 
-    let (status, refused) = reauth_as(&a, &oidc, "youtube", "alice").await;
-    assert_eq!(status, 409, "{refused}");
-    assert_eq!(refused["code"], "wrong_account");
-    let msg = refused["message"].as_str().unwrap();
+    let msg = refused_as(&a, &oidc, "alice", &first, &token_before).await;
     assert!(
         msg.contains("this is alice;") && msg.contains("belongs to brand-channel:"),
         "{msg}"
     );
-    let after = a.cred("youtube").await;
-    assert_eq!(after.generation, first["generation"].as_u64().unwrap());
-    assert_eq!(a.access_token("youtube").await.1, token_before);
 }
 
 pub(crate) const BOT_A: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
@@ -225,22 +241,13 @@ async fn a_youtube_grant_is_pinned_to_its_channel_and_another_channel_is_refused
     );
     let (_, token_before) = a.access_token("youtube").await;
 
-    let (status, refused) = reauth_as(&a, &oidc, "youtube", "alice").await;
-    assert_eq!(status, 409, "{refused}");
-    assert_eq!(refused["code"], "wrong_account");
-    let msg = refused["message"].as_str().unwrap();
+    let msg = refused_as(&a, &oidc, "alice", &first, &token_before).await;
     assert!(
         msg.contains("this is alice's channel (UC-alice);")
             && msg.contains("belongs to brand-channel's channel (UC-brand-channel):")
             && msg.contains("--new-account"),
         "{msg}"
     );
-    assert_eq!(
-        a.cred("youtube").await.generation,
-        first["generation"].as_u64().unwrap(),
-        "nothing stored changed"
-    );
-    assert_eq!(a.access_token("youtube").await.1, token_before);
 
     // The same channel again is fine.
     let (status, again) = reauth_as(&a, &oidc, "youtube", "brand-channel").await;
