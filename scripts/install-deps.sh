@@ -13,7 +13,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 build_pkgs=(build-essential pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-1 libayatana-appindicator3-dev curl ca-certificates)
 test_pkgs=(xvfb xauth x11-utils xdotool imagemagick dbus dbus-bin dbus-x11 libglib2.0-bin dunst gnome-keyring libsecret-tools
-           webkit2gtk-driver chromium chromium-driver nodejs npm python3 python3-pip zbar-tools)
+           webkit2gtk-driver chromium chromium-driver nodejs npm python3 python3-pip zbar-tools
+           bsdutils)
 
 # systemd for `systemd-analyze verify`; desktop-file-utils so dpkg's trigger builds the
 # MIME cache that maps tether:// to the installed tray app; xdg-utils for xdg-open.

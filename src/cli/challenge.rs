@@ -3,7 +3,8 @@
 //! posts new codes until it says its session works; and the same drawing for
 //! `tether watch` ([`Shown`]).
 
-use crate::companion::challenge::{terminal_text, Ticker};
+use crate::companion::challenge::{terminal_text, Countdowns, Ticker, CLEAR_LINE};
+use crate::companion::terminal::safe;
 use crate::companion::watcher::WatchEvent;
 use crate::companion::{parse_target, Companion};
 use crate::protocol::{CredentialHealth, CredentialState, Event};
@@ -102,11 +103,36 @@ fn draw(agent: &str, c: &CredentialHealth) {
     }
 }
 
-/// For `tether watch`: draws each new challenge (and each new QR code) once.
-#[derive(Debug, Default)]
-pub struct Shown(HashMap<(String, String), (chrono::DateTime<chrono::Utc>, u64)>);
+/// For `tether watch`: draws each new challenge (and each new QR code) once, and keeps
+/// their countdowns on the bottom line of a terminal.
+#[derive(Debug)]
+pub struct Shown {
+    drawn: HashMap<(String, String), (chrono::DateTime<chrono::Utc>, u64)>,
+    countdowns: Countdowns,
+    /// Stdout is a terminal: countdowns are redrawn in place.
+    live: bool,
+}
 
 impl Shown {
+    /// For stdout as it is (a terminal or not).
+    pub fn for_stdout() -> Shown {
+        Shown {
+            drawn: HashMap::new(),
+            countdowns: Countdowns::default(),
+            live: std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// What starts every other line `tether watch` prints: on a terminal, the countdown
+    /// line is cleared first.
+    pub fn line_start(&self) -> &'static str {
+        if self.live {
+            CLEAR_LINE
+        } else {
+            ""
+        }
+    }
+
     /// Draws the challenge carried by `ev`, if it is one not drawn yet.
     pub fn on_event(&mut self, ev: &WatchEvent) {
         let (agent, c) = match ev {
@@ -117,15 +143,27 @@ impl Shown {
             _ => return,
         };
         let key = (agent.clone(), c.name.clone());
-        match c.challenge.as_ref().map(|p| (p.since, p.revision)) {
-            Some(v) if self.0.get(&key) != Some(&v) => {
-                self.0.insert(key, v);
+        let label = safe(&format!("{agent} · {}", c.name)).into_owned();
+        match c.challenge.as_ref() {
+            Some(p) if self.drawn.get(&key) != Some(&(p.since, p.revision)) => {
+                self.drawn.insert(key, (p.since, p.revision));
+                print!("{}", self.line_start());
                 draw(agent, c);
+                self.countdowns.start(&label, p.challenge.expires_at());
             }
             Some(_) => {}
             None => {
-                self.0.remove(&key);
+                self.drawn.remove(&key);
+                self.countdowns.end(&label);
             }
+        }
+    }
+
+    /// Each second: the countdowns redrawn (on a terminal) and expiries said.
+    pub fn tick(&mut self) {
+        if let Some(text) = self.countdowns.tick(chrono::Utc::now(), self.live) {
+            print!("{text}");
+            let _ = std::io::stdout().flush();
         }
     }
 }

@@ -141,7 +141,13 @@ pub fn run(cmd: CompanionCommand) -> anyhow::Result<ExitCode> {
 /// Prints the keyring-fallback notice, once, on stderr.
 fn announce(companion: &Companion) {
     if let Some(n) = companion.take_notice() {
-        eprintln!("warning: {n}");
+        // On a terminal the line may hold `tether watch`'s countdown: clear it first.
+        let start = if std::io::stderr().is_terminal() {
+            crate::companion::challenge::CLEAR_LINE
+        } else {
+            ""
+        };
+        eprintln!("{start}warning: {n}");
     }
 }
 
@@ -298,16 +304,21 @@ async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode>
     #[cfg(windows)]
     let mut term =
         tokio::signal::windows::ctrl_close().context("cannot install the console-close handler")?;
-    let mut challenges = super::challenge::Shown::default();
+    let mut challenges = super::challenge::Shown::for_stdout();
+    let mut second = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             ev = watcher.next_event() => match ev {
                 Some(ev) => {
-                    print_event(&ev);
+                    print_event(&ev, challenges.line_start());
                     challenges.on_event(&ev);
                 }
                 None => break,
             },
+            _ = second.tick() => {
+                challenges.tick();
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
@@ -317,7 +328,9 @@ async fn watch(companion: &Companion, desktop: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_event(ev: &WatchEvent) {
+/// Prints what `ev` says that no notice does, after `line_start` (see
+/// [`Shown::line_start`](super::challenge::Shown::line_start)).
+fn print_event(ev: &WatchEvent, line_start: &str) {
     // Notices are printed by the terminal notifier; here only what it does not show.
     let line = match ev {
         WatchEvent::Contact { agent, state } => match state {
@@ -350,7 +363,7 @@ fn print_event(ev: &WatchEvent) {
     };
     let time = chrono::Local::now().format("%H:%M:%S");
     // Names, messages and URLs here come from the daemon.
-    println!("{time} {}", safe(&line));
+    println!("{line_start}{time} {}", safe(&line));
     let _ = std::io::stdout().flush();
 }
 

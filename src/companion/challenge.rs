@@ -148,6 +148,72 @@ impl Ticker {
     }
 }
 
+/// Returns the cursor to the start of its terminal line and clears that line. On a
+/// terminal `tether watch` prints it before every line, so the countdown line at the
+/// bottom is replaced by the line, not run into; the countdown is redrawn below at its
+/// next tick.
+pub const CLEAR_LINE: &str = "\r\x1b[K";
+
+/// The countdowns of every challenge `tether watch` has drawn, as one line at the bottom
+/// of a terminal ("(studio · whatsapp: expires in 0:12; studio · github: expires in
+/// 9:40)") redrawn each second; each code's expiry is said once as a line of its own,
+/// also into a pipe.
+#[derive(Debug, Default)]
+pub struct Countdowns {
+    /// Label → (end, its expiry said).
+    open: std::collections::BTreeMap<String, (DateTime<Utc>, bool)>,
+    /// A countdown line is on the screen (it is cleared when nothing counts any more).
+    drawn: bool,
+}
+
+impl Countdowns {
+    /// A challenge labelled `label` was drawn, ending at `expires_at` (none: nothing to
+    /// count; an earlier code of the same label is replaced).
+    pub fn start(&mut self, label: &str, expires_at: Option<DateTime<Utc>>) {
+        match expires_at {
+            Some(end) => {
+                self.open.insert(label.to_string(), (end, false));
+            }
+            None => self.end(label),
+        }
+    }
+
+    /// `label`'s challenge is over.
+    pub fn end(&mut self, label: &str) {
+        self.open.remove(label);
+    }
+
+    /// What to print at `now`: on a `live` terminal the line cleared, the expiries that
+    /// just happened, and the countdowns still running (no newline: the line is redrawn
+    /// next time); into a pipe only the expiries.
+    pub fn tick(&mut self, now: DateTime<Utc>, live: bool) -> Option<String> {
+        let mut expired = String::new();
+        let mut running = Vec::new();
+        for (label, (end, said)) in self.open.iter_mut() {
+            let Some(words) = countdown(Some(*end), now) else {
+                continue;
+            };
+            if now < *end {
+                running.push(format!("{label}: {words}"));
+            } else if !std::mem::replace(said, true) {
+                expired.push_str(&format!("({label}: {words})\n"));
+            }
+        }
+        if !live {
+            return (!expired.is_empty()).then_some(expired);
+        }
+        if expired.is_empty() && running.is_empty() && !self.drawn {
+            return None;
+        }
+        self.drawn = !running.is_empty();
+        let mut out = format!("{CLEAR_LINE}{expired}");
+        if !running.is_empty() {
+            out.push_str(&format!("({})", running.join("; ")));
+        }
+        Some(out)
+    }
+}
+
 /// The notification texts for a credential with an open challenge: summary "studio ·
 /// whatsapp: scan the QR code with your phone", body with where to find it and the
 /// waiting work.
@@ -265,6 +331,50 @@ mod tests {
         );
         assert_eq!(piped.tick(end, false), None);
         assert_eq!(Ticker::new(None).tick(now, true), None);
+    }
+
+    #[test]
+    fn countdowns_share_one_line_and_say_each_expiry_once() {
+        let now = Utc::now();
+        let secs = chrono::Duration::seconds;
+        let mut c = Countdowns::default();
+        assert_eq!(c.tick(now, true), None, "nothing drawn, nothing to clear");
+        c.start("studio · whatsapp", Some(now + secs(2)));
+        c.start("studio · github", Some(now + secs(90)));
+        c.start("studio · notes", None);
+        assert_eq!(
+            c.tick(now, true).as_deref(),
+            Some("\r\x1b[K(studio · github: expires in 1:30; studio · whatsapp: expires in 0:02)")
+        );
+        assert_eq!(c.tick(now, false), None, "no redraws into a pipe");
+        // The QR code expires: said once, on its own line, above the remaining countdown.
+        assert_eq!(
+            c.tick(now + secs(2), true).as_deref(),
+            Some("\r\x1b[K(studio · whatsapp: expired: the agent posts a new one)\n(studio · github: expires in 1:28)")
+        );
+        assert_eq!(
+            c.tick(now + secs(3), true).as_deref(),
+            Some("\r\x1b[K(studio · github: expires in 1:27)")
+        );
+        // A new code for the same label counts again.
+        c.start("studio · whatsapp", Some(now + secs(23)));
+        assert!(c
+            .tick(now + secs(3), true)
+            .unwrap()
+            .contains("whatsapp: expires in 0:20"));
+        // Both over: the line is cleared once, then nothing.
+        c.end("studio · whatsapp");
+        c.end("studio · github");
+        assert_eq!(c.tick(now + secs(4), true).as_deref(), Some(CLEAR_LINE));
+        assert_eq!(c.tick(now + secs(5), true), None);
+
+        let mut piped = Countdowns::default();
+        piped.start("studio · whatsapp", Some(now + secs(1)));
+        assert_eq!(
+            piped.tick(now + secs(1), false).as_deref(),
+            Some("(studio · whatsapp: expired: the agent posts a new one)\n")
+        );
+        assert_eq!(piped.tick(now + secs(2), false), None);
     }
 
     #[test]

@@ -63,15 +63,24 @@ impl<N: Notifier + ?Sized> Notifier for std::sync::Arc<N> {
 pub struct TerminalNotifier {
     out: Mutex<Box<dyn Write + Send>>,
     color: bool,
+    /// What starts each line: on a terminal the current line is cleared first, so a
+    /// countdown `tether watch` draws there is replaced rather than run into.
+    line_start: &'static str,
 }
 
 impl TerminalNotifier {
     /// Writes to stdout, coloured when stdout is a terminal.
     pub fn stdout() -> TerminalNotifier {
         use std::io::IsTerminal;
+        let terminal = std::io::stdout().is_terminal();
         TerminalNotifier {
-            color: std::io::stdout().is_terminal(),
+            color: terminal,
             out: Mutex::new(Box::new(std::io::stdout())),
+            line_start: if terminal {
+                super::challenge::CLEAR_LINE
+            } else {
+                ""
+            },
         }
     }
 
@@ -80,6 +89,7 @@ impl TerminalNotifier {
         TerminalNotifier {
             out: Mutex::new(out),
             color,
+            line_start: "",
         }
     }
 }
@@ -90,8 +100,10 @@ impl Notifier for TerminalNotifier {
         // The notice carries daemon text: no escape sequence of its own reaches the terminal.
         let line = super::terminal::safe(&notice.line()).into_owned();
         let text = match (self.color, notice.urgency) {
-            (true, Urgency::Critical) => format!("{time} \x1b[1;31m{line}\x1b[0m\n"),
-            _ => format!("{time} {line}\n"),
+            (true, Urgency::Critical) => {
+                format!("{}{time} \x1b[1;31m{line}\x1b[0m\n", self.line_start)
+            }
+            _ => format!("{}{time} {line}\n", self.line_start),
         };
         // Poisoning only means another line failed half-way; keep printing.
         let mut out = self.out.lock();

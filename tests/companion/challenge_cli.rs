@@ -111,6 +111,25 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
     let qr2 = tether::companion::challenge::qr_terminal(second).unwrap();
     wait_for_text(&follow, &qr2).await;
     wait_for_text(&watch, &qr2).await;
+    // `tether watch` on a terminal (a pseudo-terminal from `script`), to see its
+    // countdown redrawn in place.
+    let live = super::support::have("script").then(|| {
+        let base = tether(&config, &[("TETHER_SECRETS", "file")]);
+        let mut cmd = std::process::Command::new("script");
+        cmd.env_clear();
+        for (k, v) in base.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd.args(["-qfec"])
+            .arg(format!("{} watch", crate::util::tether_bin().display()))
+            .arg("/dev/null");
+        Proc::spawn(cmd, "tether watch on a terminal")
+    });
+    if let Some(live) = &live {
+        wait_for_text(live, &qr2.replace('\n', "\r\n")).await;
+    }
     // A code with an end: the countdown is drawn with it, and its expiry is said once
     // the moment it passes (into this pipe, without redraws).
     let third = "2@third-code,ghi";
@@ -138,6 +157,48 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
         !out.contains('\r'),
         "no terminal redraws into a pipe: {out:?}"
     );
+    // `tether watch` says the expiry too: once into its pipe, and on the terminal after
+    // a countdown redrawn each second on the bottom line.
+    wait_for_text(
+        &watch,
+        "(studio · whatsapp: expired: the agent posts a new one)",
+    )
+    .await;
+    let out = watch.stdout();
+    assert_eq!(
+        out.matches("(studio · whatsapp: expired: the agent posts a new one)")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(!out.contains('\r'), "no redraws into a pipe: {out:?}");
+    if let Some(live) = &live {
+        wait_for_text(
+            live,
+            "(studio · whatsapp: expired: the agent posts a new one)",
+        )
+        .await;
+        let out = live.stdout();
+        let redraws = out
+            .matches("\r\x1b[K(studio · whatsapp: expires in 0:0")
+            .count();
+        assert!(
+            redraws >= 2,
+            "the countdown is redrawn in place each second ({redraws} times): {out:?}"
+        );
+        assert_eq!(
+            out.matches("\r\x1b[K(studio · whatsapp: expired: the agent posts a new one)")
+                .count(),
+            1,
+            "{out:?}"
+        );
+    } else {
+        assert!(
+            !crate::util::strict(),
+            "required for this test but missing: script (util-linux)"
+        );
+        eprintln!("skipped the terminal half: no `script` (util-linux) here");
+    }
     agent.post("resolved", None).await;
     assert_eq!(follow.wait_exit(Duration::from_secs(10)).await, 0);
     assert!(
