@@ -262,3 +262,134 @@ async fn reauth_device_without_a_device_endpoint_is_refused_at_start() {
     assert!(e.contains("device_authorization_url"), "{e}");
     assert!(e.contains("reauth = \"device\""), "{e}");
 }
+
+/// The real `tether agent serve` process killed with SIGKILL while it polls for the code
+/// the owner is typing: the sign-in in progress is on disk whole, the restarted process
+/// shows the same code and polls for it, and the owner's late "yes" lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes_lands() {
+    use super::restart::{bootstrap_running, free_port, spawn};
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed port: the restarted process is found where the first one was.
+    let mut text = super::harness::config_head(dir.path(), "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
+    text.push_str(&oidc_credential(
+        "github",
+        &oidc,
+        &format!("issuer = \"{base}\"\nreauth = \"device\""),
+    ));
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, text).unwrap();
+    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let (_, device) = store
+        .create_token(tether::agent::auth::Role::Device, "test")
+        .unwrap();
+    let device = device.secret().to_string();
+    let (_, agent) = store
+        .create_token(tether::agent::auth::Role::Agent, "agent")
+        .unwrap();
+
+    let mut d = spawn(&config);
+    bootstrap_running(&d, &device, "github", &oidc).await;
+    let first = d.health(&device).await.credentials[0].clone();
+    assert_eq!(first.state, CredentialState::Ok, "{first:?}");
+    assert!(oidc.revoke_all().await >= 1);
+    let r = d
+        .http
+        .post(format!("{}/v1/credentials/github/check", d.base))
+        .bearer_auth(&device)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let code_of = |h: &tether::protocol::HealthReport| {
+        h.credentials[0]
+            .challenge
+            .as_ref()
+            .and_then(|p| match &p.challenge {
+                Challenge::DeviceCode {
+                    user_code,
+                    verification_uri_complete,
+                    ..
+                } => Some((user_code.clone(), verification_uri_complete.clone())),
+                _ => None,
+            })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (code, page) = loop {
+        if let Some(c) = code_of(&d.health(&device).await) {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no device code after the grant died"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let page = page.expect("a complete URI");
+
+    // The owner is typing the code; the daemon is polling. SIGKILL: no shutdown path runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let flows = dir.path().join("state/device-flow");
+    let file = flows.join("github.json");
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("the sign-in is on disk"))
+            .expect("and whole");
+    assert!(kept.to_string().contains(&code), "{kept}");
+    let strays: Vec<_> = std::fs::read_dir(&flows)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "github.json")
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "nothing half-written is left: {strays:?}"
+    );
+
+    // The owner finishes on the phone while the daemon is down; it comes back after.
+    let done = phone_enters_code(&page).await;
+    assert!(
+        done.contains("Sign-in Success") || done.contains("success"),
+        "{done}"
+    );
+    let d = spawn(&config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let ok = loop {
+        let h = d.health(&device).await;
+        let c = h.credentials[0].clone();
+        if c.state == CredentialState::Ok {
+            break c;
+        }
+        if let Some((again, _)) = code_of(&h) {
+            assert_eq!(
+                again, code,
+                "the restarted process resumes the same sign-in"
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late yes did not land: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(ok.challenge.is_none(), "{ok:?}");
+    assert!(
+        ok.generation > first.generation,
+        "a new generation is stored"
+    );
+    let r = d
+        .http
+        .get(format!("{}/v1/credentials/github/access-token", d.base))
+        .bearer_auth(agent.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert!(!file.exists(), "the finished sign-in is forgotten");
+}
