@@ -8,6 +8,8 @@
 # - tests/tray/reauth_window_e2e.py: a window reloaded mid re-authorization still shows the
 #   running step and Cancel (which works); "Sign in with a code" starts the device-code
 #   flow, whose code a scripted phone enters;
+# - tests/tray/paste_window_e2e.py: a pasted token of another bot is refused in the dialog,
+#   which then offers the on-purpose replacement (a loopback Bot API stand-in);
 # - tests/tray/challenge_e2e.py: a stand-in session agent posts three QR codes; each is
 #   read back from a screenshot of the window (zbarimg), the notification is checked on
 #   dunst, and the state returns to ok when the agent resolves it;
@@ -39,6 +41,9 @@ export TETHER_TRAY_BIN="${TETHER_TRAY_BIN:-$TRAY_TARGET/debug/tether-tray}"
 # Re-authorizations in the window: a reload mid-flow still shows the running step and
 # Cancel; "Sign in with a code" starts the daemon's device-code flow.
 "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/reauth_window_e2e.py"
+# Pasting a token in the window: another bot's token is refused naming both bots, and
+# replaces the stored one only when the owner ticks "another account on purpose".
+"$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/paste_window_e2e.py"
 # An agent's challenge: QR codes posted by a stand-in session agent, read back from
 # screenshots of the window with zbarimg (zbar-tools).
 "$ROOT/scripts/tray-session.sh" python3 "$ROOT/tests/tray/challenge_e2e.py"

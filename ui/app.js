@@ -233,6 +233,8 @@ function openPaste(agent, credential) {
   setText($("#paste-title"), `Paste a new token for ${agent} · ${credential}`);
   $("#paste-token").value = "";
   setText($("#paste-error"), "");
+  $("#paste-new-account").checked = false;
+  $("#paste-new-account-row").hidden = true;
   $("#paste-dialog").showModal();
   $("#paste-token").focus();
 }
@@ -244,11 +246,14 @@ async function submitPaste(ev) {
   btn.disabled = true;
   setText($("#paste-error"), "The agent is verifying the token…");
   try {
-    await invoke("paste_token", { agent, credential, token: $("#paste-token").value.trim() });
+    const newAccount = !$("#paste-new-account-row").hidden && $("#paste-new-account").checked;
+    await invoke("paste_token", { agent, credential, token: $("#paste-token").value.trim(), newAccount });
     $("#paste-token").value = "";
     $("#paste-dialog").close();
   } catch (e) {
     setText($("#paste-error"), errorText(e));
+    // The token works but belongs to another account: offer the on-purpose replacement.
+    if (e && e.code === "wrong_account") $("#paste-new-account-row").hidden = false;
   } finally {
     btn.disabled = false;
   }

@@ -63,14 +63,18 @@ pub fn cancel_reauth(
 }
 
 /// Pushes a pasted token (paste-kind credentials); the agent verifies it before storing.
+/// `new_account` after the owner confirmed a `wrong_account` refusal: the token of another
+/// account replaces the stored one on purpose.
 #[tauri::command]
 pub async fn paste_token(
     core: State<'_, Arc<Core>>,
     agent: String,
     credential: String,
     token: AccessToken,
+    new_account: Option<bool>,
 ) -> Result<CredentialHealth, CommandError> {
-    core.paste(&agent, &credential, token).await
+    core.paste(&agent, &credential, token, new_account.unwrap_or(false))
+        .await
 }
 
 /// Redeems a pairing code; `replace` after the owner confirmed a `confirm_replace` error.

@@ -65,18 +65,18 @@ impl Core {
         Ok(health)
     }
 
-    /// Pushes a new token for a paste-kind credential; the agent verifies it first.
+    /// Pushes a new token for a paste-kind credential; the agent verifies it first (and,
+    /// unless `new_account`, that it is the same account as the stored one).
     pub async fn paste(
         &self,
         agent: &str,
         credential: &str,
         token: AccessToken,
+        new_account: bool,
     ) -> Result<CredentialHealth, CommandError> {
         let health = self
             .companion
-            // The window pastes as the same account; replacing it is `tether paste --new-account`,
-            // which the refusal names.
-            .paste(agent, credential, token, false)
+            .paste(agent, credential, token, new_account)
             .await
             .map_err(err)?;
         self.snapshot.send_modify(|s| {

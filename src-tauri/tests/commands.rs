@@ -232,6 +232,15 @@ fn an_empty_pasted_token_is_refused() {
     )
     .unwrap_err();
     assert_eq!(err["code"], "empty_secret", "{err}");
+    // The on-purpose replacement of another account is an argument the command takes;
+    // it changes nothing about the checks before the agent is asked.
+    let err = invoke(
+        &h.window,
+        "paste_token",
+        json!({"agent": "studio", "credential": "telegram", "token": "", "newAccount": true}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "empty_secret", "{err}");
 }
 
 #[test]

@@ -77,6 +77,12 @@ impl CompanionError {
             CompanionError::Secrets(_) => "secrets",
             CompanionError::Client(e) | CompanionError::Reauth(ReauthError::Client(e)) => match e {
                 ClientError::CertificateMismatch { .. } => "certificate_mismatch",
+                // The window offers "another account on purpose" for this refusal.
+                ClientError::Api { error, .. }
+                    if error.code == crate::protocol::ErrorCode::WrongAccount =>
+                {
+                    "wrong_account"
+                }
                 ClientError::Api { .. } => "agent_refused",
                 _ => match e.class() {
                     ContactClass::Unauthorized => "unauthorized",
@@ -112,6 +118,24 @@ mod tests {
         std::iter::successors(Some(e), |e| e.source())
             .map(|e| e.to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_refusal_of_another_account_has_its_own_code_for_the_window() {
+        use crate::protocol::{ApiError, ErrorCode};
+        let api = |code| {
+            CompanionError::Client(ClientError::Api {
+                agent: "studio".into(),
+                status: 409,
+                error: ApiError {
+                    code,
+                    message: "this is @other_bot".into(),
+                    hint: None,
+                },
+            })
+        };
+        assert_eq!(api(ErrorCode::WrongAccount).code(), "wrong_account");
+        assert_eq!(api(ErrorCode::WrongKind).code(), "agent_refused");
     }
 
     #[test]
