@@ -1,8 +1,10 @@
 //! The browser tab of a re-authorization that signed in as the wrong account: the page
 //! the loopback listener sends to the browser names the account signed in, the account
-//! the credential belongs to, and the `--new-account` fix; nothing stored changes. Real
-//! parts: `tether agent serve`, the companion library over pinned HTTPS, oidc-provider
-//! with two users, and the listener's HTML read as the browser receives it.
+//! the credential belongs to, and the `--new-account` fix; nothing stored changes; the
+//! `tether reauth` command says the same and exits 1, and `--new-account` replaces the
+//! account. Real parts: `tether agent serve`, the companion (library and CLI) over pinned
+//! HTTPS, oidc-provider with two users, and the listener's HTML read as the browser
+//! receives it.
 
 use super::support::{oidc_credential, Daemon};
 use crate::require;
@@ -136,4 +138,93 @@ async fn the_tab_of_a_wrong_account_sign_in_names_both_accounts_and_the_fix() {
         .unwrap();
     assert_eq!(now.generation, first.generation, "nothing stored changed");
     assert_eq!(now.account.as_deref(), Some("brand-channel"));
+}
+
+/// Runs `tether reauth studio/youtube --no-browser` (plus `extra`) and signs in as `login`
+/// in the "browser"; the exit code, stderr, and the tab's page.
+async fn cli_reauth_as(
+    config: &std::path::Path,
+    oidc: &OidcProvider,
+    login: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
+    use super::support::{tether, Proc};
+    use std::time::Duration;
+    let mut cmd = tether(config, &[("TETHER_SECRETS", "file")]);
+    cmd.args([
+        "reauth",
+        "studio/youtube",
+        "--no-browser",
+        "--timeout",
+        "60",
+    ])
+    .args(extra);
+    let mut reauth = Proc::spawn(cmd, "tether reauth");
+    let line = reauth
+        .wait_line(false, Duration::from_secs(30), |l| {
+            l.starts_with(tether::companion::reauth::OPEN_URL_PREFIX)
+        })
+        .await;
+    let mut url = url::Url::parse(
+        line.trim_start_matches(tether::companion::reauth::OPEN_URL_PREFIX)
+            .trim(),
+    )
+    .expect("the printed URL parses");
+    url.query_pairs_mut()
+        .append_pair("login_hint", login)
+        .append_pair("prompt", "login");
+    let callback = oidc.consent(&url).await;
+    let (_, page) = oidc::browser_get(&callback).await;
+    let code = reauth.wait_exit(Duration::from_secs(30)).await;
+    (code, reauth.stderr(), page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tether_reauth_as_another_account_exits_naming_both_and_new_account_replaces_it() {
+    require!(oidc::available(), oidc::MISSING);
+    let oidc = OidcProvider::start(OidcOptions::default());
+    let daemon = Daemon::start(&oidc_credential("youtube", &oidc, "")).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("tether");
+    super::support::pair_file(&config, &daemon.pairing_code());
+    let account = || async {
+        let out = super::support::tether(&config, &[("TETHER_SECRETS", "file")])
+            .args(["status", "--json"])
+            .output()
+            .expect("run tether status");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+        v.to_string()
+    };
+
+    let (code, stderr, _) = cli_reauth_as(&config, &oidc, "brand-channel", &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(account().await.contains("brand-channel"));
+
+    let (code, stderr, page) = cli_reauth_as(&config, &oidc, "alice", &[]).await;
+    assert_eq!(
+        code, 1,
+        "a sign-in as another account fails the command: {stderr}"
+    );
+    assert!(
+        stderr.contains("this is alice") && stderr.contains("belongs to brand-channel"),
+        "the CLI names the account signed in and the one expected: {stderr}"
+    );
+    assert!(
+        stderr.contains("tether reauth studio/youtube --new-account"),
+        "and the fix: {stderr}"
+    );
+    assert!(
+        page.contains("this is alice") && page.contains("belongs to brand-channel"),
+        "the tab says the same: {page}"
+    );
+    let status = account().await;
+    assert!(
+        status.contains("brand-channel") && !status.contains("\"alice\""),
+        "nothing stored changed: {status}"
+    );
+
+    let (code, stderr, _) = cli_reauth_as(&config, &oidc, "alice", &["--new-account"]).await;
+    assert_eq!(code, 0, "--new-account replaces it on purpose: {stderr}");
+    let status = account().await;
+    assert!(status.contains("\"alice\""), "{status}");
 }
