@@ -94,6 +94,26 @@ async fn wait_holder(nodes: &[Node], running: &[Option<Running>], within: Durati
     }
 }
 
+/// Waits until the holder `d` commits a new generation, then a little more: the kill
+/// that follows lands between refreshes, not between the provider's rotation and the
+/// commit. Killed there, the new refresh token dies with the process and no daemon can
+/// get it back; the next holder then says so rather than present the spent one (every
+/// phase of a rotation is killed in `hardening::kill_9_during_rotations_...`). This test
+/// is about the takeover.
+async fn after_a_commit(d: &Running, device: &str) {
+    let generation = |h: Option<HealthReport>| h.map(|h| h.credentials[0].generation);
+    let first = generation(health(d, device).await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while generation(health(d, device).await) == first {
+        assert!(
+            Instant::now() < deadline,
+            "the holder committed no new generation within 15 s (it is at {first:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 #[derive(Default)]
 struct Load {
     answered: AtomicU64,
@@ -293,6 +313,7 @@ async fn ha_two_daemons_one_rotating_credential_kill_9_of_each_holder_never_spen
     tokio::time::sleep(Duration::from_secs(minute / 3)).await;
     let mut holder = wait_holder(&nodes, &running, Duration::from_secs(20)).await;
     for round in 0..2 {
+        after_a_commit(running[holder].as_ref().unwrap(), &nodes[holder].device).await;
         let killed_at = Instant::now();
         {
             let r = running[holder].as_mut().unwrap();
