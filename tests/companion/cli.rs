@@ -6,48 +6,21 @@ use super::support::{oidc_credential, pair_file, tether, Daemon, Proc};
 use crate::require;
 use crate::util::oidc::{self, OidcOptions, OidcProvider};
 use std::time::Duration;
-use tether::companion::reauth::OPEN_URL_PREFIX;
 
 /// Runs `tether reauth studio/youtube --no-browser` and completes the consent as the browser.
 async fn reauth_as_browser(config: &std::path::Path, oidc: &OidcProvider) {
-    let mut cmd = tether(config, &[("TETHER_SECRETS", "file")]);
-    cmd.args([
-        "reauth",
-        "studio/youtube",
-        "--no-browser",
-        "--timeout",
-        "60",
-    ]);
-    let mut reauth = Proc::spawn(cmd, "tether reauth");
-    let line = reauth
-        .wait_line(false, Duration::from_secs(30), |l| {
-            l.starts_with(OPEN_URL_PREFIX)
-        })
-        .await;
-    let url = url::Url::parse(line.trim_start_matches(OPEN_URL_PREFIX).trim())
-        .expect("the printed URL parses");
-    let callback = oidc.consent(&url).await;
-    assert_eq!(
-        callback.host_str(),
-        Some("127.0.0.1"),
-        "the provider sends the browser back to loopback"
-    );
-    let (status, page) = oidc::browser_get(&callback).await;
-    assert_eq!(status, 200, "{page}");
+    let run = super::support::cli_reauth(config, oidc, None, &[]).await;
+    let (status, page) = &run.tab;
+    assert_eq!(*status, 200, "{page}");
     assert!(
         page.contains("studio · youtube is working again"),
         "the tab shows the daemon's answer: {page}"
     );
-    assert_eq!(
-        reauth.wait_exit(Duration::from_secs(30)).await,
-        0,
-        "{}",
-        reauth.stderr()
-    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        reauth.stdout().contains("studio · youtube: ok"),
+        run.stdout.contains("studio · youtube: ok"),
         "{}",
-        reauth.stdout()
+        run.stdout
     );
 }
 

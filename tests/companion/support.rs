@@ -406,3 +406,64 @@ pub async fn wait_all(
         }
     }
 }
+
+/// What a `tether reauth studio/youtube --no-browser` run ended with.
+pub struct CliReauth {
+    /// Its exit code.
+    pub code: i32,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+    /// The browser tab's HTTP status and page (the loopback listener's answer).
+    pub tab: (u16, String),
+}
+
+/// Runs `tether reauth studio/youtube --no-browser` (plus `extra`) and plays the browser:
+/// opens the printed URL, signs in (as `login`, when given) and consents, then follows
+/// the provider back to the loopback listener.
+pub async fn cli_reauth(
+    config: &std::path::Path,
+    oidc: &crate::util::oidc::OidcProvider,
+    login: Option<&str>,
+    extra: &[&str],
+) -> CliReauth {
+    use std::time::Duration;
+    use tether::companion::reauth::OPEN_URL_PREFIX;
+    let mut cmd = tether(config, &[("TETHER_SECRETS", "file")]);
+    cmd.args([
+        "reauth",
+        "studio/youtube",
+        "--no-browser",
+        "--timeout",
+        "60",
+    ])
+    .args(extra);
+    let mut reauth = Proc::spawn(cmd, "tether reauth");
+    let line = reauth
+        .wait_line(false, Duration::from_secs(30), |l| {
+            l.starts_with(OPEN_URL_PREFIX)
+        })
+        .await;
+    let mut url = url::Url::parse(line.trim_start_matches(OPEN_URL_PREFIX).trim())
+        .expect("the printed URL parses");
+    if let Some(login) = login {
+        url.query_pairs_mut()
+            .append_pair("login_hint", login)
+            .append_pair("prompt", "login");
+    }
+    let callback = oidc.consent(&url).await;
+    assert_eq!(
+        callback.host_str(),
+        Some("127.0.0.1"),
+        "the provider sends the browser back to loopback"
+    );
+    let tab = crate::util::oidc::browser_get(&callback).await;
+    let code = reauth.wait_exit(Duration::from_secs(30)).await;
+    CliReauth {
+        code,
+        stdout: reauth.stdout(),
+        stderr: reauth.stderr(),
+        tab,
+    }
+}

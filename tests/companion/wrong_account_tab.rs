@@ -140,43 +140,15 @@ async fn the_tab_of_a_wrong_account_sign_in_names_both_accounts_and_the_fix() {
     assert_eq!(now.account.as_deref(), Some("brand-channel"));
 }
 
-/// Runs `tether reauth studio/youtube --no-browser` (plus `extra`) and signs in as `login`
-/// in the "browser"; the exit code, stderr, and the tab's page.
+/// `tether reauth` signing in as `login`: exit code, stderr and the tab's page.
 async fn cli_reauth_as(
     config: &std::path::Path,
     oidc: &OidcProvider,
     login: &str,
     extra: &[&str],
 ) -> (i32, String, String) {
-    use super::support::{tether, Proc};
-    use std::time::Duration;
-    let mut cmd = tether(config, &[("TETHER_SECRETS", "file")]);
-    cmd.args([
-        "reauth",
-        "studio/youtube",
-        "--no-browser",
-        "--timeout",
-        "60",
-    ])
-    .args(extra);
-    let mut reauth = Proc::spawn(cmd, "tether reauth");
-    let line = reauth
-        .wait_line(false, Duration::from_secs(30), |l| {
-            l.starts_with(tether::companion::reauth::OPEN_URL_PREFIX)
-        })
-        .await;
-    let mut url = url::Url::parse(
-        line.trim_start_matches(tether::companion::reauth::OPEN_URL_PREFIX)
-            .trim(),
-    )
-    .expect("the printed URL parses");
-    url.query_pairs_mut()
-        .append_pair("login_hint", login)
-        .append_pair("prompt", "login");
-    let callback = oidc.consent(&url).await;
-    let (_, page) = oidc::browser_get(&callback).await;
-    let code = reauth.wait_exit(Duration::from_secs(30)).await;
-    (code, reauth.stderr(), page)
+    let run = super::support::cli_reauth(config, oidc, Some(login), extra).await;
+    (run.code, run.stderr, run.tab.1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
