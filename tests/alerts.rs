@@ -304,6 +304,68 @@ async fn webhook_ntfy_and_telegram_deliver_a_dead_alert() {
 }
 
 #[tokio::test]
+async fn a_device_code_reaches_the_phone_with_a_button_to_its_page_on_every_channel() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let alerter = Alerter::new(&http_channels(&rx, dir.path()), reqwest::Client::new())
+        .expect("valid config")
+        .with_retry(fast_retry(3));
+    let mut alert = dead_alert();
+    alert.credential = "github".into();
+    alert.provider = "github".into();
+    alert.error = Some(ErrorInfo {
+        code: "human_needed".into(),
+        description: "sign in with the code".into(),
+    });
+    alert.challenge = Some(tether::protocol::Challenge::DeviceCode {
+        verification_uri: "https://github.com/login/device".into(),
+        user_code: "WDJB-MJHT".into(),
+        verification_uri_complete: None,
+        expires_at: None,
+    });
+    let report = alerter.send(&alert).await;
+    assert!(report.all_delivered(), "{report:?}");
+
+    // ntfy: a one-tap button to the sign-in page, and the code in the text.
+    let push = rx.seen("/tether-studio");
+    assert_eq!(push.len(), 1);
+    assert_eq!(
+        push[0].header("actions"),
+        "view, Open sign-in page, https://github.com/login/device, clear=true"
+    );
+    let body = push[0].text();
+    assert!(
+        body.contains("WDJB-MJHT") && body.contains("https://github.com/login/device"),
+        "{body}"
+    );
+    // The webhook and Telegram carry the page and the code too (the owner may be on a
+    // phone, without the laptop).
+    let hook = rx.seen("/hooks/T0/SECRETPATH");
+    let text = hook[0].json()["text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("WDJB-MJHT") && text.contains("https://github.com/login/device"),
+        "{text}"
+    );
+    let tg = rx.seen(&format!("/tg/bot{BOT_TOKEN}/sendMessage"));
+    let text = tg[0].json()["text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("WDJB-MJHT") && text.contains("https://github.com/login/device"),
+        "{text}"
+    );
+
+    // A recovery has no button: there is nothing left to open.
+    alert.kind = AlertKind::Recovered;
+    assert!(alerter.send(&alert).await.all_delivered());
+    let push = rx.seen("/tether-studio");
+    assert_eq!(push.len(), 2);
+    assert!(
+        push[1].headers.get("actions").is_none(),
+        "{:?}",
+        push[1].headers
+    );
+}
+
+#[tokio::test]
 async fn a_channel_is_retried_with_backoff_until_it_delivers() {
     let rx = Receiver::start().await;
     rx.answer("/hook", 2, 503, "try later");
