@@ -3,8 +3,8 @@
 //! posts new codes until it says its session works; and the same drawing for
 //! `tether watch` ([`Shown`]).
 
-use crate::companion::challenge::{terminal_text, Countdowns, Ticker, CLEAR_LINE};
-use crate::companion::terminal::safe;
+use crate::companion::challenge::{terminal_text, Countdowns, Ticker};
+use crate::companion::terminal::{line_start, safe};
 use crate::companion::watcher::WatchEvent;
 use crate::companion::{parse_target, Companion};
 use crate::protocol::{CredentialHealth, CredentialState, Event};
@@ -126,11 +126,7 @@ impl Shown {
     /// What starts every other line `tether watch` prints: on a terminal, the countdown
     /// line is cleared first.
     pub fn line_start(&self) -> &'static str {
-        if self.live {
-            CLEAR_LINE
-        } else {
-            ""
-        }
+        line_start(self.live)
     }
 
     /// Draws the challenge carried by `ev`, if it is one not drawn yet.

@@ -142,11 +142,7 @@ pub fn run(cmd: CompanionCommand) -> anyhow::Result<ExitCode> {
 fn announce(companion: &Companion) {
     if let Some(n) = companion.take_notice() {
         // On a terminal the line may hold `tether watch`'s countdown: clear it first.
-        let start = if std::io::stderr().is_terminal() {
-            crate::companion::challenge::CLEAR_LINE
-        } else {
-            ""
-        };
+        let start = crate::companion::terminal::line_start(std::io::stderr().is_terminal());
         eprintln!("{start}warning: {n}");
     }
 }

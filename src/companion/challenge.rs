@@ -2,6 +2,7 @@
 //! scan the QR code with your phone"), the QR code as a module matrix (drawn by the tray
 //! window) or as terminal text (`tether watch`, `tether challenge`), and the countdown.
 
+use super::terminal::CLEAR_LINE;
 use crate::protocol::{Challenge, CredentialHealth};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -147,12 +148,6 @@ impl Ticker {
         })
     }
 }
-
-/// Returns the cursor to the start of its terminal line and clears that line. On a
-/// terminal `tether watch` prints it before every line, so the countdown line at the
-/// bottom is replaced by the line, not run into; the countdown is redrawn below at its
-/// next tick.
-pub const CLEAR_LINE: &str = "\r\x1b[K";
 
 /// The countdowns of every challenge `tether watch` has drawn, as one line at the bottom
 /// of a terminal ("(studio · whatsapp: expires in 0:12; studio · github: expires in

@@ -76,11 +76,7 @@ impl TerminalNotifier {
         TerminalNotifier {
             color: terminal,
             out: Mutex::new(Box::new(std::io::stdout())),
-            line_start: if terminal {
-                super::challenge::CLEAR_LINE
-            } else {
-                ""
-            },
+            line_start: super::terminal::line_start(terminal),
         }
     }
 

@@ -5,8 +5,27 @@
 //! the screen, set the window title, or hide a line; so every control character (C0, DEL,
 //! C1, which includes ESC and BEL) and every bidirectional-override character is replaced
 //! by `?` before such text reaches the terminal.
+//!
+//! Also the one way a line clears the terminal line it starts on ([`line_start`]), so a
+//! countdown drawn there (`tether watch`) is replaced rather than run into.
 
 use std::borrow::Cow;
+
+/// Returns the cursor to the start of its terminal line and clears that line. On a
+/// terminal `tether watch` prints it before every line, so the countdown line at the
+/// bottom is replaced by the line, not run into; the countdown is redrawn below at its
+/// next tick.
+pub const CLEAR_LINE: &str = "\r\x1b[K";
+
+/// What starts a line written to an output that `is_terminal`: [`CLEAR_LINE`] there,
+/// nothing elsewhere (a pipe or a log gets no escape sequences).
+pub fn line_start(is_terminal: bool) -> &'static str {
+    if is_terminal {
+        CLEAR_LINE
+    } else {
+        ""
+    }
+}
 
 /// True for characters that change how a terminal shows the text around them.
 fn unsafe_char(c: char) -> bool {
