@@ -181,6 +181,57 @@ impl Daemon {
         self.store_grant(cred, ts, new_account).await
     }
 
+    /// Who a new grant is for. Where the scopes allow it, the YouTube channel it acts as
+    /// (one Google account may own several, and the channel is what an uploading agent
+    /// needs to stay the same); else the account the provider's probe names; else the
+    /// OpenID Connect id_token of this very answer, checked as `oauth::id_token` says.
+    /// `None` when nothing names one.
+    async fn grant_identity(
+        &self,
+        cred: &Credential,
+        provider: &crate::provider::Provider,
+        ts: &oauth::TokenSet,
+        requested: &[String],
+    ) -> Option<String> {
+        let name = &cred.name;
+        if let Some(lookup) = provider
+            .youtube_channels
+            .as_ref()
+            .filter(|l| l.applies_to(token_record::granted(ts, requested)))
+        {
+            match oauth::youtube::channel(&self.http, &provider.name, lookup, &ts.access_token)
+                .await
+            {
+                Ok(Some(channel)) => return Some(channel),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    "credential {name}: which YouTube channel the grant acts as is not known ({}); the account is pinned instead",
+                    e.info
+                ),
+            }
+        }
+        if provider.probe.is_some() {
+            if let (ProbeOutcome::Alive, Some(account)) =
+                oauth::probe_account(&self.http, provider, &cred.client, &ts.access_token).await
+            {
+                return Some(account);
+            }
+        }
+        let t = ts.id_token.as_ref()?;
+        match oauth::id_token::account(
+            t.secret(),
+            &cred.client.client_id,
+            cred.config.issuer.as_deref(),
+            chrono::Utc::now(),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("credential {name}: {e}; the account is not pinned from it");
+                None
+            }
+        }
+    }
+
     /// Stores the tokens of a new grant (a code exchange, a device flow) as the
     /// credential's next generation and marks it working. The caller holds the flight lock
     /// and a `writes` guard.
@@ -198,54 +249,8 @@ impl Daemon {
             );
         }
         let old = self.read_record(&name).await.ok().flatten();
-        let fresh = match provider.probe {
-            Some(_) => {
-                match oauth::probe_account(&self.http, &provider, &cred.client, &ts.access_token)
-                    .await
-                {
-                    (ProbeOutcome::Alive, a) => a,
-                    _ => None,
-                }
-            }
-            None => None,
-        };
-        // No account from the probe (none declared, or it names nobody): the OpenID
-        // Connect id_token of this very answer, checked as `oauth::id_token` says.
-        let fresh = fresh.or_else(|| {
-            let t = ts.id_token.as_ref()?;
-            match oauth::id_token::account(
-                t.secret(),
-                &cred.client.client_id,
-                cred.config.issuer.as_deref(),
-                chrono::Utc::now(),
-            ) {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("credential {name}: {e}; the account is not pinned from it");
-                    None
-                }
-            }
-        });
         let requested = cred.requested_scopes(&provider);
-        // A YouTube grant's identity is its channel: one Google account may own several.
-        let fresh = match &provider.youtube_channels {
-            Some(lookup) if lookup.applies_to(token_record::granted(&ts, &requested)) => {
-                match oauth::youtube::channel(&self.http, &provider.name, lookup, &ts.access_token)
-                    .await
-                {
-                    Ok(Some(channel)) => Some(channel),
-                    Ok(None) => fresh,
-                    Err(e) => {
-                        tracing::warn!(
-                            "credential {name}: which YouTube channel the grant acts as is not known ({}); the account is pinned instead",
-                            e.info
-                        );
-                        fresh
-                    }
-                }
-            }
-            _ => fresh,
-        };
+        let fresh = self.grant_identity(cred, &provider, &ts, &requested).await;
         // Identity pinning: a grant for another account than the one this credential
         // belongs to is refused, and nothing stored changes.
         let pinned = old.as_ref().and_then(|r| r.account.clone());
