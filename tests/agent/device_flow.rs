@@ -298,9 +298,11 @@ async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes
     assert_eq!(first.state, CredentialState::Ok, "{first:?}");
     assert!(oidc.revoke_all().await >= 1);
     let r = d
-        .http
-        .post(format!("{}/v1/credentials/github/check", d.base))
-        .bearer_auth(&device)
+        .req(
+            reqwest::Method::POST,
+            "/v1/credentials/github/check",
+            &device,
+        )
         .send()
         .await
         .unwrap();
@@ -384,9 +386,11 @@ async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes
         "a new generation is stored"
     );
     let r = d
-        .http
-        .get(format!("{}/v1/credentials/github/access-token", d.base))
-        .bearer_auth(agent.secret())
+        .req(
+            reqwest::Method::GET,
+            "/v1/credentials/github/access-token",
+            agent.secret(),
+        )
         .send()
         .await
         .unwrap();

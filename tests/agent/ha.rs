@@ -51,9 +51,7 @@ fn node(dir: &std::path::Path, bao: &Bao, oidc: &OidcProvider) -> Node {
 
 async fn health(d: &Running, device: &str) -> Option<HealthReport> {
     let r = d
-        .http
-        .get(format!("{}/v1/health", d.base))
-        .bearer_auth(device)
+        .req(reqwest::Method::GET, "/v1/health", device)
         .timeout(Duration::from_secs(5))
         .send()
         .await

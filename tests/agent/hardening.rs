@@ -117,9 +117,11 @@ async fn with_every_location_full_a_rotating_token_is_not_spent_and_a_kill_loses
     assert_eq!(oidc.refresh_count().await, refreshes, "no refresh was sent");
     // The cached access token is served while it lasts.
     let r = d
-        .http
-        .get(format!("{}/v1/credentials/yt/access-token", d.base))
-        .bearer_auth(&agent)
+        .req(
+            reqwest::Method::GET,
+            "/v1/credentials/yt/access-token",
+            &agent,
+        )
         .send()
         .await
         .unwrap();
@@ -476,9 +478,11 @@ token_url = "http://127.0.0.1:9/token"
     );
     // The agent still gets its token.
     let resp = d
-        .http
-        .get(format!("{}/v1/credentials/yt/access-token", d.base))
-        .bearer_auth(agent.secret())
+        .req(
+            reqwest::Method::GET,
+            "/v1/credentials/yt/access-token",
+            agent.secret(),
+        )
         .send()
         .await
         .expect("the agent's request is answered");

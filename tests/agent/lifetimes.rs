@@ -74,9 +74,7 @@ async fn ten_second_tokens_a_revocation_after_six_lifetimes_is_dead_within_the_p
     let elapsed = started.elapsed().as_secs_f64();
     let refreshes = oidc.refresh_count().await - refreshes0;
     let metrics = d
-        .http
-        .get(format!("{}/metrics", d.base))
-        .bearer_auth(&device)
+        .req(reqwest::Method::GET, "/metrics", &device)
         .send()
         .await
         .unwrap()

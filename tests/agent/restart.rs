@@ -80,9 +80,11 @@ pub(super) fn spawn(config: &std::path::Path) -> Running {
 /// Authorizes `name` at the oidc fixture through the running daemon's re-auth routes.
 pub(super) async fn bootstrap_running(d: &Running, device: &str, name: &str, oidc: &OidcProvider) {
     let start: ReauthStart = d
-        .http
-        .post(format!("{}/v1/credentials/{name}/reauth", d.base))
-        .bearer_auth(device)
+        .req(
+            reqwest::Method::POST,
+            &format!("/v1/credentials/{name}/reauth"),
+            device,
+        )
         .send()
         .await
         .unwrap()
@@ -96,9 +98,7 @@ pub(super) async fn bootstrap_running(d: &Running, device: &str, name: &str, oid
     let cb = oidc.consent(&url).await;
     let q: std::collections::HashMap<String, String> = cb.query_pairs().into_owned().collect();
     let r = d
-        .http
-        .post(format!("{}/v1/reauth/{}/complete", d.base, start.session))
-        .bearer_auth(device)
+        .req(reqwest::Method::POST, &format!("/v1/reauth/{}/complete", start.session), device)
         .json(&serde_json::json!({"code": q["code"], "state": q["state"], "redirect_uri": redirect_uri}))
         .send()
         .await
@@ -107,10 +107,20 @@ pub(super) async fn bootstrap_running(d: &Running, device: &str, name: &str, oid
 }
 
 impl Running {
-    pub(super) async fn health(&self, token: &str) -> HealthReport {
+    /// A request to `path` on this daemon with `token`.
+    pub(super) fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
         self.http
-            .get(format!("{}/v1/health", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
+    }
+
+    pub(super) async fn health(&self, token: &str) -> HealthReport {
+        self.req(reqwest::Method::GET, "/v1/health", token)
             .send()
             .await
             .unwrap()
