@@ -21,8 +21,8 @@ pub use health::{
     LocationHealth, ProbeHealth, VaultHealth,
 };
 pub use human::{
-    Challenge, ChallengeError, PendingWork, PostedChallenge, SessionReport, MAX_CHALLENGE_TEXT,
-    MAX_QR_PAYLOAD,
+    check_link, Challenge, ChallengeError, ChallengeOrigin, PendingWork, PostedChallenge,
+    SessionReport, MAX_CHALLENGE_TEXT, MAX_QR_PAYLOAD,
 };
 pub use pairing::{PairRequest, PairResponse, PairingCode, PairingCodeError};
 
@@ -176,6 +176,15 @@ pub enum Event {
         /// every box ticked").
         description: String,
         /// When the grant was recorded.
+        at: DateTime<Utc>,
+    },
+    /// The stream fell behind and events were dropped (a slow reader): whatever it shows
+    /// may be stale, so the reader fetches health (a device) or its credential's state (an
+    /// agent) again. Sent on every stream, instead of losing events silently.
+    Resync {
+        /// Events dropped.
+        missed: u64,
+        /// Server time.
         at: DateTime<Utc>,
     },
     /// Sent every few seconds so the companion knows the stream is alive.

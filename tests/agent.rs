@@ -23,4 +23,5 @@ mod reload;
 mod restart;
 mod simulated_life;
 mod token_client;
+mod trust;
 mod vault_cadence;

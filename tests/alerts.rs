@@ -159,6 +159,7 @@ fn dead_alert() -> Alert {
         refresh_expires_at: None,
         detail: None,
         challenge: None,
+        challenge_origin: None,
         pending: None,
     }
 }
@@ -317,6 +318,7 @@ async fn a_device_code_reaches_the_phone_with_a_button_to_its_page_on_every_chan
         code: "human_needed".into(),
         description: "sign in with the code".into(),
     });
+    alert.challenge_origin = Some(tether::protocol::ChallengeOrigin::Daemon);
     alert.challenge = Some(tether::protocol::Challenge::DeviceCode {
         verification_uri: "https://github.com/login/device".into(),
         user_code: "WDJB-MJHT".into(),
@@ -331,7 +333,7 @@ async fn a_device_code_reaches_the_phone_with_a_button_to_its_page_on_every_chan
     assert_eq!(push.len(), 1);
     assert_eq!(
         push[0].header("actions"),
-        "view, Open sign-in page, https://github.com/login/device, clear=true"
+        "view, Tether sign-in on github.com, https://github.com/login/device, clear=true"
     );
     let body = push[0].text();
     assert!(

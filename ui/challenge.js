@@ -57,7 +57,15 @@ function renderChallenge(row, agent, c, invoke) {
   const code = box.querySelector(".challenge-code");
   const open = box.querySelector(".challenge-open");
   // The words are the core's (the dashboard's challenge_words); only the drawing is here.
-  const words = c.challenge_words || { need: "", code: null, open: null };
+  const words = c.challenge_words || { need: "", code: null, open: null, asker: "", opens: null };
+  // Who asks and where the button goes come first and from the core: the owner must be
+  // able to tell Tether's own sign-in from a page the agent asks them to open.
+  const asker = box.querySelector(".challenge-asker");
+  asker.textContent = words.asker ? words.asker.charAt(0).toUpperCase() + words.asker.slice(1) : "";
+  box.dataset.origin = posted.origin || "agent";
+  const host = box.querySelector(".challenge-host");
+  host.hidden = !words.opens;
+  host.textContent = words.opens ? words.opens.charAt(0).toUpperCase() + words.opens.slice(1) : "";
   need.textContent = words.need;
   canvas.hidden = ch.kind !== "qr";
   code.hidden = !words.code;

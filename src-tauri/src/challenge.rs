@@ -27,12 +27,14 @@ pub fn open_challenge(
     agent: String,
     credential: String,
 ) -> Result<(), CommandError> {
-    let link = challenge::link(&core.snapshot().agents, &agent, &credential).ok_or_else(|| {
-        CommandError::new(
-            "not_found",
-            format!("{agent} · {credential} has no page to open right now"),
-        )
-    })?;
+    let link = challenge::link(&core.snapshot().agents, &agent, &credential)
+        .map_err(|e| CommandError::new("refused", format!("Tether will not open it: {e}")))?
+        .ok_or_else(|| {
+            CommandError::new(
+                "not_found",
+                format!("{agent} · {credential} has no page to open right now"),
+            )
+        })?;
     core.opener()
         .open(&link)
         .map_err(|e| CommandError::new("browser", format!("cannot open {link}: {e}")))

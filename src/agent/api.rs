@@ -232,7 +232,16 @@ async fn events(
     let rx = d.events.subscribe();
     // A device sees every change; an agent token only its own `recovered` events.
     let changes = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |r| {
-        let kept = r.ok().filter(|ev| filter.keeps(ev));
+        let kept = match r {
+            Ok(ev) => Some(ev).filter(|ev| filter.keeps(ev)),
+            // Fell behind the buffer: say so, so the reader fetches the state again.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(missed)) => {
+                Some(Event::Resync {
+                    missed,
+                    at: chrono::Utc::now(),
+                })
+            }
+        };
         async move { kept }
     });
     let period = d.config.heartbeat_interval;

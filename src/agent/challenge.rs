@@ -3,18 +3,26 @@
 //! `POST .../report` of `session` credentials.
 //!
 //! A posted challenge makes the credential `dead` with `human_needed` through the same
-//! [`Daemon::record`] path as a dead token, so the event, the alert and the metrics are the
-//! ones every death gets; a re-post (a QR code that changed) is a details event on the
-//! companion's stream, never another alert. While a challenge is open, a check that works
+//! [`Daemon::record`] path as a dead token, so the event and the metrics are the ones every
+//! death gets; whether it alerts the owner is decided by [`challenge_news`] (a new code is
+//! news, a QR code that turned over is a details event on the companion's stream).
+//!
+//! Who may ask: the agent only for `session` credentials and OAuth ones configured with
+//! `agent_challenges = true`, never over the daemon's own challenge (its device-code
+//! sign-in), and every challenge carries its origin so each surface can say who asks. While a challenge is open, a check that works
 //! does not clear it: only the agent can say its session works (`resolved`, or a report
 //! with `ok: true`).
 
+use super::api::CHECK_NOW_MIN_INTERVAL;
+use super::challenge_news::{self, News};
 use super::credential::{CheckError, Credential};
 use super::daemon::Daemon;
 use super::error::OpError;
+use super::metrics;
+use super::record::Alerting;
 use crate::oauth::{ErrorClass, OAuthError};
 use crate::protocol::{
-    Challenge, CredentialHealth, CredentialState, ErrorInfo, Event, PendingWork, PostedChallenge,
+    Challenge, ChallengeOrigin, CredentialHealth, ErrorInfo, Event, PendingWork, PostedChallenge,
     SessionReport,
 };
 use chrono::Utc;
@@ -34,9 +42,26 @@ pub struct HumanState {
     pub pending: Option<PendingWork>,
     /// When the agent last reported on its session (`session` credentials).
     pub last_report: Option<tokio::time::Instant>,
-    /// The open challenge was posted by the daemon itself (a device-code sign-in), not by
-    /// the agent: a new grant answers it, so storing one clears it.
-    pub by_daemon: bool,
+    /// When the agent last posted a challenge (posts are rate-limited).
+    pub last_post: Option<tokio::time::Instant>,
+}
+
+/// The shortest time between two challenge posts by the agent for one credential.
+pub const POST_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Refuses to let the agent `verb` (replace, resolve) the daemon's own open challenge: the
+/// owner is following Tether's sign-in, and only its outcome may end it.
+fn refuse_daemon_challenge(h: &HumanState, name: &str, verb: &str) -> Result<(), OpError> {
+    match &h.challenge {
+        Some(p) if p.origin == ChallengeOrigin::Daemon => Err(OpError::ChallengeRefused {
+            name: name.to_string(),
+            why: format!(
+                "the open challenge is Tether's own sign-in ({}); the agent cannot {verb} it. It ends when the owner finishes or the daemon starts a new one",
+                p.challenge.kind()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Credential {
@@ -92,81 +117,154 @@ impl Daemon {
     }
 
     /// The agent's `POST .../challenge`: the credential is `dead` with "human needed" until
-    /// the agent resolves it. The first post of an outage raises the alert channels; a
-    /// re-post only updates what the companion shows.
+    /// the agent resolves it. Allowed only where the config lets the agent ask the owner
+    /// (`kind = "session"`, or `agent_challenges = true`), never over the daemon's own
+    /// challenge, and at most one post a [`POST_MIN_INTERVAL`]. Links are normalized once
+    /// here (and refused when they could show one host and open another).
     pub async fn post_challenge(
         self: &Arc<Self>,
         name: &str,
         challenge: Challenge,
     ) -> Result<CredentialHealth, OpError> {
-        self.post_challenge_as(name, challenge, false).await
+        let cred = self.credential(name)?.clone();
+        if !cred.config.is_session() && !cred.config.agent_challenges {
+            self.refused(name, "not_allowed");
+            return Err(OpError::ChallengeRefused {
+                name: name.to_string(),
+                why: "the agent may not post challenges for this credential (it is an OAuth credential Tether signs in itself); set `agent_challenges = true` in its [[credentials]] entry if the agent really must ask the owner for something".into(),
+            });
+        }
+        let challenge = challenge.normalized()?;
+        {
+            let mut h = cred.human.lock();
+            refuse_daemon_challenge(&h, name, "replace")
+                .inspect_err(|_| self.refused(name, "daemon_challenge"))?;
+            let now = tokio::time::Instant::now();
+            if let Some(last) = h.last_post {
+                let next = last + POST_MIN_INTERVAL;
+                if next > now {
+                    self.refused(name, "rate");
+                    return Err(OpError::RateLimited {
+                        name: name.to_string(),
+                        what: "challenges are posted at most once a second",
+                        retry_after_secs: 1,
+                    });
+                }
+            }
+            h.last_post = Some(now);
+        }
+        self.post_challenge_from(name, challenge, ChallengeOrigin::Agent, false)
+            .await
     }
 
-    /// [`Daemon::post_challenge`], saying whether the daemon posts it itself (its own
-    /// device-code sign-in) rather than the agent.
-    pub(crate) async fn post_challenge_as(
+    /// Counts a refused challenge request.
+    fn refused(&self, name: &str, reason: &str) {
+        self.metrics.inc(
+            metrics::CHALLENGES_REFUSED,
+            &[("credential", name), ("reason", reason)],
+        );
+    }
+
+    /// Posts `challenge` for `name` as `origin` says. Whether it is news to the owner
+    /// (every alert channel) or only an update of what the companion shows is decided by
+    /// [`challenge_news::news`]; `already_told` says the owner was sent this very
+    /// challenge before (a device-code flow resumed after a restart).
+    pub(crate) async fn post_challenge_from(
         self: &Arc<Self>,
         name: &str,
         challenge: Challenge,
-        by_daemon: bool,
+        origin: ChallengeOrigin,
+        already_told: bool,
     ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?.clone();
-        challenge.validate()?;
+        let challenge = challenge.normalized()?;
         let now = Utc::now();
-        let first = {
+        let news = {
             let mut h = cred.human.lock();
+            let news = challenge_news::news(h.challenge.as_ref(), &challenge, origin, already_told);
             let (since, revision) = match &h.challenge {
-                Some(p) => (p.since, p.revision + 1),
+                Some(p) if news != News::New => (p.since, p.revision + 1),
+                Some(p) => (p.since, 1),
                 None => (now, 1),
             };
             if cred.config.is_session() {
                 // A post is a sign of life too: the staleness clock restarts.
                 h.last_report = Some(tokio::time::Instant::now());
             }
-            h.by_daemon = by_daemon;
-            h.challenge = Some(PostedChallenge {
-                challenge: challenge.clone(),
-                since,
-                posted_at: now,
-                revision,
-            });
-            revision == 1
+            if news != News::Unchanged {
+                h.challenge = Some(PostedChallenge {
+                    challenge: challenge.clone(),
+                    since,
+                    posted_at: now,
+                    revision,
+                    origin,
+                });
+            }
+            news
         };
+        if news == News::Unchanged {
+            return Ok(cred.health());
+        }
         self.metrics.inc(
-            "tether_challenges_total",
-            &[("credential", name), ("kind", challenge.kind())],
+            metrics::CHALLENGES,
+            &[
+                ("credential", name),
+                ("kind", challenge.kind()),
+                ("origin", origin.as_str()),
+            ],
         );
-        if first {
+        if news == News::New {
+            // The words and the host only: a user code is for the owner's eyes (debug).
             tracing::info!(
-                "credential {name}: the agent needs the owner: {}",
-                challenge.need_words()
+                "credential {name}: {} needs the owner ({} challenge{})",
+                origin.words(name),
+                challenge.kind(),
+                challenge
+                    .link_host()
+                    .map(|h| format!(" on {h}"))
+                    .unwrap_or_default()
             );
+            tracing::debug!("credential {name}: {}", challenge.need_words());
         }
         let before = cred.status().state;
         let provider = cred.provider().name.clone();
-        self.record(&cred, Err(&dead_error(&provider, human_needed(&challenge))));
+        // The alert is decided here, by the news rule, not by the state change alone: a
+        // new code while already dead is news, a resumed one after a restart is not.
+        self.record_with(
+            &cred,
+            Err(&dead_error(&provider, human_needed(&challenge))),
+            Alerting::ByCaller,
+        );
         cred.wake.notify_one();
-        if before == CredentialState::Dead {
-            // No transition, so `record` sent nothing: the new code still has to reach the
-            // companion, and a death for another reason has not told the owner this yet.
+        let after = cred.status().state;
+        if after == before {
+            // No transition, so `record` sent no event: the new details still have to
+            // reach the companion.
             self.announce_details(&cred);
-            if first {
-                cred.status.lock().last_alert = Some(now);
-                self.alert(&cred.health(), super::alerts::AlertKind::Dead);
-            }
+        }
+        if news == News::New {
+            cred.status.lock().last_alert = Some(now);
+            self.alert(&cred.health(), super::alerts::AlertKind::Dead);
         }
         Ok(cred.health())
     }
 
     /// The agent's `DELETE .../challenge` or `POST .../resolved`: its session works again.
-    /// A session credential is `ok` at once; a token credential gets a refresh test, so
-    /// the state shown is the token's real one.
+    /// A session credential is `ok` at once; a token credential gets a refresh test (at
+    /// most one per [`CHECK_NOW_MIN_INTERVAL`]: a loop of posts and resolves must not
+    /// spend a rotating refresh token each time), so the state shown is the token's real
+    /// one. The daemon's own challenge is not the agent's to resolve.
     pub async fn resolve_challenge(
         self: &Arc<Self>,
         name: &str,
     ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?.clone();
-        let had = cred.human.lock().challenge.take();
+        let had = {
+            let mut h = cred.human.lock();
+            refuse_daemon_challenge(&h, name, "resolve")
+                .inspect_err(|_| self.refused(name, "daemon_challenge"))?;
+            h.challenge.take()
+        };
         if had.is_none() {
             return Ok(cred.health());
         }
@@ -176,14 +274,24 @@ impl Daemon {
     }
 
     /// After the agent said its session works: `ok` for a session credential (and its
-    /// staleness clock restarts), a confirming check for a token credential.
+    /// staleness clock restarts), a confirming check for a token credential (or, within
+    /// [`CHECK_NOW_MIN_INTERVAL`] of the last forced one, that check's result again).
     async fn session_worked(self: &Arc<Self>, cred: &Arc<Credential>) {
         let before = cred.status().state;
         if cred.config.is_session() {
             cred.human.lock().last_report = Some(tokio::time::Instant::now());
             self.record(cred, Ok(None));
-        } else {
+        } else if cred.check_now_due(CHECK_NOW_MIN_INTERVAL) {
             let _ = self.check(cred).await;
+        } else {
+            let last = cred.last_flight.lock().clone();
+            match last {
+                Some(Ok(_)) => self.record(cred, Ok(None)),
+                Some(Err(e)) => self.record(cred, Err(&e)),
+                None => {
+                    let _ = self.check(cred).await;
+                }
+            }
         }
         if cred.status().state == before {
             // Same state (it was dead for another reason too): the challenge is gone all
@@ -214,6 +322,7 @@ impl Daemon {
                 let mut h = cred.human.lock();
                 h.last_report = Some(tokio::time::Instant::now());
                 if report.ok {
+                    refuse_daemon_challenge(&h, name, "resolve")?;
                     h.challenge.take().is_some()
                 } else {
                     false

@@ -41,19 +41,9 @@ fn follow_flights(cred: &Credential, sched: &mut Schedule, seen: &mut u64) {
     }
     *seen = now_flights;
     let last = cred.last_flight.lock().clone();
-    let now = Instant::now();
     match last {
-        Some(Ok(_)) => sched.verified(
-            now,
-            cred.token_life()
-                .unwrap_or(super::schedule::TokenLife::NON_EXPIRING),
-        ),
-        Some(Err(e)) => {
-            let o = refresh_outcome(cred, &Err(e));
-            if o != Outcome::Transient {
-                sched.observe(now, o);
-            }
-        }
+        Some(Ok(_)) => sched.follow(Instant::now(), refresh_outcome(cred, &Ok(()))),
+        Some(Err(e)) => sched.follow(Instant::now(), refresh_outcome(cred, &Err(e))),
         None => {}
     }
 }
@@ -100,6 +90,11 @@ pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
         if daemon.is_shutting_down() {
             return;
         }
+        // A broker refresh (or any other) may have landed while this task slept: the
+        // action due now is decided from the token as it is now, not as it was when the
+        // sleep began (else a probe planned for an expired token turns into a second
+        // refresh of a rotating token the broker has just replaced).
+        follow_flights(&cred, &mut sched, &mut seen);
         let Some(action) = sched.due(Instant::now()) else {
             continue;
         };
@@ -148,6 +143,7 @@ pub async fn maintenance(daemon: Arc<Daemon>, period: Duration) {
             _ = tick.tick() => {}
         }
         daemon.send_reminders();
+        daemon.send_settled_alerts();
         if let Err(e) = daemon.auth.flush_last_used() {
             tracing::warn!("cannot record device last-use times: {e}");
         }

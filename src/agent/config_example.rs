@@ -78,6 +78,8 @@ refresh_ahead = "2m"
 # reauth = "device"   # github, microsoft, generic with a device endpoint: when the grant
 #                     # dies, the daemon starts a device-code sign-in itself and alerts
 #                     # the page and the code (finish it from a phone, no laptop needed)
+# agent_challenges = true   # let the agent ask the owner for something on this OAuth
+#                           # credential (a page, a code); off: only Tether's own sign-in
 # Override preset fields if your provider differs:
 # [credentials.overrides]
 # token_url = "https://oauth2.example/token"

@@ -52,6 +52,13 @@ pub struct CredentialConfig {
     /// a device authorization endpoint).
     #[serde(default)]
     pub reauth: ReauthMode,
+    /// The agent may post challenges for this OAuth credential (`POST .../challenge`):
+    /// a page or a code it asks the owner to open. Off by default: Tether's alerts are a
+    /// channel the owner trusts by reflex, and a hijacked agent must not be able to put a
+    /// consent page for its own client into it. `session` credentials always may (asking
+    /// the owner is what they are for).
+    #[serde(default)]
+    pub agent_challenges: bool,
     /// Files rendered for the user's agent after every change.
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,

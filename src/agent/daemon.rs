@@ -56,6 +56,8 @@ pub struct Daemon {
     pub(super) sessions: Sessions,
     /// Reminder interval while dead.
     pub(super) reminder_interval: std::time::Duration,
+    /// Flap damping of credential alerts (`alerts::damper`).
+    pub(super) damper: Mutex<super::alerts::damper::Damper<super::alerts::Alert>>,
     pub(super) locations: Mutex<Vec<LocationHealth>>,
     pub(super) repaired: Mutex<Vec<String>>,
     /// Open connections and their caps.
@@ -234,6 +236,7 @@ impl Daemon {
             metrics: Metrics::default(),
             alerter: parking_lot::RwLock::new(alerter),
             reminder_interval,
+            damper: Mutex::new(Default::default()),
             locations: Mutex::new(locations),
             repaired: Mutex::new(report.lines()),
             intents,

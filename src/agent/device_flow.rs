@@ -16,7 +16,7 @@ use super::device_store::DeviceStore;
 use super::error::OpError;
 use super::Daemon;
 use crate::oauth::device::{self, Poll};
-use crate::protocol::{Challenge, CredentialHealth};
+use crate::protocol::{Challenge, ChallengeOrigin, CredentialHealth};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -61,19 +61,32 @@ impl Daemon {
                 });
             }
         };
+        // Shown to the owner as "Tether's own sign-in": the page must be the provider's.
+        for page in std::iter::once(&auth.verification_uri).chain(&auth.verification_uri_complete) {
+            if !provider.owns_page(page) {
+                cred.device_flow.store(false, Ordering::SeqCst);
+                return Err(OpError::ChallengeRefused {
+                    name: name.to_string(),
+                    why: format!(
+                        "the provider's device authorization answer names the page {page:?}, which is not on the provider's own site; Tether does not show it to the owner. Check device_authorization_url (and the issuer's discovery document)"
+                    ),
+                });
+            }
+        }
+        // The code is for the owner's eyes: the log says where, the code only at debug.
         tracing::info!(
-            "credential {name}: device authorization started; the owner enters {} at {}",
-            auth.user_code,
+            "credential {name}: device authorization started; the owner enters the code at {}",
             auth.verification_uri
         );
+        tracing::debug!("credential {name}: device user code {}", auth.user_code);
         // On disk before the owner sees the code: a restart from here on resumes it.
-        if let Err(e) = self.device_store().save(name, &auth) {
+        if let Err(e) = self.device_store().save(name, &auth, false) {
             tracing::warn!(
                 "credential {name}: {}; a restart now would need a new code",
                 crate::report::chain(&e)
             );
         }
-        if let Err(e) = self.post_device_code(name, &auth).await {
+        if let Err(e) = self.post_device_code(name, &auth, false).await {
             cred.device_flow.store(false, Ordering::SeqCst);
             let _ = self.device_store().remove(name);
             return Err(e);
@@ -86,22 +99,34 @@ impl Daemon {
         DeviceStore::new(&self.config.state_dir)
     }
 
+    /// Posts the flow's code as the daemon's own challenge (news to the owner unless
+    /// `already_told`: a flow resumed after a restart), then notes on disk that the owner
+    /// was sent it, so the next restart does not alert again.
     async fn post_device_code(
         self: &Arc<Self>,
         name: &str,
         auth: &device::DeviceAuthorization,
+        already_told: bool,
     ) -> Result<CredentialHealth, OpError> {
-        self.post_challenge_as(
-            name,
-            Challenge::DeviceCode {
-                verification_uri: auth.verification_uri.clone(),
-                user_code: auth.user_code.clone(),
-                verification_uri_complete: auth.verification_uri_complete.clone(),
-                expires_at: Some(auth.expires_at),
-            },
-            true,
-        )
-        .await
+        let health = self
+            .post_challenge_from(
+                name,
+                Challenge::DeviceCode {
+                    verification_uri: auth.verification_uri.clone(),
+                    user_code: auth.user_code.clone(),
+                    verification_uri_complete: auth.verification_uri_complete.clone(),
+                    expires_at: Some(auth.expires_at),
+                },
+                ChallengeOrigin::Daemon,
+                already_told,
+            )
+            .await?;
+        if !already_told {
+            if let Err(e) = self.device_store().save(name, auth, true) {
+                tracing::warn!("credential {name}: {}", crate::report::chain(&e));
+            }
+        }
+        Ok(health)
     }
 
     /// Polls in its own task; the credential's flow flag is set by the caller and cleared
@@ -151,7 +176,7 @@ impl Daemon {
     pub(crate) fn resume_device_flows(self: &Arc<Self>) {
         let store = self.device_store();
         for cred in self.credentials.snapshot().values() {
-            let auth = match store.load(&cred.name) {
+            let (auth, announced) = match store.load(&cred.name) {
                 Ok(Some(a)) => a,
                 Ok(None) => continue,
                 Err(e) => {
@@ -168,15 +193,14 @@ impl Daemon {
                 continue;
             }
             tracing::info!(
-                "credential {}: resuming the device sign-in (code {} at {})",
+                "credential {}: resuming the device sign-in (code at {})",
                 cred.name,
-                auth.user_code,
                 auth.verification_uri
             );
             let d = self.clone();
             let c = cred.clone();
             tokio::spawn(async move {
-                if let Err(e) = d.post_device_code(&c.name, &auth).await {
+                if let Err(e) = d.post_device_code(&c.name, &auth, announced).await {
                     tracing::warn!("credential {}: {}", c.name, crate::report::chain(&e));
                 }
                 d.spawn_poll(&c, auth);
@@ -215,9 +239,15 @@ impl Daemon {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::SlowDown) => {
                     // RFC 8628 3.5: this and every later poll waits 5 s longer; the longer
-                    // interval is kept for a resumed flow too.
+                    // interval is kept for a resumed flow too. `slow_down` and
+                    // `authorization_pending` are the normal course of a device flow: the
+                    // interval in force is said once when it changes, nothing else.
                     auth.slow_down();
-                    if let Err(e) = self.device_store().save(name, &auth) {
+                    tracing::info!(
+                        "credential {name}: the provider asks for slower polling; polling every {} s",
+                        auth.interval.as_secs()
+                    );
+                    if let Err(e) = self.device_store().save(name, &auth, true) {
                         tracing::warn!("credential {name}: {}", crate::report::chain(&e));
                     }
                 }
@@ -263,7 +293,12 @@ impl Daemon {
             cred.name
         );
         if let Err(e) = self
-            .post_challenge_as(&cred.name, Challenge::Text { message }, true)
+            .post_challenge_from(
+                &cred.name,
+                Challenge::Text { message },
+                ChallengeOrigin::Daemon,
+                false,
+            )
             .await
         {
             tracing::warn!("credential {}: {e}", cred.name);

@@ -31,6 +31,10 @@ struct Stored {
     verification_uri_complete: Option<String>,
     expires_at: DateTime<Utc>,
     interval_secs: u64,
+    /// The owner was sent this code (the alert went out): a resumed flow shows it again
+    /// without alerting a second time. Absent in files of older daemons: not yet sent.
+    #[serde(default)]
+    announced: bool,
 }
 
 /// Where the flows of one daemon are kept.
@@ -77,8 +81,14 @@ impl DeviceStore {
         self.dir.join(format!("{credential}.json"))
     }
 
-    /// Saves (or updates, after a `slow_down`) the flow of `credential`.
-    pub fn save(&self, credential: &str, a: &DeviceAuthorization) -> Result<(), DeviceStoreError> {
+    /// Saves (or updates, after a `slow_down`) the flow of `credential`; `announced` says
+    /// whether the owner has been sent its code.
+    pub fn save(
+        &self,
+        credential: &str,
+        a: &DeviceAuthorization,
+        announced: bool,
+    ) -> Result<(), DeviceStoreError> {
         let path = self.path(credential);
         let io = |source| DeviceStoreError::Io {
             path: path.clone(),
@@ -92,14 +102,19 @@ impl DeviceStore {
             verification_uri_complete: a.verification_uri_complete.clone(),
             expires_at: a.expires_at,
             interval_secs: a.interval.as_secs(),
+            announced,
         };
         // Invariant: plain strings, a time and a number always serialize.
         let bytes = serde_json::to_vec(&stored).expect("a stored flow serializes");
         crate::files::write_atomic(&path, &bytes).map_err(io)
     }
 
-    /// The flow of `credential` a previous run left, if any.
-    pub fn load(&self, credential: &str) -> Result<Option<DeviceAuthorization>, DeviceStoreError> {
+    /// The flow of `credential` a previous run left, if any, and whether its code was sent
+    /// to the owner.
+    pub fn load(
+        &self,
+        credential: &str,
+    ) -> Result<Option<(DeviceAuthorization, bool)>, DeviceStoreError> {
         let path = self.path(credential);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -108,14 +123,17 @@ impl DeviceStore {
         };
         let s: Stored = serde_json::from_slice(&bytes)
             .map_err(|source| DeviceStoreError::Damaged { path, source })?;
-        Ok(Some(DeviceAuthorization {
-            device_code: s.device_code,
-            user_code: s.user_code,
-            verification_uri: s.verification_uri,
-            verification_uri_complete: s.verification_uri_complete,
-            expires_at: s.expires_at,
-            interval: Duration::from_secs(s.interval_secs.clamp(1, 300)),
-        }))
+        Ok(Some((
+            DeviceAuthorization {
+                device_code: s.device_code,
+                user_code: s.user_code,
+                verification_uri: s.verification_uri,
+                verification_uri_complete: s.verification_uri_complete,
+                expires_at: s.expires_at,
+                interval: Duration::from_secs(s.interval_secs.clamp(1, 300)),
+            },
+            s.announced,
+        )))
     }
 
     /// Forgets the flow of `credential` (it ended); a missing file is fine.
@@ -153,15 +171,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DeviceStore::new(dir.path());
         assert!(store.load("gh").unwrap().is_none());
-        store.save("gh", &flow()).unwrap();
+        store.save("gh", &flow(), false).unwrap();
         let path = dir.path().join(DEVICE_FLOW_DIR).join("gh.json");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let back = store.load("gh").unwrap().unwrap();
+        let (back, announced) = store.load("gh").unwrap().unwrap();
+        assert!(!announced);
         assert_eq!(back.device_code.secret(), "device-code-SECRET");
         assert_eq!(back.user_code, "WDJB-MJHT");
         assert_eq!(back.interval, Duration::from_secs(10));
         assert!(!format!("{back:?}").contains("SECRET"));
+        store.save("gh", &back, true).unwrap();
+        assert!(store.load("gh").unwrap().unwrap().1, "the code was sent");
         store.remove("gh").unwrap();
         assert!(store.load("gh").unwrap().is_none());
         store.remove("gh").unwrap();

@@ -121,6 +121,25 @@ pub enum OpError {
         /// What to do instead.
         message: String,
     },
+    /// The agent may not do this to the credential's challenge (its config does not let
+    /// the agent ask the owner, or the open challenge is the daemon's own).
+    #[error("credential {name}: {why}")]
+    ChallengeRefused {
+        /// Credential.
+        name: String,
+        /// What is refused and the setting or step that would allow it.
+        why: String,
+    },
+    /// Too many requests of one kind for one credential.
+    #[error("credential {name}: {what}; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Credential.
+        name: String,
+        /// What was too frequent.
+        what: &'static str,
+        /// When to try again.
+        retry_after_secs: u64,
+    },
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),

@@ -26,6 +26,12 @@ pub const STATE_CHANGES: &str = "tether_state_changes_total";
 pub const CHECKER_WAKEUPS: &str = "tether_checker_wakeups_total";
 /// `tether_rejected_reports_total`.
 pub const REJECTED_REPORTS: &str = "tether_rejected_reports_total";
+/// `tether_alerts_flapping_total`.
+pub const ALERTS_HELD: &str = "tether_alerts_flapping_total";
+/// `tether_challenges_total`.
+pub const CHALLENGES: &str = "tether_challenges_total";
+/// `tether_challenges_refused_total`.
+pub const CHALLENGES_REFUSED: &str = "tether_challenges_refused_total";
 
 /// Counter names and their help texts.
 pub const COUNTERS: &[(&str, &str)] = &[
@@ -55,8 +61,16 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Reports from the agent that the API refused an access token, by credential.",
     ),
     (
-        "tether_challenges_total",
-        "Challenges posted by the agent (a human is needed), by credential and kind.",
+        CHALLENGES,
+        "Challenges posted (a human is needed), by credential, kind and origin.",
+    ),
+    (
+        CHALLENGES_REFUSED,
+        "Challenge posts, replacements and resolves refused, by credential and reason.",
+    ),
+    (
+        ALERTS_HELD,
+        "Times a credential was found flapping and its further alerts held until steady.",
     ),
 ];
 

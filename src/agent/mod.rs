@@ -31,6 +31,8 @@
 //!   run by the daemon and shown as a challenge (started by itself for `reauth =
 //!   "device"`); [`device_store`]: the sign-in in progress, kept on disk for a restart;
 //!   [`human_api`]: their routes;
+//! - [`challenge_news`]: the pure rule of whether a posted challenge is news to the
+//!   owner (alert) or an update of what the companion shows.
 //! - [`scopes`]: the granted scopes against the configured ones (a gap is `degraded`);
 //! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
 //! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
@@ -59,6 +61,7 @@ pub mod api_extract;
 pub mod auth;
 pub mod broker;
 pub mod challenge;
+pub mod challenge_news;
 pub mod checker;
 pub mod config;
 pub mod config_edit;

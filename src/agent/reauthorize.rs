@@ -287,9 +287,11 @@ impl Daemon {
             // A new grant answers the daemon's own challenge (a device code, or "start the
             // sign-in again"); one the agent posted stays until the agent resolves it.
             let mut h = cred.human.lock();
-            if h.by_daemon {
+            if h.challenge
+                .as_ref()
+                .is_some_and(|c| c.origin == crate::protocol::ChallengeOrigin::Daemon)
+            {
                 h.challenge = None;
-                h.by_daemon = false;
             }
         }
         self.record_granted(cred, ts.refresh_expires_at, &ts.scopes, true);

@@ -1,6 +1,7 @@
 //! Recording what a check found: the state change ([`super::transition`]), its event, its
 //! counter and its alert; and the reminders for credentials that stay dead.
 
+use super::alerts::damper::{self, Verdict};
 use super::alerts::{Alert, AlertKind};
 use super::credential::Credential;
 use super::error::CheckError;
@@ -11,12 +12,32 @@ use crate::protocol::{CredentialHealth, CredentialState, Event};
 use chrono::Utc;
 use std::sync::Arc;
 
+/// Who sends the alert a state change calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alerting {
+    /// [`Daemon::record`] sends what the transition calls for.
+    ByTransition,
+    /// The caller decides (a challenge post: whether it is news is not a question of the
+    /// state alone).
+    ByCaller,
+}
+
 impl Daemon {
     /// Records the result of a check or refresh and emits events and alerts.
     pub(crate) fn record(
         self: &Arc<Self>,
         cred: &Arc<Credential>,
         result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
+    ) {
+        self.record_with(cred, result, Alerting::ByTransition)
+    }
+
+    /// [`record`](Self::record), with the alert sent as `alerting` says.
+    pub(crate) fn record_with(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
+        alerting: Alerting,
     ) {
         let (previous, mut health, blocked_before, was_scope_gap) = {
             let mut s = cred.status.lock();
@@ -85,6 +106,31 @@ impl Daemon {
             }
             let next = step.state;
             s.last_check = Some(now);
+            // Dead because the agent asked for the owner, and now the provider says the
+            // grant itself is gone: the same state, but news the owner must get (the
+            // grant needs a re-authorization whatever the agent's session does).
+            let grant_died_too = next == previous
+                && previous == CredentialState::Dead
+                && was_human_needed
+                && alerting == Alerting::ByTransition
+                && matches!(result, Err(e) if e.is_dead());
+            if grant_died_too {
+                s.last_alert = Some(now);
+                drop(s);
+                let health = cred.health();
+                tracing::info!(
+                    "credential {}: the grant is gone too ({})",
+                    cred.name,
+                    health
+                        .last_error
+                        .as_ref()
+                        .map(|e| e.code.as_str())
+                        .unwrap_or("dead")
+                );
+                self.announce_details(cred);
+                self.alert(&health, AlertKind::Dead);
+                return;
+            }
             if next == previous {
                 return;
             }
@@ -131,7 +177,8 @@ impl Daemon {
             // re-authorizes by device code starts its sign-in now, with no laptop.
             self.auto_device_reauth(cred);
         }
-        let kind = transition::alert_for(previous, state);
+        let kind =
+            transition::alert_for(previous, state).filter(|_| alerting == Alerting::ByTransition);
         let works = matches!(state, CredentialState::Ok | CredentialState::Expiring);
         if kind == Some(AlertKind::Recovered) || (was_scope_gap && works) {
             // The agent's own stream: resume now, not at the next cron run (also when a
@@ -148,7 +195,8 @@ impl Daemon {
     }
 
     /// Sends an alert in the background (channels retry on their own schedule, and a slow
-    /// SMTP server must not hold up a check).
+    /// SMTP server must not hold up a check), through the flap damper: a credential that
+    /// keeps dying and recovering sends one "flapping" alert, and how it ended once steady.
     pub(crate) fn alert(self: &Arc<Self>, health: &CredentialHealth, kind: AlertKind) {
         if self.alerter().is_none() {
             return;
@@ -165,9 +213,66 @@ impl Daemon {
             refresh_expires_at: health.refresh_expires_at,
             detail: None,
             challenge: health.challenge.as_ref().map(|c| c.challenge.clone()),
+            challenge_origin: health.challenge.as_ref().map(|c| c.origin),
             pending: health.pending.clone(),
         };
-        self.send_alert(alert);
+        let cause = match kind {
+            AlertKind::Dead => health
+                .last_error
+                .as_ref()
+                .map(|e| e.code.clone())
+                .unwrap_or_else(|| "dead".into()),
+            _ => String::new(),
+        };
+        let verdict = self.damper.lock().judge(
+            tokio::time::Instant::now(),
+            &health.name,
+            kind,
+            &cause,
+            &alert,
+        );
+        match verdict {
+            Verdict::Send => self.send_alert(alert),
+            Verdict::Hold => {
+                tracing::debug!(credential = %health.name, kind = kind.as_str(), "alert held: the credential is flapping");
+            }
+            Verdict::Flapping { changes } => {
+                tracing::warn!(
+                    "credential {}: {changes} changes of state within {} s; further alerts are held until it is steady",
+                    health.name,
+                    damper::FLAP_WINDOW.as_secs()
+                );
+                self.metrics
+                    .inc(metrics::ALERTS_HELD, &[("credential", &health.name)]);
+                let detail = format!(
+                    "it died and recovered {changes} times within {} minutes (last cause: {})",
+                    damper::FLAP_WINDOW.as_secs() / 60,
+                    health
+                        .last_error
+                        .as_ref()
+                        .map(|e| e.code.as_str())
+                        .unwrap_or("none")
+                );
+                self.send_alert(Alert {
+                    kind: AlertKind::Flapping,
+                    detail: Some(detail),
+                    ..alert
+                });
+            }
+        }
+    }
+
+    /// Sends how each flapping credential ended once it has been steady a while.
+    pub(crate) fn send_settled_alerts(self: &Arc<Self>) {
+        let settled = self.damper.lock().settled(tokio::time::Instant::now());
+        for s in settled {
+            tracing::info!(
+                "credential {}: steady again; sending its state ({})",
+                s.credential,
+                s.alert.kind.as_str()
+            );
+            self.send_alert(s.alert);
+        }
     }
 
     /// Sends reminders for credentials that stayed dead for another reminder interval.

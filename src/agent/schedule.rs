@@ -466,6 +466,24 @@ impl Schedule {
         }
     }
 
+    /// Something outside the checker finished a refresh at `now` (the broker, the agent's
+    /// `rejected` report, a re-authorization, a pasted secret): the schedule follows it
+    /// before it plans or takes its next action, so nothing is planned from a token that
+    /// has since been replaced (a probe turned into a second refresh of a rotating token,
+    /// seconds after the broker's). A transient failure outside teaches nothing: the
+    /// checker's own backoff stands.
+    pub fn follow(&mut self, now: Instant, outcome: Outcome) {
+        match outcome {
+            Outcome::Refreshed(token) => self.verified(now, token),
+            Outcome::Transient => {}
+            other => {
+                let in_flight = self.in_flight;
+                self.observe(now, other);
+                self.in_flight = in_flight;
+            }
+        }
+    }
+
     /// Puts a probe in force (a fallback probe) or takes it away (refresh tests only).
     pub fn set_probe(&mut self, now: Instant, interval: Option<Duration>) {
         self.cfg.probe_interval = interval;

@@ -3,7 +3,7 @@
 //! window) or as terminal text (`tether watch`, `tether challenge`), and the countdown.
 
 use super::terminal::CLEAR_LINE;
-use crate::protocol::{Challenge, CredentialHealth};
+use crate::protocol::{check_link, Challenge, CredentialHealth, PostedChallenge};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -93,12 +93,39 @@ pub fn view(
 }
 
 /// The page the owner should open for `agent`/`credential`'s challenge, checked again
-/// here (http or https only) before anything opens it.
-pub fn link(agents: &[super::tray::AgentView], agent: &str, credential: &str) -> Option<String> {
-    let v = view(agents, agent, credential).ok().flatten()?;
-    let link = v.challenge.challenge.link()?.to_string();
-    let u = url::Url::parse(&link).ok()?;
-    matches!(u.scheme(), "https" | "http").then_some(link)
+/// here by the protocol's link rules ([`check_link`]: https, or http only to loopback; no
+/// whitespace, control characters or user name) before anything opens it. `Ok(None)`: no
+/// page to open; `Err`: a page that is refused, and why.
+pub fn link(
+    agents: &[super::tray::AgentView],
+    agent: &str,
+    credential: &str,
+) -> Result<Option<String>, crate::protocol::ChallengeError> {
+    let Some(v) = view(agents, agent, credential).ok().flatten() else {
+        return Ok(None);
+    };
+    let Some(link) = v.challenge.challenge.link() else {
+        return Ok(None);
+    };
+    check_link("link", link)?;
+    // Opened exactly as checked and shown: the daemon stored it in its parsed form.
+    Ok(Some(link.to_string()))
+}
+
+/// Who asks, as every surface says it first: "Tether's own sign-in for outlook" or "your
+/// agent asks (not Tether) for outlook".
+pub fn asker(posted: &PostedChallenge, credential: &str) -> String {
+    posted.origin.words(credential)
+}
+
+/// Where its button goes, read from the very URL it opens: "opens github.com", or why it
+/// will not open anything. `None` when the challenge has no page.
+pub fn opens(ch: &Challenge) -> Option<String> {
+    let link = ch.link()?;
+    Some(match check_link("link", link) {
+        Ok(_) => format!("opens {}", ch.link_host().unwrap_or_default()),
+        Err(e) => format!("Tether will not open this page: {e}"),
+    })
 }
 
 /// "expires in 0:17", "expired", or nothing when the challenge has no end.
@@ -219,7 +246,13 @@ pub fn notice_texts(
 ) -> Option<(String, String)> {
     let posted = c.challenge.as_ref()?;
     let summary = format!("{agent} · {}: {}", c.name, posted.challenge.need_words());
-    let mut body = match &posted.challenge {
+    // Who asks and where the page is, first: the owner acts on this by reflex.
+    let mut body = upper_first(&asker(posted, &c.name));
+    if let Some(o) = opens(&posted.challenge) {
+        body.push_str(&format!("; {o}"));
+    }
+    body.push_str(". ");
+    body.push_str(&match &posted.challenge {
         Challenge::Qr { .. } => format!(
             "The QR code is in the Tether window, or run `tether challenge {agent}/{}`.",
             c.name
@@ -234,7 +267,7 @@ pub fn notice_texts(
                 super::notice::when(posted.since, now)
             )
         }
-    };
+    });
     if let Some(p) = &c.pending {
         body.push(' ');
         body.push_str(&p.words(|t| super::notice::when(t, now)));
@@ -252,8 +285,13 @@ pub fn terminal_text(agent: &str, c: &CredentialHealth, now: DateTime<Utc>) -> O
     // Every word from the daemon goes through `safe`: a control character in a code or a
     // URL must not move the cursor or fake a line.
     let mut out = format!(
-        "{}\n",
-        safe(&format!("{agent} · {}: {}", c.name, ch.need_words()))
+        "{}\n    {}\n",
+        safe(&format!("{agent} · {}: {}", c.name, ch.need_words())),
+        safe(&format!(
+            "asked by: {}{}",
+            asker(posted, &c.name),
+            opens(ch).map(|o| format!("; {o}")).unwrap_or_default()
+        ))
     );
     match ch {
         Challenge::Qr { payload, .. } => match qr_terminal(payload) {
@@ -278,6 +316,15 @@ pub fn terminal_text(agent: &str, c: &CredentialHealth, now: DateTime<Utc>) -> O
         out.push_str(&format!("({words})\n"));
     }
     Some(out)
+}
+
+/// `text` with its first letter in upper case (a sentence start).
+fn upper_first(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// `W D J B - M J H T`: a code is read aloud and typed on a phone; spaces help both.

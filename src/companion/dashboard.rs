@@ -74,13 +74,21 @@ pub struct ChallengeWords {
     pub need: String,
     /// The code to type, shown big (device codes).
     pub code: Option<String>,
-    /// The label of the button that opens the challenge's page, when it has one.
+    /// The label of the button that opens the challenge's page, when it has one (none
+    /// when the page breaks the link rules: `opens` then says why).
     pub open: Option<String>,
+    /// Who asks: "Tether's own sign-in for outlook" or "your agent asks (not Tether) for
+    /// outlook".
+    pub asker: String,
+    /// Where the button goes, from the URL it opens ("opens github.com"), or why Tether
+    /// will not open it.
+    pub opens: Option<String>,
 }
 
 impl ChallengeWords {
-    /// The words for `c`.
-    pub fn of(c: &Challenge) -> ChallengeWords {
+    /// The words for `posted` on credential `credential`.
+    pub fn of(posted: &crate::protocol::PostedChallenge, credential: &str) -> ChallengeWords {
+        let c = &posted.challenge;
         let (need, code, open) = match c {
             Challenge::Qr { .. } => ("Scan this QR code with your phone".to_string(), None, None),
             Challenge::DeviceCode {
@@ -95,10 +103,15 @@ impl ChallengeWords {
             Challenge::Url { url } => (format!("Open {url}"), None, Some("Open page")),
             Challenge::Text { message } => (message.clone(), None, None),
         };
+        let link_ok = c
+            .link()
+            .is_some_and(|l| crate::protocol::check_link("link", l).is_ok());
         ChallengeWords {
             need,
             code,
-            open: open.map(str::to_string),
+            open: open.filter(|_| link_ok).map(str::to_string),
+            asker: super::challenge::asker(posted, credential),
+            opens: super::challenge::opens(c),
         }
     }
 }
@@ -303,10 +316,7 @@ fn credential_row(
         broken,
         button,
         device_button,
-        challenge_words: c
-            .challenge
-            .as_ref()
-            .map(|p| ChallengeWords::of(&p.challenge)),
+        challenge_words: c.challenge.as_ref().map(|p| ChallengeWords::of(p, &c.name)),
         progress: progress.map(|p| ProgressLine {
             step: p.step,
             running: p.step.running(),
@@ -530,16 +540,26 @@ mod tests {
 
     #[test]
     fn a_challenge_is_said_in_words_with_its_code_and_page_button() {
+        let posted = |challenge: Challenge, origin| crate::protocol::PostedChallenge {
+            challenge,
+            since: now(),
+            posted_at: now(),
+            revision: 1,
+            origin,
+        };
+        use crate::protocol::ChallengeOrigin::{Agent, Daemon};
         let qr = Challenge::Qr {
             payload: "2@x".into(),
             expires_at: None,
         };
         assert_eq!(
-            ChallengeWords::of(&qr),
+            ChallengeWords::of(&posted(qr, Agent), "whatsapp"),
             ChallengeWords {
                 need: "Scan this QR code with your phone".into(),
                 code: None,
-                open: None
+                open: None,
+                asker: "your agent asks (not Tether) for whatsapp".into(),
+                opens: None,
             }
         );
         let device = Challenge::DeviceCode {
@@ -548,14 +568,30 @@ mod tests {
             verification_uri_complete: None,
             expires_at: None,
         };
-        let w = ChallengeWords::of(&device);
+        let w = ChallengeWords::of(&posted(device, Daemon), "outlook");
         assert_eq!(w.need, "Open https://id.example/device and enter this code");
         assert_eq!(w.code.as_deref(), Some("WDJB-MJHT"));
         assert_eq!(w.open.as_deref(), Some("Copy code and open page"));
+        assert_eq!(w.asker, "Tether's own sign-in for outlook");
+        assert_eq!(w.opens.as_deref(), Some("opens id.example"));
         let url = Challenge::Url {
             url: "https://x.example/ok".into(),
         };
-        assert_eq!(ChallengeWords::of(&url).open.as_deref(), Some("Open page"));
+        let w = ChallengeWords::of(&posted(url, Agent), "x");
+        assert_eq!(w.open.as_deref(), Some("Open page"));
+        assert_eq!(w.opens.as_deref(), Some("opens x.example"));
+        // A link that breaks the rules (an older daemon stored it as posted) gets no
+        // button, and the row says why.
+        let bad = Challenge::Url {
+            url: "http://evil.example/".into(),
+        };
+        let w = ChallengeWords::of(&posted(bad, Agent), "x");
+        assert_eq!(w.open, None);
+        assert!(
+            w.opens.as_deref().unwrap().contains("must use https"),
+            "{:?}",
+            w.opens
+        );
     }
 
     #[test]

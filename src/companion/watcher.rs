@@ -491,6 +491,12 @@ async fn run_agent(
                     Some(Ok(Event::StateChanged { credential, .. })) => ctx.feed(Observation::Changed(credential)).await,
                     Some(Ok(Event::VaultChanged { vault, .. })) => ctx.feed(Observation::Vault(vault)).await,
                     Some(Ok(Event::Heartbeat { .. })) => ctx.feed(Observation::Alive).await,
+                    // Events were dropped on the daemon's side: catch up from health now.
+                    Some(Ok(Event::Resync { missed, .. })) => {
+                        tracing::debug!(agent = %client.name(), missed, "event stream fell behind; fetching health");
+                        ctx.feed(Observation::Alive).await;
+                        next_poll = Instant::now();
+                    }
                     // Only agent-token streams carry these; a sign of life all the same.
                     Some(Ok(Event::Recovered { .. } | Event::ScopesMissing { .. })) => ctx.feed(Observation::Alive).await,
                     Some(Err(e)) => {

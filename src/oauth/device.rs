@@ -164,6 +164,12 @@ enum Refusal {
     Failed,
 }
 
+/// True for a device-code poll's answer that is the normal course of the flow
+/// (`authorization_pending`, `slow_down`): logged at debug, never as a failure.
+pub(crate) fn is_normal_course(grant_type: &str, code: &str) -> bool {
+    grant_type == "device_code" && matches!(code, "authorization_pending" | "slow_down")
+}
+
 fn refusal(code: &str, class: ErrorClass) -> Refusal {
     match code {
         "authorization_pending" => Refusal::Pending,

@@ -205,7 +205,12 @@ pub(super) async fn form_request(
     result.map_err(|c| {
         // The classifier took what we sent out of the code and description already.
         let info = c.info;
-        tracing::info!(provider = %provider.name, grant_type, status, class = c.class.as_str(), code = %info.code, "token request failed");
+        if super::device::is_normal_course(grant_type, &info.code) {
+            // A device flow waiting for the owner: not a failure, and nothing is dead.
+            tracing::debug!(provider = %provider.name, code = %info.code, "device code not answered yet");
+        } else {
+            tracing::info!(provider = %provider.name, grant_type, status, class = c.class.as_str(), code = %info.code, "token request failed");
+        }
         OAuthError {
             provider: provider.name.clone(),
             class: c.class,

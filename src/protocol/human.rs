@@ -104,8 +104,28 @@ impl Challenge {
         }
     }
 
+    /// The host (and port, when not the scheme's own) of the page [`link`](Self::link)
+    /// opens, read from that very URL: what every surface shows beside the button, so the
+    /// owner judges the page that will open, not a label. `None` without a link, or for a
+    /// link that does not parse (which [`normalized`](Self::normalized) refuses anyway).
+    pub fn link_host(&self) -> Option<String> {
+        let u = url::Url::parse(self.link()?).ok()?;
+        let host = u.host_str()?.to_string();
+        Some(match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        })
+    }
+
     /// Checks sizes and links; the error says which field and why.
     pub fn validate(&self) -> Result<(), ChallengeError> {
+        self.clone().normalized().map(|_| ())
+    }
+
+    /// The challenge as it is stored, shown and opened: sizes checked, every link parsed
+    /// under [`check_link`] and re-serialized once, so what a surface displays and what it
+    /// opens are the same string. The error says which field and which rule.
+    pub fn normalized(self) -> Result<Challenge, ChallengeError> {
         let text = |field: &'static str, v: &str, max: usize| {
             if v.trim().is_empty() {
                 Err(ChallengeError::Empty { field })
@@ -117,41 +137,149 @@ impl Challenge {
                 Ok(())
             }
         };
-        let link = |field: &'static str, v: &str| {
-            text(field, v, MAX_CHALLENGE_TEXT)?;
-            match url::Url::parse(v) {
-                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
-                _ => Err(ChallengeError::NotHttpUrl {
-                    field,
-                    value: v.to_string(),
-                }),
-            }
-        };
-        match self {
-            Challenge::Qr { payload, .. } => {
+        Ok(match self {
+            Challenge::Qr {
+                payload,
+                expires_at,
+            } => {
                 if payload.is_empty() {
                     return Err(ChallengeError::Empty { field: "payload" });
                 }
                 if payload.len() > MAX_QR_PAYLOAD {
                     return Err(ChallengeError::QrTooLong);
                 }
-                Ok(())
+                Challenge::Qr {
+                    payload,
+                    expires_at,
+                }
             }
             Challenge::DeviceCode {
                 verification_uri,
                 user_code,
                 verification_uri_complete,
-                ..
+                expires_at,
             } => {
-                link("verification_uri", verification_uri)?;
-                text("user_code", user_code, 64)?;
-                if let Some(c) = verification_uri_complete {
-                    link("verification_uri_complete", c)?;
+                let page = check_link("verification_uri", &verification_uri)?;
+                text("user_code", &user_code, 64)?;
+                // A code is typed as shown: no line breaks, nothing around it.
+                if user_code.contains('\n') || user_code.trim() != user_code {
+                    return Err(ChallengeError::Whitespace { field: "user_code" });
                 }
-                Ok(())
+                let complete = match verification_uri_complete {
+                    Some(c) => {
+                        let full = check_link("verification_uri_complete", &c)?;
+                        // The owner is shown verification_uri's host; the button opens this
+                        // one. They must be the same site.
+                        if full.origin() != page.origin() {
+                            return Err(ChallengeError::OriginMismatch {
+                                shown: page.origin().ascii_serialization(),
+                                opened: full.origin().ascii_serialization(),
+                            });
+                        }
+                        Some(full.to_string())
+                    }
+                    None => None,
+                };
+                Challenge::DeviceCode {
+                    verification_uri: page.to_string(),
+                    user_code,
+                    verification_uri_complete: complete,
+                    expires_at,
+                }
             }
-            Challenge::Url { url } => link("url", url),
-            Challenge::Text { message } => text("message", message, MAX_CHALLENGE_TEXT),
+            Challenge::Url { url } => Challenge::Url {
+                url: check_link("url", &url)?.to_string(),
+            },
+            Challenge::Text { message } => {
+                text("message", &message, MAX_CHALLENGE_TEXT)?;
+                Challenge::Text { message }
+            }
+        })
+    }
+}
+
+/// True for a host the owner's own machine answers: `localhost`, 127.0.0.0/8, `::1`.
+fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
+    }
+}
+
+/// The rules of a link the owner is asked to open, checked on the text as posted (before
+/// a URL parser quietly strips or encodes anything): at most [`MAX_CHALLENGE_TEXT`] bytes;
+/// no whitespace or control character anywhere (a newline can make one host display as
+/// another); `https`, or `http` only to a loopback host (tests, a local tool); a host; no
+/// user name or password (`https://accounts.google.com@evil.example/` opens evil.example).
+/// The companion checks links it is about to open with the same function.
+pub fn check_link(field: &'static str, v: &str) -> Result<url::Url, ChallengeError> {
+    if v.trim().is_empty() {
+        return Err(ChallengeError::Empty { field });
+    }
+    if v.len() > MAX_CHALLENGE_TEXT {
+        return Err(ChallengeError::TooLong {
+            field,
+            max: MAX_CHALLENGE_TEXT,
+        });
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ChallengeError::ControlCharacters { field });
+    }
+    if v.chars().any(char::is_whitespace) {
+        return Err(ChallengeError::Whitespace { field });
+    }
+    let not_http = || ChallengeError::NotHttpUrl {
+        field,
+        value: v.to_string(),
+    };
+    let u = url::Url::parse(v).map_err(|_| not_http())?;
+    let host = u.host().ok_or_else(not_http)?;
+    match u.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&host) => {}
+        "http" => {
+            return Err(ChallengeError::PlainHttp {
+                field,
+                host: host.to_string(),
+            })
+        }
+        _ => return Err(not_http()),
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(ChallengeError::UserInfo { field });
+    }
+    Ok(u)
+}
+
+/// Who posted a challenge: the owner must be able to tell Tether's own sign-in from a
+/// page the agent (which a prompt injection may control) asks them to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeOrigin {
+    /// The daemon itself (its device-code sign-in, or the word that one ended).
+    Daemon,
+    /// The user's agent (`POST .../challenge`). The default for an older daemon, which
+    /// did not say: the cautious reading.
+    #[default]
+    Agent,
+}
+
+impl ChallengeOrigin {
+    /// Who asks, in words, for `credential`: "Tether's own sign-in for outlook" or "your
+    /// agent asks (not Tether) for outlook".
+    pub fn words(self, credential: &str) -> String {
+        match self {
+            ChallengeOrigin::Daemon => format!("Tether's own sign-in for {credential}"),
+            ChallengeOrigin::Agent => format!("your agent asks (not Tether) for {credential}"),
+        }
+    }
+
+    /// As on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeOrigin::Daemon => "daemon",
+            ChallengeOrigin::Agent => "agent",
         }
     }
 }
@@ -183,12 +311,41 @@ pub enum ChallengeError {
         field: &'static str,
     },
     /// A link is not an http(s) URL with a host.
-    #[error("challenge field `{field}` must be an http(s) URL, got {value:?}")]
+    #[error("challenge field `{field}` must be an https URL with a host, got {value:?}")]
     NotHttpUrl {
         /// The field.
         field: &'static str,
         /// What was posted.
         value: String,
+    },
+    /// A link or code has whitespace (a newline or space can make a link show one host
+    /// and open another).
+    #[error("challenge field `{field}` contains whitespace; send the URL exactly as it is opened")]
+    Whitespace {
+        /// The field.
+        field: &'static str,
+    },
+    /// A plain-http link to a host that is not loopback.
+    #[error("challenge field `{field}` must use https (plain http is allowed only to a loopback host, got {host})")]
+    PlainHttp {
+        /// The field.
+        field: &'static str,
+        /// The host it named.
+        host: String,
+    },
+    /// A link with a user name or password before the host (`https://good.example@evil/`).
+    #[error("challenge field `{field}` must not carry a user name or password before the host")]
+    UserInfo {
+        /// The field.
+        field: &'static str,
+    },
+    /// `verification_uri_complete` is on another site than `verification_uri`.
+    #[error("challenge field `verification_uri_complete` must be on the same origin as `verification_uri` (shown {shown}, would open {opened})")]
+    OriginMismatch {
+        /// The origin of the page shown.
+        shown: String,
+        /// The origin of the page the button would open.
+        opened: String,
     },
 }
 
@@ -203,6 +360,9 @@ pub struct PostedChallenge {
     pub posted_at: DateTime<Utc>,
     /// 1 for the first post, +1 for each re-post (a QR code that changed).
     pub revision: u64,
+    /// Who posted it (absent from an older daemon: read as the agent).
+    #[serde(default)]
+    pub origin: ChallengeOrigin,
 }
 
 /// Work the agent could not do while the credential was dead ("3 uploads waiting since
@@ -339,5 +499,100 @@ mod tests {
         );
         assert_eq!(PendingWork::from_report(Some(0), None, None), Some(None));
         assert_eq!(PendingWork::from_report(None, None, None), None);
+    }
+
+    fn url(u: &str) -> Challenge {
+        Challenge::Url { url: u.into() }
+    }
+
+    #[test]
+    fn links_are_https_or_loopback_http_and_parsed_once() {
+        let ok = url("https://Accounts.Google.COM/o/oauth2?x=1")
+            .normalized()
+            .unwrap();
+        assert_eq!(ok, url("https://accounts.google.com/o/oauth2?x=1"));
+        assert_eq!(ok.link_host().as_deref(), Some("accounts.google.com"));
+        for loopback in [
+            "http://127.0.0.1:9/cb",
+            "http://localhost:8080/",
+            "http://[::1]/",
+        ] {
+            assert!(url(loopback).normalized().is_ok(), "{loopback}");
+        }
+        assert_eq!(
+            url("http://127.0.0.1:9/cb").link_host().as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert!(matches!(
+            url("http://evil.example/").normalized(),
+            Err(ChallengeError::PlainHttp { .. })
+        ));
+        assert!(matches!(
+            url("ftp://evil.example/").normalized(),
+            Err(ChallengeError::NotHttpUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn links_that_show_one_host_and_open_another_are_refused() {
+        // A newline: one host on screen, another in the parser.
+        assert!(matches!(
+            url("https://accounts.google.com\n.evil.example/").normalized(),
+            Err(ChallengeError::ControlCharacters { field: "url" })
+        ));
+        assert!(matches!(
+            url("https://accounts.google.com .evil.example/").normalized(),
+            Err(ChallengeError::Whitespace { field: "url" })
+        ));
+        assert!(matches!(
+            url("https://accounts.google.com\u{2028}x/").normalized(),
+            Err(ChallengeError::Whitespace { .. } | ChallengeError::ControlCharacters { .. })
+        ));
+        // Userinfo: `accounts.google.com` is the user name, evil.example the host.
+        assert!(matches!(
+            url("https://accounts.google.com@evil.example/").normalized(),
+            Err(ChallengeError::UserInfo { field: "url" })
+        ));
+        // The page shown and the page opened must be one site.
+        let split = Challenge::DeviceCode {
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            user_code: "ABCD".into(),
+            verification_uri_complete: Some("https://evil.example/devicelogin?c=ABCD".into()),
+            expires_at: None,
+        };
+        let e = split.normalized().unwrap_err();
+        assert!(matches!(e, ChallengeError::OriginMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("https://evil.example"), "{e}");
+        let same = Challenge::DeviceCode {
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            user_code: "ABCD".into(),
+            verification_uri_complete: Some("https://microsoft.com/devicelogin?c=ABCD".into()),
+            expires_at: None,
+        };
+        assert_eq!(
+            same.normalized().unwrap().link(),
+            Some("https://microsoft.com/devicelogin?c=ABCD")
+        );
+        // A code with a line break could fake a second line on a terminal.
+        let code = Challenge::DeviceCode {
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            user_code: "AB\nCD".into(),
+            verification_uri_complete: None,
+            expires_at: None,
+        };
+        assert!(code.normalized().is_err());
+    }
+
+    #[test]
+    fn an_origin_missing_on_the_wire_reads_as_the_agent() {
+        let p: PostedChallenge = serde_json::from_str(
+            r#"{"challenge":{"kind":"text","message":"hi"},"since":"2026-03-01T09:02:00Z","posted_at":"2026-03-01T09:02:00Z","revision":1}"#,
+        )
+        .unwrap();
+        assert_eq!(p.origin, ChallengeOrigin::Agent);
+        assert_eq!(
+            ChallengeOrigin::Daemon.words("outlook"),
+            "Tether's own sign-in for outlook"
+        );
     }
 }

@@ -98,6 +98,7 @@ fn base(name: &str) -> Provider {
         classifier: Classifier::Rfc6749,
         paste_format: PasteFormat::Opaque,
         youtube_channels: None,
+        verification_hosts: Vec::new(),
     }
 }
 
@@ -289,6 +290,9 @@ fn microsoft() -> Provider {
             "https://graph.microsoft.com/v1.0/me",
         )),
         classifier: Classifier::Microsoft,
+        // The device-code page (learn.microsoft.com/en-us/entra/identity-platform/
+        // v2-oauth2-device-code: `verification_uri` is https://microsoft.com/devicelogin).
+        verification_hosts: scopes(&["microsoft.com", "www.microsoft.com", "login.microsoft.com"]),
         ..base("microsoft")
     }
 }

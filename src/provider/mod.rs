@@ -166,6 +166,10 @@ pub struct Provider {
     /// Where to ask which YouTube channel a grant acts as (`channels.list?mine=true`):
     /// that channel is the identity pinned on re-authorization (see [`ChannelLookup`]).
     pub youtube_channels: Option<ChannelLookup>,
+    /// Hosts of the provider's own device-code pages besides its endpoints' hosts
+    /// (Microsoft's codes are typed at microsoft.com; its endpoints are on
+    /// login.microsoftonline.com). See [`Provider::owns_page`].
+    pub verification_hosts: Vec<String>,
 }
 
 /// The YouTube Data API's `channels.list?part=snippet&mine=true`, asked after an exchange:
@@ -191,6 +195,32 @@ impl ChannelLookup {
 }
 
 impl Provider {
+    /// Whether `page`, the verification page of a device-code sign-in the daemon started
+    /// itself, is on the provider's own site: the host of one of its endpoints (preset or
+    /// discovered), or one the preset names. The owner is told "Tether's own sign-in" next
+    /// to this page, so an answer pointing elsewhere is refused, never shown.
+    pub fn owns_page(&self, page: &str) -> bool {
+        let Some(host) = Url::parse(page)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        else {
+            return false;
+        };
+        let endpoints = [
+            &self.auth_url,
+            &self.token_url,
+            &self.device_authorization_url,
+        ];
+        endpoints
+            .iter()
+            .filter_map(|u| u.as_ref()?.host_str().map(str::to_ascii_lowercase))
+            .any(|h| h == host)
+            || self
+                .verification_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host))
+    }
+
     /// How a dead credential of this provider is re-armed.
     pub fn reauth_kind(&self) -> ReauthKind {
         match self.kind {

@@ -6,7 +6,7 @@
 use super::harness::{oidc_credential, TestAgent, Webhook};
 use crate::require;
 use crate::util;
-use crate::util::oidc::OidcProvider;
+use crate::util::oidc::{OidcOptions, OidcProvider};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tether::protocol::{Challenge, CredentialState, Event};
@@ -396,4 +396,195 @@ async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     assert!(!file.exists(), "the finished sign-in is forgotten");
+}
+
+/// Webhook bodies that carry `code`.
+fn alerts_with(hook: &Webhook, code: &str) -> usize {
+    hook.bodies().iter().filter(|b| b.contains(code)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_phone_once() {
+    // Found against a second authorization server: the replacement code was posted as a
+    // revision of the open challenge, so no alert carried it and the owner's phone kept
+    // the dead code. A restart while the new code is open must not send it again.
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(OidcOptions {
+        device_code_ttl_secs: 12,
+        ..Default::default()
+    });
+    let hook = Webhook::start();
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    let body = format!(
+        "{}[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        oidc_credential(
+            "github",
+            &oidc,
+            &format!("issuer = \"{base}\"\nreauth = \"device\"")
+        ),
+        hook.url
+    );
+    let a = TestAgent::start("", &body).await;
+    a.bootstrap("github", &oidc).await;
+    assert!(oidc.revoke_all().await >= 1);
+    let _: tether::protocol::CredentialHealth =
+        a.post_json("/v1/credentials/github/check", None).await;
+    let (first, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    hook.wait_for(&[&first], Duration::from_secs(5)).await;
+
+    // Nobody types it: it expires, and the next code replaces it on every channel.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let second = loop {
+        let (code, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+        if code != first {
+            break code;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired code was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let alert = hook.wait_for(&[&second], Duration::from_secs(5)).await;
+    assert!(alert.contains("Tether's own sign-in for github"), "{alert}");
+    assert_eq!(
+        alerts_with(&hook, &first),
+        1,
+        "the first code went out once"
+    );
+
+    // A restart while the new code is open: shown again, not sent again.
+    let a = a.restart().await;
+    let (resumed, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    assert_eq!(
+        resumed, second,
+        "the restarted daemon resumes the open code"
+    );
+    // The resumed post has been made (the code is in health); its alert would have been
+    // handed to the sender at that moment, which delivers on loopback in milliseconds.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        alerts_with(&hook, &second),
+        1,
+        "no second alert for a code already sent: {:#?}",
+        hook.bodies()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_denial_a_new_device_reauth_sends_its_new_code() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let hook = Webhook::start();
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    let body = format!(
+        "{}device_authorization_url = \"{base}/device/auth\"\n[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        oidc_credential("github", &oidc, ""),
+        hook.url
+    );
+    let a = TestAgent::start("", &body).await;
+    let _: tether::protocol::CredentialHealth = a
+        .post_json("/v1/credentials/github/device-reauth", None)
+        .await;
+    let (first, page) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    hook.wait_for(&[&first], Duration::from_secs(5)).await;
+    // The owner says no on the phone.
+    oidc.set_decline_consent(true).await;
+    phone_enters_code(&page).await;
+    hook.wait_for(&["the sign-in ended"], Duration::from_secs(20))
+        .await;
+    oidc.set_decline_consent(false).await;
+    // A new sign-in: its code is news on every channel.
+    let _: tether::protocol::CredentialHealth = a
+        .post_json("/v1/credentials/github/device-reauth", None)
+        .await;
+    let (second, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    assert_ne!(second, first);
+    hook.wait_for(&[&second], Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_sign_in_with_pending_polls_and_a_slow_down_logs_nothing_failed_or_dead() {
+    use super::restart::{free_port, spawn_logging};
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(OidcOptions {
+        slow_down_at: 2,
+        ..Default::default()
+    });
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = super::harness::config_head(dir.path(), "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
+    text.push_str(&format!(
+        "{}device_authorization_url = \"{base}/device/auth\"\n",
+        oidc_credential("github", &oidc, "")
+    ));
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, text).unwrap();
+    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let (_, device) = store
+        .create_token(tether::agent::auth::Role::Device, "test")
+        .unwrap();
+    let device = device.secret().to_string();
+    let d = spawn_logging(&config, "info");
+    let r = d
+        .req(
+            reqwest::Method::POST,
+            "/v1/credentials/github/device-reauth",
+            &device,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = match d.health(&device).await.credentials[0]
+        .challenge
+        .as_ref()
+        .map(|p| p.challenge.clone())
+    {
+        Some(Challenge::DeviceCode {
+            verification_uri_complete: Some(p),
+            ..
+        }) => p,
+        other => panic!("no device code: {other:?}"),
+    };
+    // Two pending polls (the second answered slow_down), then the owner approves.
+    let said = |needle: &str| d.log.lock().unwrap().iter().any(|l| l.contains(needle));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !said("polling every 10 s") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no slow_down seen: {:#?}",
+            d.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    phone_enters_code(&page).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !said("re-authorized by device code") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sign-in did not finish: {:#?}",
+            d.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = d.log.lock().unwrap().clone();
+    println!("{}", log.join("\n"));
+    // The credential's own state line ("unchecked -> dead (human_needed: ...)") is the
+    // truth while the owner has a code to type; every other line must not alarm.
+    let bad: Vec<&String> = log
+        .iter()
+        .filter(|l| !l.contains(" -> "))
+        .filter(|l| {
+            let l = l.to_lowercase();
+            l.contains("failed") || l.contains("dead")
+        })
+        .collect();
+    assert!(bad.is_empty(), "lines that alarm for nothing: {bad:#?}");
+    assert_eq!(
+        log.iter().filter(|l| l.contains("polling every")).count(),
+        1,
+        "the interval is said once, when it changes"
+    );
 }

@@ -437,3 +437,85 @@ access_token_lifetime_secs = 600
     assert!(line.contains("invalid_grant"), "{line}");
     assert!(!line.contains("invalid_grant:"), "{line}");
 }
+
+#[tokio::test]
+async fn a_broker_refresh_after_expiry_is_followed_by_the_checker_not_repeated() {
+    // Issue seen against a second authorization server: after the broker refreshed an
+    // expired token (50 concurrent requests, one refresh), the checker woke for the probe it
+    // had planned, still saw the old, expired token, and spent the rotating refresh token
+    // again 3-5 s later. Here the checker sleeps towards a probe 25 s after the grant; the
+    // token lives 15 s; the agent's requests come after it expired, before that probe.
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(OidcOptions {
+        rotate_refresh_tokens: true,
+        access_token_ttl_secs: 15,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = super::restart::free_port();
+    let text = super::harness::config_head(dir.path(), "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        + &oidc_credential("yt", &oidc, "probe_interval = \"25s\"\nkeep_fresh = false");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, text).unwrap();
+    let store = AuthStore::open(&dir.path().join("state")).unwrap();
+    let (_, device) = store.create_token(Role::Device, "test").unwrap();
+    let (_, agent) = store.create_token(Role::Agent, "test").unwrap();
+    let (device, agent) = (device.secret().to_string(), agent.secret().to_string());
+    let d = spawn(&config);
+    bootstrap_running(&d, &device, "yt", &oidc).await;
+    let granted = Instant::now();
+
+    // The first access token has expired.
+    tokio::time::sleep_until(granted + Duration::from_secs(16)).await;
+    let wakeups = |d: &super::restart::Running| {
+        let d = d.req(Method::GET, "/metrics", &device);
+        async move {
+            let text = d.send().await.unwrap().text().await.unwrap();
+            metric(&text, "tether_checker_wakeups_total", "yt")
+        }
+    };
+    let wakeups0 = wakeups(&d).await;
+    let refreshes0 = oidc.refresh_count().await;
+    let asked = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let r = d.req(Method::GET, "/v1/credentials/yt/access-token", &agent);
+        tasks.push(tokio::spawn(async move {
+            let resp = r.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let v: serde_json::Value = resp.json().await.unwrap();
+            v["access_token"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        tokens.insert(t.await.unwrap());
+    }
+    assert_eq!(tokens.len(), 1, "one token for all fifty");
+    assert_eq!(
+        oidc.refresh_count().await,
+        refreshes0 + 1,
+        "one broker refresh"
+    );
+
+    // The 20 s that follow take in the checker's planned probe (about 25 s after the
+    // grant): it wakes (the positive signal), follows the broker's flight and plans from
+    // the new token, so it spends nothing.
+    tokio::time::sleep_until(asked + Duration::from_secs(20)).await;
+    let woke = wakeups(&d).await - wakeups0;
+    let refreshes = oidc.refresh_count().await - refreshes0;
+    let c = oidc.counters().await;
+    println!(
+        "50 broker requests after expiry: {refreshes} refresh(es) at the provider in the next 20 s, {woke} checker wake-up(s), {} grant(s) revoked",
+        c.grants_revoked
+    );
+    assert!(woke >= 1.0, "the checker woke for its planned action");
+    assert_eq!(
+        refreshes, 1,
+        "only the broker's refresh: the checker followed it"
+    );
+    assert_eq!(c.grants_revoked, 0);
+    let h = d.health(&device).await;
+    assert_eq!(h.credentials[0].state, CredentialState::Ok, "{h:?}");
+}

@@ -16,6 +16,8 @@ pub(super) struct Running {
     pub(super) child: Child,
     pub(super) base: String,
     pub(super) http: reqwest::Client,
+    /// Every line the daemon wrote to stderr so far (its log).
+    pub(super) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Running {
@@ -36,21 +38,28 @@ pub(super) fn free_port() -> u16 {
 
 /// Starts `tether agent serve` and waits for its fingerprint and listening lines.
 pub(super) fn spawn(config: &std::path::Path) -> Running {
+    spawn_logging(
+        config,
+        &std::env::var("TETHER_TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+}
+
+/// [`spawn`] with the daemon's log at `level` (`TETHER_LOG`), kept in [`Running::log`].
+pub(super) fn spawn_logging(config: &std::path::Path, level: &str) -> Running {
     let mut child = Command::new(util::tether_bin())
         .args(["agent", "serve", "--config"])
         .arg(config)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env(
-            "TETHER_LOG",
-            std::env::var("TETHER_TEST_DAEMON_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("TETHER_LOG", level)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tether agent serve");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
     std::thread::spawn(move || {
         let mut fp = None;
         let echo = std::env::var_os("TETHER_TEST_DAEMON_LOG").is_some();
@@ -58,6 +67,7 @@ pub(super) fn spawn(config: &std::path::Path) -> Running {
             if echo {
                 eprintln!("daemon: {line}");
             }
+            sink.lock().unwrap().push(line.clone());
             if let Some(f) = line.strip_prefix("tls certificate fingerprint (sha-256): ") {
                 fp = Some(f.trim().to_string());
             }
@@ -74,6 +84,7 @@ pub(super) fn spawn(config: &std::path::Path) -> Running {
         child,
         base,
         http: pinned_client(&fp.expect("fingerprint printed before listening")),
+        log,
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 use tether::agent::schedule::{
-    refresh_ahead, Action, Outcome, RefreshReason, Schedule, ScheduleConfig, TokenLife,
+    refresh_ahead, Action, Outcome, Phase, RefreshReason, Schedule, ScheduleConfig, TokenLife,
     BACKOFF_MAX, MIN_GAP, PROBE_JITTER, PROBE_MARGIN, REFRESH_JITTER,
 };
 use tokio::time::Instant;
@@ -154,6 +154,8 @@ impl Provider {
 }
 
 struct Report {
+    /// Refreshes the broker made for the agent (outside the checker).
+    broker_refreshes: u64,
     detections: Vec<Duration>,
     refreshes_per_day: f64,
     max_actions_per_hour: u64,
@@ -161,13 +163,34 @@ struct Report {
     probes_with_dead_token: u64,
 }
 
+/// How the agent and the config shape a simulated life besides the provider.
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    /// The agent asks the broker for a token at random moments, on average this often.
+    /// The broker refreshes (outside the checker) when the token is inside its margin.
+    broker_every: Option<Duration>,
+    /// The config's `keep_fresh`: with it off the broker does most of the refreshing.
+    keep_fresh: bool,
+}
+
+/// The daemon's defaults, with no agent traffic.
+const QUIET: Life = Life {
+    broker_every: None,
+    keep_fresh: true,
+};
+
 /// Runs 30 days of `shape` with `probe` and returns what happened.
 fn live(shape: Shape, probe: Option<Duration>, seed: u64) -> Report {
+    live_with(shape, probe, seed, QUIET)
+}
+
+/// [`live`] with the agent's traffic and config of `life`.
+fn live_with(shape: Shape, probe: Option<Duration>, seed: u64, life: Life) -> Report {
     let cfg = ScheduleConfig {
         probe_interval: probe,
         refresh_interval: Duration::from_secs(6 * 3600),
         refresh_ahead: Duration::from_secs(120),
-        keep_fresh: true,
+        keep_fresh: life.keep_fresh,
     };
     let mut rng = Rng(seed);
     let t0 = Instant::now();
@@ -222,6 +245,11 @@ fn live(shape: Shape, probe: Option<Duration>, seed: u64) -> Report {
     let mut unneeded_rotations = 0;
     let mut token = Some(initial);
     let mut applied = 0usize;
+    // The agent's next token request, and what the broker's refresh found that the
+    // checker has not followed yet (the checker sleeps through it).
+    let mut next_ask = life.broker_every.map(|e| t0 + rng.below(2 * e));
+    let mut landed: Option<Outcome> = None;
+    let mut broker_refreshes = 0u64;
     while now < end {
         assert!(sched.in_flight().is_none(), "never two actions in flight");
         let next = sched.next().expect("a next action while none is in flight");
@@ -235,6 +263,30 @@ fn live(shape: Shape, probe: Option<Duration>, seed: u64) -> Report {
         .into_iter()
         .flatten()
         .min();
+        if let Some(at) = next_ask.filter(|a| *a <= next.at && event_at.is_none_or(|e| *a <= e)) {
+            now = at;
+            next_ask = life.broker_every.map(|e| at + MIN_GAP + rng.below(2 * e));
+            // The broker's rule: refresh when the token is inside the (clamped) margin.
+            let stale = token.and_then(|t| t.expires_at).is_some_and(|e| {
+                let ahead = refresh_ahead(cfg.refresh_ahead, token.and_then(|t| t.lifetime));
+                e <= now + ahead
+            });
+            if stale && !matches!(sched.phase(), Phase::Dead | Phase::NoToken) {
+                broker_refreshes += 1;
+                let outcome = provider.run(Action::Refresh(RefreshReason::Interval), now);
+                if let Outcome::Refreshed(t) = outcome {
+                    token = Some(t);
+                }
+                if outcome == Outcome::Dead {
+                    if let Some(r) = revoked_at.take() {
+                        detections.push(now.duration_since(r));
+                        reauth_at = Some(now + HOUR);
+                    }
+                }
+                landed = Some(outcome);
+            }
+            continue;
+        }
         if let Some(at) = event_at.filter(|at| *at <= next.at) {
             now = at;
             if Some(at) == revocations.get(next_rev).copied() {
@@ -259,6 +311,14 @@ fn live(shape: Shape, probe: Option<Duration>, seed: u64) -> Report {
             continue;
         }
         now = next.at;
+        // The checker wakes at its planned instant and follows what landed meanwhile
+        // before it acts (the rule under test: no action from a replaced token).
+        if let Some(o) = landed.take() {
+            sched.follow(now, o);
+            if sched.next().is_some_and(|n| n.at > now) {
+                continue;
+            }
+        }
         let action = sched
             .due(now)
             .expect("the next action is due at its instant");
@@ -310,6 +370,7 @@ fn live(shape: Shape, probe: Option<Duration>, seed: u64) -> Report {
         shape.name
     );
     Report {
+        broker_refreshes,
         detections,
         refreshes_per_day: provider.refreshes as f64 / 30.0,
         max_actions_per_hour: actions_per_hour.values().copied().max().unwrap_or(0),
@@ -461,4 +522,37 @@ fn a_revocation_during_an_outage_is_found_when_it_ends() {
         "refresh tests keep running while degraded"
     );
     assert!(after_spell <= BACKOFF_MAX.mul_f64(1.1) + Duration::from_secs(60));
+}
+
+#[test]
+fn broker_refreshes_at_random_moments_never_make_the_checker_spend_a_rotation() {
+    // The agent asks for tokens at random moments; the broker refreshes whenever the token
+    // is inside its margin, and the checker (sleeping towards a planned probe or refresh)
+    // follows that flight when it wakes. With keep_fresh off the broker does nearly all the
+    // refreshing, which is where a probe planned from the replaced, expired token used to
+    // become a second refresh seconds after the broker's.
+    let probe = Duration::from_secs(60);
+    for keep_fresh in [false, true] {
+        for (i, shape) in SHAPES.iter().filter(|s| s.rotates).enumerate() {
+            let life = Life {
+                broker_every: Some(Duration::from_secs(20 * 60)),
+                keep_fresh,
+            };
+            let r = live_with(*shape, Some(probe), 0xb10c_0000 + i as u64, life);
+            println!(
+                "{:<42} keep_fresh={keep_fresh:<5} broker refreshes {:>4}  refreshes/day {:>5.1}  unneeded rotations {}",
+                shape.name, r.broker_refreshes, r.refreshes_per_day, r.unneeded_rotations
+            );
+            assert!(
+                r.broker_refreshes > 0,
+                "{}: the scenario has broker refreshes",
+                shape.name
+            );
+            assert_eq!(
+                r.unneeded_rotations, 0,
+                "{} keep_fresh={keep_fresh}",
+                shape.name
+            );
+        }
+    }
 }

@@ -20,16 +20,24 @@ struct StandIn {
 
 impl StandIn {
     async fn post(&self, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
-        let mut r = self
-            .http
-            .post(format!("{}/v1/credentials/whatsapp/{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            r = r.json(&b);
+        for _ in 0..4 {
+            let mut r = self
+                .http
+                .post(format!("{}/v1/credentials/whatsapp/{path}", self.url))
+                .bearer_auth(&self.token);
+            if let Some(b) = &body {
+                r = r.json(b);
+            }
+            let resp = r.send().await.expect("request to the daemon");
+            if resp.status() == 429 {
+                // Challenges are posted at most once a second: wait as an agent would.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            return resp.json().await.expect("JSON reply");
         }
-        let resp = r.send().await.expect("request to the daemon");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.expect("JSON reply")
+        panic!("{path}: still rate-limited after four tries");
     }
 
     async fn qr(&self, payload: &str) {
@@ -98,6 +106,12 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
     )
     .await;
     wait_for_text(&watch, &qr).await;
+    // Who asks is said with it: the agent, not Tether.
+    wait_for_text(
+        &watch,
+        "asked by: your agent asks (not Tether) for whatsapp",
+    )
+    .await;
 
     // `tether challenge` draws the current code, follows the next one, and ends when the
     // agent says its session works.
@@ -105,6 +119,11 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
     cmd.args(["challenge", "studio/whatsapp"]);
     let mut follow = Proc::spawn(cmd, "tether challenge");
     wait_for_text(&follow, &qr).await;
+    wait_for_text(
+        &follow,
+        "asked by: your agent asks (not Tether) for whatsapp",
+    )
+    .await;
     wait_for_text(&follow, "waiting for the agent").await;
     let second = "2@second-code,def";
     agent.qr(second).await;

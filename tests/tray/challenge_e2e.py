@@ -118,6 +118,10 @@ def main():
             if i == 0:
                 need = wd.text(wd.find(f"{row_css} .challenge-need"))
                 assert need == "Scan this QR code with your phone", need
+                # Who asks, in words, above everything: the agent, not Tether.
+                asker = wd.text(wd.find(f"{row_css} .challenge-asker"))
+                assert asker == f"Your agent asks (not Tether) for {CRED}", asker
+                log(f"the window says who asks: {asker!r}")
                 countdown = wd.text(wd.find(f"{row_css} .challenge-countdown"))
                 assert countdown.startswith("Expires in 0:"), countdown
                 tray_icon = sni.icon_file(sni.properties(owner))

@@ -114,6 +114,13 @@ def main():
         code = wd.text(wd.find(f"{box} .challenge-code"))
         need = wd.text(wd.find(f"{box} .challenge-need"))
         log(f"the window shows the code {code!r}: {need!r}")
+        # Tether's own sign-in, and the host the button opens, read from that very URL.
+        asker = wd.text(wd.find(f"{box} .challenge-asker"))
+        assert asker == f"Tether's own sign-in for {CRED}", asker
+        host = wd.text(wd.find(f"{box} .challenge-host"))
+        issuer_host = urllib.parse.urlsplit(oidc.issuer).netloc
+        assert host == f"Opens {issuer_host}", (host, issuer_host)
+        log(f"the window says who asks and where it opens: {asker!r}, {host!r}")
         wd.screenshot("tray-device-code.png")
         page = f"{oidc.issuer.rstrip('/')}/device?user_code={urllib.parse.quote(code)}"
         phone_enters_code(page)

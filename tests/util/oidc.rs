@@ -63,6 +63,11 @@ pub struct OidcOptions {
     /// Refuse introspection from callers without HTTP Basic client authentication (401
     /// invalid_client), as strict RFC 7662 servers do with public clients.
     pub strict_introspection: bool,
+    /// Device codes live this long (seconds).
+    pub device_code_ttl_secs: u64,
+    /// The Nth device-code poll that would be `authorization_pending` is `slow_down`
+    /// instead (0: never).
+    pub slow_down_at: u64,
 }
 
 impl Default for OidcOptions {
@@ -73,6 +78,8 @@ impl Default for OidcOptions {
             refresh_token_ttl_secs: 14 * 24 * 3600,
             decline_consent: false,
             strict_introspection: false,
+            device_code_ttl_secs: 600,
+            slow_down_at: 0,
         }
     }
 }
@@ -169,6 +176,8 @@ impl OidcProvider {
                     "open"
                 },
             ])
+            .args(["--device-ttl", &opts.device_code_ttl_secs.to_string()])
+            .args(["--slow-down", &opts.slow_down_at.to_string()])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NODE_ENV", "test")

@@ -113,6 +113,17 @@ class Tether:
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def _call(self, method, path, body=None):
+        # The daemon rate-limits what a client could repeat (a challenge at most once a
+        # second): a polite client waits and tries again, a few times.
+        for attempt in range(4):
+            try:
+                return self._call_once(method, path, body)
+            except TetherError as e:
+                if e.code != "rate_limited" or attempt == 3:
+                    raise
+                time.sleep(1.0)
+
+    def _call_once(self, method, path, body=None):
         conn = self._connect(self.timeout)
         headers = {"authorization": f"Bearer {self._token}", "accept": "application/json"}
         data = None

@@ -12,8 +12,11 @@
 //! - `webhook`, `ntfy`, `telegram`, `email`: one file per channel.
 //! - `secret`, `http`, `error`: channel secrets, the shared HTTP send, the error types.
 //! - [`test_send`]: `tether agent alerts test`, a labelled test alert through each channel.
+//! - [`damper`]: flap damping, so a credential that keeps dying and recovering sends one
+//!   "flapping" alert, not two per loop.
 
 pub mod config;
+pub mod damper;
 mod email;
 mod error;
 mod http;

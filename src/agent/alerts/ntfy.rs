@@ -102,6 +102,7 @@ pub(crate) fn priority_and_tag(kind: AlertKind) -> (&'static str, &'static str) 
         AlertKind::VaultTrouble => ("high", "floppy_disk"),
         AlertKind::VaultRecovered => ("default", "white_check_mark"),
         AlertKind::Test => ("low", "test_tube"),
+        AlertKind::Flapping => ("high", "repeat"),
     }
 }
 
@@ -110,6 +111,7 @@ pub(crate) fn priority_and_tag(kind: AlertKind) -> (&'static str, &'static str) 
 /// short format separates fields by commas, so a URL containing one is left out (the
 /// body still has it).
 fn actions_header(alert: &Alert) -> Option<String> {
+    use crate::protocol::ChallengeOrigin;
     if !matches!(alert.kind, AlertKind::Dead | AlertKind::Reminder) {
         return None;
     }
@@ -118,9 +120,14 @@ fn actions_header(alert: &Alert) -> Option<String> {
     if link.contains([',', ';']) || !link.is_ascii() {
         return None;
     }
-    let label = match challenge {
-        crate::protocol::Challenge::DeviceCode { .. } => "Open sign-in page",
-        _ => "Open page",
+    // The button says who asks and where it goes: the owner taps it by reflex.
+    let host = challenge.link_host()?;
+    let label = match (alert.challenge_origin.unwrap_or_default(), challenge) {
+        (ChallengeOrigin::Daemon, crate::protocol::Challenge::DeviceCode { .. }) => {
+            format!("Tether sign-in on {host}")
+        }
+        (ChallengeOrigin::Daemon, _) => format!("Tether: open {host}"),
+        (ChallengeOrigin::Agent, _) => format!("Agent asks: open {host}"),
     };
     Some(header_safe(&format!("view, {label}, {link}, clear=true")))
 }
@@ -156,6 +163,7 @@ mod tests {
             refresh_expires_at: None,
             detail: None,
             challenge,
+            challenge_origin: Some(crate::protocol::ChallengeOrigin::Daemon),
             pending: None,
         }
     }
@@ -170,7 +178,7 @@ mod tests {
         };
         assert_eq!(
             actions_header(&alert(AlertKind::Dead, Some(code.clone()))).as_deref(),
-            Some("view, Open sign-in page, https://github.com/login/device, clear=true")
+            Some("view, Tether sign-in on github.com, https://github.com/login/device, clear=true")
         );
         assert_eq!(
             actions_header(&alert(AlertKind::Recovered, Some(code))),

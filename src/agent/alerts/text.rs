@@ -28,6 +28,9 @@ pub enum AlertKind {
     VaultRecovered,
     /// `tether agent alerts test`: nothing is wrong; the channel is being tried.
     Test,
+    /// The credential died and recovered several times in a short while: one alert says
+    /// so, and the others are held until it is steady (`alerts::damper`).
+    Flapping,
 }
 
 impl AlertKind {
@@ -41,6 +44,7 @@ impl AlertKind {
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
             AlertKind::Test => "test",
+            AlertKind::Flapping => "flapping",
         }
     }
 }
@@ -73,6 +77,9 @@ pub struct Alert {
     /// What the agent says the owner must do (a QR code, a device code and its page).
     #[serde(default)]
     pub challenge: Option<crate::protocol::Challenge>,
+    /// Who asks for `challenge`: Tether's own sign-in or the agent.
+    #[serde(default)]
+    pub challenge_origin: Option<crate::protocol::ChallengeOrigin>,
     /// Work the agent reports waiting.
     #[serde(default)]
     pub pending: Option<crate::protocol::PendingWork>,
@@ -105,6 +112,7 @@ impl Alert {
             refresh_expires_at: None,
             detail: None,
             challenge: None,
+            challenge_origin: None,
             pending: None,
         }
     }
@@ -129,6 +137,7 @@ impl Alert {
             refresh_expires_at: None,
             detail: Some(detail),
             challenge: None,
+            challenge_origin: None,
             pending: None,
         }
     }
@@ -155,11 +164,35 @@ impl Alert {
         let title = match self.kind {
             AlertKind::Dead if self.challenge.is_some() => {
                 let c = self.challenge.as_ref().expect("guarded by the match");
+                let origin = self.challenge_origin.unwrap_or_default();
                 lines.push(format!(
                     "Agent {} needs you for credential {} since {since}: it cannot work until you do.",
                     self.agent, self.credential
                 ));
-                format!("tether: {target} needs you: {}", c.need_words())
+                lines.push(format!("Who asks: {}.", origin.words(&self.credential)));
+                match origin {
+                    crate::protocol::ChallengeOrigin::Daemon => {
+                        format!("tether: {target} needs you: {}", c.need_words())
+                    }
+                    // The agent's words are not Tether's: the title says whose they are.
+                    crate::protocol::ChallengeOrigin::Agent => {
+                        format!(
+                            "tether: {target}: your agent asks you to {}",
+                            c.need_words()
+                        )
+                    }
+                }
+            }
+            AlertKind::Flapping => {
+                let detail = self
+                    .detail
+                    .as_deref()
+                    .unwrap_or("it died and recovered several times in a short while");
+                lines.push(format!(
+                    "Credential {} ({}) on agent {} keeps changing state: {detail}. Further alerts about it are held until it is steady; you will then get its state once.",
+                    self.credential, self.provider, self.agent
+                ));
+                format!("tether: {target} is flapping")
             }
             AlertKind::Dead => {
                 lines.push(format!(
@@ -267,6 +300,9 @@ impl Alert {
                 lines.push(format!("Needed: {}.", c.need_words()));
                 if let Some(link) = c.link() {
                     lines.push(format!("Open: {link}"));
+                    if let Some(host) = c.link_host() {
+                        lines.push(format!("That page is on {host}."));
+                    }
                 }
                 if let crate::protocol::Challenge::Qr { .. } = c {
                     lines.push(format!(
@@ -327,6 +363,7 @@ mod tests {
             refresh_expires_at: None,
             detail: None,
             challenge: None,
+            challenge_origin: None,
             pending: None,
         }
     }
@@ -334,6 +371,7 @@ mod tests {
     #[test]
     fn a_device_code_alert_carries_the_page_the_code_and_the_waiting_work() {
         let mut a = dead(ReauthKind::Oauth);
+        a.challenge_origin = Some(crate::protocol::ChallengeOrigin::Daemon);
         a.challenge = Some(crate::protocol::Challenge::DeviceCode {
             verification_uri: "https://github.com/login/device".into(),
             user_code: "WDJB-MJHT".into(),
@@ -365,6 +403,37 @@ mod tests {
             "the challenge is the fix: {}",
             t.body
         );
+        assert!(
+            t.body
+                .contains("Who asks: Tether's own sign-in for youtube.")
+                && t.body.contains("That page is on github.com."),
+            "{}",
+            t.body
+        );
+    }
+
+    #[test]
+    fn an_agents_challenge_says_it_is_the_agent_asking_in_the_title() {
+        let mut a = dead(ReauthKind::Oauth);
+        a.challenge_origin = Some(crate::protocol::ChallengeOrigin::Agent);
+        a.challenge = Some(crate::protocol::Challenge::Url {
+            url: "https://login.example.com/consent".into(),
+        });
+        let t = a.render();
+        assert_eq!(
+            t.title,
+            "tether: studio/youtube: your agent asks you to open https://login.example.com/consent"
+        );
+        assert!(
+            t.body
+                .contains("Who asks: your agent asks (not Tether) for youtube.")
+                && t.body.contains("That page is on login.example.com."),
+            "{}",
+            t.body
+        );
+        // An older daemon's alert without an origin reads as the agent's: the cautious way.
+        a.challenge_origin = None;
+        assert!(a.render().title.contains("your agent asks"));
     }
 
     #[test]
