@@ -338,6 +338,9 @@ pub enum ErrorCode {
     WrongKind,
     /// A re-authorization signed in as another account than the credential's.
     WrongAccount,
+    /// The token's role may use the route, but the credential's config (or the daemon's
+    /// own challenge) does not allow it: the message names the setting.
+    NotAllowed,
     /// Anything else.
     Internal,
     /// A code this side does not know (a newer daemon's).

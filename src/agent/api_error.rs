@@ -93,7 +93,7 @@ impl From<OpError> for ApiFailure {
             }
             OpError::Session(_) => ApiFailure::new(StatusCode::GONE, ErrorCode::SessionExpired, msg, None),
             OpError::WrongKind { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongKind, msg, None),
-            OpError::ChallengeRefused { .. } => ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg, None),
+            OpError::ChallengeRefused { .. } => ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::NotAllowed, msg, None),
             OpError::RateLimited { .. } => ApiFailure::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, msg, None),
             OpError::WrongAccount { .. } => ApiFailure::new(StatusCode::CONFLICT, ErrorCode::WrongAccount, msg, None),
             OpError::BadRequest(_) | OpError::BadChallenge(_) | OpError::Redirect(_) => ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, msg, None),

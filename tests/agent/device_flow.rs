@@ -517,11 +517,14 @@ async fn a_device_sign_in_with_pending_polls_and_a_slow_down_logs_nothing_failed
     });
     let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
     let dir = tempfile::tempdir().unwrap();
+    // An alert channel, so the start-up notice about having none is not in the log.
+    let hook = Webhook::start();
     let mut text = super::harness::config_head(dir.path(), "")
         .replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
     text.push_str(&format!(
-        "{}device_authorization_url = \"{base}/device/auth\"\n",
-        oidc_credential("github", &oidc, "")
+        "{}device_authorization_url = \"{base}/device/auth\"\n[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        oidc_credential("github", &oidc, ""),
+        hook.url
     ));
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, text).unwrap();

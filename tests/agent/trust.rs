@@ -71,6 +71,7 @@ async fn an_agent_cannot_post_a_challenge_on_an_oauth_credential_without_the_set
         )
         .await;
         assert_eq!(status, 403, "{v}");
+        assert_eq!(v["code"], "not_allowed", "{v}");
         let msg = v["message"].as_str().unwrap();
         assert!(
             msg.contains("agent_challenges = true") && msg.contains("outlook"),

@@ -152,7 +152,8 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
     // A code with an end: the countdown is drawn with it, and its expiry is said once
     // the moment it passes (into this pipe, without redraws).
     let third = "2@third-code,ghi";
-    let ends = chrono::Utc::now() + chrono::Duration::seconds(3);
+    // Five seconds: the post may first wait out the one-a-second limit on challenges.
+    let ends = chrono::Utc::now() + chrono::Duration::seconds(5);
     agent
         .post(
             "challenge",
