@@ -45,6 +45,7 @@ getent passwd tether >/dev/null || fail "postinst made no tether user"
 [[ "$(stat -c '%a %U %G' /etc/tether/agent.toml)" == "640 root tether" ]] || fail "/etc/tether/agent.toml is $(stat -c '%a %U %G' /etc/tether/agent.toml)"
 dpkg-query -W -f='${Conffiles}\n' tether | grep -q '/etc/tether/agent.toml' || fail "agent.toml is not a conffile"
 grep -q '^LimitCORE=0' /usr/lib/systemd/system/tether-agent.service || fail "the unit has no LimitCORE=0"
+grep -q '^ProtectHome=yes' /usr/lib/systemd/system/tether-agent.service || fail "the unit does not hide /home"
 if [[ -z "$daemon_only" ]]; then
     grep -q 'x-scheme-handler/tether' /usr/share/applications/tether-tray.desktop \
         || fail "the desktop entry does not claim tether://"

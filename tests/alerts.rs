@@ -305,7 +305,8 @@ async fn webhook_ntfy_and_telegram_deliver_a_dead_alert() {
 }
 
 #[tokio::test]
-async fn a_device_code_reaches_the_phone_with_a_button_to_its_page_on_every_channel() {
+async fn a_device_code_reaches_the_phone_with_a_button_to_its_page_and_the_webhook_without_the_code(
+) {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let alerter = Alerter::new(&http_channels(&rx, dir.path()), reqwest::Client::new())
@@ -340,14 +341,23 @@ async fn a_device_code_reaches_the_phone_with_a_button_to_its_page_on_every_chan
         body.contains("WDJB-MJHT") && body.contains("https://github.com/login/device"),
         "{body}"
     );
-    // The webhook and Telegram carry the page and the code too (the owner may be on a
-    // phone, without the laptop).
+    // The webhook (often a shared chat, or another program's logs) says a code is
+    // waiting, for which page and where to read it, never the code itself.
     let hook = rx.seen("/hooks/T0/SECRETPATH");
-    let text = hook[0].json()["text"].as_str().unwrap().to_string();
+    let json = hook[0].json();
+    assert!(!json.to_string().contains("WDJB-MJHT"), "{json}");
+    let text = json["text"].as_str().unwrap().to_string();
     assert!(
-        text.contains("WDJB-MJHT") && text.contains("https://github.com/login/device"),
+        text.contains("https://github.com/login/device")
+            && text.contains(
+                "enter the code shown in the tray and by `tether challenge studio/github`"
+            ),
         "{text}"
     );
+    assert_eq!(json["challenge"]["code_waiting"], true, "{json}");
+    assert_eq!(json["challenge"]["page"], "https://github.com/login/device");
+    // Telegram reaches the owner's own phone: the page and the code (the owner may be
+    // without the laptop).
     let tg = rx.seen(&format!("/tg/bot{BOT_TOKEN}/sendMessage"));
     let text = tg[0].json()["text"].as_str().unwrap().to_string();
     assert!(

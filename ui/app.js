@@ -192,12 +192,34 @@ function wireDialog(dlg) {
   for (const b of dlg.querySelectorAll("[data-close]")) b.addEventListener("click", () => dlg.close());
 }
 
-function openPair(code) {
+// `code` is set only when a tether://pair link opened the dialog: any program can open
+// one, so the dialog says so and shows where it points (host and certificate, in the
+// core's words), and a code the owner is already entering is never replaced.
+async function openPair(code) {
   const dlg = $("#pair-dialog");
-  $("#pair-code").value = code || "";
+  const field = $("#pair-code");
+  const origin = $("#pair-origin");
   setText($("#pair-error"), "");
+  if (code === undefined) {
+    field.value = "";
+    setText(origin, "");
+    origin.hidden = true;
+  } else {
+    const typed = field.value.trim();
+    const keep = dlg.open && typed !== "" && typed !== code.trim();
+    let words;
+    try {
+      words = (await invoke("pair_preview", { code })).words;
+    } catch (e) {
+      words = `Opened by a link from another program, which Tether cannot read as a pairing code: ${errorText(e)}`;
+    }
+    if (keep) words += " The code you had already entered was kept; to use the link's code instead, clear the field and open the link again.";
+    else field.value = code;
+    setText(origin, words);
+    origin.hidden = false;
+  }
   if (!dlg.open) dlg.showModal();
-  $("#pair-code").focus();
+  field.focus();
 }
 
 async function submitPair(ev) {
@@ -217,6 +239,7 @@ async function submitPair(ev) {
     }
     const agent = result.name;
     $("#pair-dialog").close();
+    $("#pair-code").value = "";
     toast(result.notice || "");
     await refresh();
     const h = document.querySelector(`section.agent[data-agent="${CSS.escape(agent)}"] h2`);

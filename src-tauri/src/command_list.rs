@@ -11,6 +11,7 @@ macro_rules! with_commands {
             commands::device_reauth,
             commands::paste_token,
             commands::pair,
+            commands::pair_preview,
             commands::unpair,
             commands::settings,
             commands::save_settings,

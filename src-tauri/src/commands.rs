@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tauri::State;
 use tether::companion::dashboard::Dashboard;
 use tether::companion::pair::PairResult;
+use tether::companion::pair_link::PairLinkPreview;
 use tether::companion::settings::Settings;
 use tether::protocol::CredentialHealth;
 use tether::secret::AccessToken;
@@ -85,6 +86,13 @@ pub async fn pair(
     replace: Option<bool>,
 ) -> Result<PairResult, CommandError> {
     core.pair(&code, replace.unwrap_or(false)).await
+}
+
+/// A pairing link that another program opened, in words for the pair dialog.
+#[tauri::command]
+pub fn pair_preview(code: String) -> Result<PairLinkPreview, CommandError> {
+    tether::companion::pair_link::preview(&code)
+        .map_err(|e| CommandError::new("bad_input", tether::report::chain(&e)))
 }
 
 /// Forgets an agent on this computer.

@@ -86,12 +86,14 @@ refresh_ahead = "2m"
 # access_token_lifetime_secs = 3600   # assumed when the token answer has no expires_in
 
 # Files your agent already reads, re-rendered after every change and repaired if wiped.
+# Under the packaged systemd unit, list their directory in ReadWritePaths (the unit hides
+# /home: see its comments).
 [[credentials.outputs]]
-path = "/home/agent/.config/youtube/authorized_user.json"
+path = "/srv/agent/youtube/authorized_user.json"
 format = "authorized_user"   # authorized_user | token_json | env
 
 # [[credentials.outputs]]
-# path = "/home/agent/.env.youtube"
+# path = "/srv/agent/youtube/env"
 # format = "env"
 # access_var = "YOUTUBE_ACCESS_TOKEN"
 # refresh_var = "YOUTUBE_REFRESH_TOKEN"

@@ -24,6 +24,7 @@
 //! - [`broker`]: access tokens for the user's agent and its "token refused" report;
 //! - [`reauth`]: single-use re-auth sessions holding the PKCE verifier;
 //!   [`reauthorize`]: starting and completing a re-authorization, storing a pasted token;
+//!   `account_pin`: the identity pin (stable ids compared, labels shown);
 //! - [`challenge`]: what the agent says a human must do (QR code, device code, URL,
 //!   message), its pending work and session reports; [`session`]: `kind = "session"`
 //!   credentials and their staleness rule; [`agent_events`]: the agent's own event
@@ -53,6 +54,7 @@
 //! Entry point: build a [`Daemon`] with [`Daemon::build`] and pass it to [`serve`] with a
 //! bound listener and a shutdown future.
 
+mod account_pin;
 pub mod agent_events;
 pub mod alerts;
 pub mod api;

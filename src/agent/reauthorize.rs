@@ -2,6 +2,7 @@
 //! verifier, see [`super::reauth`]), completing it (the redirect the companion used must
 //! fit [`RedirectRequirement::check`]), and storing a pasted secret the provider accepted.
 
+use super::account_pin;
 use super::credential::{CachedToken, Credential};
 use super::error::{OpError, RedirectMismatch};
 use super::reauth::{Session, SessionError};
@@ -192,7 +193,7 @@ impl Daemon {
         provider: &crate::provider::Provider,
         ts: &oauth::TokenSet,
         requested: &[String],
-    ) -> Option<String> {
+    ) -> Option<oauth::Identity> {
         let name = &cred.name;
         if let Some(lookup) = provider
             .youtube_channels
@@ -252,24 +253,20 @@ impl Daemon {
         let requested = cred.requested_scopes(&provider);
         let fresh = self.grant_identity(cred, &provider, &ts, &requested).await;
         // Identity pinning: a grant for another account than the one this credential
-        // belongs to is refused, and nothing stored changes.
-        let pinned = old.as_ref().and_then(|r| r.account.clone());
-        if let (Some(was), Some(now)) = (&pinned, &fresh) {
-            if was != now && !new_account {
-                tracing::warn!(
-                    "credential {name}: re-authorization as {now} refused; it belongs to {was}"
-                );
-                return Err(OpError::WrongAccount {
-                    agent: self.config.name.clone(),
-                    name: name.clone(),
-                    expected: was.clone(),
-                    got: now.clone(),
-                    pasted: false,
-                });
-            }
+        // belongs to, or one for which nothing names an account, is refused, and nothing
+        // stored changes.
+        if let Err(m) = account_pin::check(old.as_ref(), fresh.as_ref(), new_account) {
+            tracing::warn!(
+                "credential {name}: re-authorization as {} refused; it belongs to {}",
+                m.got,
+                m.expected
+            );
+            return Err(self.wrong_account(&name, m, false));
         }
-        let account = fresh.or(pinned);
-        let rec = token_record::from_grant(&name, &provider.name, account.clone(), &ts, &requested);
+        // The new grant's account, even when unnamed after a replacement on purpose: the
+        // old pin is not this grant's.
+        let rec = token_record::from_grant(&name, &provider.name, fresh.as_ref(), &ts, &requested);
+        let account = fresh.map(|a| a.label);
         self.commit(cred, rec)
             .await
             .map_err(|e| e.into_op(&self.config.name, &name))?;
@@ -297,6 +294,16 @@ impl Daemon {
         self.record_granted(cred, ts.refresh_expires_at, &ts.scopes, true);
         cred.wake.notify_one();
         Ok(cred.health())
+    }
+
+    fn wrong_account(&self, name: &str, m: account_pin::Mismatch, pasted: bool) -> OpError {
+        OpError::WrongAccount {
+            agent: self.config.name.clone(),
+            name: name.to_string(),
+            expected: m.expected,
+            got: m.got,
+            pasted,
+        }
     }
 
     /// Stores a pasted secret for a paste-kind credential after the provider accepted it.
@@ -337,30 +344,20 @@ impl Daemon {
             let _writes = d.writes.read().await;
             // The same pinning as a re-authorization: a token of another bot or user is
             // refused before anything is stored.
-            let pinned = d
-                .read_record(&c.name)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| r.account);
-            if let (Some(was), Some(now)) = (&pinned, &account) {
-                if was != now && !new_account {
-                    tracing::warn!(
-                        "credential {}: pasted token of {now} refused; it belongs to {was}",
-                        c.name
-                    );
-                    return Err(OpError::WrongAccount {
-                        agent: d.config.name.clone(),
-                        name: c.name.clone(),
-                        expected: was.clone(),
-                        got: now.clone(),
-                        pasted: true,
-                    });
-                }
+            let old = d.read_record(&c.name).await.ok().flatten();
+            if let Err(m) = account_pin::check(old.as_ref(), account.as_ref(), new_account) {
+                tracing::warn!(
+                    "credential {}: pasted token of {} refused; it belongs to {}",
+                    c.name,
+                    m.got,
+                    m.expected
+                );
+                return Err(d.wrong_account(&c.name, m, true));
             }
-            let account = account.or(pinned);
             let mut rec = Record::new(&c.name, &provider.name);
-            rec.account = account.clone();
+            rec.account = account.as_ref().map(|a| a.label.clone());
+            rec.account_id = account.as_ref().map(|a| a.id.clone());
+            let account = rec.account.clone();
             rec.access_token = Some(secret.clone());
             rec.refresh_token = Some(RefreshToken::new(secret.secret()));
             d.commit(&c, rec)

@@ -480,7 +480,7 @@ impl Daemon {
         match oauth::verify_paste(&self.http, provider, &token.access_token).await {
             Ok(account) => {
                 if let Some(a) = account {
-                    cred.status.lock().account = Some(a);
+                    cred.status.lock().account = Some(a.label);
                 }
                 cred.set_token(Some(token.clone()));
                 self.record(cred, Ok(None));

@@ -2,7 +2,7 @@
 //! first grant (an authorization-code or device exchange, `tether oauth`) and a refresh
 //! merged onto the record it refreshed.
 
-use crate::oauth::TokenSet;
+use crate::oauth::{Identity, TokenSet};
 use crate::vault::Record;
 use chrono::Utc;
 
@@ -16,16 +16,18 @@ pub fn granted<'a>(ts: &'a TokenSet, requested: &'a [String]) -> &'a [String] {
     }
 }
 
-/// The record a first grant makes; its scopes are [`granted`]'s.
+/// The record a first grant makes for `account` (its label and id); its scopes are
+/// [`granted`]'s.
 pub fn from_grant(
     name: &str,
     provider: &str,
-    account: Option<String>,
+    account: Option<&Identity>,
     ts: &TokenSet,
     requested: &[String],
 ) -> Record {
     let mut r = Record::new(name, provider);
-    r.account = account;
+    r.account = account.map(|a| a.label.clone());
+    r.account_id = account.map(|a| a.id.clone());
     r.access_token = Some(ts.access_token.clone());
     r.refresh_token = ts.refresh_token.clone();
     r.token_type = ts.token_type.clone();
@@ -85,9 +87,17 @@ mod tests {
     #[test]
     fn a_grant_without_scope_records_the_requested_scopes() {
         let asked = vec!["openid".to_owned(), "upload".to_owned()];
-        let r = from_grant("yt", "google", Some("a@b".into()), &bare("at1"), &asked);
+        let who = Identity {
+            id: "https://accounts.google.com 42".into(),
+            label: "a@b".into(),
+        };
+        let r = from_grant("yt", "google", Some(&who), &bare("at1"), &asked);
         assert_eq!(r.scopes, asked);
         assert_eq!(r.account.as_deref(), Some("a@b"));
+        assert_eq!(
+            r.account_id.as_deref(),
+            Some("https://accounts.google.com 42")
+        );
         assert_eq!(r.access_token.as_ref().map(|t| t.secret()), Some("at1"));
         assert!(r.refresh_token.is_none());
 

@@ -249,6 +249,10 @@ fn pair(path: &Path, no_qr: bool) -> anyhow::Result<ExitCode> {
         cfg.name,
         expires_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
+    // What the tray's pair dialog shows of a link, so the owner can compare the two.
+    if let Ok(p) = crate::companion::pair_link::preview(&link) {
+        println!("daemon {} · certificate {}", p.host, p.certificate);
+    }
     println!();
     println!("{link}");
     println!();

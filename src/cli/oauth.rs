@@ -218,7 +218,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             let record = crate::agent::token_record::from_grant(
                 name,
                 &provider.name,
-                account.clone(),
+                account.as_ref(),
                 &tokens,
                 &scopes,
             );
@@ -245,15 +245,19 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let label = account
-        .as_deref()
-        .map(|a| format!(" as {a}"))
+        .as_ref()
+        .map(|a| format!(" as {}", a.label))
         .unwrap_or_default();
     responder.respond(CallbackOutcome::Success {
         title: format!("Done: {} authorized{label}", provider.name),
         detail: "Tether has the tokens.".into(),
     });
 
-    print_tokens(&provider, account.as_deref(), &tokens);
+    print_tokens(
+        &provider,
+        account.as_ref().map(|a| a.label.as_str()),
+        &tokens,
+    );
     if let Some((name, report)) = stored {
         println!(
             "stored as credential {name}, generation {} in {}",

@@ -20,7 +20,8 @@
 //! file fallback), [`policy`] (pure notification state machine), [`notice`]
 //! (notification texts), [`notifier`] (desktop and terminal), [`watcher`] (per-agent tasks),
 //! [`reauth`] (one-click re-authorization and paste), [`consent`] (the checks an
-//! authorization URL passes before the browser opens it), [`pair`], [`status`],
+//! authorization URL passes before the browser opens it), [`pair`], [`pair_link`] (a
+//! `tether://pair` link another program opened, in words, for the pair dialog), [`status`],
 //! [`terminal`] (daemon text made safe to print), [`tray`] (the pure tray model: worst
 //! state, words, menu), [`snapshot`] (what the tray shows, updated by pure rules from
 //! watch events, checks and re-auth progress), [`progress`] (a re-authorization's step in
@@ -37,6 +38,7 @@ pub mod error;
 pub mod notice;
 pub mod notifier;
 pub mod pair;
+pub mod pair_link;
 pub mod policy;
 pub mod progress;
 pub mod reauth;

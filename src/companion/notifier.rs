@@ -113,6 +113,8 @@ impl Notifier for TerminalNotifier {
 #[derive(Debug)]
 pub struct DesktopNotifier {
     actions: bool,
+    /// The server reads the body as markup (freedesktop `body-markup`).
+    markup: bool,
     app_name: String,
 }
 
@@ -122,6 +124,7 @@ impl DesktopNotifier {
         let caps = capabilities()?;
         Ok(DesktopNotifier {
             actions: caps.iter().any(|c| c == "actions"),
+            markup: caps.iter().any(|c| c == "body-markup"),
             app_name: "tether".into(),
         })
     }
@@ -149,9 +152,10 @@ fn capabilities() -> Result<Vec<String>, NotifyError> {
 impl Notifier for DesktopNotifier {
     fn notify(&self, notice: &Notice, actions: &ActionSender) -> Result<(), NotifyError> {
         let mut n = notify_rust::Notification::new();
+        let body = body_text(&notice.body, self.markup);
         n.appname(&self.app_name)
             .summary(&notice.summary)
-            .body(&notice.body)
+            .body(&body)
             .icon("dialog-password");
         // Windows maps Critical to a toast that stays until dismissed; macOS has no
         // urgency in notify-rust's default backend.
@@ -193,6 +197,30 @@ impl Notifier for DesktopNotifier {
         }
         Ok(())
     }
+}
+
+/// The body as the server reads it. A freedesktop server with `body-markup` interprets a
+/// small HTML subset (`<b>`, `<a href>`, `<img>`) and entities: a body carries text from
+/// the daemon, its agent and the provider (an error description, a challenge message), so
+/// it is escaped and shows exactly the words sent, never a link or an image they smuggle
+/// in. A server without it shows the text as it is (escaping would show `&amp;`). The
+/// summary is plain text by the specification.
+pub(crate) fn body_text(body: &str, markup: bool) -> String {
+    if !markup {
+        return body.to_owned();
+    }
+    let mut out = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Desktop notifications when a notification server answers, else lines on stderr (the
@@ -290,6 +318,18 @@ mod tests {
             "connection refused",
             chrono::Local::now(),
         )
+    }
+
+    #[test]
+    fn a_body_is_escaped_for_a_server_that_reads_markup_and_left_alone_otherwise() {
+        let hostile =
+            r#"Open <a href="https://evil.example">accounts.google.com</a> & <b>now</b>'s"#;
+        assert_eq!(
+            body_text(hostile, true),
+            "Open &lt;a href=&quot;https://evil.example&quot;&gt;accounts.google.com&lt;/a&gt; &amp; &lt;b&gt;now&lt;/b&gt;&#39;s"
+        );
+        assert_eq!(body_text(hostile, false), hostile);
+        assert_eq!(body_text("plain words", true), "plain words");
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //! none to compare). Not checked: the signature (above), `nonce` (the daemon sends none;
 //! PKCE and `state` bind the code to its session), `azp`, `auth_time`.
 //!
-//! The label is the e-mail when the token says it is verified (or does not say), else
-//! `sub`; an unverified e-mail could be anyone's.
+//! The identity is `iss` + `sub` (OIDC Core 5.7: the only claims a client may use as a
+//! unique identifier of the user). The label is the e-mail only when `email_verified` is
+//! true: an e-mail the provider has not verified (or not said it verified) could be
+//! anyone's, so it is neither the identity nor shown as one; else `sub`.
 
+use super::identity::Identity;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -43,13 +46,14 @@ pub enum IdTokenError {
     },
 }
 
-/// The account label of `id_token` for `client_id` (and `issuer` when configured).
+/// The account `id_token` names for `client_id` (and `issuer` when configured); `None`
+/// without a `sub`.
 pub fn account(
     id_token: &str,
     client_id: &str,
     issuer: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<String>, IdTokenError> {
+) -> Result<Option<Identity>, IdTokenError> {
     let mut parts = id_token.split('.');
     let (Some(_header), Some(payload), Some(_sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -85,16 +89,28 @@ pub fn account(
             });
         }
     }
-    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+    let clean = |s: &str| Some(crate::provider::clean_text(s, 200)).filter(|s| !s.is_empty());
+    let Some(sub) = claims.get("sub").and_then(Value::as_str).and_then(clean) else {
+        return Ok(None);
+    };
+    // Some providers (Cognito, older Azure AD B2C) send the boolean as a string.
+    let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+        || claims.get("email_verified").and_then(Value::as_str) == Some("true");
     let email = claims
         .get("email")
         .and_then(Value::as_str)
-        .filter(|_| verified);
-    let sub = claims.get("sub").and_then(Value::as_str);
-    Ok(email
-        .or(sub)
-        .map(|s| crate::provider::clean_text(s, 120))
-        .filter(|s| !s.is_empty()))
+        .filter(|_| verified)
+        .and_then(clean);
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .map(|i| i.trim_end_matches('/'))
+        .unwrap_or("");
+    Ok(Some(Identity {
+        // `sub` is unique only within its issuer.
+        id: format!("{iss} {sub}"),
+        label: email.unwrap_or(sub),
+    }))
 }
 
 #[cfg(test)]
@@ -111,24 +127,19 @@ mod tests {
     }
 
     #[test]
-    fn names_the_verified_email_else_sub_for_our_client_only() {
+    fn names_iss_and_sub_with_the_verified_email_for_our_client_only() {
         let now = Utc::now();
         let exp = now.timestamp() + 600;
         let t = jwt(
-            serde_json::json!({"iss": "https://id.example", "aud": "me", "exp": exp,
-            "sub": "1234", "email": "brand@example.com"}),
+            serde_json::json!({"iss": "https://id.example/", "aud": "me", "exp": exp,
+            "sub": "1234", "email": "brand@example.com", "email_verified": true}),
         );
         assert_eq!(
-            account(&t, "me", Some("https://id.example/"), now),
-            Ok(Some("brand@example.com".into()))
-        );
-        let unverified = jwt(
-            serde_json::json!({"aud": ["x", "me"], "exp": exp, "sub": "1234",
-            "email": "someone@example.com", "email_verified": false}),
-        );
-        assert_eq!(
-            account(&unverified, "me", None, now),
-            Ok(Some("1234".into()))
+            account(&t, "me", Some("https://id.example"), now),
+            Ok(Some(Identity {
+                id: "https://id.example 1234".into(),
+                label: "brand@example.com".into()
+            }))
         );
         assert!(matches!(
             account(&t, "other", None, now),
@@ -147,5 +158,40 @@ mod tests {
             account("not-a-jwt", "me", None, now),
             Err(IdTokenError::Malformed)
         );
+        let no_sub = jwt(serde_json::json!({"aud": "me", "exp": exp, "email": "a@b"}));
+        assert_eq!(account(&no_sub, "me", None, now), Ok(None));
+    }
+
+    #[test]
+    fn an_unverified_email_is_neither_the_identity_nor_its_label() {
+        let now = Utc::now();
+        let exp = now.timestamp() + 600;
+        // Two accounts claim the same e-mail; neither says it is verified (one says no).
+        let said = |sub: &str, verified: Option<bool>| {
+            let mut c = serde_json::json!({"iss": "https://id.example", "aud": ["x", "me"],
+                "exp": exp, "sub": sub, "email": "ceo@example.com"});
+            if let Some(v) = verified {
+                c["email_verified"] = v.into();
+            }
+            account(&jwt(c), "me", None, now).unwrap().unwrap()
+        };
+        let (a, b) = (said("1111", None), said("2222", Some(false)));
+        assert_eq!(
+            a.label, "1111",
+            "an e-mail without email_verified is not shown"
+        );
+        assert_eq!(b.label, "2222");
+        assert_ne!(
+            a.id, b.id,
+            "the same unverified e-mail is not the same account"
+        );
+        assert!(!a.id.contains("ceo@"), "{a:?}");
+        // "true" as a string counts as verified.
+        let c = jwt(
+            serde_json::json!({"iss": "https://id.example", "aud": "me", "exp": exp,
+            "sub": "3333", "email": "c@example.com", "email_verified": "true"}),
+        );
+        let c = account(&c, "me", None, now).unwrap().unwrap();
+        assert_eq!(c.label, "c@example.com");
     }
 }

@@ -34,8 +34,9 @@
 //!   [`refresh`]`(&http, &provider, &client, &refresh_token)` → [`TokenSet`] or [`OAuthError`]
 //!   `{provider, class, info}`;
 //! - [`probe`]`(&http, &provider, &client, &access_token)` → [`ProbeOutcome`];
-//!   [`probe_account`] adds the account label; [`verify_paste`]`(&http, &provider, &secret)`
-//!   → account label or [`OAuthError`];
+//!   [`probe_account`] adds the account ([`Identity`]: a stable id the pin compares and a
+//!   label for display); [`verify_paste`]`(&http, &provider, &secret)` → account or
+//!   [`OAuthError`];
 //! - [`device`]: RFC 8628 device authorization (start, poll);
 //!   [`id_token`]: the account an OpenID Connect `id_token` names (what is and is not
 //!   validated is written there); [`youtube`]: the channel a YouTube grant acts as.
@@ -54,7 +55,8 @@
 //! - `listener.rs` with `listener/sockets.rs`: the loopback listener and the sockets it
 //!   binds; `page.rs`: the browser tab's page;
 //! - `token.rs`: exchange and refresh requests, [`TokenSet`]; `http.rs`: the HTTP client;
-//! - `probe.rs`: liveness probes and paste verification; `device.rs`; `id_token.rs`;
+//! - `probe.rs`: liveness probes and paste verification; `identity.rs`: [`Identity`];
+//!   `device.rs`; `id_token.rs`;
 //! - `error.rs`: [`OAuthError`].
 
 mod authorize;
@@ -62,6 +64,7 @@ pub mod device;
 mod error;
 mod http;
 pub mod id_token;
+mod identity;
 mod listener;
 mod page;
 mod pkce;
@@ -73,6 +76,7 @@ pub use crate::provider::ErrorClass;
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, PendingAuthorization};
 pub use error::OAuthError;
 pub use http::{http_client, http_client_with_timeouts};
+pub use identity::Identity;
 pub use listener::{
     Callback, CallbackOutcome, Canceller, ListenerError, LoopbackListener, PendingCallback,
     Responder, DEFAULT_TIMEOUT,

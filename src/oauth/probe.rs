@@ -5,6 +5,7 @@
 //! credentials the caller confirms a death with one refresh test (an access token can also
 //! just have expired); for paste-kind credentials the token itself is dead.
 
+use super::identity::{stable_id, Identity};
 use super::token::{retry_after, transport_error};
 use super::{ClientCredentials, OAuthError};
 use crate::protocol::ErrorInfo;
@@ -57,14 +58,15 @@ pub async fn probe(
     probe_account(http, provider, client, token).await.0
 }
 
-/// [`probe`], plus the account label the provider named when the token is alive (GitHub
-/// login, Telegram bot username, e-mail, ...).
+/// [`probe`], plus the account the provider named when the token is alive: its stable id
+/// (GitHub `id`, OpenID `sub`, Telegram bot id, ...) and its label (GitHub login, Telegram
+/// bot username, e-mail, ...).
 pub async fn probe_account(
     http: &reqwest::Client,
     provider: &Provider,
     client: &ClientCredentials,
     token: &AccessToken,
-) -> (ProbeOutcome, Option<String>) {
+) -> (ProbeOutcome, Option<Identity>) {
     let Some(probe) = &provider.probe else {
         return (ProbeOutcome::Unsupported, None);
     };
@@ -155,7 +157,7 @@ pub async fn probe_account(
         retry,
     );
     let account = match (&outcome, &json) {
-        (ProbeOutcome::Alive, Some(j)) => account_label(probe.method, j),
+        (ProbeOutcome::Alive, Some(j)) => account(probe.method, j),
         _ => None,
     };
     tracing::debug!(provider = %provider.name, status, outcome = outcome.as_str(), "probe answered");
@@ -438,6 +440,46 @@ fn read_answer(
     }
 }
 
+/// The account a live probe's answer names. The label is read as it always was (stored
+/// pins from before ids were kept are labels, see `agent::account_pin`); a provider that
+/// gives no id is pinned on its label, one that gives no label is shown by its id.
+fn account(method: ProbeMethod, j: &Value) -> Option<Identity> {
+    let label = account_label(method, j);
+    let ids: &[&str] = match method {
+        ProbeMethod::TelegramGetMe => &["/result/id"],
+        // A user id is unique within its workspace only.
+        ProbeMethod::SlackAuthTest => {
+            return match (stable_id(j, &["/team_id"]), stable_id(j, &["/user_id"])) {
+                (Some(team), Some(user)) => Some(Identity {
+                    id: format!("{team}/{user}"),
+                    label: label.unwrap_or_else(|| format!("{team}/{user}")),
+                }),
+                _ => label.map(Identity::label_only),
+            };
+        }
+        ProbeMethod::Introspection => &["/sub"],
+        // GitHub, Spotify, Microsoft Graph, Discord, Reddit: `id`; Google tokeninfo and
+        // OpenID userinfo: `sub`; X: `data.id`; TikTok: `data.user.open_id`; Dropbox:
+        // `account_id`; Twitch: `user_id`.
+        _ => &[
+            "/id",
+            "/sub",
+            "/data/id",
+            "/data/user/open_id",
+            "/account_id",
+            "/user_id",
+        ],
+    };
+    match (stable_id(j, ids), label) {
+        (Some(id), Some(label)) => Some(Identity { id, label }),
+        (Some(id), None) => Some(Identity {
+            label: id.clone(),
+            id,
+        }),
+        (None, label) => label.map(Identity::label_only),
+    }
+}
+
 fn account_label(method: ProbeMethod, j: &Value) -> Option<String> {
     if method == ProbeMethod::TelegramGetMe {
         // The bot's id is what stays the same (a pasted token of another bot has another
@@ -476,14 +518,14 @@ fn account_label(method: ProbeMethod, j: &Value) -> Option<String> {
 
 /// Verifies a pasted secret (Telegram bot token, GitHub PAT) before it is stored: first its
 /// shape ([`Provider::paste_format`], no request made for a malformed one), then with the
-/// provider's probe. Returns the account label when the provider named one, `None` when the
+/// provider's probe. Returns the account when the provider named one, `None` when the
 /// provider has no probe. A refused token is a [`ErrorClass::Dead`] error; a malformed one
 /// is [`ErrorClass::Misconfigured`] with code `invalid_token_format`.
 pub async fn verify_paste(
     http: &reqwest::Client,
     provider: &Provider,
     secret: &AccessToken,
-) -> Result<Option<String>, OAuthError> {
+) -> Result<Option<Identity>, OAuthError> {
     // Before any request: the token goes into a URL (Telegram) and into the files the
     // agent reads, so a value that is not a token of this provider is never sent or stored.
     if let Err(why) = provider.paste_format.check(secret.secret()) {
@@ -513,5 +555,45 @@ pub async fn verify_paste(
             class: ErrorClass::Misconfigured,
             info: i,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_users_with_the_same_display_name_have_different_ids() {
+        // Spotify's /v1/me: `display_name` is chosen by the user, `id` is Spotify's.
+        let sam = |id: &str| serde_json::json!({"id": id, "display_name": "Sam"});
+        let a = account(ProbeMethod::BearerGet, &sam("sam-1")).unwrap();
+        let b = account(ProbeMethod::BearerGet, &sam("sam-2")).unwrap();
+        assert_eq!((a.label.as_str(), b.label.as_str()), ("Sam", "Sam"));
+        assert_ne!(a.id, b.id);
+        // GitHub: a renamed login keeps its numeric id.
+        let gh = account(
+            ProbeMethod::BearerGet,
+            &serde_json::json!({"login": "octocat", "id": 583231}),
+        )
+        .unwrap();
+        assert_eq!((gh.id.as_str(), gh.label.as_str()), ("583231", "octocat"));
+        let bot = account(
+            ProbeMethod::TelegramGetMe,
+            &serde_json::json!({"ok": true, "result": {"id": 7, "username": "b_bot"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (bot.id.as_str(), bot.label.as_str()),
+            ("7", "@b_bot (bot id 7)")
+        );
+        let slack = account(
+            ProbeMethod::SlackAuthTest,
+            &serde_json::json!({"ok": true, "user": "sam", "team": "T", "team_id": "T1", "user_id": "U9"}),
+        )
+        .unwrap();
+        assert_eq!(slack.id, "T1/U9");
+        // No id at all: the label is all there is, and is pinned.
+        let bare = account(ProbeMethod::BearerGet, &serde_json::json!({"login": "x"})).unwrap();
+        assert_eq!(bare, Identity::label_only("x".into()));
     }
 }

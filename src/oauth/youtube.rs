@@ -4,19 +4,19 @@
 //! stay the same across re-authorizations.
 
 use super::token::transport_error;
-use super::OAuthError;
+use super::{Identity, OAuthError};
 use crate::provider::{ChannelLookup, ErrorClass};
 use crate::secret::AccessToken;
 use serde_json::Value;
 
-/// The channel `token` acts as, as "Title (UC…)"; `None` when the answer lists none (an
-/// account without a channel).
+/// The channel `token` acts as: its id (`UC…`), labelled "Title (UC…)"; `None` when the
+/// answer lists none (an account without a channel).
 pub async fn channel(
     http: &reqwest::Client,
     provider: &str,
     lookup: &ChannelLookup,
     token: &AccessToken,
-) -> Result<Option<String>, OAuthError> {
+) -> Result<Option<Identity>, OAuthError> {
     let response = http
         .get(lookup.url.clone())
         .bearer_auth(token.secret())
@@ -40,23 +40,25 @@ pub async fn channel(
         .json()
         .await
         .map_err(|e| transport_error(provider, &e))?;
-    Ok(label(&body))
+    Ok(identity(&body))
 }
 
-/// "Title (UC…)" of the first channel in a `channels.list` answer.
-fn label(body: &Value) -> Option<String> {
+/// The id and "Title (UC…)" of the first channel in a `channels.list` answer.
+fn identity(body: &Value) -> Option<Identity> {
     let first = body.get("items")?.as_array()?.first()?;
     let id = first.get("id")?.as_str()?;
-    Some(
-        match first
-            .pointer("/snippet/title")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
-            Some(title) => format!("{title} ({id})"),
-            None => id.to_owned(),
-        },
-    )
+    let label = match first
+        .pointer("/snippet/title")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        Some(title) => format!("{title} ({id})"),
+        None => id.to_owned(),
+    };
+    Some(Identity {
+        id: id.to_owned(),
+        label,
+    })
 }
 
 #[cfg(test)]
@@ -68,11 +70,15 @@ mod tests {
     fn the_channel_is_its_title_and_id_and_an_account_without_one_names_none() {
         let answer = json!({"kind": "youtube#channelListResponse",
             "items": [{"kind": "youtube#channel", "id": "UCbrand", "snippet": {"title": "Brand Channel"}}]});
-        assert_eq!(label(&answer).as_deref(), Some("Brand Channel (UCbrand)"));
+        let brand = identity(&answer).unwrap();
+        assert_eq!(
+            (brand.id.as_str(), brand.label.as_str()),
+            ("UCbrand", "Brand Channel (UCbrand)")
+        );
         let untitled = json!({"items": [{"id": "UCx"}]});
-        assert_eq!(label(&untitled).as_deref(), Some("UCx"));
-        assert_eq!(label(&json!({"items": []})), None);
-        assert_eq!(label(&json!({"pageInfo": {"totalResults": 0}})), None);
+        assert_eq!(identity(&untitled).map(|i| i.label).as_deref(), Some("UCx"));
+        assert_eq!(identity(&json!({"items": []})), None);
+        assert_eq!(identity(&json!({"pageInfo": {"totalResults": 0}})), None);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! (`/.well-known/openid-configuration`) with RFC 8414 authorization server metadata
 //! (`/.well-known/oauth-authorization-server`) as the fallback.
 
-use super::{catalog::preset, check_endpoint, ClientAuth, PkceMode, Probe, ProbeMethod, Provider};
+use super::{
+    catalog::preset, check_endpoint, is_loopback, ClientAuth, PkceMode, Probe, ProbeMethod,
+    Provider,
+};
 use serde::Deserialize;
 use url::Url;
 
@@ -67,6 +70,7 @@ fn candidates(issuer: &Url) -> Vec<Url> {
 /// The issuer and every endpoint in its metadata must obey [`check_endpoint`] (https;
 /// http only on loopback): an issuer on plain http could be answered by anyone on the path,
 /// and a document pointing at plain-http endpoints would send codes and tokens in clear.
+/// A remote issuer's endpoints may not be on loopback either (see `from_metadata`).
 pub async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<Provider, DiscoveryError> {
     let issuer_s = issuer.as_str().trim_end_matches('/').to_owned();
     check_endpoint(issuer).map_err(|e| DiscoveryError::Invalid {
@@ -123,10 +127,20 @@ fn from_metadata(issuer: &str, meta: Metadata) -> Result<Provider, DiscoveryErro
             meta.issuer
         )));
     }
+    // Loopback is the daemon's own machine, never a remote issuer's: a document from
+    // elsewhere that points an endpoint there (plain http passes `check_endpoint` on
+    // loopback) would send codes, client secrets and tokens to whatever listens on this
+    // host. Loopback endpoints only for an issuer that is itself on loopback.
+    let issuer_is_local = Url::parse(issuer).is_ok_and(|u| is_loopback(&u));
     let parse = |field: &str, v: Option<String>| -> Result<Option<Url>, DiscoveryError> {
         v.map(|s| {
             let u = Url::parse(&s).map_err(|e| invalid(format!("{field} `{s}`: {e}")))?;
             check_endpoint(&u).map_err(|e| invalid(format!("{field}: {e}")))?;
+            if is_loopback(&u) && !issuer_is_local {
+                return Err(invalid(format!(
+                    "{field} `{u}` is on this machine (loopback) but the issuer is not; a remote issuer's endpoints must be its own (fix the metadata, or set auth_url and token_url in the credential's overrides)"
+                )));
+            }
             Ok(u)
         })
         .transpose()
@@ -191,5 +205,48 @@ mod tests {
             c[1].as_str(),
             "https://id.example/.well-known/oauth-authorization-server/tenant"
         );
+    }
+
+    fn metadata(issuer: &str, token_endpoint: &str) -> Metadata {
+        Metadata {
+            issuer: issuer.into(),
+            authorization_endpoint: Some(format!("{issuer}/auth")),
+            token_endpoint: Some(token_endpoint.into()),
+            revocation_endpoint: None,
+            device_authorization_endpoint: None,
+            introspection_endpoint: None,
+            userinfo_endpoint: None,
+            code_challenge_methods_supported: None,
+            token_endpoint_auth_methods_supported: None,
+        }
+    }
+
+    #[test]
+    fn loopback_endpoints_only_for_an_issuer_on_loopback() {
+        let remote = "https://id.example";
+        for token in [
+            "http://127.0.0.1:8200/token",
+            "http://localhost/token",
+            "http://[::1]:9/token",
+            "https://127.0.0.1/token",
+        ] {
+            match from_metadata(remote, metadata(remote, token)) {
+                Err(DiscoveryError::Invalid { reason, .. }) => {
+                    assert!(reason.contains("token_endpoint"), "{reason}");
+                    assert!(reason.contains("loopback"), "{reason}");
+                }
+                other => panic!("{token} from a remote issuer: {other:?}"),
+            }
+        }
+        let device = Metadata {
+            device_authorization_endpoint: Some("http://127.0.0.1:1/device".into()),
+            ..metadata(remote, "https://id.example/token")
+        };
+        assert!(from_metadata(remote, device).is_err());
+        assert!(from_metadata(remote, metadata(remote, "https://id.example/token")).is_ok());
+        // A test server (or an authorization server on the same machine) on loopback.
+        let local = "http://127.0.0.1:9000";
+        let p = from_metadata(local, metadata(local, "http://127.0.0.1:9000/token")).unwrap();
+        assert_eq!(p.token_url.unwrap().as_str(), "http://127.0.0.1:9000/token");
     }
 }

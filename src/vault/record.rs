@@ -35,9 +35,16 @@ pub struct Record {
     pub name: String,
     /// Provider preset name (`google`, `x`, `generic`, ...).
     pub provider: String,
-    /// Account label, when known (a channel name, an e-mail address).
+    /// Account label, when known (a channel name, an e-mail address): shown, never
+    /// compared.
     #[serde(default)]
     pub account: Option<String>,
+    /// The account's stable id at the provider (`iss sub`, a numeric user id, a channel
+    /// id), which the identity pin compares. Absent in records written before ids were
+    /// kept (their pin is `account`; see `agent::account_pin`), and left out of the file
+    /// when unknown, so such records read the same in older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// The current access token, if any.
     #[serde(default)]
     pub access_token: Option<AccessToken>,
@@ -72,6 +79,7 @@ impl Record {
             name: name.into(),
             provider: provider.into(),
             account: None,
+            account_id: None,
             access_token: None,
             refresh_token: None,
             token_type: "Bearer".into(),
@@ -93,6 +101,7 @@ impl fmt::Debug for Record {
             .field("name", &self.name)
             .field("provider", &self.provider)
             .field("account", &self.account)
+            .field("account_id", &self.account_id)
             .field("access_token", &self.access_token)
             .field("refresh_token", &self.refresh_token)
             .field("token_type", &self.token_type)

@@ -109,8 +109,16 @@ async fn the_daemon_reauthorizes_by_device_code_with_no_loopback_listener() {
     .await
     .expect("the challenge reaches the event stream within a second");
     assert_eq!(seen.last_error.unwrap().code, "human_needed");
-    hook.wait_for(&[&user_code, &verification_uri], Duration::from_secs(5))
+    let alert = hook
+        .wait_for(
+            &[&verification_uri, "\"code_waiting\":true"],
+            Duration::from_secs(5),
+        )
         .await;
+    assert!(
+        !alert.contains(&user_code),
+        "the webhook never carries the code: {alert}"
+    );
     // A second request while it runs shows the same code.
     let again: tether::protocol::CredentialHealth = a
         .post_json("/v1/credentials/github/device-reauth", None)
@@ -217,8 +225,17 @@ async fn a_dead_grant_with_reauth_device_starts_the_sign_in_by_itself_and_a_rest
         page.starts_with(&format!("{base}/device")),
         "the discovered endpoint's page: {page}"
     );
-    // The alert channel carries the code, so the owner can finish from a phone.
-    hook.wait_for(&[&code], Duration::from_secs(5)).await;
+    // The alert channel says a code is waiting and where, without the code.
+    let alert = hook
+        .wait_for(
+            &["\"code_waiting\":true", "tether challenge"],
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        !alert.contains(&code),
+        "the webhook never carries the code: {alert}"
+    );
     let file = a.dir.path().join("state/device-flow/github.json");
     assert!(file.exists(), "the sign-in in progress is on disk");
 

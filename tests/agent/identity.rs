@@ -92,6 +92,56 @@ async fn without_a_probe_the_id_token_names_the_account_and_another_one_is_refus
     );
 }
 
+#[tokio::test]
+async fn two_accounts_with_the_same_display_name_are_told_apart_by_sub() {
+    require!(util::oidc::available(), util::oidc::MISSING);
+    let oidc = OidcProvider::start(Default::default());
+    let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
+    // The userinfo probe names `name` (the label) and `sub` (the id); the twins share
+    // the name "Twin".
+    let body = oidc_credential("spotify", &oidc, "")
+        .replace(
+            r#"scopes = ["openid", "offline_access"]"#,
+            r#"scopes = ["openid", "offline_access", "profile"]"#,
+        )
+        .replace(
+            &format!(
+                "probe_url = \"{base}/token/introspection\"\nprobe_method = \"introspection\"\n"
+            ),
+            &format!("probe_url = \"{base}/me\"\nprobe_method = \"user_info\"\n"),
+        );
+    assert!(body.contains("user_info"), "{body}");
+    let a = TestAgent::start("", &body).await;
+    let (status, first) = reauth_as(&a, &oidc, "spotify", "twin-a").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["account"], "Twin",
+        "the label is what is shown: {first}"
+    );
+    let (_, token_before) = a.access_token("spotify").await;
+
+    let (status, refused) = reauth_as(&a, &oidc, "spotify", "twin-b").await;
+    assert_eq!(
+        status, 409,
+        "the same name is not the same account: {refused}"
+    );
+    assert_eq!(refused["code"], "wrong_account");
+    let msg = refused["message"].as_str().unwrap();
+    assert!(
+        msg.contains("this is Twin (id twin-b);") && msg.contains("belongs to Twin (id twin-a):"),
+        "{msg}"
+    );
+    assert_eq!(
+        a.cred("spotify").await.generation,
+        first["generation"].as_u64().unwrap(),
+        "nothing stored changed"
+    );
+    assert_eq!(a.access_token("spotify").await.1, token_before);
+
+    let (status, again) = reauth_as(&a, &oidc, "spotify", "twin-a").await;
+    assert_eq!(status, 200, "the same account again is fine: {again}");
+}
+
 pub(crate) const BOT_A: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 pub(crate) const BOT_B: &str = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbw";
 
@@ -170,6 +220,45 @@ async fn a_pasted_token_of_another_telegram_bot_is_refused_naming_both_bots() {
     let r = put(BOT_B, true).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(a.access_token("telegram").await.1["access_token"], BOT_B);
+}
+
+#[tokio::test]
+async fn a_token_for_which_the_provider_names_no_account_is_refused_on_a_pinned_credential() {
+    let (telegram, body) = two_bots();
+    const NAMELESS: &str = "555555555:CCHdqTcvCH1vGWJxfSeofSAs0K5PALDscw";
+    // Alive, but the answer names no bot: nothing says whose token this is.
+    telegram.route(
+        &format!("/bot{NAMELESS}/getMe"),
+        Answer::json(200, r#"{"ok": true, "result": {"is_bot": true}}"#),
+    );
+    let a = TestAgent::start("", &body).await;
+    let put = |secret: &str| {
+        a.req(
+            Method::PUT,
+            "/v1/credentials/telegram/secret",
+            Some(&a.device),
+        )
+        .json(&serde_json::json!({ "secret": secret }))
+        .send()
+    };
+    let r = put(BOT_A).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let first: serde_json::Value = r.json().await.unwrap();
+
+    let r = put(NAMELESS).await.unwrap();
+    assert_eq!(r.status(), 409, "an unnamed account does not pass the pin");
+    let refused: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(refused["code"], "wrong_account");
+    let msg = refused["message"].as_str().unwrap();
+    assert!(
+        msg.contains("did not name") && msg.contains("belongs to @studio_bot (bot id 123456789)"),
+        "{msg}"
+    );
+    assert_eq!(a.access_token("telegram").await.1["access_token"], BOT_A);
+    assert_eq!(
+        a.cred("telegram").await.generation,
+        first["generation"].as_u64().unwrap()
+    );
 }
 
 /// A loopback stand-in for the YouTube Data API's `channels.list?mine=true`: it asks

@@ -200,3 +200,65 @@ async fn dead_credential_notification_and_its_reauthorize_action() {
     wait_all(&mut watcher, WAIT, &[done, recovered]).await;
     watcher.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_body_reaches_dunst_escaped_for_markup() {
+    require!(
+        session_bus(),
+        "a D-Bus session bus (run the suite inside dbus-run-session)"
+    );
+    require!(
+        bus_name_owned("org.freedesktop.Notifications") && have("dbus-monitor"),
+        "dunst running on the session bus, with dbus-monitor"
+    );
+    let _desktop = crate::util::desktop_session().await;
+    let mut monitor = std::process::Command::new("dbus-monitor");
+    monitor.args([
+        "--session",
+        "interface='org.freedesktop.Notifications'",
+        "type='method_return'",
+    ]);
+    let monitor = Proc::spawn(monitor, "dbus-monitor");
+    monitor
+        .wait_line(false, Duration::from_secs(10), |l| {
+            l.contains("member=NameLost")
+        })
+        .await;
+    let desktop = DesktopNotifier::new().expect("dunst answers GetCapabilities");
+    // An error description from a provider (or an agent's words) with markup in it.
+    let notice = tether::companion::notice::Notice {
+        kind: NoticeKind::Dead,
+        agent: "studio".into(),
+        credential: Some("youtube".into()),
+        summary: "studio · youtube: dead".into(),
+        body: r#"Error: <a href="https://evil.example">accounts.google.com</a> & more"#.into(),
+        action: None,
+        urgency: tether::companion::notice::Urgency::Normal,
+    };
+    let (actions, _rx) = tether::companion::notifier::ActionSender::channel();
+    tether::companion::notifier::Notifier::notify(&desktop, &notice, &actions)
+        .expect("dunst shows it");
+    monitor
+        .wait_line(false, Duration::from_secs(10), |l| {
+            l.contains("member=Notify")
+        })
+        .await;
+    let escaped = "Error: &lt;a href=&quot;https://evil.example&quot;&gt;accounts.google.com&lt;/a&gt; &amp; more";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = monitor.stdout();
+        if text.contains(escaped) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dunst (body-markup) gets the body escaped:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !monitor.stdout().contains("<a href"),
+        "{}",
+        monitor.stdout()
+    );
+}

@@ -518,8 +518,25 @@ def main():
         code_box = wd.find("#pair-code")
         wait_for("the link in the pair dialog", lambda: wd.s("GET", f"/element/{code_box}/property/value") == link,
                  timeout=15)
+        # It says a link from another program opened it, and where that link points in
+        # words: the daemon's host and port, and the certificate in groups of four.
+        daemon_url = urllib.parse.urlsplit(urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["url"][0])
+        origin = wd.find("#pair-origin")
+        wait_for("the link's words", lambda: "Opened by a link from another program." in wd.text(origin), timeout=15)
+        words = wd.text(origin)
+        assert f"the agent at {daemon_url.hostname}:{daemon_url.port}" in words, words
+        assert "certificate sha256 " in words and len(words.split("sha256 ")[1].split(")")[0].split()) == 16, words
+        log(f"the pair dialog says: {words}")
+        # A code the owner is entering is never replaced by a link that arrives meanwhile.
+        typed = "tether://pair?url=https%3A%2F%2Fthe-owners-agent.example&fp=&secret=typed"
+        wd.type("#pair-code", typed)
+        other = daemon.pairing_code()
+        third = subprocess.run([TRAY, other], env=env, capture_output=True, text=True, timeout=30)
+        assert third.returncode == 0, third.stderr
+        wait_for("the notice that the typed code was kept", lambda: "was kept" in wd.text(origin), timeout=15)
+        assert wd.s("GET", f"/element/{code_box}/property/value") == typed, "the owner's code was replaced"
         wd.click("#pair-dialog [data-close]")
-        log("second launch handed its pairing link to the first instance and exited")
+        log("second launch handed its pairing link to the first instance and exited; a later link kept the owner's code")
 
         # Closing the window (as a window manager's close button does) destroys it; the app
         # lives on in the tray, and the menu's "Open Tether" builds a new window.

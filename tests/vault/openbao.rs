@@ -375,6 +375,66 @@ fn openbao_over_tls_with_a_ca_file_and_approle_login() {
     assert_eq!(h.code.as_deref(), Some("unreachable"), "{h:?}");
 }
 
+/// The live tokens that AppRole logins made (root lists every accessor and looks each up).
+fn approle_tokens(bao: &Bao) -> usize {
+    let (s, b) = bao.api("LIST", "auth/token/accessors", None);
+    assert_eq!(s, 200, "{b}");
+    b["data"]["keys"]
+        .as_array()
+        .expect("accessors")
+        .iter()
+        .filter(|a| {
+            let (_, t) = bao.api(
+                "POST",
+                "auth/token/lookup-accessor",
+                Some(serde_json::json!({ "accessor": a })),
+            );
+            t["data"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("auth/approle/login"))
+        })
+        .count()
+}
+
+#[test]
+fn openbao_approle_logs_in_again_once_per_token_and_revokes_the_refused_one() {
+    require!(openbao::available(), openbao::MISSING);
+    let bao = Bao::start();
+    // Reads only: every write is refused by the policy, however often it logs in.
+    let (s, b) = bao.api(
+        "PUT",
+        "sys/policies/acl/reader",
+        Some(serde_json::json!({ "policy": r#"path "secret/data/team/*" { capabilities = ["read"] }"# })),
+    );
+    assert!(s == 204 || s == 200, "{s} {b}");
+    let (role_id, secret_id) = bao.approle("reader", "reader");
+    let mut cfg = bao.location_config("team");
+    cfg.token_file = None;
+    cfg.approle = Some(AppRoleConfig {
+        role_id_file: role_id,
+        secret_id_file: secret_id,
+        mount: "approle".into(),
+    });
+    let client = KvClient::new(&cfg).unwrap();
+    let data = serde_json::json!({"record": "x"});
+    // A read works: the token is proven.
+    assert_eq!(client.read("team/youtube", None).unwrap(), None);
+    assert_eq!(approle_tokens(&bao), 1);
+    // The first refusal of a proven token logs in again once and revokes the old token;
+    // the new one is refused too, so the next ten writes log in no more.
+    for _ in 0..10 {
+        let e = client.write("team/youtube", &data, None).unwrap_err();
+        assert!(e.to_string().contains("permission denied"), "{e}");
+    }
+    assert_eq!(
+        approle_tokens(&bao),
+        1,
+        "one token alive: the refused one was revoked and no login followed"
+    );
+    // Reads still work with the new token.
+    assert_eq!(client.read("team/youtube", None).unwrap(), None);
+}
+
 #[test]
 fn openbao_secrets_redact_in_debug() {
     let t = tether::secret::OpenBaoToken::new("s.SECRETTOKEN");

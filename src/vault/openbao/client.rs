@@ -6,6 +6,7 @@
 //! never call it on an async runtime thread.
 
 use super::config::{AppRoleConfig, OpenBaoConfig};
+use super::relogin::{LoginState, OnDenied};
 use crate::secret::{AppRoleSecretId, OpenBaoToken};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
@@ -112,7 +113,16 @@ pub struct KvClient {
     address: String,
     mount: String,
     login: Login,
-    token: Mutex<Option<OpenBaoToken>>,
+    held: Mutex<Held>,
+}
+
+/// The token in use and the logins so far (see `relogin` for when another is allowed).
+#[derive(Default)]
+struct Held {
+    token: Option<OpenBaoToken>,
+    logins: LoginState,
+    /// Why the last login failed, while backing off after it.
+    last_refusal: Option<String>,
 }
 
 enum Login {
@@ -170,7 +180,7 @@ impl KvClient {
             base,
             mount: cfg.mount.trim_matches('/').to_string(),
             login,
-            token: Mutex::new(None),
+            held: Mutex::new(Held::default()),
         })
     }
 
@@ -191,18 +201,76 @@ impl KvClient {
             .expect("a checked base url joins a plain path")
     }
 
-    fn token(&self) -> Result<OpenBaoToken, KvError> {
-        let mut held = self.token.lock();
-        if let Some(t) = held.as_ref() {
-            return Ok(t.clone());
+    /// The token to use and the login it came from; logs in when none is held, unless the
+    /// last logins did not help and the wait is not over.
+    fn token(&self) -> Result<(OpenBaoToken, u64), KvError> {
+        let mut held = self.held.lock();
+        if let Some(t) = held.token.as_ref() {
+            return Ok((t.clone(), held.logins.generation));
         }
-        let t = self.login()?;
-        *held = Some(t.clone());
-        Ok(t)
+        let now = std::time::Instant::now();
+        if let Err(left) = held.logins.may_login(now) {
+            return Err(KvError::Login {
+                address: self.address.clone(),
+                detail: format!(
+                    "the last login did not help ({}); the next is tried in {} s. Check the daemon's policy (dist/openbao-policy.hcl) and login settings",
+                    held.last_refusal
+                        .as_deref()
+                        .unwrap_or("its token was denied at once"),
+                    left.as_secs().max(1)
+                ),
+            });
+        }
+        // Under the lock: concurrent requests wait for one login instead of each making
+        // their own.
+        let t = match self.login() {
+            Ok(t) => t,
+            // No answer says nothing about the login; the next request tries again.
+            Err(e @ KvError::Unreachable { .. }) => return Err(e),
+            Err(e) => {
+                held.logins.logged_in(false, now);
+                held.last_refusal = Some(match &e {
+                    KvError::Login { detail, .. } => detail.clone(),
+                    other => other.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        held.logins.logged_in(true, now);
+        held.last_refusal = None;
+        held.token = Some(t.clone());
+        Ok((t, held.logins.generation))
     }
 
-    fn forget_token(&self) {
-        *self.token.lock() = None;
+    /// Revokes a token this client obtained by AppRole login and no longer uses, so
+    /// replaced tokens do not stay valid until their TTL. Best effort: the token may have
+    /// expired already, which is why it was replaced. A token from a file or the
+    /// environment is the operator's and is left alone.
+    fn revoke_self(&self, old: OpenBaoToken) {
+        if !matches!(self.login, Login::AppRole(_)) {
+            return;
+        }
+        let sent = self
+            .http
+            .post(self.url("auth/token/revoke-self"))
+            .header("X-Vault-Token", old.secret())
+            .header("X-Vault-Request", "true")
+            .send();
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::debug!(address = %self.address, "revoked the replaced OpenBao token")
+            }
+            Ok(r) => tracing::debug!(
+                address = %self.address,
+                status = r.status().as_u16(),
+                "the replaced OpenBao token was not revoked (it may have expired)"
+            ),
+            Err(e) => tracing::debug!(
+                address = %self.address,
+                "the replaced OpenBao token was not revoked: {}",
+                crate::report::chain(&e)
+            ),
+        }
     }
 
     fn login(&self) -> Result<OpenBaoToken, KvError> {
@@ -264,9 +332,10 @@ impl KvClient {
         }
     }
 
-    /// Sends one request with the token; on a 403 logs in again once (a rotated token
-    /// file, an expired AppRole token). Returns the status and the JSON body (`Null` when
-    /// empty).
+    /// Sends one request with the token; on a 403 logs in again when `relogin` allows it
+    /// (a rotated token file, an expired AppRole token; never in a loop when the policy
+    /// refuses), revoking the refused AppRole token, and tries once more. Returns the
+    /// status and the JSON body (`Null` when empty).
     fn send(
         &self,
         method: reqwest::Method,
@@ -275,7 +344,7 @@ impl KvClient {
         op: &'static str,
     ) -> Result<(u16, Value), KvError> {
         for attempt in 0..2 {
-            let token = self.token()?;
+            let (token, generation) = self.token()?;
             let mut req = self
                 .http
                 .request(method.clone(), self.url(api_path))
@@ -292,18 +361,33 @@ impl KvClient {
             } else {
                 serde_json::from_str(&text).unwrap_or(Value::Null)
             };
-            if status == 403 && attempt == 0 {
-                self.forget_token();
-                continue;
+            if status != 403 {
+                self.held.lock().logins.answered(generation);
+                return Ok((status, value));
             }
-            if status == 403 {
-                return Err(KvError::Denied {
-                    address: self.address.clone(),
-                    op,
-                    path: api_path.to_string(),
-                });
+            let (decision, refused) = {
+                let mut held = self.held.lock();
+                let d = held.logins.denied(generation, std::time::Instant::now());
+                let refused = if d == OnDenied::Relogin {
+                    held.token.take()
+                } else {
+                    None
+                };
+                (d, refused)
+            };
+            if let Some(old) = refused {
+                self.revoke_self(old);
             }
-            return Ok((status, value));
+            match decision {
+                OnDenied::Retry | OnDenied::Relogin if attempt == 0 => continue,
+                _ => {
+                    return Err(KvError::Denied {
+                        address: self.address.clone(),
+                        op,
+                        path: api_path.to_string(),
+                    })
+                }
+            }
         }
         unreachable!("the loop returns on its second attempt")
     }

@@ -4,7 +4,8 @@
 //! - [`config`]: `[[vault.locations]] kind = "openbao"` (address, mount, prefix, login,
 //!   CA file, HA lease settings);
 //! - [`client`]: a small blocking KV v2 client over reqwest (token or AppRole login,
-//!   check-and-set writes, versions, capabilities);
+//!   check-and-set writes, versions, capabilities); `relogin`: when it may log in again
+//!   after a 403 (once per token, then backing off) — the refused AppRole token is revoked;
 //! - [`location`]: the [`Location`](crate::vault::Location) over it: one secret per
 //!   credential, one version per generation, check-and-set commits.
 //!
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod config;
 pub mod location;
+mod relogin;
 
 pub use client::{KvClient, KvError};
 pub use config::{AppRoleConfig, LocationConfig, OpenBaoConfig};
