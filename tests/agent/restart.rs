@@ -16,6 +16,8 @@ pub(super) struct Running {
     pub(super) child: Child,
     pub(super) base: String,
     pub(super) http: reqwest::Client,
+    /// The daemon certificate's SHA-256 fingerprint, as printed.
+    pub(super) fingerprint: String,
 }
 
 impl Drop for Running {
@@ -70,10 +72,12 @@ pub(super) fn spawn(config: &std::path::Path) -> Running {
     let (base, fp) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("daemon starts and prints its address");
+    let fingerprint = fp.expect("fingerprint printed before listening");
     Running {
         child,
         base,
-        http: pinned_client(&fp.expect("fingerprint printed before listening")),
+        http: pinned_client(&fingerprint),
+        fingerprint,
     }
 }
 
