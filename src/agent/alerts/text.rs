@@ -26,6 +26,9 @@ pub enum AlertKind {
     /// Every vault location holds every credential again.
     #[serde(rename = "vault_recovered")]
     VaultRecovered,
+    /// An output file was wiped or damaged and is restored (at most hourly per file).
+    #[serde(rename = "output_wiped")]
+    OutputWiped,
     /// `tether agent alerts test`: nothing is wrong; the channel is being tried.
     Test,
 }
@@ -40,6 +43,7 @@ impl AlertKind {
             AlertKind::Reminder => "reminder",
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
+            AlertKind::OutputWiped => "output_wiped",
             AlertKind::Test => "test",
         }
     }
@@ -210,6 +214,17 @@ impl Alert {
                 ));
                 format!("tether: vault trouble on agent {}", self.agent)
             }
+            AlertKind::OutputWiped => {
+                let file = self.detail.as_deref().unwrap_or("an output file");
+                lines.push(format!(
+                    "{file} (credential {}) on agent {} was wiped or damaged at {since} and is restored from the vault. Something on that server deletes or overwrites it: find it (a clean-up job, a deploy, the agent itself). Further wipes of this file within the hour are restored without another alert.",
+                    self.credential, self.agent
+                ));
+                format!(
+                    "tether: {file} on agent {} was wiped and restored",
+                    self.agent
+                )
+            }
             AlertKind::VaultRecovered => {
                 let detail = self.detail.as_deref().unwrap_or("every location works");
                 lines.push(format!(
@@ -248,7 +263,10 @@ impl Alert {
         if let Some(p) = &self.pending {
             if !matches!(
                 self.kind,
-                AlertKind::Test | AlertKind::VaultTrouble | AlertKind::VaultRecovered
+                AlertKind::Test
+                    | AlertKind::VaultTrouble
+                    | AlertKind::VaultRecovered
+                    | AlertKind::OutputWiped
             ) {
                 lines.push(format!(
                     "{}.",
