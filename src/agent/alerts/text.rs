@@ -113,7 +113,7 @@ impl Alert {
         }
     }
 
-    /// A vault alert (`VaultTrouble` or `VaultRecovered`) about agent `agent`.
+    /// A vault alert (`VaultTrouble`, `VaultRecovered`, `OutputWiped`) about agent `agent`.
     pub fn vault(
         agent: &str,
         kind: AlertKind,
@@ -434,6 +434,32 @@ mod tests {
             "{}",
             t.body
         );
+        assert!(
+            !t.body.contains("refused") && !t.body.contains("Fix:"),
+            "{}",
+            t.body
+        );
+    }
+
+    #[test]
+    fn a_wipe_alert_names_the_file_and_says_it_is_restored_and_said_once_an_hour() {
+        let mut a = Alert::vault(
+            "studio",
+            AlertKind::OutputWiped,
+            "/home/agent/yt/token.json".into(),
+            None,
+            Utc::now(),
+        );
+        a.credential = "youtube".into();
+        let t = a.render();
+        assert_eq!(
+            t.title,
+            "tether: /home/agent/yt/token.json on agent studio was wiped and restored"
+        );
+        assert!(t.body.contains("credential youtube"), "{}", t.body);
+        assert!(t.body.contains("restored from the vault"), "{}", t.body);
+        assert!(t.body.contains("within the hour"), "{}", t.body);
+        // Nothing is dead: no refused requests, no re-authorization.
         assert!(
             !t.body.contains("refused") && !t.body.contains("Fix:"),
             "{}",
