@@ -3,6 +3,7 @@
 
 use super::api_error::ApiFailure;
 use super::auth::{Principal, Role};
+use super::conn_limit::Slot;
 use super::Daemon;
 use crate::protocol::{valid_credential_name, ErrorCode, MAX_BODY_BYTES};
 use axum::extract::rejection::BytesRejection;
@@ -46,6 +47,11 @@ pub(crate) fn authenticate(
             Some("pair again (`tether agent pair`) or make a new agent token"),
         )
     })?;
+    // A valid token, whatever its role: the connection belongs to a principal and keeps
+    // its place (see `conn_limit`).
+    if let Some(slot) = parts.extensions.get::<Arc<Slot>>() {
+        slot.authenticated();
+    }
     if p.role != role {
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,

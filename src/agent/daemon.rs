@@ -62,9 +62,11 @@ pub struct Daemon {
     pub(super) repaired: Mutex<Vec<String>>,
     /// Open connections and their caps.
     pub(super) connections: Arc<super::conn_limit::Limiter>,
-    /// True once every output directory is watched (`file_watch`): probes then skip their
-    /// own output check.
+    /// True while every output directory is watched, itself or through an ancestor
+    /// (`file_watch`): probes then skip their own output check.
     pub(super) outputs_watched: std::sync::atomic::AtomicBool,
+    /// Tells `file_watch` that the outputs changed (a reload): it re-arms its watches.
+    pub(super) outputs_rearm: tokio::sync::Notify,
     /// True once every vault location is watched (`file_watch`): the periodic vault check
     /// then looks at free space only, with a full stamp check every few rounds.
     pub(super) vault_watched: std::sync::atomic::AtomicBool,
@@ -243,6 +245,7 @@ impl Daemon {
             wipe_notices: Mutex::new(std::collections::HashMap::new()),
             connections: Arc::default(),
             outputs_watched: std::sync::atomic::AtomicBool::new(false),
+            outputs_rearm: tokio::sync::Notify::new(),
             vault_watched: std::sync::atomic::AtomicBool::new(false),
             vault_watch,
             lease,

@@ -35,7 +35,8 @@
 //! - [`challenge_news`]: the pure rule of whether a posted challenge is news to the
 //!   owner (alert) or an update of what the companion shows.
 //! - [`scopes`]: the granted scopes against the configured ones (a gap is `degraded`);
-//! - [`file_watch`]: inotify on outputs and vault locations (wiped files restored at once);
+//! - [`file_watch`]: inotify on outputs and vault locations, missing directories through
+//!   their nearest existing ancestor (wiped files restored at once);
 //! - [`lease`]: the HA lease in OpenBao (one refresher per credential among daemons
 //!   sharing it) and the follower's way of serving;
 //! - [`intent`]: durable notes of refresh tokens being spent (a cut rotation is never
@@ -44,7 +45,7 @@
 //! - [`checker`]: the task per credential that follows the schedule, and the daemon's chores;
 //! - [`api`]: the axum routes and handlers; [`api_error`]: `OpError` → status and JSON
 //!   error; [`api_extract`]: bearer roles, bodies, credential names; [`server`]: TLS, background tasks, graceful shutdown;
-//!   [`conn_limit`]: global and per-address connection caps;
+//!   [`conn_limit`]: connection caps that keep places for token holders;
 //! - [`vault_watch`]: the vault's own cadence (cheap check every few seconds, repairs at
 //!   once), the output check, and the vault's health, events and alerts;
 //! - [`metrics`]: Prometheus counters and the `/metrics` text; [`alerts`]: fallback alert

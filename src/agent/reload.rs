@@ -238,12 +238,6 @@ impl Daemon {
             }
         }
         *self.alerter.write() = (!alerter.is_empty()).then(|| Arc::new(alerter));
-        if outputs_moved {
-            // The file watch covers the directories it saw at start; probes check the
-            // outputs themselves again until the next start.
-            self.outputs_watched
-                .store(false, std::sync::atomic::Ordering::Relaxed);
-        }
         let v = self.vault.clone();
         match tokio::task::spawn_blocking(move || v.set_outputs(outputs))
             .await
@@ -251,6 +245,10 @@ impl Daemon {
         {
             Ok(_) => {}
             Err(e) => tracing::warn!("after the reload, some output files failed to render: {e}"),
+        }
+        if outputs_moved {
+            // The file watch re-arms for the new directories (and checks the outputs).
+            self.outputs_rearm.notify_one();
         }
         Ok(report)
     }

@@ -186,8 +186,8 @@ fn spawn_acceptor(
                     }
                 },
             };
-            // Over the caps: the oldest never-served connection makes room (or, when every
-            // place is held by a served connection, this one is closed at once).
+            // Over the caps: an unauthenticated connection makes room (or, when every
+            // place it could take is held by authenticated ones, this one is closed at once).
             let Some(admitted) = limiter.admit(addr.ip()) else {
                 tracing::debug!("connection from {addr} refused: every connection place is in use");
                 continue;
@@ -226,7 +226,9 @@ fn spawn_acceptor(
 }
 
 /// Serves one connection with hyper: headers must arrive within `header_timeout`; when
-/// `close` turns true the connection finishes the request in flight and closes.
+/// `close` turns true the connection finishes the request in flight and closes. An
+/// unauthenticated connection is closed after its last allowed request or at the end of
+/// its lifetime (see [`super::conn_limit`]).
 async fn serve_conn(
     conn: Conn,
     addr: SocketAddr,
@@ -237,12 +239,26 @@ async fn serve_conn(
 ) {
     use tower::ServiceExt;
     let slot = admitted.slot.clone();
-    let served = slot.clone();
+    let for_requests = slot.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        served.served();
+        let slot = for_requests.clone();
+        slot.request();
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(PeerAddr(addr)));
-        app.clone().oneshot(req.map(axum::body::Body::new))
+        // The bearer-token check marks the connection authenticated through this.
+        req.extensions_mut().insert(slot.clone());
+        let app = app.clone();
+        async move {
+            let mut resp = app.oneshot(req.map(axum::body::Body::new)).await?;
+            if !slot.may_keep_alive() {
+                // hyper closes the connection after a response that says so.
+                resp.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -250,18 +266,30 @@ async fn serve_conn(
         .header_read_timeout(header_timeout);
     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(conn), svc);
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
+    let finish = tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
                 tracing::debug!("connection from {addr} ended: {e}");
             }
+            false
         }
-        _ = async { let _ = close.wait_for(|v| *v).await; } => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+        _ = async { let _ = close.wait_for(|v| *v).await; } => true,
+        _ = slot.lifetime_over() => {
+            tracing::debug!("closing unauthenticated connection from {addr}: it reached its lifetime");
+            true
         }
-        // Chosen to make room for a new connection: it never sent a request.
-        _ = slot.evicted() => tracing::debug!("closed idle connection from {addr} to make room"),
+        // Chosen to make room for a new connection.
+        _ = slot.evicted() => {
+            tracing::debug!("closed unauthenticated connection from {addr} to make room");
+            false
+        }
+    };
+    if finish {
+        conn.as_mut().graceful_shutdown();
+        tokio::select! {
+            _ = conn => {}
+            _ = slot.evicted() => {}
+        }
     }
     drop(admitted);
 }

@@ -11,7 +11,8 @@
 //!   sent as an event too.
 //!
 //! - the output check ([`Daemon::check_outputs`]): wiped or damaged output files are
-//!   re-rendered, and the owner hears about each at most every [`WIPE_NOTICE_EVERY`].
+//!   re-rendered, and the owner hears about each at most every [`WIPE_NOTICE_EVERY`]:
+//!   a vault event (the companion's notice) and an `output_wiped` alert.
 //!
 //! Problems that persist (a full disk) are logged when they appear and when they go, not
 //! at every check.
@@ -206,29 +207,48 @@ impl Daemon {
         })
         .await;
         match res {
-            Ok(Ok(paths)) if !paths.is_empty() => {
-                let at = chrono::Local::now().format("%H:%M");
-                let mut news = Vec::new();
-                for p in &paths {
-                    let line = format!(
-                        "{} was wiped or damaged at {at} and restored from the vault",
-                        p.display()
-                    );
-                    // Something on the server keeps wiping it: the owner hears it once an
-                    // hour per file, the log every time.
-                    if self.wipe_notice_due(p) {
-                        news.push(line);
-                    } else {
-                        tracing::info!("vault: {line}");
-                    }
-                }
-                // One event (and so one notice) per file: an event names one repair.
-                for line in news {
-                    self.add_repaired([line]);
-                }
-            }
+            Ok(Ok(paths)) => self.outputs_restored(&paths),
             Ok(Err(e)) => tracing::warn!("output check failed: {e}"),
-            _ => {}
+            Err(_) => tracing::warn!("output check task failed"),
+        }
+    }
+
+    /// Tells the owner that the output files at `paths` were wiped or damaged and are
+    /// restored: every time in the log, at most once per [`WIPE_NOTICE_EVERY`] per file
+    /// as a vault event (the companion's notice) and an alert on every channel.
+    fn outputs_restored(self: &Arc<Self>, paths: &[std::path::PathBuf]) {
+        if paths.is_empty() {
+            return;
+        }
+        let at = chrono::Local::now().format("%H:%M");
+        let outputs = self.vault.outputs();
+        for p in paths {
+            let line = format!(
+                "{} was wiped or damaged at {at} and restored from the vault",
+                p.display()
+            );
+            // Something on the server keeps wiping it: the owner hears it once an hour per
+            // file, the log every time.
+            if !self.wipe_notice_due(p) {
+                tracing::info!("vault: {line}");
+                continue;
+            }
+            // One event (and so one notice) per file: an event names one repair.
+            self.add_repaired([line]);
+            let credential = outputs
+                .iter()
+                .find(|o| &o.path == p)
+                .map(|o| o.credential.clone())
+                .unwrap_or_default();
+            let mut alert = Alert::vault(
+                &self.config.name,
+                AlertKind::OutputWiped,
+                p.display().to_string(),
+                None,
+                Utc::now(),
+            );
+            alert.credential = credential;
+            self.send_alert(alert);
         }
     }
 
@@ -287,13 +307,9 @@ impl Daemon {
     pub(crate) fn take_reconcile_report(self: &Arc<Self>, report: &crate::vault::ReconcileReport) {
         let mut lines: Vec<String> = report.repairs.iter().map(|r| r.to_string()).collect();
         lines.extend(report.quarantined.iter().map(|q| q.to_string()));
-        lines.extend(
-            report
-                .outputs
-                .iter()
-                .map(|p| format!("re-rendered output {}", p.display())),
-        );
         self.add_repaired(lines);
+        // An output the full reconcile had to re-render was wiped like any other.
+        self.outputs_restored(&report.outputs);
         self.vault_watch.problems(&report.problems);
     }
 

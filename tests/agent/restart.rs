@@ -18,6 +18,8 @@ pub(super) struct Running {
     pub(super) http: reqwest::Client,
     /// Every line the daemon wrote to stderr so far (its log).
     pub(super) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The daemon certificate's SHA-256 fingerprint, as printed.
+    pub(super) fingerprint: String,
 }
 
 impl Drop for Running {
@@ -80,10 +82,12 @@ pub(super) fn spawn_logging(config: &std::path::Path, level: &str) -> Running {
     let (base, fp) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("daemon starts and prints its address");
+    let fingerprint = fp.expect("fingerprint printed before listening");
     Running {
         child,
         base,
-        http: pinned_client(&fp.expect("fingerprint printed before listening")),
+        http: pinned_client(&fingerprint),
+        fingerprint,
         log,
     }
 }

@@ -26,6 +26,9 @@ pub enum AlertKind {
     /// Every vault location holds every credential again.
     #[serde(rename = "vault_recovered")]
     VaultRecovered,
+    /// An output file was wiped or damaged and is restored (at most hourly per file).
+    #[serde(rename = "output_wiped")]
+    OutputWiped,
     /// `tether agent alerts test`: nothing is wrong; the channel is being tried.
     Test,
     /// The credential died and recovered several times in a short while: one alert says
@@ -43,6 +46,7 @@ impl AlertKind {
             AlertKind::Reminder => "reminder",
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
+            AlertKind::OutputWiped => "output_wiped",
             AlertKind::Test => "test",
             AlertKind::Flapping => "flapping",
         }
@@ -117,7 +121,7 @@ impl Alert {
         }
     }
 
-    /// A vault alert (`VaultTrouble` or `VaultRecovered`) about agent `agent`.
+    /// A vault alert (`VaultTrouble`, `VaultRecovered`, `OutputWiped`) about agent `agent`.
     pub fn vault(
         agent: &str,
         kind: AlertKind,
@@ -243,6 +247,17 @@ impl Alert {
                 ));
                 format!("tether: vault trouble on agent {}", self.agent)
             }
+            AlertKind::OutputWiped => {
+                let file = self.detail.as_deref().unwrap_or("an output file");
+                lines.push(format!(
+                    "{file} (credential {}) on agent {} was wiped or damaged at {since} and is restored from the vault. Something on that server deletes or overwrites it: find it (a clean-up job, a deploy, the agent itself). Further wipes of this file within the hour are restored without another alert.",
+                    self.credential, self.agent
+                ));
+                format!(
+                    "tether: {file} on agent {} was wiped and restored",
+                    self.agent
+                )
+            }
             AlertKind::VaultRecovered => {
                 let detail = self.detail.as_deref().unwrap_or("every location works");
                 lines.push(format!(
@@ -281,7 +296,10 @@ impl Alert {
         if let Some(p) = &self.pending {
             if !matches!(
                 self.kind,
-                AlertKind::Test | AlertKind::VaultTrouble | AlertKind::VaultRecovered
+                AlertKind::Test
+                    | AlertKind::VaultTrouble
+                    | AlertKind::VaultRecovered
+                    | AlertKind::OutputWiped
             ) {
                 lines.push(format!(
                     "{}.",
@@ -485,6 +503,32 @@ mod tests {
             "{}",
             t.body
         );
+        assert!(
+            !t.body.contains("refused") && !t.body.contains("Fix:"),
+            "{}",
+            t.body
+        );
+    }
+
+    #[test]
+    fn a_wipe_alert_names_the_file_and_says_it_is_restored_and_said_once_an_hour() {
+        let mut a = Alert::vault(
+            "studio",
+            AlertKind::OutputWiped,
+            "/home/agent/yt/token.json".into(),
+            None,
+            Utc::now(),
+        );
+        a.credential = "youtube".into();
+        let t = a.render();
+        assert_eq!(
+            t.title,
+            "tether: /home/agent/yt/token.json on agent studio was wiped and restored"
+        );
+        assert!(t.body.contains("credential youtube"), "{}", t.body);
+        assert!(t.body.contains("restored from the vault"), "{}", t.body);
+        assert!(t.body.contains("within the hour"), "{}", t.body);
+        // Nothing is dead: no refused requests, no re-authorization.
         assert!(
             !t.body.contains("refused") && !t.body.contains("Fix:"),
             "{}",
