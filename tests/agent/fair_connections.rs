@@ -256,3 +256,78 @@ async fn a_healthz_flood_from_two_addresses_does_not_lock_out_the_agent_or_the_c
     );
     let _ = flooding.join();
 }
+
+/// Reads one HTTP/1.1 response (headers and a `content-length` body) from `s`; `None` when
+/// the daemon closed the connection instead.
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().expect("a length"))
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(head);
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Sends `GET path` (with `token`) on the connection and reads the response's head.
+async fn ask<S>(s: &mut S, path: &str, token: Option<&str>) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    s.flush().await.ok()?;
+    read_response(s).await
+}
+
+#[tokio::test]
+async fn an_unauthenticated_connection_ends_at_its_request_cap_and_a_token_lifts_it() {
+    use tether::agent::conn_limit::MAX_UNAUTHENTICATED_REQUESTS;
+    let a = super::harness::TestAgent::start("", "").await;
+    let mut s = super::hostile::raw_tls(&a).await;
+    for i in 1..=MAX_UNAUTHENTICATED_REQUESTS {
+        let head = ask(&mut s, "/healthz", None)
+            .await
+            .unwrap_or_else(|| panic!("request {i} answered"));
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(
+            head.contains("connection: close"),
+            i == MAX_UNAUTHENTICATED_REQUESTS,
+            "request {i}: {head}"
+        );
+    }
+    assert_eq!(
+        ask(&mut s, "/healthz", None).await,
+        None,
+        "the daemon closed the connection after the cap"
+    );
+    // One request with a valid token (the route's role does not matter) and the same
+    // connection may go on asking.
+    let mut s = super::hostile::raw_tls(&a).await;
+    let head = ask(&mut s, "/v1/health", Some(&a.device)).await.unwrap();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    for i in 0..2 * MAX_UNAUTHENTICATED_REQUESTS {
+        let head = ask(&mut s, "/healthz", None)
+            .await
+            .unwrap_or_else(|| panic!("request {i} after the token answered"));
+        assert!(!head.contains("connection: close"), "request {i}: {head}");
+    }
+}

@@ -119,7 +119,9 @@ async fn a_post_that_is_not_json_gets_415_and_spends_nothing() {
 }
 
 /// A raw TLS connection to the test daemon (pinned like every client).
-async fn raw_tls(a: &TestAgent) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+pub(super) async fn raw_tls(
+    a: &TestAgent,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let fp = &a.daemon.tls().expect("tls on").fingerprint;
     let cfg = tether::pin::pinned_tls_config(fp).unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));

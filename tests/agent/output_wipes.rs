@@ -1,7 +1,7 @@
 //! Output files watched from the start: a daemon started before the directories of its
 //! output files exist (they are made by the first render) restores every wiped output at
 //! once, in every phase (after the first grant, after a refresh, after its directory was
-//! deleted), and tells the owner once per file: one `output_wiped` alert on the webhook and
+//! deleted, after a reload moved it into a new directory), and tells the owner once per file: one `output_wiped` alert on the webhook and
 //! one line in health's `repaired` (what the companion shows). Real daemon over HTTPS, a
 //! grant from the real oidc-provider, a webhook receiver on loopback.
 
@@ -62,8 +62,9 @@ async fn outputs_whose_directory_appears_after_start_are_restored_at_once_and_re
         home.join("out").join("token.json"),
         home.join("deeper").join("still").join("yt.env"),
     ];
-    let extra = format!(
-        r#"probe_interval = "1h"
+    let body = |files: &[PathBuf; 2]| {
+        let extra = format!(
+            r#"probe_interval = "1h"
 refresh_interval = "1h"
 [[credentials.outputs]]
 path = "{}"
@@ -74,17 +75,19 @@ format = "env"
 access_var = "YT_ACCESS"
 refresh_var = "YT_REFRESH"
 "#,
-        files[0].display(),
-        files[1].display()
-    );
-    let body = format!(
-        "{}\n[alerts]\nreminder_interval = \"1h\"\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
-        oidc_credential("yt", &oidc, &extra),
-        hook.url
-    );
+            files[0].display(),
+            files[1].display()
+        );
+        format!(
+            "{}\n[alerts]\nreminder_interval = \"1h\"\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+            oidc_credential("yt", &oidc, &extra),
+            hook.url
+        )
+    };
+    let head = "vault_check_interval = \"1h\"";
     // The periodic vault check and the probes are an hour away: only the watch can
     // restore anything here.
-    let a = TestAgent::start_in(dir, "vault_check_interval = \"1h\"", &body, |_| {}).await;
+    let a = TestAgent::start_in(dir, head, &body(&files), |_| {}).await;
     assert!(
         !home.exists(),
         "the outputs' directories do not exist at start"
@@ -164,6 +167,19 @@ refresh_var = "YT_REFRESH"
             t,
         ));
     }
+    // Phase 4: a reload moves the first output into a directory that does not exist yet.
+    let moved = home.join("moved").join("token.json");
+    let new_files = [moved.clone(), files[1].clone()];
+    let text = super::harness::config_head(a.dir.path(), head) + &body(&new_files);
+    std::fs::write(a.config_path(), text).unwrap();
+    let cfg = tether::agent::config::parse(&a.config_path()).expect("the new config parses");
+    a.daemon.reload(cfg).await.expect("the reload applies");
+    let moved_good = std::fs::read(&moved).expect("the reload rendered the moved output");
+    for how in ["truncate", "delete", "garble"] {
+        wipe(&moved, how);
+        let t = restored(&moved, &moved_good, how).await;
+        times.push((format!("{how} after a reload moved token.json"), t));
+    }
     for (what, t) in &times {
         println!("restored in {:>7.1} ms: {what}", t.as_secs_f64() * 1e3);
     }
@@ -172,13 +188,14 @@ refresh_var = "YT_REFRESH"
 
     // The owner hears of it once per file: wait for each file's alert, then give a
     // wrongly sent second one time to arrive.
-    for f in &files {
+    let all_files = [files[0].clone(), files[1].clone(), moved];
+    for f in &all_files {
         let needle = format!("\"detail\":\"{}\"", f.display());
         hook.wait_for(&["\"kind\":\"output_wiped\"", &needle], RESTORED_WITHIN)
             .await;
     }
     tokio::time::sleep(GRACE).await;
-    for f in &files {
+    for f in &all_files {
         assert_eq!(
             alerts_for(&hook, f),
             1,
@@ -189,7 +206,7 @@ refresh_var = "YT_REFRESH"
     }
     // And the companion's notice: one `repaired` line per file in health.
     let health = a.health().await;
-    for f in &files {
+    for f in &all_files {
         let name = f.display().to_string();
         let lines: Vec<&String> = health
             .repaired
