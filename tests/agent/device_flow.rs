@@ -415,7 +415,25 @@ async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes
     assert!(!file.exists(), "the finished sign-in is forgotten");
 }
 
-/// Webhook bodies that carry `code`.
+/// `[alerts]` with a webhook (`hook`, which never carries a code) and an ntfy topic served
+/// by `phone` (the owner's phone push, which does).
+fn hook_and_phone(hook: &Webhook, phone: &Webhook) -> String {
+    let server = phone.url.trim_end_matches("/hook");
+    format!(
+        "[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n[[alerts.channels]]\nname = \"phone\"\nkind = \"ntfy\"\nserver = \"{server}\"\ntopic = \"tether-studio\"\n",
+        hook.url
+    )
+}
+
+/// Webhook alerts that say a device code is waiting (without the code).
+fn code_alerts(hook: &Webhook) -> usize {
+    hook.bodies()
+        .iter()
+        .filter(|b| b.contains("\"code_waiting\":true"))
+        .count()
+}
+
+/// Bodies (of either receiver) that carry `code`.
 fn alerts_with(hook: &Webhook, code: &str) -> usize {
     hook.bodies().iter().filter(|b| b.contains(code)).count()
 }
@@ -430,16 +448,16 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
         device_code_ttl_secs: 12,
         ..Default::default()
     });
-    let hook = Webhook::start();
+    let (hook, phone) = (Webhook::start(), Webhook::start());
     let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
     let body = format!(
-        "{}[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        "{}{}",
         oidc_credential(
             "github",
             &oidc,
             &format!("issuer = \"{base}\"\nreauth = \"device\"")
         ),
-        hook.url
+        hook_and_phone(&hook, &phone)
     );
     let a = TestAgent::start("", &body).await;
     a.bootstrap("github", &oidc).await;
@@ -447,7 +465,9 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
     let _: tether::protocol::CredentialHealth =
         a.post_json("/v1/credentials/github/check", None).await;
     let (first, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
-    hook.wait_for(&[&first], Duration::from_secs(5)).await;
+    phone.wait_for(&[&first], Duration::from_secs(5)).await;
+    hook.wait_for(&["\"code_waiting\":true"], Duration::from_secs(5))
+        .await;
 
     // Nobody types it: it expires, and the next code replaces it on every channel.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
@@ -462,10 +482,20 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let alert = hook.wait_for(&[&second], Duration::from_secs(5)).await;
-    assert!(alert.contains("Tether's own sign-in for github"), "{alert}");
+    let push = phone.wait_for(&[&second], Duration::from_secs(5)).await;
+    assert!(push.contains("Tether's own sign-in for github"), "{push}");
+    // The webhook, which never carries a code, says a new one is waiting.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while code_alerts(&hook) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second code alert on the webhook: {:#?}",
+            hook.bodies()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
-        alerts_with(&hook, &first),
+        alerts_with(&phone, &first),
         1,
         "the first code went out once"
     );
@@ -481,11 +511,12 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
     // handed to the sender at that moment, which delivers on loopback in milliseconds.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        alerts_with(&hook, &second),
+        alerts_with(&phone, &second),
         1,
-        "no second alert for a code already sent: {:#?}",
-        hook.bodies()
+        "no second push for a code already sent: {:#?}",
+        phone.bodies()
     );
+    assert_eq!(code_alerts(&hook), 2, "{:#?}", hook.bodies());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,19 +529,19 @@ async fn after_a_sign_in_ended_a_new_device_reauth_sends_its_new_code() {
         device_code_ttl_secs: 6,
         ..Default::default()
     });
-    let hook = Webhook::start();
+    let (hook, phone) = (Webhook::start(), Webhook::start());
     let base = oidc.issuer().as_str().trim_end_matches('/').to_string();
     let body = format!(
-        "{}device_authorization_url = \"{base}/device/auth\"\n[alerts]\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        "{}device_authorization_url = \"{base}/device/auth\"\n{}",
         oidc_credential("github", &oidc, ""),
-        hook.url
+        hook_and_phone(&hook, &phone)
     );
     let a = TestAgent::start("", &body).await;
     let _: tether::protocol::CredentialHealth = a
         .post_json("/v1/credentials/github/device-reauth", None)
         .await;
     let (first, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
-    hook.wait_for(&[&first], Duration::from_secs(5)).await;
+    phone.wait_for(&[&first], Duration::from_secs(5)).await;
     // Nobody types it; the sign-in ends and the owner is told to start again.
     hook.wait_for(&["start the device sign-in again"], Duration::from_secs(30))
         .await;
@@ -520,8 +551,18 @@ async fn after_a_sign_in_ended_a_new_device_reauth_sends_its_new_code() {
         .await;
     let (second, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
     assert_ne!(second, first);
-    let alert = hook.wait_for(&[&second], Duration::from_secs(5)).await;
-    assert!(alert.contains("Tether's own sign-in for github"), "{alert}");
+    let push = phone.wait_for(&[&second], Duration::from_secs(5)).await;
+    assert!(push.contains("Tether's own sign-in for github"), "{push}");
+    // And the webhook says a new code is waiting (without it): two code alerts in all.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while code_alerts(&hook) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second code alert on the webhook: {:#?}",
+            hook.bodies()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
