@@ -30,7 +30,7 @@ url = "{}"
 }
 
 /// POST (or DELETE) with the agent token; status and JSON body.
-async fn agent_call(
+pub(crate) async fn agent_call(
     a: &TestAgent,
     method: Method,
     path: &str,

@@ -433,6 +433,19 @@ fn code_alerts(hook: &Webhook) -> usize {
         .count()
 }
 
+/// Waits (5 s at most) until the webhook has had `n` code-waiting alerts.
+async fn wait_code_alerts(hook: &Webhook, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while code_alerts(hook) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} code alerts on the webhook: {:#?}",
+            hook.bodies()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Bodies (of either receiver) that carry `code`.
 fn alerts_with(hook: &Webhook, code: &str) -> usize {
     hook.bodies().iter().filter(|b| b.contains(code)).count()
@@ -485,15 +498,7 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
     let push = phone.wait_for(&[&second], Duration::from_secs(5)).await;
     assert!(push.contains("Tether's own sign-in for github"), "{push}");
     // The webhook, which never carries a code, says a new one is waiting.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while code_alerts(&hook) < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no second code alert on the webhook: {:#?}",
-            hook.bodies()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_code_alerts(&hook, 2).await;
     assert_eq!(
         alerts_with(&phone, &first),
         1,
@@ -554,15 +559,7 @@ async fn after_a_sign_in_ended_a_new_device_reauth_sends_its_new_code() {
     let push = phone.wait_for(&[&second], Duration::from_secs(5)).await;
     assert!(push.contains("Tether's own sign-in for github"), "{push}");
     // And the webhook says a new code is waiting (without it): two code alerts in all.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while code_alerts(&hook) < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no second code alert on the webhook: {:#?}",
-            hook.bodies()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_code_alerts(&hook, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

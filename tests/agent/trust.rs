@@ -5,6 +5,7 @@
 //! health and in the alert; a post/resolve loop costs one refresh per check-now interval
 //! and one "flapping" alert, while a real death during it still reaches the owner.
 
+use super::challenges::agent_call;
 use super::harness::{oidc_credential, TestAgent, Webhook};
 use crate::require;
 use crate::util;
@@ -12,25 +13,6 @@ use crate::util::oidc::{OidcOptions, OidcProvider};
 use reqwest::Method;
 use std::time::Duration;
 use tether::protocol::{Challenge, ChallengeOrigin, CredentialState};
-
-async fn agent_call(
-    a: &TestAgent,
-    method: Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut r = a.req(method, path, Some(&a.agent));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.expect("request to the daemon");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
 
 fn hook_section(hook: &Webhook) -> String {
     format!(
