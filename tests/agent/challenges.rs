@@ -361,13 +361,15 @@ async fn a_challenge_on_a_token_credential_holds_until_the_agent_resolves_it() {
     )
     .await;
     assert_eq!(h.state, CredentialState::Dead);
+    // The webhook says a code is waiting and for which page, never the code.
     let body = hook
         .wait_for(
-            &["WDJB-MJHT", "https://github.com/login/device"],
+            &["\"code_waiting\":true", "https://github.com/login/device"],
             Duration::from_secs(5),
         )
         .await;
     assert!(body.contains("needs you"), "{body}");
+    assert!(!body.contains("WDJB-MJHT"), "{body}");
     // A refresh that works does not clear it: only the agent knows its session.
     let forced: CredentialHealth = a.post_json("/v1/credentials/github/check", None).await;
     assert_eq!(forced.state, CredentialState::Dead, "{forced:?}");
