@@ -387,6 +387,7 @@ async fn a_challenge_on_a_token_credential_holds_until_the_agent_resolves_it() {
     )
     .await;
     assert_eq!(h.state, CredentialState::Dead);
+    // The webhook says a code is waiting and for which page, never the code.
     let body = hook
         .wait_for(
             &["\"code_waiting\":true", "https://github.com/login/device"],
@@ -396,7 +397,7 @@ async fn a_challenge_on_a_token_credential_holds_until_the_agent_resolves_it() {
     assert!(body.contains("needs you"), "{body}");
     assert!(
         !body.contains("WDJB-MJHT"),
-        "the webhook never carries a code"
+        "the webhook never carries a code: {body}"
     );
     // A refresh that works does not clear it: only the agent knows its session.
     let forced: CredentialHealth = a.post_json("/v1/credentials/github/check", None).await;

@@ -57,6 +57,15 @@ async fn pair_token_devices_and_revoke_work_while_the_daemon_runs() {
         code.fingerprint.as_ref(),
         Some(&a.daemon.tls().unwrap().fingerprint)
     );
+    // The same host and certificate words the tray's pair dialog shows for the link.
+    let shown = tether::companion::pair_link::preview(link).unwrap();
+    assert!(
+        out.contains(&format!(
+            "daemon {} · certificate {}",
+            shown.host, shown.certificate
+        )),
+        "{out}"
+    );
     let paired: PairResponse = a
         .req(Method::POST, "/v1/pair", None)
         .json(&serde_json::json!({"secret": code.secret.secret(), "device_name": "laptop"}))
