@@ -209,18 +209,8 @@ pub(crate) fn body_text(body: &str, markup: bool) -> String {
     if !markup {
         return body.to_owned();
     }
-    let mut out = String::with_capacity(body.len());
-    for c in body.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    // The markup is a small HTML subset: HTML's escaping (shared with the browser page).
+    crate::oauth::page::escape(body)
 }
 
 /// Desktop notifications when a notification server answers, else lines on stderr (the

@@ -66,7 +66,7 @@ mod http;
 pub mod id_token;
 mod identity;
 mod listener;
-mod page;
+pub(crate) mod page;
 mod pkce;
 mod probe;
 mod token;
