@@ -136,6 +136,12 @@ fn classify_raw(
     };
     if let Some((code, description)) = error_fields(classifier, &obj) {
         let class = class_for(classifier, &code, &description, &obj, retry_after);
+        // A death a provider's policy caused is named, with who can stop it recurring.
+        let description =
+            match super::policy_death::policy_death(classifier, &code, &description, &obj) {
+                Some(p) if class == ErrorClass::Dead => p.describe(&description),
+                _ => description,
+            };
         return Err(classified(class, &code, &description));
     }
     if (200..300).contains(&status) {

@@ -25,6 +25,7 @@ mod classify;
 mod discovery;
 mod endpoint;
 mod paste;
+mod policy_death;
 mod probe;
 
 pub use catalog::{preset, preset_names};

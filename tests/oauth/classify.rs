@@ -71,6 +71,11 @@ async fn google_revoked_and_rapt() {
     .await;
     assert_eq!((class, code.as_str()), (ErrorClass::Dead, "invalid_grant"));
     assert!(d.contains("invalid_rapt"), "the subtype stays visible: {d}");
+    // Named as the policy it is, with who can stop it recurring.
+    assert!(
+        d.contains("re-authentication policy") && d.contains("Workspace admin"),
+        "{d}"
+    );
     misconfigured(
         "google",
         Answer::json(
@@ -221,6 +226,19 @@ async fn microsoft_aadsts_codes() {
         "invalid_grant",
     )
     .await;
+    // Named as the policy that ended it: a password change, not a revocation by the user.
+    let (_, _, d) = refresh_fails(
+        "microsoft",
+        Answer::json(400, r#"{"error":"invalid_grant","error_description":"The provided grant has expired due to it being revoked.","error_codes":[50173]}"#),
+    )
+    .await;
+    assert!(d.contains("password was changed or reset"), "{d}");
+    let (_, _, d) = refresh_fails(
+        "microsoft",
+        Answer::json(400, r#"{"error":"invalid_grant","error_description":"AADSTS70043: The refresh token has expired or is invalid due to sign-in frequency checks by conditional access.","error_codes":[70043]}"#),
+    )
+    .await;
+    assert!(d.contains("sign-in frequency policy"), "{d}");
 }
 
 #[tokio::test]
