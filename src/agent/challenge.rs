@@ -182,10 +182,12 @@ impl Daemon {
         let news = {
             let mut h = cred.human.lock();
             let news = challenge_news::news(h.challenge.as_ref(), &challenge, origin, already_told);
+            // A new request (another code, page or asker) starts afresh: the companion's
+            // surfaces key what they drew and notified on (since, revision), so a
+            // replaced device code must not look like the one it replaces.
             let (since, revision) = match &h.challenge {
                 Some(p) if news != News::New => (p.since, p.revision + 1),
-                Some(p) => (p.since, 1),
-                None => (now, 1),
+                _ => (now, 1),
             };
             if cred.config.is_session() {
                 // A post is a sign of life too: the staleness clock restarts.

@@ -478,6 +478,8 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
     let _: tether::protocol::CredentialHealth =
         a.post_json("/v1/credentials/github/check", None).await;
     let (first, _) = wait_device_code(&a, "github", Duration::from_secs(5)).await;
+    let drawn = |p: &tether::protocol::PostedChallenge| (p.since, p.revision);
+    let first_drawn = drawn(&a.cred("github").await.challenge.expect("open"));
     phone.wait_for(&[&first], Duration::from_secs(5)).await;
     hook.wait_for(&["\"code_waiting\":true"], Duration::from_secs(5))
         .await;
@@ -497,6 +499,13 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
     };
     let push = phone.wait_for(&[&second], Duration::from_secs(5)).await;
     assert!(push.contains("Tether's own sign-in for github"), "{push}");
+    // The tray, `tether watch` and `tether challenge` redraw (and the desktop notifies)
+    // on a new (since, revision): the new code must not look like the one it replaces.
+    let second_drawn = drawn(&a.cred("github").await.challenge.expect("open"));
+    assert_ne!(
+        second_drawn, first_drawn,
+        "the replacement looks like the old code"
+    );
     // The webhook, which never carries a code, says a new one is waiting.
     wait_code_alerts(&hook, 2).await;
     assert_eq!(
