@@ -27,7 +27,7 @@ pub const CHECKER_WAKEUPS: &str = "tether_checker_wakeups_total";
 /// `tether_rejected_reports_total`.
 pub const REJECTED_REPORTS: &str = "tether_rejected_reports_total";
 /// `tether_alerts_flapping_total`.
-pub const ALERTS_HELD: &str = "tether_alerts_flapping_total";
+pub const ALERTS_FLAPPING: &str = "tether_alerts_flapping_total";
 /// `tether_challenges_total`.
 pub const CHALLENGES: &str = "tether_challenges_total";
 /// `tether_challenges_refused_total`.
@@ -69,7 +69,7 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Challenge posts, replacements and resolves refused, by credential and reason.",
     ),
     (
-        ALERTS_HELD,
+        ALERTS_FLAPPING,
         "Times a credential was found flapping and its further alerts held until steady.",
     ),
 ];

@@ -243,7 +243,7 @@ impl Daemon {
                     damper::FLAP_WINDOW.as_secs()
                 );
                 self.metrics
-                    .inc(metrics::ALERTS_HELD, &[("credential", &health.name)]);
+                    .inc(metrics::ALERTS_FLAPPING, &[("credential", &health.name)]);
                 let detail = format!(
                     "it died and recovered {changes} times within {} minutes (last cause: {})",
                     damper::FLAP_WINDOW.as_secs() / 60,

@@ -117,11 +117,6 @@ impl Challenge {
         })
     }
 
-    /// Checks sizes and links; the error says which field and why.
-    pub fn validate(&self) -> Result<(), ChallengeError> {
-        self.clone().normalized().map(|_| ())
-    }
-
     /// The challenge as it is stored, shown and opened: sizes checked, every link parsed
     /// under [`check_link`] and re-serialized once, so what a surface displays and what it
     /// opens are the same string. The error says which field and which rule.
@@ -354,11 +349,12 @@ pub enum ChallengeError {
 pub struct PostedChallenge {
     /// What is needed.
     pub challenge: Challenge,
-    /// When the agent first posted a challenge for this outage.
+    /// When this request was first posted: re-posts of it (a QR code that turned over)
+    /// keep it, a new request (another device code, page or asker) starts again.
     pub since: DateTime<Utc>,
     /// When this version was posted.
     pub posted_at: DateTime<Utc>,
-    /// 1 for the first post, +1 for each re-post (a QR code that changed).
+    /// 1 for the first post of a request, +1 for each re-post (a QR code that changed).
     pub revision: u64,
     /// Who posted it (absent from an older daemon: read as the agent).
     #[serde(default)]
@@ -470,12 +466,12 @@ mod tests {
             payload: "x".repeat(MAX_QR_PAYLOAD + 1),
             expires_at: None,
         };
-        assert_eq!(big.validate(), Err(ChallengeError::QrTooLong));
+        assert_eq!(big.normalized(), Err(ChallengeError::QrTooLong));
         let js = Challenge::Url {
             url: "javascript:alert(1)".into(),
         };
         assert!(matches!(
-            js.validate(),
+            js.normalized(),
             Err(ChallengeError::NotHttpUrl { field: "url", .. })
         ));
         let ok = Challenge::DeviceCode {
@@ -484,7 +480,7 @@ mod tests {
             verification_uri_complete: None,
             expires_at: None,
         };
-        assert!(ok.validate().is_ok());
+        assert!(ok.normalized().is_ok());
     }
 
     #[test]

@@ -109,29 +109,21 @@ impl<T: Clone> Damper<T> {
             return Verdict::Send;
         }
         let f = self.per.entry(credential.to_string()).or_default();
+        // Another alert of the same kind (a new device code while dead) is news, not a
+        // change of state: it does not count towards flapping.
         let change = f.last_kind != Some(kind);
         f.last_kind = Some(kind);
-        if !change {
-            // Dead again with something new to say (a new code, a new cause): not a flap.
-            if !f.flapping {
-                return Verdict::Send;
+        if change {
+            while f
+                .changes
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
+            {
+                f.changes.pop_front();
             }
-            if kind == AlertKind::Dead && !cause.is_empty() && f.causes.insert(cause.to_string()) {
-                f.held = None;
-                return Verdict::Send;
-            }
-            f.held = Some(alert.clone());
-            return Verdict::Hold;
+            f.changes.push_back(now);
+            f.last_change = Some(now);
         }
-        while f
-            .changes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > FLAP_WINDOW)
-        {
-            f.changes.pop_front();
-        }
-        f.changes.push_back(now);
-        f.last_change = Some(now);
         if f.flapping {
             if kind == AlertKind::Dead && !cause.is_empty() && f.causes.insert(cause.to_string()) {
                 // A death for a reason the flapping never showed: news.
@@ -140,6 +132,9 @@ impl<T: Clone> Damper<T> {
             }
             f.held = Some(alert.clone());
             return Verdict::Hold;
+        }
+        if !change {
+            return Verdict::Send;
         }
         if f.changes.len() >= FLAP_CHANGES {
             f.flapping = true;
