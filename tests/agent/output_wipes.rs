@@ -38,7 +38,19 @@ fn wipe(file: &Path, how: &str) {
         "truncate" => std::fs::write(file, b"").unwrap(),
         "delete" => std::fs::remove_file(file).unwrap(),
         "garble" => std::fs::write(file, b"{ garbage").unwrap(),
-        "delete its directory" => std::fs::remove_dir_all(file.parent().unwrap()).unwrap(),
+        "delete its directory" => {
+            // The daemon may write a restored file into the directory while it is being
+            // emptied (ENOTEMPTY at the last step): delete again until it is gone.
+            let dir = file.parent().unwrap();
+            for attempt in 0.. {
+                match std::fs::remove_dir_all(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < 50 => {
+                    }
+                    Err(e) => panic!("cannot delete {}: {e}", dir.display()),
+                }
+            }
+        }
         _ => unreachable!("no such wipe: {how}"),
     }
 }
