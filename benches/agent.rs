@@ -25,7 +25,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tether::agent::auth::{AuthStore, Role};
+use tether::agent::access::auth::{AuthStore, Role};
 use tether::protocol::{CredentialState, Event, HealthReport, ReauthStart};
 
 const CREDS: usize = 100;

@@ -8,7 +8,7 @@
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tether::agent::lease::{Leases, Tick};
+use tether::agent::lease::leases::{Leases, Tick};
 use tether::secret::{AccessToken, RefreshToken};
 use tether::vault::location::Location;
 use tether::vault::openbao::{KvClient, LocationConfig, OpenBaoConfig, OpenBaoLocation};

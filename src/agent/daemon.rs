@@ -1,20 +1,20 @@
 //! The daemon's coordinator: the shared state, built from the config, with the accessors
 //! the CLI, the demo and the HTTP layer need, the shutdown signal, and the health report.
-//! The operations live beside it, one concept per file: [`super::refresh`] (refresh and
-//! commit), [`super::probe`] (checks and probes), [`super::record`] (state changes, events,
-//! alerts), [`super::broker`] (access tokens), [`super::reauthorize`] (re-authorization and
-//! paste), [`super::vault_watch`] (the vault's cadence). It takes its I/O (HTTP client,
+//! The operations live beside it, one concept per file: [`crate::agent::keep_alive::refresh`] (refresh and
+//! commit), [`crate::agent::keep_alive::probe`] (checks and probes), [`crate::agent::keep_alive::record`] (state changes, events,
+//! alerts), [`crate::agent::keep_alive::broker`] (access tokens), [`crate::agent::human::reauthorize`] (re-authorization and
+//! paste), [`crate::agent::vault_watch::cadence`] (the vault's cadence). It takes its I/O (HTTP client,
 //! paths) from the caller.
 
-use super::alerts::{Alerter, AlertsConfig};
-use super::auth::AuthStore;
-use super::config::AgentConfig;
-use super::credential::Credential;
-use super::error::{DaemonError, OpError};
-use super::metrics::Metrics;
-use super::reauth::Sessions;
-use super::tls::TlsIdentity;
-use super::vault_config::vault_config;
+use crate::agent::access::auth::AuthStore;
+use crate::agent::access::reauth_sessions::Sessions;
+use crate::agent::access::tls::TlsIdentity;
+use crate::agent::alerts::{Alerter, AlertsConfig};
+use crate::agent::config::vault::vault_config;
+use crate::agent::config::AgentConfig;
+use crate::agent::credential::runtime::Credential;
+use crate::agent::error::{DaemonError, OpError};
+use crate::agent::metrics::Metrics;
 use crate::oauth::ClientCredentials;
 use crate::protocol::{Event, HealthReport, LocationHealth, PROTOCOL_VERSION};
 use crate::vault::Vault;
@@ -25,67 +25,68 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 // Kept importable from here: operators' commands and tests name them by this path.
-pub use super::broker::REJECTED_MIN_INTERVAL;
-pub use super::vault_config::{vault_config_for, VAULT_DIR};
-pub use super::vault_watch::WIPE_NOTICE_EVERY;
+pub use crate::agent::config::vault::{vault_config_for, VAULT_DIR};
+pub use crate::agent::keep_alive::broker::REJECTED_MIN_INTERVAL;
+pub use crate::agent::vault_watch::cadence::WIPE_NOTICE_EVERY;
 
 /// The daemon: config, vault, token store, credentials, events, metrics and alerts.
 pub struct Daemon {
     /// The config it was built from. A reload (`agent::reload`) changes the credentials
     /// and the alerter, not this copy: its other settings need a restart.
-    pub(super) config: AgentConfig,
+    pub(in crate::agent) config: AgentConfig,
     /// HTTP client for providers.
-    pub(super) http: reqwest::Client,
+    pub(in crate::agent) http: reqwest::Client,
     /// The vault.
-    pub(super) vault: Arc<Vault>,
+    pub(in crate::agent) vault: Arc<Vault>,
     /// Devices and agent tokens.
-    pub(super) auth: AuthStore,
+    pub(in crate::agent) auth: AuthStore,
     /// TLS identity, when TLS is on.
-    pub(super) tls: Option<TlsIdentity>,
+    pub(in crate::agent) tls: Option<TlsIdentity>,
     /// Whether the identity was made by this start.
-    pub(super) tls_created: bool,
+    pub(in crate::agent) tls_created: bool,
     /// Credentials by name (swapped whole on a reload).
-    pub(super) credentials: super::credential_set::CredentialSet,
+    pub(in crate::agent) credentials: crate::agent::credential::set::CredentialSet,
     /// State-change events.
-    pub(super) events: broadcast::Sender<Event>,
+    pub(in crate::agent) events: broadcast::Sender<Event>,
     /// Counters.
-    pub(super) metrics: Metrics,
+    pub(in crate::agent) metrics: Metrics,
     /// Alert channels (swapped on a reload); see [`Daemon::alerter`].
-    pub(super) alerter: parking_lot::RwLock<Option<Arc<Alerter>>>,
+    pub(in crate::agent) alerter: parking_lot::RwLock<Option<Arc<Alerter>>>,
     /// Re-auth sessions.
-    pub(super) sessions: Sessions,
+    pub(in crate::agent) sessions: Sessions,
     /// Reminder interval while dead.
-    pub(super) reminder_interval: std::time::Duration,
+    pub(in crate::agent) reminder_interval: std::time::Duration,
     /// Flap damping of credential alerts (`alerts::damper`).
-    pub(super) damper: Mutex<super::alerts::damper::Damper<super::alerts::Alert>>,
-    pub(super) locations: Mutex<Vec<LocationHealth>>,
-    pub(super) repaired: Mutex<Vec<String>>,
+    pub(in crate::agent) damper:
+        Mutex<crate::agent::alerts::damper::Damper<crate::agent::alerts::Alert>>,
+    pub(in crate::agent) locations: Mutex<Vec<LocationHealth>>,
+    pub(in crate::agent) repaired: Mutex<Vec<String>>,
     /// Open connections and their caps.
-    pub(super) connections: Arc<super::conn_limit::Limiter>,
+    pub(in crate::agent) connections: Arc<crate::agent::access::conn_limit::Limiter>,
     /// True while every output directory is watched, itself or through an ancestor
     /// (`file_watch`): probes then skip their own output check.
-    pub(super) outputs_watched: std::sync::atomic::AtomicBool,
+    pub(in crate::agent) outputs_watched: std::sync::atomic::AtomicBool,
     /// Tells `file_watch` that the outputs changed (a reload): it re-arms its watches.
-    pub(super) outputs_rearm: tokio::sync::Notify,
+    pub(in crate::agent) outputs_rearm: tokio::sync::Notify,
     /// True once every vault location is watched (`file_watch`): the periodic vault check
     /// then looks at free space only, with a full stamp check every few rounds.
-    pub(super) vault_watched: std::sync::atomic::AtomicBool,
+    pub(in crate::agent) vault_watched: std::sync::atomic::AtomicBool,
     /// When the owner last heard about a wipe of each output file.
-    pub(super) wipe_notices:
+    pub(in crate::agent) wipe_notices:
         Mutex<std::collections::HashMap<std::path::PathBuf, std::time::Instant>>,
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
-    pub(super) intents: super::intent::Intents,
-    /// The vault's health as the owner hears it (see [`super::vault_watch`]).
-    pub(super) vault_watch: super::vault_watch::VaultWatch,
+    pub(in crate::agent) intents: crate::agent::credential::intent::Intents,
+    /// The vault's health as the owner hears it (see [`crate::agent::vault_watch::cadence`]).
+    pub(in crate::agent) vault_watch: crate::agent::vault_watch::cadence::VaultWatch,
     /// With `ha = true` on an OpenBao location: the per-credential leases (see
-    /// [`super::lease`]).
-    pub(super) lease: Option<Arc<super::lease::Leases>>,
+    /// [`crate::agent::lease::leases`]).
+    pub(in crate::agent) lease: Option<Arc<crate::agent::lease::leases::Leases>>,
     /// Held (shared) by every job that may write the vault; shutdown takes it exclusively
     /// so in-flight commits finish before the process exits.
-    pub(super) writes: tokio::sync::RwLock<()>,
-    pub(super) shutdown_tx: watch::Sender<bool>,
+    pub(in crate::agent) writes: tokio::sync::RwLock<()>,
+    pub(in crate::agent) shutdown_tx: watch::Sender<bool>,
     /// Config reloads, one at a time, and the checker task of each credential.
-    pub(super) reloads: super::reload::ReloadState,
+    pub(in crate::agent) reloads: crate::agent::reload::ReloadState,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -102,7 +103,7 @@ impl std::fmt::Debug for Daemon {
 /// [`Credential::new`] needs besides the vault record. Used at start and on reload.
 pub(crate) async fn resolve_credential(
     http: &reqwest::Client,
-    c: &super::config::CredentialConfig,
+    c: &crate::agent::config::CredentialConfig,
 ) -> Result<(ClientCredentials, crate::provider::Provider, bool), DaemonError> {
     let secret = c.client_secret()?;
     let public_client = secret.is_none();
@@ -140,7 +141,7 @@ impl Daemon {
     ) -> Result<Arc<Daemon>, DaemonError> {
         config.validate()?;
         crate::files::ensure_private_dir(&config.state_dir).map_err(|source| {
-            super::auth::AuthError::Io {
+            crate::agent::access::auth::AuthError::Io {
                 path: config.state_dir.clone(),
                 source,
             }
@@ -158,17 +159,20 @@ impl Daemon {
             .await
             .expect("vault open task does not panic")?;
         let vault = Arc::new(vault);
-        let lease = super::lease::for_vault(&vault, &config.name);
+        let lease = crate::agent::lease::hooks::for_vault(&vault, &config.name);
         let auth = AuthStore::open(&config.state_dir)?;
         auth.prune_pairings();
-        let intents = super::intent::Intents::open(&config.state_dir).map_err(|source| {
-            DaemonError::StateDir {
-                path: config.state_dir.join(super::intent::INTENTS_DIR),
+        let intents = crate::agent::credential::intent::Intents::open(&config.state_dir).map_err(
+            |source| DaemonError::StateDir {
+                path: config
+                    .state_dir
+                    .join(crate::agent::credential::intent::INTENTS_DIR),
                 source,
-            }
-        })?;
+            },
+        )?;
         let (tls, tls_created) = if config.tls.enabled {
-            let (id, created) = super::tls::load_or_create(&config.state_dir, &config.tls.names)?;
+            let (id, created) =
+                crate::agent::access::tls::load_or_create(&config.state_dir, &config.tls.names)?;
             (Some(id), created)
         } else {
             (None, false)
@@ -184,7 +188,7 @@ impl Daemon {
         let alerter = Alerter::new(&alerts_cfg, http.clone())?;
         let alerter = (!alerter.is_empty()).then(|| Arc::new(alerter));
 
-        let mut credentials = super::credential_set::CredentialMap::new();
+        let mut credentials = crate::agent::credential::set::CredentialMap::new();
         for c in &config.credentials {
             let v = vault.clone();
             let name = c.name.clone();
@@ -222,7 +226,8 @@ impl Daemon {
             .map(|r| r.to_string())
             .chain(report.quarantined.iter().map(|q| q.to_string()))
             .collect();
-        let vault_watch = super::vault_watch::VaultWatch::new(&locations, &repairs_at_open);
+        let vault_watch =
+            crate::agent::vault_watch::cadence::VaultWatch::new(&locations, &repairs_at_open);
         let (shutdown_tx, _) = watch::channel(false);
         let (events, _) = broadcast::channel(1024);
         Ok(Arc::new(Daemon {
@@ -233,7 +238,7 @@ impl Daemon {
             auth,
             tls,
             tls_created,
-            credentials: super::credential_set::CredentialSet::new(credentials),
+            credentials: crate::agent::credential::set::CredentialSet::new(credentials),
             events,
             metrics: Metrics::default(),
             alerter: parking_lot::RwLock::new(alerter),
@@ -303,7 +308,7 @@ impl Daemon {
                 .credentials
                 .snapshot()
                 .values()
-                .map(|c| super::lease::with_ha(self, c.health()))
+                .map(|c| crate::agent::lease::hooks::with_ha(self, c.health()))
                 .collect(),
             locations: self.locations.lock().clone(),
             alerts: self.alerter().map(|a| a.health()).unwrap_or_default(),
@@ -360,7 +365,7 @@ impl Daemon {
     }
 
     /// Devices, agent tokens and pairing secrets (pairing codes last
-    /// [`PAIRING_TTL`](super::auth::PAIRING_TTL)).
+    /// [`PAIRING_TTL`](crate::agent::access::auth::PAIRING_TTL)).
     pub fn auth(&self) -> &AuthStore {
         &self.auth
     }

@@ -4,7 +4,7 @@
 //! [`RedirectMismatch`] is one of them).
 //! A [`CheckError`] becomes an [`OpError`] in one place, [`CheckError::into_op`].
 
-use super::reauth::SessionError;
+use crate::agent::access::reauth_sessions::SessionError;
 use crate::oauth::OAuthError;
 use crate::protocol::ErrorInfo;
 use crate::provider;
@@ -15,13 +15,13 @@ use crate::provider;
 pub enum DaemonError {
     /// The config is not usable.
     #[error(transparent)]
-    Config(#[from] super::config::ConfigError),
+    Config(#[from] crate::agent::config::ConfigError),
     /// The TLS identity could not be loaded or made.
     #[error(transparent)]
-    Tls(#[from] super::tls::TlsError),
+    Tls(#[from] crate::agent::access::tls::TlsError),
     /// The token store could not be opened.
     #[error(transparent)]
-    Auth(#[from] super::auth::AuthError),
+    Auth(#[from] crate::agent::access::auth::AuthError),
     /// The vault could not be opened.
     #[error("failed to open the vault")]
     Vault(#[from] crate::vault::VaultError),
@@ -36,7 +36,7 @@ pub enum DaemonError {
     },
     /// The `[alerts]` section is not usable.
     #[error("the [alerts] section is not valid")]
-    Alerts(#[from] super::alerts::AlertsConfigError),
+    Alerts(#[from] crate::agent::alerts::AlertsConfigError),
     /// A directory in the state directory cannot be made.
     #[error("cannot create {path}; check the permissions of the state directory")]
     StateDir {

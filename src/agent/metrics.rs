@@ -5,7 +5,7 @@
 //! than a metrics framework. Gauges that mirror current state (credential states, blocked
 //! counts, alert channels) are rendered from the daemon's state at scrape time.
 
-use super::Daemon;
+use crate::agent::daemon::Daemon;
 use crate::protocol::CredentialState;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;

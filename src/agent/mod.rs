@@ -55,51 +55,20 @@
 //! Entry point: build a [`Daemon`] with [`Daemon::build`] and pass it to [`serve`] with a
 //! bound listener and a shutdown future.
 
-mod account_pin;
-pub mod agent_events;
+pub mod access;
 pub mod alerts;
-pub mod api;
-pub mod api_error;
-pub mod api_extract;
-pub mod auth;
-pub mod broker;
-pub mod challenge;
-pub mod challenge_news;
-pub mod checker;
 pub mod config;
-pub mod config_edit;
-pub mod config_example;
-pub mod conn_limit;
 pub mod credential;
-pub mod credential_config;
-pub mod credential_set;
 pub mod daemon;
-pub mod device_flow;
-pub mod device_store;
 pub mod error;
-pub mod file_watch;
-pub mod human_api;
-pub mod intent;
+pub mod http;
+pub mod human;
+pub mod keep_alive;
 pub mod lease;
-pub mod lint;
 pub mod metrics;
-pub mod probe;
-pub mod reauth;
-pub mod reauthorize;
-pub mod record;
-pub mod refresh;
 pub mod reload;
-pub mod resolve;
-pub mod schedule;
-pub mod scopes;
-pub mod server;
-pub mod session;
-pub mod tls;
-pub mod token_record;
-pub mod transition;
-pub mod vault_config;
 pub mod vault_watch;
 
 pub use daemon::Daemon;
 pub use error::{CheckError, DaemonError, OpError};
-pub use server::{serve, ServeError};
+pub use http::server::{serve, ServeError};

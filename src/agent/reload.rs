@@ -15,13 +15,13 @@
 //! itself (listen address, state directory, TLS, backups, timeouts) need a restart; the
 //! report names the ones that changed.
 
-use super::alerts::{Alerter, AlertsConfig};
-use super::config::AgentConfig;
-use super::credential::Credential;
-use super::daemon::resolve_credential;
-use super::error::DaemonError;
-use super::vault_config::vault_config;
-use super::Daemon;
+use crate::agent::alerts::{Alerter, AlertsConfig};
+use crate::agent::config::vault::vault_config;
+use crate::agent::config::AgentConfig;
+use crate::agent::credential::runtime::Credential;
+use crate::agent::daemon::resolve_credential;
+use crate::agent::daemon::Daemon;
+use crate::agent::error::DaemonError;
 use crate::oauth::ClientCredentials;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -126,9 +126,15 @@ impl Daemon {
     ) -> tokio::task::JoinHandle<()> {
         // A session credential has no token to check: its task applies the staleness rule.
         let handle = if cred.config.is_session() {
-            tokio::spawn(super::session::run(self.clone(), cred.clone()))
+            tokio::spawn(crate::agent::human::session::run(
+                self.clone(),
+                cred.clone(),
+            ))
         } else {
-            tokio::spawn(super::checker::run(self.clone(), cred.clone()))
+            tokio::spawn(crate::agent::keep_alive::checker::run(
+                self.clone(),
+                cred.clone(),
+            ))
         };
         let old = self
             .reloads
@@ -269,7 +275,7 @@ pub async fn reload_on_sighup(
             _ = &mut shutdown => return,
             got = hangup.recv() => if got.is_none() { return },
         }
-        let cfg = match super::config::parse(&path) {
+        let cfg = match crate::agent::config::parse(&path) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(

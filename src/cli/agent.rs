@@ -4,9 +4,9 @@
 //! `pair`, `devices`, `revoke` and `token create` work on the state directory directly
 //! (under the same file lock as the daemon), so they take effect on a running daemon.
 
-use crate::agent::auth::{AuthStore, Role, PAIRING_TTL};
+use crate::agent::access::auth::{AuthStore, Role, PAIRING_TTL};
 use crate::agent::config::{self, AgentConfig};
-use crate::agent::{tls, Daemon};
+use crate::agent::{access::tls, Daemon};
 use crate::protocol::PairingCode;
 use anyhow::{bail, Context};
 use clap::Subcommand;

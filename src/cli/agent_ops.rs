@@ -2,8 +2,8 @@
 //! `check` (lint the config and the machine), `alerts test` (a test alert per channel).
 
 use super::agent::{load, DEFAULT_CONFIG};
-use crate::agent::config_edit::{self, NewCredential, NewOutput};
-use crate::agent::lint::{self, AgentUser};
+use crate::agent::config::edit::{self as config_edit, NewCredential, NewOutput};
+use crate::agent::config::lint::{self, AgentUser};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};

@@ -215,7 +215,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 
     let stored = match (&args.into, &args.primary) {
         (Some(name), Some(primary)) => {
-            let record = crate::agent::token_record::from_grant(
+            let record = crate::agent::keep_alive::token_record::from_grant(
                 name,
                 &provider.name,
                 account.as_ref(),

@@ -211,7 +211,7 @@ pub async fn run(
     //    not leave entries in your real keyring).
     let (secret, _) = daemon
         .auth()
-        .create_pairing(agent::auth::PAIRING_TTL)
+        .create_pairing(agent::access::auth::PAIRING_TTL)
         .map_err(step("create a pairing code"))?;
     let code = PairingCode {
         url: format!("https://{listen}"),

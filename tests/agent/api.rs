@@ -5,7 +5,7 @@ use crate::require;
 use crate::util;
 use reqwest::Method;
 use std::time::Duration;
-use tether::agent::auth::{AuthStore, PAIRING_TTL, PAIR_FAILURES_ALLOWED};
+use tether::agent::access::auth::{AuthStore, PAIRING_TTL, PAIR_FAILURES_ALLOWED};
 use tether::protocol::{CredentialState, Event, PairResponse};
 use tether::secret::{AccessToken, RefreshToken};
 use tether::vault::Record;
@@ -439,7 +439,7 @@ async fn plain_http_only_on_loopback() {
     assert!(!dir
         .path()
         .join("state")
-        .join(tether::agent::tls::IDENTITY_FILE)
+        .join(tether::agent::access::tls::IDENTITY_FILE)
         .exists());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -5,8 +5,8 @@ use super::harness::config_head;
 use crate::util;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use tether::agent::config::lint::{self, AgentUser, Problem, ProblemClass};
 use tether::agent::config::AgentConfig;
-use tether::agent::lint::{self, AgentUser, Problem, ProblemClass};
 
 /// An HTTP server on 127.0.0.1 whose every answer carries `Date: now + skew_secs`.
 async fn date_server(skew_secs: i64) -> (String, tokio::task::JoinHandle<()>) {

@@ -300,13 +300,13 @@ async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes
     ));
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, text).unwrap();
-    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let store = tether::agent::access::auth::AuthStore::open(&dir.path().join("state")).unwrap();
     let (_, device) = store
-        .create_token(tether::agent::auth::Role::Device, "test")
+        .create_token(tether::agent::access::auth::Role::Device, "test")
         .unwrap();
     let device = device.secret().to_string();
     let (_, agent) = store
-        .create_token(tether::agent::auth::Role::Agent, "agent")
+        .create_token(tether::agent::access::auth::Role::Agent, "agent")
         .unwrap();
 
     let mut d = spawn(&config);
@@ -589,9 +589,9 @@ async fn a_device_sign_in_with_pending_polls_and_a_slow_down_logs_nothing_failed
     ));
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, text).unwrap();
-    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let store = tether::agent::access::auth::AuthStore::open(&dir.path().join("state")).unwrap();
     let (_, device) = store
-        .create_token(tether::agent::auth::Role::Device, "test")
+        .create_token(tether::agent::access::auth::Role::Device, "test")
         .unwrap();
     let device = device.secret().to_string();
     let d = spawn_logging(&config, "info");

@@ -31,7 +31,7 @@ fn record() -> Record {
 }
 
 fn fingerprint(dir: &std::path::Path) -> String {
-    tether::agent::tls::existing_fingerprint(&dir.join("state"))
+    tether::agent::access::tls::existing_fingerprint(&dir.join("state"))
         .expect("the daemon made its cert")
         .to_hex()
 }
@@ -44,7 +44,7 @@ async fn sigterm_with_a_held_half_sent_request_exits_within_the_grace_and_keeps_
     let body = format!("shutdown_grace = \"2s\"\nrequest_timeout = \"120s\"\n{BODY}");
     let mut d = Daemon::start_in(dir, &body, None).await;
     let cfg = tether::pin::pinned_tls_config(
-        &tether::agent::tls::existing_fingerprint(&d.dir.path().join("state")).unwrap(),
+        &tether::agent::access::tls::existing_fingerprint(&d.dir.path().join("state")).unwrap(),
     )
     .unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tether::agent::auth::{AuthStore, Role};
+use tether::agent::access::auth::{AuthStore, Role};
 
 /// Flooding connections, half from each source address.
 const FLOOD_CONNECTIONS: usize = 512;
@@ -300,7 +300,7 @@ where
 
 #[tokio::test]
 async fn an_unauthenticated_connection_ends_at_its_request_cap_and_a_token_lifts_it() {
-    use tether::agent::conn_limit::MAX_UNAUTHENTICATED_REQUESTS;
+    use tether::agent::access::conn_limit::MAX_UNAUTHENTICATED_REQUESTS;
     let a = super::harness::TestAgent::start("", "").await;
     let mut s = super::hostile::raw_tls(&a).await;
     for i in 1..=MAX_UNAUTHENTICATED_REQUESTS {

@@ -11,7 +11,7 @@ use crate::util::openbao::{self, Bao};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tether::agent::auth::{AuthStore, Role};
+use tether::agent::access::auth::{AuthStore, Role};
 use tether::protocol::HealthReport;
 
 /// One daemon's files and tokens.
@@ -267,7 +267,7 @@ async fn ha_two_daemons_one_rotating_credential_kill_9_of_each_holder_never_spen
 
     let fingerprints: Vec<tether::pin::Fingerprint> = (0..2)
         .map(|i| {
-            tether::agent::tls::existing_fingerprint(
+            tether::agent::access::tls::existing_fingerprint(
                 &nodes[i].config.parent().unwrap().join("state"),
             )
             .expect("fingerprint")
@@ -385,7 +385,7 @@ async fn ha_two_daemons_one_rotating_credential_kill_9_of_each_holder_never_spen
 
 #[test]
 fn ha_a_holder_that_lost_its_lease_mid_refresh_cannot_commit_over_the_newer_generation() {
-    use tether::agent::lease::{Leases, Spend, Tick};
+    use tether::agent::lease::leases::{Leases, Spend, Tick};
     use tether::vault::openbao::LocationConfig;
     use tether::vault::{Record, Vault, VaultConfig, VaultError};
     require!(openbao::available(), openbao::MISSING);

@@ -3,7 +3,7 @@
 
 use super::harness::TestAgent;
 use std::time::Duration;
-use tether::agent::auth::Role;
+use tether::agent::access::auth::Role;
 
 #[tokio::test]
 async fn revoking_a_device_ends_its_open_event_stream_within_a_heartbeat() {
@@ -25,7 +25,7 @@ async fn revoking_a_device_ends_its_open_event_stream_within_a_heartbeat() {
         .await
         .expect("a heartbeat within 5 s");
     // `tether agent revoke` from another process: a second store on the same directory.
-    let other = tether::agent::auth::AuthStore::open(&a.dir.path().join("state")).unwrap();
+    let other = tether::agent::access::auth::AuthStore::open(&a.dir.path().join("state")).unwrap();
     assert!(other.revoke(&id).unwrap());
     tokio::time::timeout(Duration::from_secs(3), stream.closed())
         .await
@@ -83,7 +83,7 @@ async fn with_every_location_full_a_rotating_token_is_not_spent_and_a_kill_loses
         + &super::harness::oidc_credential("yt", &oidc, "probe_interval = \"1h\"");
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, text).unwrap();
-    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let store = tether::agent::access::auth::AuthStore::open(&dir.path().join("state")).unwrap();
     let (_, device) = store.create_token(Role::Device, "test").unwrap();
     let (_, agent) = store.create_token(Role::Agent, "test").unwrap();
     let (device, agent) = (device.secret().to_string(), agent.secret().to_string());
@@ -186,7 +186,7 @@ async fn kill_9_during_rotations_never_loses_a_credential_silently() {
     }
     let config = dir.path().join("agent.toml");
     std::fs::write(&config, text).unwrap();
-    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let store = tether::agent::access::auth::AuthStore::open(&dir.path().join("state")).unwrap();
     let (_, device) = store.create_token(Role::Device, "test").unwrap();
     let device = device.secret().to_string();
     let mut d = spawn(&config);
@@ -414,7 +414,7 @@ refresh_var = "YT_REFRESH"
 #[tokio::test]
 async fn more_idle_connections_than_the_cap_do_not_lock_out_the_agent() {
     use super::restart::{free_port, spawn};
-    use tether::agent::conn_limit::MAX_CONNECTIONS;
+    use tether::agent::access::conn_limit::MAX_CONNECTIONS;
     // This test holds more sockets than the default soft limit of 1,024 descriptors.
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -451,7 +451,7 @@ token_url = "http://127.0.0.1:9/token"
     r.access_token = Some(tether::secret::AccessToken::new("at-cached"));
     r.refresh_token = Some(tether::secret::RefreshToken::new("rt"));
     super::harness::seed(dir.path(), r);
-    let store = tether::agent::auth::AuthStore::open(&dir.path().join("state")).unwrap();
+    let store = tether::agent::access::auth::AuthStore::open(&dir.path().join("state")).unwrap();
     let (_, agent) = store.create_token(Role::Agent, "uploader").unwrap();
     let d = spawn(&config);
     let pid = d.child.id();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tether::agent::auth::Role;
+use tether::agent::access::auth::Role;
 use tether::agent::{Daemon, ServeError};
 use tether::protocol::{CredentialHealth, CredentialState, Event, HealthReport, ReauthStart};
 use tether::vault::{Record, Vault, VaultConfig};

@@ -6,7 +6,7 @@ use super::harness::TestAgent;
 use reqwest::Method;
 use std::sync::Arc;
 use std::time::Duration;
-use tether::agent::auth::{AuthStore, PAIRING_TTL};
+use tether::agent::access::auth::{AuthStore, PAIRING_TTL};
 use tether::protocol::PairResponse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

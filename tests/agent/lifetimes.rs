@@ -11,7 +11,7 @@ use crate::util;
 use crate::util::oidc::{OidcOptions, OidcProvider};
 use reqwest::Method;
 use std::time::Duration;
-use tether::agent::auth::{AuthStore, Role};
+use tether::agent::access::auth::{AuthStore, Role};
 use tether::protocol::{CredentialState, RejectedReply};
 use tokio::time::Instant;
 

@@ -15,7 +15,7 @@ use reqwest::Method;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tether::agent::auth::{AuthStore, Role};
+use tether::agent::access::auth::{AuthStore, Role};
 use tether::protocol::{CredentialState, ReauthStart};
 use tokio::sync::Notify;
 

@@ -8,7 +8,7 @@ use crate::util::oidc::OidcProvider;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tether::agent::auth::{AuthStore, Role};
+use tether::agent::access::auth::{AuthStore, Role};
 use tether::protocol::{CredentialState, HealthReport, ReauthStart};
 
 /// A `tether agent serve` child process.

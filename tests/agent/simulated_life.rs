@@ -3,12 +3,12 @@
 //! revocations at random instants, 5xx spells, daemon restarts, re-authorization a while
 //! after each death).
 //!
-//! The schedule under test is the daemon's real one (`tether::agent::schedule`); the
+//! The schedule under test is the daemon's real one (`tether::agent::credential::schedule`); the
 //! provider is a model, because 30 days cannot pass on a real server. The real-time test
 //! against oidc-provider (`lifetimes.rs`) shows the same rules on the wire.
 
 use std::time::Duration;
-use tether::agent::schedule::{
+use tether::agent::credential::schedule::{
     refresh_ahead, Action, Outcome, Phase, RefreshReason, Schedule, ScheduleConfig, TokenLife,
     BACKOFF_MAX, MIN_GAP, PROBE_JITTER, PROBE_MARGIN, REFRESH_JITTER,
 };

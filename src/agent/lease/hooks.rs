@@ -1,8 +1,8 @@
 //! The daemon's side of the HA lease: the lease task, a follower's way of serving the
 //! newest generation, the holder's spend of a refresh token, and the lease in health.
 
-use super::{daemon_id, Leases, Role, Spend, GRACE, LEASE_DIR};
-use crate::agent::credential::{CachedToken, CheckError, Credential};
+use super::leases::{daemon_id, Leases, Role, Spend, GRACE, LEASE_DIR};
+use crate::agent::credential::runtime::{CachedToken, CheckError, Credential};
 use crate::agent::daemon::Daemon;
 use chrono::Utc;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub async fn run(d: Arc<Daemon>, leases: Arc<Leases>) {
                         "credential {n}: the previous HA holder was spending generation {}'s refresh token when it stopped; asking before presenting it again",
                         spend.generation
                     );
-                    let intent = crate::agent::intent::Intent {
+                    let intent = crate::agent::credential::intent::Intent {
                         generation: spend.generation,
                         token_id: spend.token_id.clone(),
                         started_at: spend.started_at,
@@ -193,7 +193,7 @@ pub(crate) async fn spend(
     let n = cred.name.clone();
     let begun = tokio::task::spawn_blocking(move || l.begin_spend(&n, spend))
         .await
-        .unwrap_or(Err(super::SpendRefused::TaskFailed));
+        .unwrap_or(Err(super::leases::SpendRefused::TaskFailed));
     let ttl = match begun {
         Ok(ttl) => ttl,
         Err(why) => {

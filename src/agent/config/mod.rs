@@ -1,0 +1,29 @@
+//! What `agent.toml` says, read, checked and edited. The bottom layer of the agent: it
+//! imports nothing else of `agent`.
+//!
+//! - [`agent`]: the agent-wide settings, parsing and validation ([`AgentConfig`]);
+//! - [`credential`]: one `[[credentials]]` entry ([`CredentialConfig`]);
+//! - [`resolve`]: the provider an entry describes (preset, overrides, discovery);
+//! - [`vault`]: the vault it describes (locations, outputs);
+//! - [`example`]: the commented example `tether agent init` writes;
+//! - [`edit`]: `tether agent add`/`remove`, editing the file in place with its comments;
+//! - [`lint`]: `tether agent check`, the config and the machine, each problem with its fix.
+
+pub mod agent;
+pub mod credential;
+pub mod edit;
+pub mod example;
+pub mod lint;
+pub mod resolve;
+pub mod vault;
+
+pub use agent::{
+    parse, parse_duration, parse_str, AgentConfig, AgentVaultConfig, ConfigError, TlsConfig,
+    DEFAULT_HEARTBEAT, DEFAULT_PROBE_INTERVAL, DEFAULT_REFRESH_AHEAD, DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, DEFAULT_VAULT_CHECK,
+    DEFAULT_WARNING_WINDOW, MIN_PROBE_INTERVAL,
+};
+pub use credential::{
+    CredentialConfig, CredentialConfigKind, OutputConfig, OutputKind, ReauthMode,
+};
+pub use example::EXAMPLE;

@@ -1,0 +1,17 @@
+//! The daemon's HTTPS API: the top layer, which nothing else in `agent` imports.
+//!
+//! - [`server`]: TLS, the accept loop, background tasks, graceful shutdown;
+//! - [`routes`]: the axum routes (built from `API_PREFIX`) and handlers;
+//! - [`human_routes`]: the challenge and session routes;
+//! - [`events`]: the companion's event stream and the agent's own (`recovered`);
+//! - [`extract`]: bearer roles, bodies, credential names;
+//! - [`error_reply`]: `OpError` → status and JSON error.
+
+pub mod error_reply;
+pub mod events;
+pub mod extract;
+pub mod human_routes;
+pub mod routes;
+pub mod server;
+
+pub use server::{serve, ServeError};

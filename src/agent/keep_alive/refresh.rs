@@ -1,0 +1,517 @@
+//! Refresh and commit: the single-flight refresh of a credential, the durable note of a
+//! refresh token being spent (and what to do when a refresh was cut off), the commit of a
+//! new generation to every vault location, and the verification of a stored pasted token.
+
+use crate::agent::credential::runtime::{CachedToken, Credential};
+use crate::agent::daemon::Daemon;
+use crate::agent::error::CheckError;
+use crate::agent::metrics;
+use crate::oauth::{self, ErrorClass, OAuthError, ProbeOutcome};
+use crate::protocol::ErrorInfo;
+use crate::provider::{CredentialKind, Provider};
+use crate::vault::Record;
+use chrono::Utc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Daemon {
+    /// Refreshes `cred` once for every concurrent caller: callers that arrive while a
+    /// refresh is running wait for it and share its result. With `only_if_stale`, a caller
+    /// that finds a token fresh for the credential's `refresh_ahead` margin gets it without
+    /// a refresh. The work runs in its own task, so a caller that goes away (a dropped
+    /// HTTP request) cannot cut a refresh between the provider's answer and the commit.
+    pub async fn refresh(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        only_if_stale: bool,
+    ) -> Result<CachedToken, CheckError> {
+        if cred.config.is_session() {
+            // No token to refresh: its health is the agent's report.
+            return Err(CheckError::NoToken);
+        }
+        let d = self.clone();
+        let c = cred.clone();
+        let seen = cred.flights.load(Ordering::SeqCst);
+        tokio::spawn(async move { d.refresh_flight(&c, seen, only_if_stale).await })
+            .await
+            .unwrap_or(Err(CheckError::ShuttingDown))
+    }
+
+    async fn refresh_flight(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        seen: u64,
+        only_if_stale: bool,
+    ) -> Result<CachedToken, CheckError> {
+        let _flight = cred.flight.lock().await;
+        if cred.flights.load(Ordering::SeqCst) != seen {
+            // Another caller refreshed while we waited: share its outcome.
+            if let Some(r) = cred.last_flight.lock().clone() {
+                return r;
+            }
+        }
+        if only_if_stale {
+            if let Some(t) = cred.cached_token() {
+                if t.fresh_for_broker(cred.config.refresh_ahead, Utc::now()) {
+                    return Ok(t);
+                }
+            }
+        }
+        if self.is_shutting_down() {
+            return Err(CheckError::ShuttingDown);
+        }
+        let _writes = self.writes.read().await;
+        let result = self.refresh_locked(cred).await;
+        *cred.last_flight.lock() = Some(result.clone());
+        cred.flights.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Resolves a `generic` provider by discovery if that failed before.
+    pub(in crate::agent) async fn ensure_provider(
+        &self,
+        cred: &Credential,
+    ) -> Result<Arc<Provider>, CheckError> {
+        if cred.needs_discovery.load(Ordering::SeqCst) {
+            let issuer = cred.config.issuer.clone().unwrap_or_default();
+            let public = cred.client.client_secret.is_none();
+            let p = cred
+                .config
+                .discover_provider(&self.http, &issuer, public)
+                .await
+                .map_err(|e| {
+                    CheckError::Provider(OAuthError {
+                        provider: cred.config.provider.clone(),
+                        class: ErrorClass::TRANSIENT,
+                        info: ErrorInfo {
+                            code: "discovery_failed".into(),
+                            description: crate::report::chain(&e),
+                        },
+                    })
+                })?;
+            cred.set_provider(p);
+        }
+        Ok(cred.provider())
+    }
+
+    pub(in crate::agent) async fn read_record(
+        &self,
+        name: &str,
+    ) -> Result<Option<Record>, CheckError> {
+        let v = self.vault.clone();
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || v.get(&n))
+            .await
+            .map_err(|_| CheckError::Vault("vault read task failed".into()))?
+            .map_err(|e| CheckError::Vault(e.to_string()))
+    }
+
+    /// Commits `record` to every vault location; the caller holds the credential's flight
+    /// lock and a `writes` guard.
+    pub(in crate::agent) async fn commit(
+        self: &Arc<Self>,
+        cred: &Credential,
+        record: Record,
+    ) -> Result<u64, CheckError> {
+        self.commit_after(cred, record, None).await
+    }
+
+    /// [`commit`](Self::commit) of a record made from generation `based_on`: refused
+    /// (nothing written) when a daemon sharing the vault committed a newer one since.
+    async fn commit_after(
+        self: &Arc<Self>,
+        cred: &Credential,
+        record: Record,
+        based_on: Option<u64>,
+    ) -> Result<u64, CheckError> {
+        let d = self.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let r = match based_on {
+                Some(base) => d.vault.commit_after(record, base),
+                None => d.vault.commit(record),
+            };
+            d.refresh_locations();
+            r
+        })
+        .await
+        .map_err(|_| CheckError::Vault("vault commit task failed".into()))?;
+        match res {
+            Ok(report) => {
+                for f in &report.failed {
+                    tracing::warn!(
+                        "credential {}: vault location {} failed: {}",
+                        cred.name,
+                        f.location,
+                        f.error
+                    );
+                }
+                for e in &report.output_errors {
+                    tracing::warn!("credential {}: output: {e}", cred.name);
+                }
+                self.add_repaired(report.repairs.iter().map(|r| r.to_string()));
+                cred.status.lock().generation = report.generation;
+                Ok(report.generation)
+            }
+            Err(e @ crate::vault::VaultError::Stale { .. }) => {
+                Err(CheckError::Superseded(e.to_string()))
+            }
+            Err(e) => Err(CheckError::Vault(e.to_string())),
+        }
+    }
+
+    async fn refresh_locked(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+    ) -> Result<CachedToken, CheckError> {
+        let name = cred.name.as_str();
+        // A rotated generation that could not be stored earlier goes first: its refresh
+        // token is the only live one, and spending the old one again would kill the grant.
+        let pending = cred.pending.lock().take();
+        if let Some(rec) = pending {
+            let token = CachedToken::from_record(&rec, false);
+            let end = rec.refresh_expires_at;
+            match self.commit(cred, rec.clone()).await {
+                Ok(_) => {
+                    self.clear_intent(name);
+                    cred.set_token(token.clone());
+                    self.record(cred, Ok(end));
+                    if let Some(t) = token {
+                        return Ok(t);
+                    }
+                }
+                Err(e) => {
+                    *cred.pending.lock() = Some(rec);
+                    self.record(cred, Err(&e));
+                    return Err(e);
+                }
+            }
+        }
+        // HA: only the lease holder talks to the provider; the others serve what it commits.
+        // (Pasted tokens are never refreshed, so any daemon may check them.)
+        if let Some(leases) = &self.lease {
+            if leases.holds(name).is_none() && cred.provider().kind != CredentialKind::Paste {
+                if let Some(r) =
+                    crate::agent::lease::hooks::follow_recorded(self, leases, cred).await
+                {
+                    return r;
+                }
+            }
+        }
+        let provider = match self.ensure_provider(cred).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        };
+        let record = match self.read_record(name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.record(cred, Err(&CheckError::NoToken));
+                return Err(CheckError::NoToken);
+            }
+            Err(e) => {
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        };
+        if provider.kind == CredentialKind::Paste {
+            return self.verify_stored_paste(cred, &provider, &record).await;
+        }
+        let Some(rt) = record.refresh_token.clone() else {
+            self.record(cred, Err(&CheckError::NoToken));
+            return Err(CheckError::NoToken);
+        };
+        // A refresh cut off earlier (crash, lost answer): find out before spending again.
+        if let Some(intent) = self.intents.get(name) {
+            if let Err(e) = self
+                .resolve_interrupted_refresh(cred, &provider, &record, intent)
+                .await
+            {
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        }
+        // A rotating refresh token is spent only when its answer can be stored: room for
+        // it first, then a durable note that this token is being spent. (A token that does
+        // not rotate survives a lost answer: no ceremony.)
+        let mut reserved = None;
+        if self.may_rotate(&provider, name).await {
+            reserved = match self.reserve(name).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.record(cred, Err(&e));
+                    return Err(e);
+                }
+            };
+            let intent = crate::agent::credential::intent::Intent {
+                generation: record.generation,
+                token_id: crate::vault::history::token_id(rt.secret()),
+                started_at: Utc::now(),
+            };
+            if let Err(e) = self.intents.begin(name, &intent) {
+                let e = CheckError::Vault(format!(
+                    "cannot record the refresh intent in the state directory ({e}), so the refresh token was not spent; check that the state directory is writable and has space"
+                ));
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        }
+        // HA: the spend is written into the lease (renewing it) before the token leaves;
+        // the provider call gets less time than the lease then has left.
+        let result = match &self.lease {
+            Some(leases) => {
+                match crate::agent::lease::hooks::spend(self, leases, cred, &provider, &record, &rt)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(follow) => return follow,
+                }
+            }
+            None => oauth::refresh(&self.http, &provider, &cred.client, &rt).await,
+        };
+        let ts = match result {
+            Ok(ts) => {
+                self.metrics.inc(
+                    metrics::REFRESHES,
+                    &[("credential", name), ("result", "ok")],
+                );
+                ts
+            }
+            Err(e) => {
+                self.metrics.inc(
+                    metrics::REFRESHES,
+                    &[("credential", name), ("result", e.class.as_str())],
+                );
+                // An answer (or a connection that never opened) means nothing was rotated;
+                // a timeout or a cut connection leaves it unknown, and the intent stays.
+                if !matches!(
+                    e.info.code.as_str(),
+                    "timeout" | "network" | "malformed_response"
+                ) {
+                    self.clear_intent(name);
+                }
+                let e = CheckError::Provider(e);
+                self.record(cred, Err(&e));
+                return Err(e);
+            }
+        };
+        // The room goes back just before the commit that needs it.
+        drop(reserved);
+        let next = crate::agent::keep_alive::token_record::refreshed(&record, &ts);
+        let token = CachedToken::obtained_now(ts.access_token, ts.token_type, ts.expires_at);
+        let based_on = self.lease.is_some().then_some(record.generation);
+        match self.commit_after(cred, next.clone(), based_on).await {
+            Ok(_) => {
+                self.clear_intent(name);
+                if let Some(leases) = &self.lease {
+                    crate::agent::lease::hooks::spent(leases, name).await;
+                }
+                cred.set_token(Some(token.clone()));
+                self.record_granted(cred, next.refresh_expires_at, &ts.scopes, false);
+                Ok(token)
+            }
+            Err(e) if crate::agent::lease::hooks::is_stale(&e) => {
+                // Lost the lease mid-refresh and another daemon committed a newer
+                // generation: this answer must not replace it (and is not kept to retry).
+                tracing::error!(
+                    "credential {name}: lost the HA lease during a refresh; the vault refused to commit this daemon's result over a newer generation ({}); it is discarded",
+                    e.info().description
+                );
+                self.clear_intent(name);
+                self.record(cred, Err(&e));
+                Err(e)
+            }
+            Err(e) => {
+                if ts.rotated {
+                    // The old refresh token is spent: keep the new one in memory and store
+                    // it before anything else happens to this credential.
+                    *cred.pending.lock() = Some(next);
+                } else {
+                    // Nothing was lost: the stored refresh token still works. The new access
+                    // token may be used.
+                    cred.set_token(Some(token.clone()));
+                }
+                self.record(cred, Err(&e));
+                Err(e)
+            }
+        }
+    }
+
+    fn clear_intent(&self, name: &str) {
+        if let Err(e) = self.intents.clear(name) {
+            // Harmless but noisy: the next refresh will ask the provider first.
+            tracing::warn!("credential {name}: cannot remove the refresh intent: {e}");
+        }
+    }
+
+    /// Room for the next generation in at least one vault location.
+    async fn reserve(&self, name: &str) -> Result<crate::vault::Reserved, CheckError> {
+        let v = self.vault.clone();
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || v.reserve(&n))
+            .await
+            .map_err(|_| CheckError::Vault("vault reserve task failed".into()))?
+            .map_err(|e| CheckError::Vault(e.to_string()))
+    }
+
+    /// With a refresh intent outstanding for the stored refresh token (the daemon crashed,
+    /// or lost the provider's answer, while spending it), never present that token blindly:
+    /// where the provider introspects refresh tokens, ask it; otherwise call the rotation
+    /// cut and tell the owner now, instead of letting the provider's reuse detection revoke
+    /// the grant later. A provider that does not rotate loses nothing: the intent is
+    /// dropped.
+    pub(crate) async fn resolve_interrupted_refresh(
+        &self,
+        cred: &Credential,
+        provider: &Provider,
+        record: &Record,
+        intent: crate::agent::credential::intent::Intent,
+    ) -> Result<(), CheckError> {
+        let name = cred.name.as_str();
+        let Some(rt) = &record.refresh_token else {
+            self.clear_intent(name);
+            return Ok(());
+        };
+        let damaged = intent.generation == 0;
+        let same_token = intent.generation == record.generation
+            && intent.token_id == crate::vault::history::token_id(rt.secret());
+        if !damaged && !same_token {
+            // A newer generation was stored after the note: nothing was lost.
+            self.clear_intent(name);
+            return Ok(());
+        }
+        // Known to rotate (preset, or seen in the kept generations)? A preset that does not
+        // rotate loses nothing by a replay; a generic provider may, and is asked.
+        let known = provider.rotates_refresh_token || self.history_rotates(name).await;
+        if !known && provider.name != "generic" {
+            self.clear_intent(name);
+            return Ok(());
+        }
+        let when = intent
+            .started_at
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string();
+        match oauth::introspect_refresh_token(&self.http, provider, &cred.client, rt).await {
+            Some(ProbeOutcome::Alive) => {
+                tracing::info!("credential {name}: the refresh cut off at {when} did not spend the refresh token (the provider says it is active)");
+                self.clear_intent(name);
+                Ok(())
+            }
+            Some(ProbeOutcome::Transient(info)) => Err(CheckError::Provider(OAuthError {
+                provider: provider.name.clone(),
+                class: ErrorClass::TRANSIENT,
+                info,
+            })),
+            Some(ProbeOutcome::Gone(_)) => {
+                // The note stays until a re-authorization stores a new generation: the
+                // spent token is never presented again (that would revoke the grant).
+                Err(rotation_cut(
+                    provider,
+                    &when,
+                    "the provider says the stored refresh token is no longer active",
+                ))
+            }
+            _ if !known => {
+                // Not known to rotate and nobody to ask: a replay is what such a provider
+                // expects.
+                self.clear_intent(name);
+                Ok(())
+            }
+            _ => {
+                // Nobody can tell: keep the note (a restart asks again) and say it plainly.
+                Err(rotation_cut(provider, &when, "the provider cannot be asked whether the old refresh token was spent, and presenting a spent one makes it revoke the grant"))
+            }
+        }
+    }
+
+    /// Whether refresh tokens of this credential may rotate: the preset says so, the
+    /// provider is `generic` (rotation is learnt from its answers), or the kept generations
+    /// hold different refresh tokens.
+    async fn may_rotate(&self, provider: &Provider, name: &str) -> bool {
+        provider.rotates_refresh_token
+            || provider.name == "generic"
+            || self.history_rotates(name).await
+    }
+
+    /// True when the kept generations of `name` hold different refresh tokens.
+    async fn history_rotates(&self, name: &str) -> bool {
+        let v = self.vault.clone();
+        let n = name.to_string();
+        let history = tokio::task::spawn_blocking(move || v.history(&n))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let mut ids = history.iter().filter_map(|h| h.refresh_token_id.as_deref());
+        let first = ids.next();
+        ids.any(|id| Some(id) != first)
+    }
+
+    /// At start: a refresh intent left by a crash is resolved before anything else, so the
+    /// owner hears about a cut rotation on the first start.
+    pub async fn resolve_at_start(self: &Arc<Self>, cred: &Arc<Credential>) {
+        if self.intents.get(&cred.name).is_none() || cred.is_paste() {
+            return;
+        }
+        let _flight = cred.flight.lock().await;
+        let Some(intent) = self.intents.get(&cred.name) else {
+            return;
+        };
+        let provider = match self.ensure_provider(cred).await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let Ok(Some(record)) = self.read_record(&cred.name).await else {
+            return;
+        };
+        if let Err(e) = self
+            .resolve_interrupted_refresh(cred, &provider, &record, intent)
+            .await
+        {
+            tracing::warn!("credential {}: {}", cred.name, e.info());
+            self.record(cred, Err(&e));
+        }
+    }
+
+    async fn verify_stored_paste(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        provider: &Provider,
+        record: &Record,
+    ) -> Result<CachedToken, CheckError> {
+        let Some(token) = CachedToken::from_record(record, true) else {
+            self.record(cred, Err(&CheckError::NoToken));
+            return Err(CheckError::NoToken);
+        };
+        match oauth::verify_paste(&self.http, provider, &token.access_token).await {
+            Ok(account) => {
+                if let Some(a) = account {
+                    cred.status.lock().account = Some(a.label);
+                }
+                cred.set_token(Some(token.clone()));
+                self.record(cred, Ok(None));
+                Ok(token)
+            }
+            Err(e) => {
+                let e = CheckError::Provider(e);
+                self.record(cred, Err(&e));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The `dead` error for a rotation cut before its answer was stored.
+fn rotation_cut(provider: &Provider, when: &str, why: &str) -> CheckError {
+    CheckError::Provider(OAuthError {
+        provider: provider.name.clone(),
+        class: ErrorClass::Dead,
+        info: ErrorInfo {
+            code: "rotation_interrupted".into(),
+            description: format!(
+                "the refresh at {when} was cut off (crash or lost answer) before the new refresh token was stored; {why}"
+            ),
+        },
+    })
+}
