@@ -357,7 +357,7 @@ async fn token_dies_owner_reauthorizes_in_the_browser_and_nothing_is_lost() {
         .dir
         .path()
         .join("state")
-        .join(tether::agent::daemon::VAULT_DIR);
+        .join(tether::agent::config::vault::VAULT_DIR);
     let backup = daemon.dir.path().join("backup");
     assert_eq!(newest_generation(&primary, "youtube"), yt.generation);
     assert_eq!(newest_generation(&backup, "youtube"), yt.generation);

@@ -25,9 +25,6 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 // Kept importable from here: operators' commands and tests name them by this path.
-pub use crate::agent::config::vault::{vault_config_for, VAULT_DIR};
-pub use crate::agent::keep_alive::broker::REJECTED_MIN_INTERVAL;
-pub use crate::agent::vault_watch::cadence::WIPE_NOTICE_EVERY;
 
 /// The daemon: config, vault, token store, credentials, events, metrics and alerts.
 pub struct Daemon {
@@ -77,7 +74,7 @@ pub struct Daemon {
     /// Outstanding refreshes (durable notes, so a cut rotation is never replayed blindly).
     pub(in crate::agent) intents: crate::agent::credential::intent::Intents,
     /// The vault's health as the owner hears it (see [`crate::agent::vault_watch::cadence`]).
-    pub(in crate::agent) vault_watch: crate::agent::vault_watch::cadence::VaultWatch,
+    pub(in crate::agent) vault_watch: crate::agent::vault_watch::state::VaultWatch,
     /// With `ha = true` on an OpenBao location: the per-credential leases (see
     /// [`crate::agent::lease::leases`]).
     pub(in crate::agent) lease: Option<Arc<crate::agent::lease::leases::Leases>>,
@@ -85,8 +82,8 @@ pub struct Daemon {
     /// so in-flight commits finish before the process exits.
     pub(in crate::agent) writes: tokio::sync::RwLock<()>,
     pub(in crate::agent) shutdown_tx: watch::Sender<bool>,
-    /// Config reloads, one at a time, and the checker task of each credential.
-    pub(in crate::agent) reloads: crate::agent::reload::ReloadState,
+    /// The checker task of each credential, and config reloads one at a time.
+    pub(in crate::agent) checkers: crate::agent::keep_alive::registry::CheckerRegistry,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -159,7 +156,7 @@ impl Daemon {
             .await
             .expect("vault open task does not panic")?;
         let vault = Arc::new(vault);
-        let lease = crate::agent::lease::hooks::for_vault(&vault, &config.name);
+        let lease = crate::agent::lease::leases::for_vault(&vault, &config.name);
         let auth = AuthStore::open(&config.state_dir)?;
         auth.prune_pairings();
         let intents = crate::agent::credential::intent::Intents::open(&config.state_dir).map_err(
@@ -227,7 +224,7 @@ impl Daemon {
             .chain(report.quarantined.iter().map(|q| q.to_string()))
             .collect();
         let vault_watch =
-            crate::agent::vault_watch::cadence::VaultWatch::new(&locations, &repairs_at_open);
+            crate::agent::vault_watch::state::VaultWatch::new(&locations, &repairs_at_open);
         let (shutdown_tx, _) = watch::channel(false);
         let (events, _) = broadcast::channel(1024);
         Ok(Arc::new(Daemon {
@@ -256,7 +253,7 @@ impl Daemon {
             lease,
             writes: tokio::sync::RwLock::new(()),
             shutdown_tx,
-            reloads: Default::default(),
+            checkers: Default::default(),
         }))
     }
 
@@ -308,13 +305,24 @@ impl Daemon {
                 .credentials
                 .snapshot()
                 .values()
-                .map(|c| crate::agent::lease::hooks::with_ha(self, c.health()))
+                .map(|c| self.health_of(c))
                 .collect(),
             locations: self.locations.lock().clone(),
             alerts: self.alerter().map(|a| a.health()).unwrap_or_default(),
             repaired: self.repaired.lock().clone(),
             vault: Some(self.vault_watch.health()),
         }
+    }
+
+    /// One credential's health, with its HA lease when it has one (a pasted credential
+    /// is never refreshed, so it has no lease).
+    fn health_of(&self, c: &Credential) -> crate::protocol::CredentialHealth {
+        let mut h = c.health();
+        let paste = c.provider().kind == crate::provider::CredentialKind::Paste;
+        if let Some(leases) = self.lease.as_ref().filter(|_| !paste) {
+            h.ha = Some(Box::new(leases.ha_health(&h.name)));
+        }
+        h
     }
 
     pub(crate) fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {

@@ -23,17 +23,9 @@ use crate::agent::daemon::resolve_credential;
 use crate::agent::daemon::Daemon;
 use crate::agent::error::DaemonError;
 use crate::oauth::ClientCredentials;
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Reloads one at a time, and every credential's checker (to stop it on a reload).
-#[derive(Debug, Default)]
-pub(crate) struct ReloadState {
-    one_at_a_time: tokio::sync::Mutex<()>,
-    checkers: Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
-}
 
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -137,8 +129,8 @@ impl Daemon {
             ))
         };
         let old = self
-            .reloads
             .checkers
+            .tasks
             .lock()
             .insert(cred.name.clone(), handle.abort_handle());
         if let Some(old) = old {
@@ -151,7 +143,7 @@ impl Daemon {
     /// nothing has changed.
     pub async fn reload(self: &Arc<Self>, new: AgentConfig) -> Result<ReloadReport, DaemonError> {
         new.validate()?;
-        let _one = self.reloads.one_at_a_time.lock().await;
+        let _one = self.checkers.one_at_a_time.lock().await;
         let mut report = ReloadReport {
             needs_restart: needs_restart(&self.config, &new),
             ..ReloadReport::default()
@@ -231,7 +223,7 @@ impl Daemon {
         self.credentials.replace(map);
         drop(held);
         {
-            let mut checkers = self.reloads.checkers.lock();
+            let mut checkers = self.checkers.tasks.lock();
             for name in report.removed.iter().chain(&report.changed) {
                 if let Some(h) = checkers.remove(name) {
                     h.abort();

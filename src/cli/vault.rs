@@ -37,7 +37,7 @@ impl VaultArgs {
         if let Some(path) = &self.config {
             let cfg = crate::agent::config::parse(path)
                 .with_context(|| format!("failed to read the agent config {}", path.display()))?;
-            let mut vc = crate::agent::daemon::vault_config_for(&cfg)
+            let mut vc = crate::agent::config::vault::vault_config_for(&cfg)
                 .with_context(|| format!("agent config {}", path.display()))?;
             vc.backups.extend(self.backups.iter().cloned());
             return Ok(vc);

@@ -127,7 +127,7 @@ probe_url = "{provider}"
 
 fn seed_vault(cfg: &agent::config::AgentConfig, provider: &DemoProvider) -> Result<(), DemoError> {
     let vault_cfg =
-        agent::daemon::vault_config_for(cfg).map_err(step("read the demo vault config"))?;
+        agent::config::vault::vault_config_for(cfg).map_err(step("read the demo vault config"))?;
     let (vault, _) = Vault::open(vault_cfg).map_err(step("open the demo vault"))?;
     let (access, refresh) = provider.issue_grant();
     let mut yt = Record::new(DEMO_OAUTH, "generic");

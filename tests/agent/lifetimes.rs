@@ -261,7 +261,7 @@ async fn rejected_with_a_live_grant_hands_out_a_new_token_and_a_flood_refreshes_
 
     // A flood of reports (every worker of the agent saw a 401): one refresh, not fifty —
     // with rotation on, fifty would be a reuse and the grant would be revoked.
-    tokio::time::sleep(tether::agent::daemon::REJECTED_MIN_INTERVAL).await;
+    tokio::time::sleep(tether::agent::keep_alive::broker::REJECTED_MIN_INTERVAL).await;
     let before = oidc.refresh_count().await;
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -325,7 +325,7 @@ async fn rejected_with_a_revoked_grant_is_dead_in_the_reply() {
     assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
 
     oidc.revoke_all().await;
-    tokio::time::sleep(tether::agent::daemon::REJECTED_MIN_INTERVAL).await;
+    tokio::time::sleep(tether::agent::keep_alive::broker::REJECTED_MIN_INTERVAL).await;
     let mut events = a.events().await;
     let t = Instant::now();
     let reply = post_rejected(&a, "yt").await;

@@ -37,10 +37,7 @@ impl CredentialConfig {
     /// Returns whether discovery is still needed.
     pub fn base_provider(&self) -> Result<(Provider, bool), ProviderError> {
         if self.is_session() {
-            return Ok((
-                crate::agent::human::session::provider(&self.provider),
-                false,
-            ));
+            return Ok((session_provider(&self.provider), false));
         }
         let mut p = provider::preset_or_error(&self.provider)?;
         self.apply_overrides(&mut p)?;
@@ -109,4 +106,22 @@ impl CredentialConfig {
         }
         Ok(())
     }
+}
+
+/// The provider entry of a session credential: a label with no endpoints, so nothing
+/// ever calls out and the re-auth kind is `none` (the fix is the agent's challenge).
+pub fn session_provider(label: &str) -> Provider {
+    // Invariant: `generic` is in the built-in catalog.
+    let mut p = crate::provider::preset("generic").expect("generic preset exists");
+    p.name = if label.is_empty() {
+        "session".into()
+    } else {
+        label.to_string()
+    };
+    p.auth_url = None;
+    p.token_url = None;
+    p.revoke_url = None;
+    p.probe = None;
+    p.probe_fallbacks.clear();
+    p
 }

@@ -96,6 +96,9 @@ impl CachedToken {
     }
 }
 
+/// Forced checks of one credential (`POST .../check`) closer than this share the last one.
+pub const CHECK_NOW_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Mutable state shown in health.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -151,7 +154,7 @@ pub struct Credential {
     /// The access token handed out by the broker.
     pub(crate) token: Mutex<Option<CachedToken>>,
     /// Health.
-    pub(crate) status: Mutex<Status>,
+    pub(in crate::agent::credential) status: Mutex<Status>,
     /// Wakes the checker (run a check now, or recompute the schedule).
     pub(crate) wake: tokio::sync::Notify,
     /// When the agent's last `rejected` report started a confirming refresh (rate limit).
@@ -160,7 +163,7 @@ pub struct Credential {
     last_check_now: Mutex<Option<std::time::Instant>>,
     /// What the agent says a human must do, its pending work, its last session report
     /// (`agent::challenge`). When both are needed, `status` is locked first.
-    pub(crate) human: Mutex<crate::agent::human::challenge::HumanState>,
+    pub(crate) human: Mutex<crate::agent::credential::human_state::HumanState>,
     /// True while a device-code re-authorization polls (`agent::device_flow`).
     pub(crate) device_flow: std::sync::atomic::AtomicBool,
     /// Configured scopes the newest grant lacks (`agent::scopes`).
@@ -225,7 +228,7 @@ impl Credential {
             wake: tokio::sync::Notify::new(),
             last_rejected_refresh: Mutex::new(None),
             last_check_now: Mutex::new(None),
-            human: Mutex::new(crate::agent::human::challenge::HumanState::default()),
+            human: Mutex::new(crate::agent::credential::human_state::HumanState::default()),
             device_flow: std::sync::atomic::AtomicBool::new(false),
             scope_gap: Mutex::new(Vec::new()),
         }
@@ -410,7 +413,7 @@ impl Credential {
             reauth,
             generation: s.generation,
             cadence: Some(if self.config.is_session() {
-                crate::agent::human::session::cadence(&self.config)
+                crate::agent::credential::session_rule::cadence(&self.config)
             } else {
                 self.cadence()
             }),

@@ -5,10 +5,7 @@
 //! and leave every box ticked" until a grant covers them all.
 
 use crate::agent::credential::runtime::Credential;
-use crate::agent::daemon::Daemon;
-use crate::protocol::{ErrorInfo, Event};
-use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use crate::protocol::ErrorInfo;
 
 /// Error code of a grant without every configured scope.
 pub const MISSING_SCOPE: &str = "missing_scope";
@@ -51,50 +48,6 @@ impl Credential {
     pub(crate) fn scope_error(&self) -> Option<ErrorInfo> {
         let gap = self.scope_gap.lock();
         (!gap.is_empty()).then(|| missing_error(&gap))
-    }
-}
-
-impl Daemon {
-    /// Records a working exchange or refresh whose answer granted `granted`: `ok` (or
-    /// `expiring`) when it covers the configured scopes, `degraded` naming the missing ones
-    /// otherwise. The agent's own stream hears of a gap (`scopes_missing`) when a new grant
-    /// (`new_grant`: a re-authorization) has one, or when a refresh finds a new one: an
-    /// agent waiting for `recovered` must not wait on for a grant that cannot do its work.
-    pub(crate) fn record_granted(
-        self: &Arc<Self>,
-        cred: &Arc<Credential>,
-        end: Option<DateTime<Utc>>,
-        granted: &[String],
-        new_grant: bool,
-    ) {
-        let configured = cred.config.scopes.clone().unwrap_or_default();
-        let gap = missing(&configured, granted);
-        if !gap.is_empty() {
-            tracing::warn!(
-                "credential {}: the grant lacks {}",
-                cred.name,
-                gap.join(", ")
-            );
-        }
-        // An answer without a `scope` list says nothing: keep what the last one said.
-        let news = if granted.is_empty() {
-            None
-        } else {
-            let mut old = cred.scope_gap.lock();
-            let news = (!gap.is_empty() && (new_grant || *old != gap)).then(|| gap.clone());
-            *old = gap;
-            news
-        };
-        self.record(cred, Ok(end));
-        if let Some(missing) = news {
-            let _ = self.events.send(Event::ScopesMissing {
-                agent: self.config.name.clone(),
-                credential: cred.name.clone(),
-                description: missing_error(&missing).description,
-                missing,
-                at: Utc::now(),
-            });
-        }
     }
 }
 

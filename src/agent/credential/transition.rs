@@ -1,13 +1,13 @@
 //! A credential's state transitions, as pure functions in the shape of
 //! `companion::policy`: the outcome of a check and the previous state give the next state,
-//! and a change of state gives the alert it calls for. [`Daemon::record`] applies them
-//! (status, event, counter, alert); tests drive them without a daemon.
-//!
-//! [`Daemon::record`]: crate::agent::daemon::Daemon
+//! and a change of state gives the alert it calls for; [`decide`] adds the rules that
+//! override it (an open challenge, a scope gap). `Credential::apply` applies them to the
+//! status and `Daemon::record` sends the event, counter and alert; tests drive them
+//! without a daemon.
 
 use crate::agent::alerts::AlertKind;
 use crate::agent::error::CheckError;
-use crate::protocol::CredentialState;
+use crate::protocol::{CredentialState, ErrorInfo};
 
 /// What a check, refresh or probe found, as the state machine sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,81 @@ pub fn alert_for(previous: CredentialState, next: CredentialState) -> Option<Ale
     }
 }
 
+/// What is known when a result is applied, besides the result itself: the rules that
+/// override the plain [`next`] (an open challenge, a grant without a configured scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The state before.
+    pub previous: CredentialState,
+    /// The error shown before was `human_needed` (a challenge made it dead).
+    pub was_human_needed: bool,
+    /// The error of the challenge open now, if any.
+    pub challenge: Option<ErrorInfo>,
+    /// The error of the scope gap of the newest grant, if any.
+    pub scope_gap: Option<ErrorInfo>,
+    /// What the result was.
+    pub outcome: Outcome,
+    /// The result's own error (`None` when it worked).
+    pub error: Option<ErrorInfo>,
+    /// True when the state's alert is the transition's to send (not the caller's).
+    pub alert_by_transition: bool,
+}
+
+/// What applying a result does to the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The state after.
+    pub state: CredentialState,
+    /// The error the status shows after.
+    pub last_error: Option<ErrorInfo>,
+    /// True when the failure counter goes up.
+    pub failed: bool,
+    /// Dead because a challenge asked for the owner, and now the provider says the grant
+    /// itself is gone: the same state, but news the owner must hear (the grant needs a
+    /// re-authorization whatever the agent's session does).
+    pub grant_died_too: bool,
+}
+
+/// The state and error after a result, with the overrides: an open challenge keeps the
+/// credential dead whatever else a check met (only the agent can say its session works),
+/// and a working grant that lacks a configured scope is `degraded` (alive and useless).
+/// A credential dead only because of a challenge since resolved, or only because of a
+/// scope gap, was never in doubt: trouble now is trouble, not "still dead".
+pub fn decide(f: Facts) -> Decision {
+    let mut last_error = f.error;
+    let outcome = match (&f.challenge, &f.scope_gap, f.outcome) {
+        (Some(info), _, Outcome::Worked(_) | Outcome::Trouble | Outcome::NoToken) => {
+            last_error = Some(info.clone());
+            Outcome::Dead
+        }
+        (None, Some(info), Outcome::Worked(_)) => {
+            last_error = Some(info.clone());
+            Outcome::Trouble
+        }
+        (_, _, o) => o,
+    };
+    let rule_from = if f.previous == CredentialState::Dead
+        && ((f.was_human_needed && f.challenge.is_none())
+            || (f.scope_gap.is_some() && outcome == Outcome::Trouble))
+    {
+        CredentialState::Ok
+    } else {
+        f.previous
+    };
+    let step = next(rule_from, outcome);
+    let grant_died_too = step.state == f.previous
+        && f.previous == CredentialState::Dead
+        && f.was_human_needed
+        && f.alert_by_transition
+        && f.outcome == Outcome::Dead;
+    Decision {
+        state: step.state,
+        last_error,
+        failed: step.failed,
+        grant_died_too,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +229,113 @@ mod tests {
         assert_eq!(alert_for(S::Degraded, S::Ok), None);
         assert_eq!(alert_for(S::Ok, S::Degraded), None);
         assert_eq!(alert_for(S::Dead, S::Unchecked), None);
+    }
+
+    fn info(code: &str) -> ErrorInfo {
+        ErrorInfo {
+            code: code.into(),
+            description: code.into(),
+        }
+    }
+
+    fn facts(previous: S, outcome: Outcome) -> Facts {
+        Facts {
+            previous,
+            was_human_needed: false,
+            challenge: None,
+            scope_gap: None,
+            outcome,
+            error: match outcome {
+                Outcome::Worked(_) => None,
+                _ => Some(info("e")),
+            },
+            alert_by_transition: true,
+        }
+    }
+
+    #[test]
+    fn an_open_challenge_keeps_it_dead_whatever_a_check_meets() {
+        for o in [Outcome::Worked(S::Ok), Outcome::Trouble, Outcome::NoToken] {
+            for p in ALL {
+                let d = decide(Facts {
+                    challenge: Some(info("human_needed")),
+                    ..facts(p, o)
+                });
+                assert_eq!(d.state, S::Dead, "{p:?} {o:?}");
+                assert_eq!(d.last_error, Some(info("human_needed")), "{p:?} {o:?}");
+            }
+        }
+        // The provider's own death stays the provider's words.
+        let d = decide(Facts {
+            challenge: Some(info("human_needed")),
+            ..facts(S::Ok, Outcome::Dead)
+        });
+        assert_eq!((d.state, d.last_error), (S::Dead, Some(info("e"))));
+    }
+
+    #[test]
+    fn a_working_grant_without_a_scope_is_degraded_not_ok() {
+        for p in [S::Unchecked, S::Ok, S::Expiring, S::Degraded, S::Dead] {
+            let d = decide(Facts {
+                scope_gap: Some(info("missing_scope")),
+                ..facts(p, Outcome::Worked(S::Ok))
+            });
+            assert_eq!(
+                d.state,
+                S::Degraded,
+                "{p:?}: dead only for a scope gap is not still dead"
+            );
+            assert_eq!(d.last_error, Some(info("missing_scope")));
+        }
+        let d = decide(facts(S::Ok, Outcome::Worked(S::Ok)));
+        assert_eq!((d.state, d.last_error), (S::Ok, None));
+    }
+
+    #[test]
+    fn a_resolved_challenge_turns_trouble_into_degraded_not_still_dead() {
+        let resolved = Facts {
+            was_human_needed: true,
+            ..facts(S::Dead, Outcome::Trouble)
+        };
+        assert_eq!(decide(resolved.clone()).state, S::Degraded);
+        // Without the challenge in its past, a dead credential with trouble stays dead.
+        assert_eq!(decide(facts(S::Dead, Outcome::Trouble)).state, S::Dead);
+        // While the challenge is still open it stays dead.
+        let open = Facts {
+            challenge: Some(info("human_needed")),
+            ..resolved
+        };
+        assert_eq!(decide(open).state, S::Dead);
+    }
+
+    #[test]
+    fn the_grant_dying_under_a_challenge_is_news_once_by_the_transition() {
+        let f = Facts {
+            was_human_needed: true,
+            challenge: Some(info("human_needed")),
+            ..facts(S::Dead, Outcome::Dead)
+        };
+        assert!(decide(f.clone()).grant_died_too);
+        assert!(
+            !decide(Facts {
+                alert_by_transition: false,
+                ..f.clone()
+            })
+            .grant_died_too
+        );
+        assert!(
+            !decide(Facts {
+                outcome: Outcome::Trouble,
+                ..f.clone()
+            })
+            .grant_died_too
+        );
+        assert!(
+            !decide(Facts {
+                was_human_needed: false,
+                ..f
+            })
+            .grant_died_too
+        );
     }
 }

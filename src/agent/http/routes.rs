@@ -7,6 +7,7 @@
 //! extractors in [`crate::agent::http::extract`]; both re-exported here).
 
 use crate::agent::access::reauth_sessions::SessionError;
+use crate::agent::credential::runtime::CHECK_NOW_MIN_INTERVAL;
 pub use crate::agent::http::error_reply::ApiFailure;
 pub(crate) use crate::agent::http::extract::authenticate;
 pub use crate::agent::http::extract::{
@@ -214,7 +215,7 @@ async fn health(
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>, _a: DeviceAuth) -> Response {
-    let body = crate::agent::metrics::render(&d);
+    let body = crate::agent::http::metrics_page::render(&d);
     (
         [(
             header::CONTENT_TYPE,
@@ -337,9 +338,6 @@ async fn check_now(
     }
     Ok(Json(cred.health()))
 }
-
-/// Forced checks of one credential (`POST .../check`) closer than this share the last one.
-pub const CHECK_NOW_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn rejected(
     State(d): State<Arc<Daemon>>,

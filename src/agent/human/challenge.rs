@@ -13,38 +13,20 @@
 //! does not clear it: only the agent can say its session works (`resolved`, or a report
 //! with `ok: true`).
 
-use crate::agent::credential::runtime::{CheckError, Credential};
+use crate::agent::credential::human_state::{dead_error, human_needed, HumanState, SESSION_DOWN};
+use crate::agent::credential::runtime::Credential;
+use crate::agent::credential::runtime::CHECK_NOW_MIN_INTERVAL;
 use crate::agent::daemon::Daemon;
 use crate::agent::error::OpError;
-use crate::agent::http::routes::CHECK_NOW_MIN_INTERVAL;
 use crate::agent::human::challenge_news::{self, News};
 use crate::agent::keep_alive::record::Alerting;
 use crate::agent::metrics;
-use crate::oauth::{ErrorClass, OAuthError};
 use crate::protocol::{
     Challenge, ChallengeOrigin, CredentialHealth, ErrorInfo, Event, PendingWork, PostedChallenge,
     SessionReport,
 };
 use chrono::Utc;
 use std::sync::Arc;
-
-/// Error code of a credential that waits for the owner to answer a challenge.
-pub const HUMAN_NEEDED: &str = "human_needed";
-/// Error code of a session the agent reports broken (without a challenge yet).
-pub const SESSION_DOWN: &str = "session_down";
-
-/// The agent's side of a credential: its open challenge, pending work, last report.
-#[derive(Debug, Clone, Default)]
-pub struct HumanState {
-    /// The open challenge.
-    pub challenge: Option<PostedChallenge>,
-    /// Work the agent reports waiting.
-    pub pending: Option<PendingWork>,
-    /// When the agent last reported on its session (`session` credentials).
-    pub last_report: Option<tokio::time::Instant>,
-    /// When the agent last posted a challenge (posts are rate-limited).
-    pub last_post: Option<tokio::time::Instant>,
-}
 
 /// The shortest time between two challenge posts by the agent for one credential.
 pub const POST_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -62,46 +44,6 @@ fn refuse_daemon_challenge(h: &HumanState, name: &str, verb: &str) -> Result<(),
         }),
         _ => Ok(()),
     }
-}
-
-impl Credential {
-    /// A copy of the agent's side of the credential.
-    pub fn human(&self) -> HumanState {
-        // Invariant: the lock only guards plain data and is never held across an await.
-        self.human.lock().clone()
-    }
-
-    /// The error a credential shows while its challenge is open.
-    pub(crate) fn challenge_error(&self) -> Option<ErrorInfo> {
-        let h = self.human.lock();
-        h.challenge.as_ref().map(|c| human_needed(&c.challenge))
-    }
-
-    /// Replaces the pending work when `update` says something about it; true if it changed.
-    pub(crate) fn set_pending(&self, update: Option<Option<PendingWork>>) -> bool {
-        let Some(next) = update else { return false };
-        let mut h = self.human.lock();
-        let changed = h.pending != next;
-        h.pending = next;
-        changed
-    }
-}
-
-/// `human_needed: scan the QR code with your phone`.
-pub fn human_needed(c: &Challenge) -> ErrorInfo {
-    ErrorInfo {
-        code: HUMAN_NEEDED.into(),
-        description: format!("human needed: {}", c.need_words()),
-    }
-}
-
-/// A check error that makes the credential `dead` with `info`.
-pub(crate) fn dead_error(provider: &str, info: ErrorInfo) -> CheckError {
-    CheckError::Provider(OAuthError {
-        provider: provider.to_string(),
-        class: ErrorClass::Dead,
-        info,
-    })
 }
 
 impl Daemon {
@@ -245,7 +187,7 @@ impl Daemon {
             self.announce_details(&cred);
         }
         if news == News::New {
-            cred.status.lock().last_alert = Some(now);
+            cred.mark_alerted(now);
             self.alert(&cred.health(), crate::agent::alerts::AlertKind::Dead);
         }
         Ok(cred.health())

@@ -69,7 +69,7 @@ impl Daemon {
     /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
     pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
         let cred = self.credential(name)?;
-        crate::agent::human::session::refuse_token_ops(&cred)?;
+        crate::agent::credential::session_rule::refuse_token_ops(&cred)?;
         let provider = self
             .ensure_provider(&cred)
             .await
@@ -275,11 +275,7 @@ impl Daemon {
         *cred.pending.lock() = None;
         *cred.last_flight.lock() = Some(Ok(token));
         cred.flights.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut s = cred.status.lock();
-            s.account = account;
-            s.refresh_expires_at = ts.refresh_expires_at;
-        }
+        cred.set_grant(account, ts.refresh_expires_at);
         {
             // A new grant answers the daemon's own challenge (a device code, or "start the
             // sign-in again"); one the agent posted stays until the agent resolves it.
@@ -368,7 +364,7 @@ impl Daemon {
             *c.last_flight.lock() = Some(Ok(token));
             c.flights.fetch_add(1, Ordering::SeqCst);
             if account.is_some() {
-                c.status.lock().account = account;
+                c.set_account(account);
             }
             d.record(&c, Ok(None));
             c.wake.notify_one();

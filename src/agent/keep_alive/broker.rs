@@ -19,7 +19,7 @@ impl Daemon {
     /// A dead credential refuses, and the refusal is counted.
     pub async fn access_token(self: &Arc<Self>, name: &str) -> Result<CachedToken, OpError> {
         let cred = self.credential(name)?;
-        crate::agent::human::session::refuse_token_ops(&cred)?;
+        crate::agent::credential::session_rule::refuse_token_ops(&cred)?;
         let count = |outcome: &str| {
             self.metrics.inc(
                 metrics::ACCESS_TOKEN_REQUESTS,
@@ -76,16 +76,10 @@ impl Daemon {
 
     /// If the credential is dead: counts the refusal and returns the error.
     fn refuse_if_dead(&self, cred: &Credential) -> Option<OpError> {
-        let mut s = cred.status.lock();
-        if s.state != CredentialState::Dead {
-            return None;
-        }
-        s.blocked += 1;
-        let info = s.last_error.clone().unwrap_or(ErrorInfo {
+        let info = cred.block_if_dead()?.unwrap_or(ErrorInfo {
             code: "dead".into(),
             description: "the grant is gone".into(),
         });
-        drop(s);
         Some(self.dead_error(cred, &info))
     }
 

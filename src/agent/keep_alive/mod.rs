@@ -5,6 +5,7 @@
 //!   and the daemon's chores;
 //! - [`probe`]: one check, one probe, the refresh test that confirms a probe's `gone`;
 //! - [`refresh`]: the single-flight refresh, the commit to the vault, cut rotations;
+//! - [`registry`]: the checker task of each credential (stored by the daemon);
 //! - [`token_record`]: a token answer as a vault record (first grant, refresh);
 //! - [`broker`]: access tokens for the user's agent and its "token refused" report;
 //! - [`record`]: applying a result: status, event, counter, alert; dead reminders.
@@ -14,4 +15,5 @@ pub mod checker;
 pub mod probe;
 pub mod record;
 pub mod refresh;
+pub mod registry;
 pub mod token_record;

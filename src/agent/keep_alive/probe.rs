@@ -2,6 +2,7 @@
 //! test that confirms a probe's `gone` (a probe that cries wolf is replaced).
 
 use crate::agent::credential::runtime::Credential;
+use crate::agent::credential::status_change::{GONE_CONFIRMED, GONE_CONFIRMING};
 use crate::agent::daemon::Daemon;
 use crate::agent::error::CheckError;
 use crate::agent::metrics;
@@ -10,11 +11,6 @@ use crate::protocol::CredentialState;
 use chrono::Utc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// A probe said `gone` and the refresh test that decides is running.
-pub(in crate::agent) const GONE_CONFIRMING: &str = "gone (confirming with a refresh test)";
-/// The refresh test agreed: the grant is dead.
-pub(in crate::agent) const GONE_CONFIRMED: &str = "gone (confirmed by a refresh test)";
 
 impl Daemon {
     /// One full check: a refresh test (or, for paste kinds, a verification), then the
@@ -72,7 +68,7 @@ impl Daemon {
         match &outcome {
             ProbeOutcome::Alive => {
                 set_probe("alive");
-                cred.status.lock().unconfirmed_gones = 0;
+                cred.probe_alive();
                 let state = cred.status().state;
                 if matches!(
                     state,
@@ -80,7 +76,7 @@ impl Daemon {
                 ) {
                     self.record(cred, Ok(None));
                 } else {
-                    cred.status.lock().last_check = Some(Utc::now());
+                    cred.checked_now();
                 }
             }
             ProbeOutcome::Gone(_) => set_probe(GONE_CONFIRMING),
@@ -127,13 +123,7 @@ impl Daemon {
             }
             Ok(()) => {
                 cred.set_last_probe("gone (not confirmed: the refresh test worked)", detail);
-                let n = {
-                    let mut s = cred.status.lock();
-                    s.unconfirmed_gones += 1;
-                    s.unconfirmed_gones
-                };
-                if n >= 2 {
-                    cred.status.lock().unconfirmed_gones = 0;
+                if cred.gone_contradicted(2) {
                     let note = cred.fall_back_probe(
                         "it said `gone` twice for grants that refresh tests showed alive",
                     );

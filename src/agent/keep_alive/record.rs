@@ -4,12 +4,14 @@
 use crate::agent::alerts::damper::{self, Verdict};
 use crate::agent::alerts::{Alert, AlertKind};
 use crate::agent::credential::runtime::Credential;
-use crate::agent::credential::transition::{self, Outcome};
+use crate::agent::credential::scopes;
+use crate::agent::credential::status_change::Applied;
+use crate::agent::credential::transition;
 use crate::agent::daemon::Daemon;
 use crate::agent::error::CheckError;
 use crate::agent::metrics;
 use crate::protocol::{CredentialHealth, CredentialState, Event};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 /// Who sends the alert a state change calls for.
@@ -39,111 +41,31 @@ impl Daemon {
         result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
         alerting: Alerting,
     ) {
-        let (previous, mut health, blocked_before, was_scope_gap) = {
-            let mut s = cred.status.lock();
-            let previous = s.state;
-            let now = Utc::now();
-            let was_human_needed = s
-                .last_error
-                .as_ref()
-                .is_some_and(|i| i.code == crate::agent::human::challenge::HUMAN_NEEDED);
-            let was_scope_gap = previous == CredentialState::Degraded
-                && s.last_error
-                    .as_ref()
-                    .is_some_and(|i| i.code == crate::agent::credential::scopes::MISSING_SCOPE);
-            // An open challenge: only the agent can say its session works again, and it
-            // stays the news whatever else a check met on the way.
-            let challenge = cred.challenge_error();
-            let outcome = match result {
-                Ok(end) => {
-                    s.refresh_expires_at = end.or(s.refresh_expires_at);
-                    s.last_error = None;
-                    s.failures = 0;
-                    Outcome::Worked(cred.working_state(s.refresh_expires_at))
+        let (previous, blocked_before, was_scope_gap) =
+            match cred.apply(result, alerting == Alerting::ByTransition) {
+                Applied::Unchanged => return,
+                Applied::GrantDiedToo => {
+                    let health = cred.health();
+                    tracing::info!(
+                        "credential {}: the grant is gone too ({})",
+                        cred.name,
+                        health
+                            .last_error
+                            .as_ref()
+                            .map(|e| e.code.as_str())
+                            .unwrap_or("dead")
+                    );
+                    self.announce_details(cred);
+                    self.alert(&health, AlertKind::Dead);
+                    return;
                 }
-                Err(e) => {
-                    s.last_error = Some(e.info());
-                    // The refresh test confirming a probe's `gone` is this very error: the
-                    // health and event that say `dead` say the probe was confirmed too.
-                    if e.is_dead() {
-                        if let Some(p) = s.last_probe.as_mut().filter(|p| {
-                            p.result == crate::agent::keep_alive::probe::GONE_CONFIRMING
-                        }) {
-                            p.result = crate::agent::keep_alive::probe::GONE_CONFIRMED.into();
-                        }
-                    }
-                    Outcome::of_error(e)
-                }
+                Applied::Changed {
+                    previous,
+                    blocked_before,
+                    was_scope_gap,
+                } => (previous, blocked_before, was_scope_gap),
             };
-            let scope_gap = cred.scope_error();
-            let outcome = match (challenge, scope_gap.clone(), outcome) {
-                (Some(info), _, Outcome::Worked(_) | Outcome::Trouble | Outcome::NoToken) => {
-                    s.last_error = Some(info);
-                    Outcome::Dead
-                }
-                // The grant works but lacks a configured scope: alive and useless.
-                (None, Some(info), Outcome::Worked(_)) => {
-                    s.last_error = Some(info);
-                    Outcome::Trouble
-                }
-                (_, _, o) => o,
-            };
-            // Dead only because of a challenge the agent has since resolved: the grant was
-            // never in doubt, so trouble now is trouble, not "still dead".
-            let rule_from = if previous == CredentialState::Dead
-                && ((was_human_needed && cred.challenge_error().is_none())
-                    || (scope_gap.is_some() && outcome == Outcome::Trouble))
-            {
-                CredentialState::Ok
-            } else {
-                previous
-            };
-            let step = transition::next(rule_from, outcome);
-            if step.failed {
-                s.failures = s.failures.saturating_add(1);
-            }
-            let next = step.state;
-            s.last_check = Some(now);
-            // Dead because the agent asked for the owner, and now the provider says the
-            // grant itself is gone: the same state, but news the owner must get (the
-            // grant needs a re-authorization whatever the agent's session does).
-            let grant_died_too = next == previous
-                && previous == CredentialState::Dead
-                && was_human_needed
-                && alerting == Alerting::ByTransition
-                && matches!(result, Err(e) if e.is_dead());
-            if grant_died_too {
-                s.last_alert = Some(now);
-                drop(s);
-                let health = cred.health();
-                tracing::info!(
-                    "credential {}: the grant is gone too ({})",
-                    cred.name,
-                    health
-                        .last_error
-                        .as_ref()
-                        .map(|e| e.code.as_str())
-                        .unwrap_or("dead")
-                );
-                self.announce_details(cred);
-                self.alert(&health, AlertKind::Dead);
-                return;
-            }
-            if next == previous {
-                return;
-            }
-            s.state = next;
-            s.since = now;
-            let blocked_before = s.blocked;
-            if previous == CredentialState::Dead {
-                s.blocked = 0;
-            }
-            if next == CredentialState::Dead {
-                s.last_alert = Some(now);
-            }
-            drop(s);
-            (previous, cred.health(), blocked_before, was_scope_gap)
-        };
+        let mut health = cred.health();
         let state = health.state;
         self.metrics.inc(
             metrics::STATE_CHANGES,
@@ -169,7 +91,7 @@ impl Daemon {
             && health
                 .last_error
                 .as_ref()
-                .is_none_or(|e| e.code != crate::agent::human::challenge::HUMAN_NEEDED)
+                .is_none_or(|e| e.code != crate::agent::credential::human_state::HUMAN_NEEDED)
         {
             // Found dead (not waiting on a challenge already): a credential that
             // re-authorizes by device code starts its sign-in now, with no laptop.
@@ -260,6 +182,22 @@ impl Daemon {
         }
     }
 
+    /// Sends `alert` in the background (channels retry on their own schedule, and a slow
+    /// SMTP server must not hold up a check); failures are logged per channel.
+    pub(in crate::agent) fn send_alert(self: &Arc<Self>, alert: Alert) {
+        let Some(alerter) = self.alerter() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let report = alerter.send(&alert).await;
+            for o in &report.outcomes {
+                if let Err(e) = &o.result {
+                    tracing::warn!("alert to channel {} failed: {}", o.channel, e.chain());
+                }
+            }
+        });
+    }
+
     /// Sends how each flapping credential ended once it has been steady a while.
     pub(crate) fn send_settled_alerts(self: &Arc<Self>) {
         let settled = self.damper.lock().settled(tokio::time::Instant::now());
@@ -278,21 +216,53 @@ impl Daemon {
         let interval = chrono::Duration::from_std(self.reminder_interval)
             .unwrap_or(chrono::Duration::hours(6));
         for cred in self.credentials.snapshot().values() {
-            let due = {
-                let mut s = cred.status.lock();
-                let due = s.state == CredentialState::Dead
-                    && match s.last_alert {
-                        None => true,
-                        Some(t) => Utc::now() - t >= interval,
-                    };
-                if due {
-                    s.last_alert = Some(Utc::now());
-                }
-                due
-            };
-            if due {
+            if cred.reminder_due(interval) {
                 self.alert(&cred.health(), AlertKind::Reminder);
             }
+        }
+    }
+}
+
+impl Daemon {
+    /// Records a working exchange or refresh whose answer granted `granted`: `ok` (or
+    /// `expiring`) when it covers the configured scopes, `degraded` naming the missing ones
+    /// otherwise. The agent's own stream hears of a gap (`scopes_missing`) when a new grant
+    /// (`new_grant`: a re-authorization) has one, or when a refresh finds a new one: an
+    /// agent waiting for `recovered` must not wait on for a grant that cannot do its work.
+    pub(crate) fn record_granted(
+        self: &Arc<Self>,
+        cred: &Arc<Credential>,
+        end: Option<DateTime<Utc>>,
+        granted: &[String],
+        new_grant: bool,
+    ) {
+        let configured = cred.config.scopes.clone().unwrap_or_default();
+        let gap = scopes::missing(&configured, granted);
+        if !gap.is_empty() {
+            tracing::warn!(
+                "credential {}: the grant lacks {}",
+                cred.name,
+                gap.join(", ")
+            );
+        }
+        // An answer without a `scope` list says nothing: keep what the last one said.
+        let news = if granted.is_empty() {
+            None
+        } else {
+            let mut old = cred.scope_gap.lock();
+            let news = (!gap.is_empty() && (new_grant || *old != gap)).then(|| gap.clone());
+            *old = gap;
+            news
+        };
+        self.record(cred, Ok(end));
+        if let Some(missing) = news {
+            let _ = self.events.send(Event::ScopesMissing {
+                agent: self.config.name.clone(),
+                credential: cred.name.clone(),
+                description: scopes::missing_error(&missing).description,
+                missing,
+                at: Utc::now(),
+            });
         }
     }
 }

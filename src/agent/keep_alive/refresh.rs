@@ -149,7 +149,7 @@ impl Daemon {
                     tracing::warn!("credential {}: output: {e}", cred.name);
                 }
                 self.add_repaired(report.repairs.iter().map(|r| r.to_string()));
-                cred.status.lock().generation = report.generation;
+                cred.set_generation(report.generation);
                 Ok(report.generation)
             }
             Err(e @ crate::vault::VaultError::Stale { .. }) => {
@@ -487,7 +487,7 @@ impl Daemon {
         match oauth::verify_paste(&self.http, provider, &token.access_token).await {
             Ok(account) => {
                 if let Some(a) = account {
-                    cred.status.lock().account = Some(a.label);
+                    cred.set_account(Some(a.label));
                 }
                 cred.set_token(Some(token.clone()));
                 self.record(cred, Ok(None));

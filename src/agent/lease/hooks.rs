@@ -1,7 +1,7 @@
 //! The daemon's side of the HA lease: the lease task, a follower's way of serving the
 //! newest generation, the holder's spend of a refresh token, and the lease in health.
 
-use super::leases::{daemon_id, Leases, Role, Spend, GRACE, LEASE_DIR};
+use super::leases::{Leases, Spend, GRACE};
 use crate::agent::credential::runtime::{CachedToken, CheckError, Credential};
 use crate::agent::daemon::Daemon;
 use chrono::Utc;
@@ -84,7 +84,7 @@ pub(crate) async fn follow(
         };
         if let Some(t) = CachedToken::from_record(&record, false) {
             if t.fresh_for(Duration::from_secs(1), Utc::now()) {
-                cred.status.lock().generation = record.generation;
+                cred.set_generation(record.generation);
                 return Ok(Some(t));
             }
         }
@@ -101,49 +101,6 @@ pub(crate) async fn follow(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The leases for a vault with an OpenBao location marked `ha = true`.
-pub fn for_vault(vault: &crate::vault::Vault, agent: &str) -> Option<Arc<Leases>> {
-    let (cfg, client) = vault.openbao().filter(|(c, _)| c.ha)?;
-    let me = daemon_id(agent);
-    tracing::info!(
-        "HA: this daemon is {me}; leases under {}/{}/{LEASE_DIR}",
-        client.mount(),
-        cfg.prefix
-    );
-    Some(Arc::new(Leases::new(
-        client,
-        &cfg.prefix,
-        me,
-        cfg.lease_ttl,
-    )))
-}
-
-/// `health` with the credential's lease filled in.
-pub(crate) fn with_ha(
-    d: &Daemon,
-    mut h: crate::protocol::CredentialHealth,
-) -> crate::protocol::CredentialHealth {
-    let paste = d
-        .credentials
-        .get(&h.name)
-        .is_some_and(|c| c.provider().kind == crate::provider::CredentialKind::Paste);
-    if let Some(leases) = d.lease.as_ref().filter(|_| !paste) {
-        let v = leases.view(&h.name);
-        h.ha = Some(Box::new(crate::protocol::HaHealth {
-            role: match v.role {
-                Role::Holder => "holder".into(),
-                Role::Follower => "follower".into(),
-            },
-            holder: v.holder,
-            me: v.me,
-            lease_age_secs: v.age_secs,
-            renewed_secs_ago: v.renewed_secs_ago,
-            error: v.error,
-        }));
-    }
-    h
 }
 
 /// True when a commit was refused because another daemon committed a newer generation.

@@ -139,6 +139,22 @@ impl Leases {
         }
     }
 
+    /// What health says of this daemon's lease on `name`.
+    pub fn ha_health(&self, name: &str) -> crate::protocol::HaHealth {
+        let v = self.view(name);
+        crate::protocol::HaHealth {
+            role: match v.role {
+                Role::Holder => "holder".into(),
+                Role::Follower => "follower".into(),
+            },
+            holder: v.holder,
+            me: v.me,
+            lease_age_secs: v.age_secs,
+            renewed_secs_ago: v.renewed_secs_ago,
+            error: v.error,
+        }
+    }
+
     /// This daemon's id.
     pub fn me(&self) -> &str {
         &self.me
@@ -453,4 +469,20 @@ pub fn daemon_id(agent: &str) -> String {
         std::process::id(),
         &crate::secret::random_token(4)
     )
+}
+/// The leases for a vault with an OpenBao location marked `ha = true`.
+pub fn for_vault(vault: &crate::vault::Vault, agent: &str) -> Option<Arc<Leases>> {
+    let (cfg, client) = vault.openbao().filter(|(c, _)| c.ha)?;
+    let me = daemon_id(agent);
+    tracing::info!(
+        "HA: this daemon is {me}; leases under {}/{}/{LEASE_DIR}",
+        client.mount(),
+        cfg.prefix
+    );
+    Some(Arc::new(Leases::new(
+        client,
+        &cfg.prefix,
+        me,
+        cfg.lease_ttl,
+    )))
 }

@@ -26,5 +26,6 @@
 pub mod hooks;
 pub mod leases;
 
-pub use hooks::{for_vault, run};
+pub use hooks::run;
+pub use leases::for_vault;
 pub use leases::{daemon_id, LeaseView, Leases, Role, Spend, SpendRefused, Tick};

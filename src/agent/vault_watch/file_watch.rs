@@ -14,7 +14,8 @@
 //! cheap (a read and a compare per output, a stamp of the vault's files), so that costs a
 //! check, not a loop.
 
-use crate::agent::daemon::{Daemon, VAULT_DIR};
+use crate::agent::config::vault::VAULT_DIR;
+use crate::agent::daemon::Daemon;
 use notify::{RecursiveMode, Watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
