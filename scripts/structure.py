@@ -143,11 +143,13 @@ def imports(path, src, files):
             t = resolve(p, module, src, files)
             if t:
                 targets.add(t)
-    for m in re.finditer(r"(?<![\w:])((?:crate|super|self)(?:::\w+)+)", text):
+    # Paths in the code itself (the `use` lines were read above).
+    code = re.sub(r"\buse\s+[^;]+;", "", text)
+    for m in re.finditer(r"(?<![\w:])((?:crate|super|self)(?:::\w+)+)", code):
         t = resolve(m.group(1), module, src, files)
         if t:
             targets.add(t)
-    for m in re.finditer(r"(?<![\w:])(\w+)((?:::\w+)+)", text):
+    for m in re.finditer(r"(?<![\w:])(\w+)((?:::\w+)+)", code):
         if m.group(1) not in children:
             continue
         t = resolve("self::" + m.group(1) + m.group(2), module, src, files)

@@ -2,7 +2,7 @@
 //!
 //! The config names where secrets live (a file or an environment variable), never the
 //! secrets themselves, so agent.toml can be shown, diffed and logged. The secrets are read
-//! when the [`Alerter`](super::Alerter) is built.
+//! when the [`Alerter`](super::alerter::Alerter) is built.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;

@@ -2,10 +2,10 @@
 //! STARTTLS by default, implicit TLS on request, plain only to a loopback relay.
 
 use super::config::{EmailConfig, TlsMode};
+use super::error::{AlertsConfigError, ChannelError};
 use super::http::is_loopback_host;
 use super::secret::{ChannelSecret, SecretSource};
 use super::text::AlertText;
-use super::{AlertsConfigError, ChannelError};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;

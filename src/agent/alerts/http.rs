@@ -1,6 +1,6 @@
 //! Sending one HTTP request for an HTTP-based channel and turning the answer into a result.
 
-use super::ChannelError;
+use super::error::ChannelError;
 
 /// Bytes of an error answer kept for the error message.
 const MAX_DETAIL_BYTES: usize = 4096;
@@ -85,8 +85,8 @@ pub(crate) fn parse_url(
     channel: &str,
     field: &str,
     raw: &str,
-) -> Result<reqwest::Url, super::AlertsConfigError> {
-    let invalid = |problem: String| super::AlertsConfigError::Invalid {
+) -> Result<reqwest::Url, super::error::AlertsConfigError> {
+    let invalid = |problem: String| super::error::AlertsConfigError::Invalid {
         channel: channel.to_string(),
         problem,
     };

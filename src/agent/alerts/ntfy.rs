@@ -1,10 +1,10 @@
 //! The ntfy channel: POSTs the text to `{server}/{topic}` with Title, Priority and Tags headers.
 
 use super::config::NtfyConfig;
+use super::error::{AlertsConfigError, ChannelError};
 use super::http::{self, host_of};
 use super::secret::{ChannelSecret, SecretSource};
 use super::text::{Alert, AlertKind, AlertText};
-use super::{AlertsConfigError, ChannelError};
 use std::time::Duration;
 
 /// A ready ntfy channel.

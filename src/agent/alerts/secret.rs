@@ -1,7 +1,7 @@
 //! Channel secrets (bot tokens, SMTP passwords, ntfy tokens): a redacting newtype and
 //! reading one from the file or environment variable the config names.
 
-use super::AlertsConfigError;
+use super::error::AlertsConfigError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 

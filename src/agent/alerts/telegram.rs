@@ -1,10 +1,10 @@
 //! The Telegram channel: a bot sends the text to one chat through the Bot API's `sendMessage`.
 
 use super::config::TelegramConfig;
+use super::error::{AlertsConfigError, ChannelError};
 use super::http::{self, host_of};
 use super::secret::{ChannelSecret, SecretSource};
 use super::text::{truncate, AlertText};
-use super::{AlertsConfigError, ChannelError};
 use std::time::Duration;
 
 /// Telegram refuses messages longer than this.

@@ -5,7 +5,10 @@
 //! so a channel that delivers here delivers when a credential dies. It runs beside the
 //! daemon, not through it: a daemon that cannot start is when this is most needed.
 
-use super::{Alert, Alerter, AlertsConfig, AlertsConfigError, RetryPolicy, SendReport};
+use super::alerter::{Alerter, RetryPolicy, SendReport};
+use super::config::AlertsConfig;
+use super::error::AlertsConfigError;
+use super::text::Alert;
 use crate::agent::config::AgentConfig;
 use std::time::Duration;
 

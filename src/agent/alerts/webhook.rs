@@ -9,9 +9,9 @@
 //! Telegram, which reach the owner's own phone, carry the code.
 
 use super::config::{redacted_url, WebhookConfig};
+use super::error::{AlertsConfigError, ChannelError};
 use super::http::{self, host_of};
 use super::text::{truncate, Alert, AlertText};
-use super::{AlertsConfigError, ChannelError};
 use crate::protocol::Challenge;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;

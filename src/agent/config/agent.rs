@@ -7,57 +7,15 @@
 //! table are kept as raw TOML here and turned into the provider and alert modules' own
 //! types when the daemon is built, so each module owns its own settings.
 
-use crate::agent::config::credential::CredentialConfig;
+use super::credential::CredentialConfig;
+use super::defaults::de_duration;
+use super::defaults::*;
+use super::error::ConfigError;
 use crate::protocol::valid_credential_name;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Default time between liveness probes.
-pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(60);
-/// Shortest probe interval accepted (providers rate-limit their introspection endpoints).
-pub const MIN_PROBE_INTERVAL: Duration = Duration::from_secs(15);
-/// Default time between full refresh tests.
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-/// Default warning window before a known refresh-token end.
-pub const DEFAULT_WARNING_WINDOW: Duration = Duration::from_secs(14 * 24 * 3600);
-/// Default margin: access tokens are refreshed this long before they expire.
-pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(120);
-/// Default lifetime of a re-auth session.
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
-/// Default interval of SSE heartbeats.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-/// Default interval of the vault's cheap check (free space, changed files).
-pub const DEFAULT_VAULT_CHECK: Duration = Duration::from_secs(5);
-/// Default time connections get to finish at shutdown, below systemd's 30 s stop timeout.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Default deadline for receiving a request's headers or its whole body.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why the configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("failed to read agent config {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has unknown keys.
-    #[error("agent config is not valid")]
-    Parse(#[from] toml::de::Error),
-    /// A value is out of range or inconsistent.
-    #[error("agent config is not valid: {0}")]
-    Invalid(String),
-    /// An OpenBao location's settings break a rule.
-    #[error("agent config is not valid")]
-    OpenBao(#[from] crate::vault::openbao::config::OpenBaoConfigError),
-}
 
 /// The whole `agent.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -161,16 +119,6 @@ fn default_request_timeout() -> Duration {
 }
 
 pub use crate::duration::parse as parse_duration;
-
-pub(in crate::agent) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    crate::duration::humane::deserialize(d)
-}
-
-pub(in crate::agent) fn de_opt_duration<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Duration>, D::Error> {
-    crate::duration::humane::deserialize(d).map(Some)
-}
 
 /// Reads and validates an `agent.toml`.
 pub fn parse(path: &Path) -> Result<AgentConfig, ConfigError> {

@@ -2,10 +2,11 @@
 //! agent's own session), its provider and client, outputs, check cadence, and how it is
 //! re-authorized; its own validation and the client secret it names.
 
-use super::agent::{
-    de_duration, de_opt_duration, ConfigError, DEFAULT_PROBE_INTERVAL, DEFAULT_REFRESH_AHEAD,
+use super::defaults::{
+    de_duration, de_opt_duration, DEFAULT_PROBE_INTERVAL, DEFAULT_REFRESH_AHEAD,
     DEFAULT_REFRESH_INTERVAL, DEFAULT_WARNING_WINDOW, MIN_PROBE_INTERVAL,
 };
+use super::error::ConfigError;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;

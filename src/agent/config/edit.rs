@@ -8,8 +8,9 @@
 //! lock file next to it keeps two editors from losing each other's change. A running
 //! daemon picks the change up on SIGHUP (`systemctl reload tether-agent`).
 
-use super::agent::{self as config, ConfigError};
+use super::agent as config;
 use super::credential::OutputKind;
+use super::error::ConfigError;
 use crate::protocol::valid_credential_name;
 use crate::provider::{self, CredentialKind};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! imports nothing else of `agent`.
 //!
 //! - [`agent`]: the agent-wide settings, parsing and validation ([`AgentConfig`]);
+//! - [`defaults`]: the defaults and limits, and how durations read;
+//! - [`error`]: why the file could not be used ([`ConfigError`]);
 //! - [`credential`]: one `[[credentials]]` entry ([`CredentialConfig`]);
 //! - [`resolve`]: the provider an entry describes (preset, overrides, discovery);
 //! - [`vault`]: the vault it describes (locations, outputs);
@@ -11,19 +13,22 @@
 
 pub mod agent;
 pub mod credential;
+pub mod defaults;
 pub mod edit;
+pub mod error;
 pub mod example;
 pub mod lint;
 pub mod resolve;
 pub mod vault;
 
-pub use agent::{
-    parse, parse_duration, parse_str, AgentConfig, AgentVaultConfig, ConfigError, TlsConfig,
+pub use agent::{parse, parse_duration, parse_str, AgentConfig, AgentVaultConfig, TlsConfig};
+pub use credential::{
+    CredentialConfig, CredentialConfigKind, OutputConfig, OutputKind, ReauthMode,
+};
+pub use defaults::{
     DEFAULT_HEARTBEAT, DEFAULT_PROBE_INTERVAL, DEFAULT_REFRESH_AHEAD, DEFAULT_REFRESH_INTERVAL,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, DEFAULT_VAULT_CHECK,
     DEFAULT_WARNING_WINDOW, MIN_PROBE_INTERVAL,
 };
-pub use credential::{
-    CredentialConfig, CredentialConfigKind, OutputConfig, OutputKind, ReauthMode,
-};
+pub use error::ConfigError;
 pub use example::EXAMPLE;

@@ -1,8 +1,9 @@
 //! The vault an agent config describes: its locations (the state directory's `vault/` and
 //! the backup directories) and the output files rendered for the user's agent.
 
-use super::agent::{AgentConfig, ConfigError};
+use super::agent::AgentConfig;
 use super::credential::OutputKind;
+use super::error::ConfigError;
 use crate::oauth::ClientCredentials;
 use crate::vault::{OutputFormat, OutputSpec, VaultConfig};
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! human must act. The rules of who may post or resolve a challenge are
 //! `human::challenge`.
 
-use crate::agent::credential::runtime::{CheckError, Credential};
+use crate::agent::error::CheckError;
 use crate::oauth::{ErrorClass, OAuthError};
 use crate::protocol::{Challenge, ErrorInfo, PendingWork, PostedChallenge};
 
@@ -23,29 +23,6 @@ pub struct HumanState {
     pub last_report: Option<tokio::time::Instant>,
     /// When the agent last posted a challenge (posts are rate-limited).
     pub last_post: Option<tokio::time::Instant>,
-}
-
-impl Credential {
-    /// A copy of the agent's side of the credential.
-    pub fn human(&self) -> HumanState {
-        // Invariant: the lock only guards plain data and is never held across an await.
-        self.human.lock().clone()
-    }
-
-    /// The error a credential shows while its challenge is open.
-    pub(crate) fn challenge_error(&self) -> Option<ErrorInfo> {
-        let h = self.human.lock();
-        h.challenge.as_ref().map(|c| human_needed(&c.challenge))
-    }
-
-    /// Replaces the pending work when `update` says something about it; true if it changed.
-    pub(crate) fn set_pending(&self, update: Option<Option<PendingWork>>) -> bool {
-        let Some(next) = update else { return false };
-        let mut h = self.human.lock();
-        let changed = h.pending != next;
-        h.pending = next;
-        changed
-    }
 }
 
 /// `human_needed: scan the QR code with your phone`.

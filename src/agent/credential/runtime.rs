@@ -472,3 +472,27 @@ fn probe_label(p: &crate::provider::Probe) -> String {
         ),
     }
 }
+impl Credential {
+    /// A copy of the agent's side of the credential.
+    pub fn human(&self) -> super::human_state::HumanState {
+        // Invariant: the lock only guards plain data and is never held across an await.
+        self.human.lock().clone()
+    }
+
+    /// The error a credential shows while its challenge is open.
+    pub(crate) fn challenge_error(&self) -> Option<ErrorInfo> {
+        let h = self.human.lock();
+        h.challenge
+            .as_ref()
+            .map(|c| super::human_state::human_needed(&c.challenge))
+    }
+
+    /// Replaces the pending work when `update` says something about it; true if it changed.
+    pub(crate) fn set_pending(&self, update: Option<Option<crate::protocol::PendingWork>>) -> bool {
+        let Some(next) = update else { return false };
+        let mut h = self.human.lock();
+        let changed = h.pending != next;
+        h.pending = next;
+        changed
+    }
+}

@@ -4,7 +4,6 @@
 //! rule is `human::session`.
 
 use crate::agent::config::CredentialConfig;
-use crate::agent::credential::runtime::Credential;
 use crate::agent::error::OpError;
 use crate::protocol::Cadence;
 
@@ -13,12 +12,12 @@ pub const SESSION_STALE: &str = "session_stale";
 
 /// Token operations (access tokens, browser re-authorization) on a session credential
 /// are refused with what to do instead.
-pub(crate) fn refuse_token_ops(cred: &Credential) -> Result<(), OpError> {
-    if !cred.config.is_session() {
+pub(crate) fn refuse_token_ops(cfg: &CredentialConfig) -> Result<(), OpError> {
+    if !cfg.is_session() {
         return Ok(());
     }
     Err(OpError::WrongKind {
-        name: cred.name.clone(),
+        name: cfg.name.clone(),
         message: "this is a session credential: it holds no token, and the agent re-links it itself by posting a challenge (POST /v1/credentials/{name}/challenge) that the owner answers".into(),
     })
 }

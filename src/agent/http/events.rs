@@ -6,7 +6,8 @@
 
 use crate::agent::access::auth::{Principal, Role};
 use crate::agent::daemon::Daemon;
-use crate::agent::http::routes::{authenticate, ApiFailure};
+use crate::agent::http::error_reply::ApiFailure;
+use crate::agent::http::extract::authenticate;
 use crate::protocol::{valid_credential_name, ErrorCode, Event};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -9,7 +9,8 @@
 //! Each answers with the credential's health.
 
 use crate::agent::daemon::Daemon;
-use crate::agent::http::routes::{AgentAuth, ApiFailure, Body, CredName, DeviceAuth};
+use crate::agent::http::error_reply::ApiFailure;
+use crate::agent::http::extract::{AgentAuth, Body, CredName, DeviceAuth};
 use crate::protocol::{Challenge, CredentialHealth, SessionReport};
 use axum::extract::State;
 use axum::routing::post;

@@ -8,11 +8,8 @@
 
 use crate::agent::access::reauth_sessions::SessionError;
 use crate::agent::credential::runtime::CHECK_NOW_MIN_INTERVAL;
-pub use crate::agent::http::error_reply::ApiFailure;
-pub(crate) use crate::agent::http::extract::authenticate;
-pub use crate::agent::http::extract::{
-    AgentAuth, Body, CredName, DeviceAuth, OptionalBody, PeerAddr,
-};
+use crate::agent::http::error_reply::ApiFailure;
+use crate::agent::http::extract::{AgentAuth, Body, CredName, DeviceAuth, OptionalBody, PeerAddr};
 use crate::agent::{daemon::Daemon, error::OpError, metrics};
 use crate::protocol::{
     AccessTokenReply, ErrorCode, Event, PairRequest, PairResponse, ReauthComplete, RejectedReply,

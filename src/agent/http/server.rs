@@ -5,7 +5,8 @@
 //! and passes SIGTERM/SIGINT; tests bind 127.0.0.1:0 and pass a channel).
 
 use crate::agent::daemon::Daemon;
-use crate::agent::http::routes::{self, PeerAddr};
+use crate::agent::http::extract::PeerAddr;
+use crate::agent::http::routes;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

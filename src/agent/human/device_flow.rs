@@ -35,7 +35,7 @@ impl Daemon {
     /// Starts a device-code re-authorization of `name` (or reports the one running).
     pub async fn device_reauth(self: &Arc<Self>, name: &str) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?.clone();
-        crate::agent::credential::session_rule::refuse_token_ops(&cred)?;
+        crate::agent::credential::session_rule::refuse_token_ops(&cred.config)?;
         let provider = self
             .ensure_provider(&cred)
             .await

@@ -69,7 +69,7 @@ impl Daemon {
     /// Starts a re-auth session: the daemon keeps `state` and the PKCE verifier.
     pub async fn reauth_start(self: &Arc<Self>, name: &str) -> Result<ReauthStart, OpError> {
         let cred = self.credential(name)?;
-        crate::agent::credential::session_rule::refuse_token_ops(&cred)?;
+        crate::agent::credential::session_rule::refuse_token_ops(&cred.config)?;
         let provider = self
             .ensure_provider(&cred)
             .await

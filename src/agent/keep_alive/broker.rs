@@ -19,7 +19,7 @@ impl Daemon {
     /// A dead credential refuses, and the refusal is counted.
     pub async fn access_token(self: &Arc<Self>, name: &str) -> Result<CachedToken, OpError> {
         let cred = self.credential(name)?;
-        crate::agent::credential::session_rule::refuse_token_ops(&cred)?;
+        crate::agent::credential::session_rule::refuse_token_ops(&cred.config)?;
         let count = |outcome: &str| {
             self.metrics.inc(
                 metrics::ACCESS_TOKEN_REQUESTS,
