@@ -20,6 +20,8 @@
 //!   notifier, one-click re-auth, status.
 //! - [`demo`]: `tether demo`, with a small, plainly labelled demo authorization server.
 //! - [`report`]: an error and its causes on one line.
+//! - `text`: text from outside (a provider's error, an agent's words) made fit to show,
+//!   below `protocol` and `provider`, which both use it.
 //! - [`cli`]: the `tether` command line, a thin layer over the modules above.
 //! - [`platform`]: what differs between Linux, macOS and Windows, and the errors for what
 //!   a platform lacks. `agent`, `vault` and `demo` are built for Linux only
@@ -48,5 +50,6 @@ pub mod protocol;
 pub mod provider;
 pub mod report;
 pub mod secret;
+mod text;
 #[cfg(daemon)]
 pub mod vault;

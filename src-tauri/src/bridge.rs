@@ -18,7 +18,7 @@ use tether::companion::reauth::Opener;
 use tether::companion::settings::Settings;
 use tether::companion::snapshot::Snapshot;
 use tether::companion::{config, secrets::Backend, Companion, CompanionError};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// Something the core asks the app to do: a click on a dead credential's notification
 /// (show it and re-authorize).
@@ -30,8 +30,15 @@ pub struct Core {
     pub(crate) opener: Arc<dyn Opener>,
     pub(crate) snapshot: watch::Sender<Snapshot>,
     pub(crate) pause: Pause,
-    pub(crate) watcher: Mutex<Option<crate::watching::Running>>,
+    pub(crate) watcher: Mutex<Option<Running>>,
     pub(crate) requests: Mutex<Option<Requests>>,
+}
+
+/// The running watcher's task and the switch that stops it. Here, beside the field that
+/// holds it, because `watching.rs` builds on [`Core`]; the task itself is there.
+pub(crate) struct Running {
+    pub(crate) stop: oneshot::Sender<()>,
+    pub(crate) done: tauri::async_runtime::JoinHandle<()>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

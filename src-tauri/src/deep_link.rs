@@ -33,7 +33,7 @@ pub fn listen<R: Runtime>(app: &AppHandle<R>) {
         for url in event.urls() {
             let link = url.to_string();
             if link.starts_with(PAIR_LINK_PREFIX) {
-                crate::open_window(
+                crate::window::open_or_log(
                     &handle,
                     crate::window::OpenAt {
                         credential: None,

@@ -1,5 +1,6 @@
 //! Tether's tray app: a thin Tauri layer over the companion core (`tether::companion`).
 //!
+//! - [`autostart`]: "Start at login" (whether it is on, turning it over);
 //! - [`bridge`]: the app's handle on the core (snapshot, pause, pairing, settings, checks);
 //! - [`reauth`]: the core's re-authorization commands (browser, cancel, device code, paste);
 //! - [`watching`]: the core's watcher inside the app, its events applied to the snapshot;
@@ -13,6 +14,9 @@
 //! - [`tray`]: the tray icon and menu, drawn from `tether::companion::tray`;
 //! - [`window`]: the dashboard window, created on demand and destroyed on close.
 //!
+//! The modules never call back into this file: what they need from it is passed in (the
+//! tray gets [`act`] as its menu handler).
+//!
 //! [`run`] is the binary; [`run_app`] wires everything into any `tauri::Builder`, so tests
 //! drive it with `tauri::test::mock_builder()`.
 
@@ -20,6 +24,7 @@
 #[macro_use]
 mod command_list;
 
+pub mod autostart;
 pub mod bridge;
 pub mod challenge;
 pub mod commands;
@@ -33,6 +38,8 @@ pub mod tray;
 pub mod watching;
 pub mod window;
 
+pub use autostart::autostart_enabled;
+use autostart::toggle_autostart;
 use bridge::Core;
 use std::sync::Arc;
 use tauri::{AppHandle, Manager, Runtime};
@@ -62,7 +69,7 @@ pub fn run() {
             }
             let at = launch_request(args.iter().map(String::as_str));
             // A bare second launch means "show me Tether".
-            open_window(app, at.unwrap_or_default());
+            window::open_or_log(app, at.unwrap_or_default());
         }))
         .plugin(deep_link::plugin())
         .plugin(tauri_plugin_autostart::init(
@@ -79,7 +86,7 @@ pub fn run() {
         tauri::RunEvent::Ready => {
             let args: Vec<String> = std::env::args().skip(1).collect();
             if let Some(at) = launch_request(args.iter().map(String::as_str)) {
-                open_window(app, at);
+                window::open_or_log(app, at);
             }
         }
         // Live in the tray: closing the last window must not end the app; only Quit does.
@@ -105,7 +112,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Arc<Core>) -> tauri
         .setup(|app| {
             let handle = app.handle().clone();
             #[cfg(desktop)]
-            tray::create(&handle)?;
+            tray::create(&handle, act)?;
             let core = app.state::<Arc<Core>>().inner().clone();
             let requests = handle.clone();
             // A click on a notification (its "Re-authorize" button, or its body where the
@@ -162,7 +169,7 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
                 if let Err(e) = core.reauth(&agent, &credential, false).await {
                     tracing::warn!("re-authorization of {agent} · {credential} failed: {e}");
                     // Started from the tray, the failure would be invisible: show it.
-                    open_window(
+                    window::open_or_log(
                         &app,
                         OpenAt {
                             credential: Some((agent, credential)),
@@ -172,14 +179,14 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
                 }
             });
         }
-        MenuAction::Show { agent, credential } => open_window(
+        MenuAction::Show { agent, credential } => window::open_or_log(
             app,
             OpenAt {
                 credential: Some((agent, credential)),
                 pair_link: None,
             },
         ),
-        MenuAction::Open => open_window(app, OpenAt::default()),
+        MenuAction::Open => window::open_or_log(app, OpenAt::default()),
         MenuAction::CheckNow => {
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = core.check_now().await {
@@ -203,12 +210,6 @@ pub fn act<R: Runtime>(app: &AppHandle<R>, action: MenuAction) {
     }
 }
 
-pub(crate) fn open_window<R: Runtime>(app: &AppHandle<R>, at: OpenAt) {
-    if let Err(e) = window::open(app, at) {
-        tracing::warn!("cannot open the tether window: {e}");
-    }
-}
-
 /// What a launch's arguments ask for: `--open`, or a `tether://pair?` link; `None` for
 /// a plain start (stay in the tray).
 pub fn launch_request<'a>(args: impl IntoIterator<Item = &'a str>) -> Option<OpenAt> {
@@ -221,27 +222,6 @@ pub fn launch_request<'a>(args: impl IntoIterator<Item = &'a str>) -> Option<Ope
         }
     }
     at
-}
-
-/// Whether "Start at login" is on (false when the autostart plugin is not loaded, as in tests).
-pub fn autostart_enabled<R: Runtime>(app: &AppHandle<R>) -> bool {
-    app.try_state::<tauri_plugin_autostart::AutoLaunchManager>()
-        .and_then(|m| m.is_enabled().ok())
-        .unwrap_or(false)
-}
-
-fn toggle_autostart<R: Runtime>(app: &AppHandle<R>) {
-    let Some(m) = app.try_state::<tauri_plugin_autostart::AutoLaunchManager>() else {
-        return;
-    };
-    let result = if autostart_enabled(app) {
-        m.disable()
-    } else {
-        m.enable()
-    };
-    if let Err(e) = result {
-        tracing::warn!("cannot change start at login: {e}");
-    }
 }
 
 fn init_logging() {

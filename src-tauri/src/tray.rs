@@ -24,8 +24,13 @@ pub fn icon_png(kind: IconKind) -> &'static [u8] {
     }
 }
 
-/// Creates the tray icon for the current snapshot.
-pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
+/// Creates the tray icon for the current snapshot; `on_action` does what a menu item asks
+/// (the app's `act`: passed in, because `lib.rs` draws the tray through this file and this
+/// file does not call back into it).
+pub fn create<R: Runtime>(
+    app: &AppHandle<R>,
+    on_action: fn(&AppHandle<R>, MenuAction),
+) -> tauri::Result<TrayIcon<R>> {
     let core = app.state::<Arc<Core>>();
     let agents = core.snapshot().agents;
     let summary = model::summarize(&agents, chrono::Utc::now());
@@ -34,7 +39,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
         .tooltip(&summary.tooltip)
         .menu(&build_menu(app, &agents)?)
         .show_menu_on_left_click(true)
-        .on_menu_event(|app, event| on_menu(app, event))
+        .on_menu_event(move |app, event| on_menu(app, event, on_action))
         .build(app)
 }
 
@@ -53,7 +58,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>, agents: &[AgentView]) -> tauri::R
 fn options<R: Runtime>(app: &AppHandle<R>) -> MenuOptions {
     MenuOptions {
         paused_until: app.state::<Arc<Core>>().pause().until(chrono::Utc::now()),
-        autostart: crate::autostart_enabled(app),
+        autostart: crate::autostart::autostart_enabled(app),
     }
 }
 
@@ -94,9 +99,13 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, agents: &[AgentView]) -> tauri::Re
     Ok(menu)
 }
 
-fn on_menu<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
+fn on_menu<R: Runtime>(
+    app: &AppHandle<R>,
+    event: MenuEvent,
+    on_action: fn(&AppHandle<R>, MenuAction),
+) {
     match MenuAction::parse(event.id.as_ref()) {
-        Some(action) => crate::act(app, action),
+        Some(action) => on_action(app, action),
         None => tracing::debug!("ignoring click on menu item {}", event.id.as_ref()),
     }
 }

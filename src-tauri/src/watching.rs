@@ -2,18 +2,12 @@
 //! settings change, its events applied to the snapshot (or, for a notification click,
 //! handed to the app).
 
-use crate::bridge::{lock, Core, Requests};
+use crate::bridge::{lock, Core, Requests, Running};
 use chrono::Utc;
 use std::sync::Arc;
 use tether::companion::notifier::{self, Notifier, Pausable};
 use tether::companion::watcher::WatchEvent;
 use tokio::sync::oneshot;
-
-/// The running watcher's task and the switch that stops it.
-pub(crate) struct Running {
-    stop: oneshot::Sender<()>,
-    done: tauri::async_runtime::JoinHandle<()>,
-}
 
 impl Core {
     /// Starts the core's watcher inside the app's runtime; `requests` gets notification clicks.

@@ -45,6 +45,13 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, at: OpenAt) -> tauri::Result<()> {
     Ok(())
 }
 
+/// [`open`], with a failure logged: a tray click or a link has no one else to tell.
+pub fn open_or_log<R: Runtime>(app: &AppHandle<R>, at: OpenAt) {
+    if let Err(e) = open(app, at) {
+        tracing::warn!("cannot open the tether window: {e}");
+    }
+}
+
 /// `index.html` with the query the page reads on load (`agent`, `credential`, `pair`).
 pub fn start_path(at: &OpenAt) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());

@@ -4,6 +4,7 @@
 //! `pair`, `devices`, `revoke` and `token create` work on the state directory directly
 //! (under the same file lock as the daemon), so they take effect on a running daemon.
 
+use super::agent_config::{load, DEFAULT_CONFIG};
 use crate::agent::access::auth::{AuthStore, Role, PAIRING_TTL};
 use crate::agent::config::{self, AgentConfig};
 use crate::agent::{access::tls, Daemon};
@@ -12,9 +13,6 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// Default config path (also `TETHER_AGENT_CONFIG`).
-pub(super) const DEFAULT_CONFIG: &str = "/etc/tether/agent.toml";
 
 /// `tether agent` sub-commands.
 #[derive(Debug, Subcommand)]
@@ -124,16 +122,6 @@ pub fn run(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
         AgentCommand::Token(TokenCommand::Get(a)) => run_token_get(a),
         AgentCommand::Ops(c) => super::agent_ops::run(c),
     }
-}
-
-pub(super) fn load(path: &Path) -> anyhow::Result<AgentConfig> {
-    config::parse(path).with_context(|| {
-        format!(
-            "cannot use the agent config {}; write an example with `tether agent init --config {}`",
-            path.display(),
-            path.display()
-        )
-    })
 }
 
 fn init(path: &Path, force: bool) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! The operator's `tether agent` commands: `add` and `remove` (edit agent.toml in place),
 //! `check` (lint the config and the machine), `alerts test` (a test alert per channel).
 
-use super::agent::{load, DEFAULT_CONFIG};
+use super::agent_config::{load, DEFAULT_CONFIG};
 use crate::agent::config::edit::{self as config_edit, NewCredential, NewOutput};
 use crate::agent::config::lint::{self, AgentUser};
 use anyhow::Context;

@@ -2,12 +2,15 @@
 //! group of commands and is a thin layer over the library; errors are printed with their
 //! whole chain (`{:#}`) and turned into an exit code here.
 //!
-//! `agent.rs`, `agent_ops.rs`, `vault.rs` and `oauth.rs` are the daemon's side and exist
-//! on Linux only (`cfg(daemon)`); `linux_only.rs` refuses those commands elsewhere.
+//! `agent.rs`, `agent_ops.rs` (with `agent_config.rs`, the agent.toml both read),
+//! `vault.rs` and `oauth.rs` are the daemon's side and exist on Linux only
+//! (`cfg(daemon)`); `linux_only.rs` refuses those commands elsewhere.
 //! `companion.rs` and `challenge.rs` are the owner's side, on every platform.
 
 #[cfg(daemon)]
 pub mod agent;
+#[cfg(daemon)]
+mod agent_config;
 #[cfg(daemon)]
 pub mod agent_ops;
 pub mod challenge;

@@ -1,7 +1,8 @@
 //! The user's agent's calls (agent token): a fresh access token, and the report that the
 //! API refused the last one. `tether token` is a thin layer over these.
 
-use super::{AgentClient, ClientError};
+use super::connection::AgentClient;
+use super::error::ClientError;
 use crate::protocol::{AccessTokenReply, RejectedReply, RejectedReport};
 use std::time::Duration;
 

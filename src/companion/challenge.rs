@@ -2,6 +2,7 @@
 //! scan the QR code with your phone"), the QR code as a module matrix (drawn by the tray
 //! window) or as terminal text (`tether watch`, `tether challenge`), and the countdown.
 
+use super::local_time::when;
 use super::terminal::CLEAR_LINE;
 use crate::protocol::{check_link, Challenge, CredentialHealth, PostedChallenge};
 use chrono::{DateTime, Utc};
@@ -264,13 +265,13 @@ pub fn notice_texts(
         Challenge::Url { .. } | Challenge::Text { .. } => {
             format!(
                 "The agent {agent} waits for you since {}.",
-                super::notice::when(posted.since, now)
+                when(posted.since, now)
             )
         }
     });
     if let Some(p) = &c.pending {
         body.push(' ');
-        body.push_str(&p.words(|t| super::notice::when(t, now)));
+        body.push_str(&p.words(|t| when(t, now)));
         body.push('.');
     }
     Some((summary, body))

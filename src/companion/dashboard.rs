@@ -524,7 +524,10 @@ mod tests {
         assert_eq!(d.headline, "connecting to your agents…");
         s.checked(
             "studio",
-            Err(crate::companion::snapshot::tests::refused("x")),
+            Err(crate::companion::error::CompanionError::UnknownAgent {
+                name: "x".into(),
+                known: "none".into(),
+            }),
             now(),
         );
         let d = dashboard(&s);

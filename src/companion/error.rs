@@ -1,10 +1,10 @@
 //! The companion's error type: one enum the CLI and the tray can match on, with a stable
 //! machine-readable [`CompanionError::code`] for the UI.
 
-use super::client::ClientError;
 use super::config::ConfigError;
 use super::reauth::ReauthError;
 use super::secrets::SecretsError;
+use crate::client::ClientError;
 use crate::protocol::PairingCodeError;
 
 /// Everything a companion operation can fail with.
@@ -71,7 +71,7 @@ pub enum CompanionError {
 impl CompanionError {
     /// A stable code for user interfaces (`{code, message}`).
     pub fn code(&self) -> &'static str {
-        use super::client::ContactClass;
+        use crate::client::ContactClass;
         match self {
             CompanionError::Config(_) => "config",
             CompanionError::Secrets(_) => "secrets",

@@ -4,6 +4,7 @@
 //! agent's requests were refused, and what to do:
 //! "studio · youtube: token has been expired or revoked — 3 requests refused since 09:02".
 
+use super::local_time::when;
 use crate::protocol::{CredentialHealth, CredentialState, ReauthKind, VaultHealth};
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
@@ -300,16 +301,6 @@ fn refused_or(state: &str, refused: &str) -> String {
         state.to_string()
     } else {
         refused.to_string()
-    }
-}
-
-/// "09:02" today, "Mon 3 Jun 09:02" otherwise (local time).
-pub fn when(t: DateTime<Utc>, now: DateTime<Local>) -> String {
-    let local = t.with_timezone(&Local);
-    if local.date_naive() == now.date_naive() {
-        local.format("%H:%M").to_string()
-    } else {
-        local.format("%a %-d %b %H:%M").to_string()
     }
 }
 

@@ -1,9 +1,9 @@
 //! Pairing: redeem a one-time code for a device token, pin the certificate, remember the agent.
 
-use super::client::{AgentClient, AgentEndpoint};
 use super::config::{AgentEntry, Config};
 use super::error::CompanionError;
 use super::secrets::{SecretStore, Stored};
+use crate::client::{AgentClient, AgentEndpoint};
 use crate::pin::Fingerprint;
 use crate::protocol::{HealthReport, PairRequest, PairingCode};
 use std::path::Path;

@@ -20,9 +20,9 @@
 //! change nothing), and local wall time for quiet hours and texts. Nothing here sleeps or
 //! does I/O, so tests drive it with `tokio::time::pause`.
 
-use super::client::ContactClass;
 use super::config::QuietHours;
 use super::notice::{Notice, NoticeKind};
+use crate::client::ContactClass;
 use crate::protocol::{CredentialHealth, CredentialState, HealthReport, VaultHealth};
 use chrono::{DateTime, Local, Utc};
 use parking_lot::Mutex;

@@ -9,8 +9,8 @@
 //! Before the browser opens, the daemon's URL passes [`super::consent::inspect`] and its
 //! authorization server is compared with the one remembered for the credential.
 
-use super::client::{AgentClient, ClientError};
 use super::consent::{self, AuthorizationPin, ConsentTarget};
+use crate::client::{AgentClient, ClientError};
 use crate::oauth::{CallbackOutcome, ListenerError, LoopbackListener};
 use crate::protocol::{CredentialHealth, ErrorCode, ReauthComplete, SecretPut};
 use crate::secret::AccessToken;

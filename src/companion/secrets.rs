@@ -352,7 +352,9 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-#[cfg(all(test, unix))]
+// `cfg(test)` right above `mod tests`, so scripts/structure.py reads it as the tests.
+#[cfg(unix)]
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

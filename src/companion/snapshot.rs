@@ -8,6 +8,7 @@
 //! contact was lost; a re-authorization's latest step stays until the next one, so a
 //! window opened mid-flow shows it (and "Cancel").
 
+use super::handle::AgentCheck;
 use super::policy::ContactState;
 use super::progress::{Progress, Step};
 use super::reauth::ReauthProgress;
@@ -109,7 +110,7 @@ impl Snapshot {
 
     /// The answer of a "check now" health request to `agent`: the whole report replaces
     /// what was known; an error marks the agent unreachable (since the first failure).
-    pub fn checked(&mut self, agent: &str, result: super::AgentCheck, now: DateTime<Utc>) {
+    pub fn checked(&mut self, agent: &str, result: AgentCheck, now: DateTime<Utc>) {
         match result {
             Ok(report) => {
                 let view = AgentView {
@@ -232,7 +233,7 @@ pub fn reachability(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::protocol::{ReauthKind, VaultHealth};
     use chrono::{Local, TimeZone};
@@ -257,8 +258,8 @@ pub(crate) mod tests {
     }
 
     /// An error a check can end with (its words are what the tray shows).
-    pub(crate) fn refused(name: &str) -> crate::companion::CompanionError {
-        crate::companion::CompanionError::UnknownAgent {
+    fn refused(name: &str) -> crate::companion::error::CompanionError {
+        crate::companion::error::CompanionError::UnknownAgent {
             name: name.into(),
             known: "none".into(),
         }

@@ -2,8 +2,8 @@
 //!
 //! The JSON shape (`schema` 1) is for scripts: fields are only ever added.
 
-use super::client::{AgentClient, ClientError, ContactClass};
-use super::notice::when;
+use super::local_time::when;
+use crate::client::{AgentClient, ClientError, ContactClass};
 use crate::protocol::{CredentialHealth, CredentialState, ErrorInfo, ReauthKind, VaultHealth};
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;

@@ -9,10 +9,9 @@
 //!   "Start at login" and "Quit";
 //! - [`MenuAction`] round-trips through the string ids a native menu carries.
 //!
-//! The snapshot these functions read, and its pure updates, is [`Snapshot`] (in
-//! `snapshot.rs`, re-exported here).
+//! The snapshot these functions read, and its pure updates, is
+//! [`Snapshot`](super::snapshot::Snapshot), in `snapshot.rs`, which builds on the types here.
 
-pub use super::snapshot::Snapshot;
 use crate::protocol::{CredentialHealth, CredentialState, ReauthKind, VaultHealth};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

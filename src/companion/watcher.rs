@@ -8,15 +8,16 @@
 //! catch up on anything missed; while the agent is unreachable, polls back off
 //! exponentially (capped) with jitter so many laptops do not hit a recovering daemon at once.
 
-use super::client::{AgentClient, ClientError, ContactClass};
 use super::config::Config;
+use super::error::CompanionError;
+use super::handle::{contact_class, Companion};
 use super::notice::{Action, Notice};
 use super::notifier::{ActionSender, Notifier};
 use super::policy::{
     AgentPolicy, ContactFailure, ContactState, Decision, Now, Observation, PolicyConfig,
 };
-use super::reauth::{Opener, ReauthOptions, ReauthProgress};
-use super::Companion;
+use super::reauth::{Opener, ReauthError, ReauthOptions, ReauthProgress};
+use crate::client::{AgentClient, ClientError, ContactClass};
 use crate::protocol::{CredentialHealth, CredentialState, Event, VaultHealth};
 use futures_util::StreamExt;
 use rand::{Rng, SeedableRng};
@@ -215,6 +216,42 @@ impl Watcher {
     }
 }
 
+// Here rather than in `handle.rs`: the watcher runs re-authorizations through the
+// companion, so the handle file cannot also start the watcher without a circle.
+impl Companion {
+    /// Starts the watcher over every paired agent, with the config's timing.
+    pub fn watch(
+        &self,
+        notifier: Arc<dyn Notifier>,
+        opener: Option<Arc<dyn Opener>>,
+    ) -> Result<Watcher, CompanionError> {
+        let cfg = self.config()?;
+        self.watch_with(WatchTiming::from_config(&cfg), notifier, opener)
+    }
+
+    /// Starts the watcher with explicit timing (tests, benchmarks).
+    pub fn watch_with(
+        &self,
+        timing: WatchTiming,
+        notifier: Arc<dyn Notifier>,
+        opener: Option<Arc<dyn Opener>>,
+    ) -> Result<Watcher, CompanionError> {
+        let cfg = self.config()?;
+        let targets = cfg
+            .agents
+            .iter()
+            .map(|a| {
+                let c = self.client_for(a).map_err(|e| ContactFailure {
+                    class: contact_class(&e),
+                    message: crate::report::chain(&e),
+                });
+                (a.name.clone(), c)
+            })
+            .collect();
+        Ok(spawn(self.clone(), targets, timing, notifier, opener))
+    }
+}
+
 /// One agent to watch: its name and a client, or why there is none (missing token).
 pub type WatchTarget = (String, Result<AgentClient, ContactFailure>);
 
@@ -290,12 +327,12 @@ pub fn spawn(
                     // not been reported as progress yet.
                     if !matches!(
                         e,
-                        super::CompanionError::Reauth(
-                            super::reauth::ReauthError::Listener { .. }
-                                | super::reauth::ReauthError::Client(_)
-                                | super::reauth::ReauthError::PasteKind { .. }
-                                | super::reauth::ReauthError::BadAuthorizeUrl { .. }
-                                | super::reauth::ReauthError::ServerChanged { .. }
+                        CompanionError::Reauth(
+                            ReauthError::Listener { .. }
+                                | ReauthError::Client(_)
+                                | ReauthError::PasteKind { .. }
+                                | ReauthError::BadAuthorizeUrl { .. }
+                                | ReauthError::ServerChanged { .. }
                         )
                     ) {
                         progress(ReauthProgress::Failed {

@@ -2,7 +2,9 @@
 //! built without a `redirect_uri` so the side that owns the verifier need not own the
 //! listener.
 
-use super::{ClientCredentials, OAuthError, PkceVerifier};
+use super::client::ClientCredentials;
+use super::error::OAuthError;
+use super::pkce::PkceVerifier;
 use crate::provider::{ErrorClass, Provider};
 use crate::secret::random_token;
 use oauth2::{AuthUrl, ClientId, CsrfToken, Scope};

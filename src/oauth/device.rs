@@ -2,9 +2,9 @@
 //! code, then poll its token endpoint until the owner has typed the code on any device
 //! (a phone will do) — no browser on this machine and no loopback listener.
 
-use super::token::{form_request, token_request, token_set};
-use super::{OAuthError, TokenSet};
-use crate::oauth::ClientCredentials;
+use super::client::ClientCredentials;
+use super::error::OAuthError;
+use super::token::{form_request, token_request, token_set, TokenSet};
 use crate::provider::{ErrorClass, Provider};
 use crate::secret::RefreshToken;
 use chrono::{DateTime, Utc};
@@ -162,12 +162,6 @@ enum Refusal {
     Ended,
     /// Something else is wrong (the client, the endpoint): stop and say so.
     Failed,
-}
-
-/// True for a device-code poll's answer that is the normal course of the flow
-/// (`authorization_pending`, `slow_down`): logged at debug, never as a failure.
-pub(crate) fn is_normal_course(grant_type: &str, code: &str) -> bool {
-    grant_type == "device_code" && matches!(code, "authorization_pending" | "slow_down")
 }
 
 fn refusal(code: &str, class: ErrorClass) -> Refusal {

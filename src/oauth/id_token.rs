@@ -89,7 +89,7 @@ pub fn account(
             });
         }
     }
-    let clean = |s: &str| Some(crate::provider::clean_text(s, 200)).filter(|s| !s.is_empty());
+    let clean = |s: &str| Some(crate::text::clean_text(s, 200)).filter(|s| !s.is_empty());
     let Some(sub) = claims.get("sub").and_then(Value::as_str).and_then(clean) else {
         return Ok(None);
     };

@@ -34,7 +34,7 @@ impl Identity {
 pub(crate) fn stable_id(j: &Value, pointers: &[&str]) -> Option<String> {
     pointers.iter().find_map(|p| match j.pointer(p)? {
         Value::String(s) if !s.trim().is_empty() => {
-            Some(crate::provider::clean_text(s, 200)).filter(|s| !s.is_empty())
+            Some(crate::text::clean_text(s, 200)).filter(|s| !s.is_empty())
         }
         Value::Number(n) => Some(n.to_string()),
         _ => None,

@@ -18,9 +18,9 @@
 //!   [`PendingCallback::respond`] renders the real outcome; any callback arriving meanwhile
 //!   (a replay, a second tab) gets an error page and changes nothing.
 //!
-//! Files: `listener.rs` (the listener, its callback and the browser's answer) and
+//! Files: `listener.rs` (the listener, its callback and the browser's answer),
 //! `listener/sockets.rs` (binding the loopback addresses and feeding their requests
-//! into one channel).
+//! into one channel) and `listener/error.rs` ([`ListenerError`], which both use).
 
 use super::page;
 use crate::protocol::{ErrorInfo, RedirectPort, RedirectRequirement};
@@ -32,7 +32,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response, Server};
 
+mod error;
 mod sockets;
+pub use error::ListenerError;
 use sockets::{bind_loopback, Sockets};
 
 /// How long [`LoopbackListener::wait`] waits by default: five minutes of owner's time.
@@ -41,44 +43,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often the thread answering replays checks whether it may stop.
 const DRAIN_TICK: Duration = Duration::from_millis(50);
 
-/// Why the listener ended without a usable callback.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ListenerError {
-    /// The owner clicked "Cancel" / "Deny" on the consent page.
-    #[error("authorization declined in the browser; start again and click Allow to grant access")]
-    Declined,
-    /// The provider redirected back with an error other than `access_denied`.
-    #[error("the provider refused the authorization: {0}")]
-    Provider(ErrorInfo),
-    /// No valid callback arrived in time.
-    #[error("no sign-in callback arrived within {} s; start the authorization again", .0.as_secs())]
-    TimedOut(Duration),
-    /// [`Canceller::cancel`] was called.
-    #[error("the authorization was cancelled")]
-    Cancelled,
-    /// The fixed port the provider requires is taken.
-    #[error("port {port} on 127.0.0.1 is in use, and the provider only accepts redirects to that port; close the program using it (`ss -ltnp 'sport = :{port}'` shows it) or register another port with the provider and set redirect_port")]
-    PortInUse {
-        /// The port.
-        port: u16,
-    },
-    /// The redirect requirement cannot be served from 127.0.0.1.
-    #[error("cannot listen for a redirect to host `{0}`: only 127.0.0.1 and localhost are served (loopback only); set redirect_host to 127.0.0.1")]
-    UnsupportedHost(String),
-    /// The callback path is not a path.
-    #[error("redirect path `{0}` must start with `/`")]
-    BadPath(String),
-    /// Binding or serving failed for another reason.
-    #[error("loopback listener on 127.0.0.1:{port} failed")]
-    Io {
-        /// The port (0 before binding).
-        port: u16,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
-
+/// Cancels a [`LoopbackListener::wait`] from another thread. It holds the sockets: drop
 /// it once the flow is over so the port is released.
 #[derive(Clone)]
 pub struct Canceller {
@@ -450,8 +415,8 @@ impl LoopbackListener {
                 )
             } else {
                 let info = ErrorInfo {
-                    code: crate::provider::clean_text(&error, 80),
-                    description: crate::provider::clean_text(&description, 300),
+                    code: crate::text::clean_text(&error, 80),
+                    description: crate::text::clean_text(&description, 300),
                 };
                 (
                     "The provider refused the authorization".to_owned(),

@@ -51,15 +51,17 @@
 //!
 //! # Files
 //!
+//! - `client.rs`: [`ClientCredentials`];
 //! - `authorize.rs`: the request and its URL; `pkce.rs`: the verifier;
-//! - `listener.rs` with `listener/sockets.rs`: the loopback listener and the sockets it
-//!   binds; `page.rs`: the browser tab's page;
+//! - `listener.rs` with `listener/sockets.rs` and `listener/error.rs`: the loopback
+//!   listener, the sockets it binds and [`ListenerError`]; `page.rs`: the browser tab's page;
 //! - `token.rs`: exchange and refresh requests, [`TokenSet`]; `http.rs`: the HTTP client;
 //! - `probe.rs`: liveness probes and paste verification; `identity.rs`: [`Identity`];
 //!   `device.rs`; `id_token.rs`;
 //! - `error.rs`: [`OAuthError`].
 
 mod authorize;
+mod client;
 pub mod device;
 mod error;
 mod http;
@@ -74,6 +76,7 @@ pub mod youtube;
 
 pub use crate::provider::ErrorClass;
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, PendingAuthorization};
+pub use client::ClientCredentials;
 pub use error::OAuthError;
 pub use http::{http_client, http_client_with_timeouts};
 pub use identity::Identity;
@@ -84,32 +87,3 @@ pub use listener::{
 pub use pkce::PkceVerifier;
 pub use probe::{introspect_refresh_token, probe, probe_account, verify_paste, ProbeOutcome};
 pub use token::{exchange, refresh, TokenSet};
-
-use crate::secret::ClientSecret;
-
-/// The OAuth client registered with the provider.
-#[derive(Debug, Clone)]
-pub struct ClientCredentials {
-    /// The public client id.
-    pub client_id: String,
-    /// The client secret, for confidential clients (and Google "Desktop" clients).
-    pub client_secret: Option<ClientSecret>,
-}
-
-impl ClientCredentials {
-    /// A public client (PKCE, no secret).
-    pub fn public(client_id: impl Into<String>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            client_secret: None,
-        }
-    }
-
-    /// A confidential client.
-    pub fn confidential(client_id: impl Into<String>, secret: ClientSecret) -> Self {
-        Self {
-            client_id: client_id.into(),
-            client_secret: Some(secret),
-        }
-    }
-}

@@ -5,14 +5,16 @@
 //! credentials the caller confirms a death with one refresh test (an access token can also
 //! just have expired); for paste-kind credentials the token itself is dead.
 
+use super::client::ClientCredentials;
+use super::error::OAuthError;
 use super::identity::{stable_id, Identity};
 use super::token::{retry_after, transport_error};
-use super::{ClientCredentials, OAuthError};
 use crate::protocol::ErrorInfo;
 use crate::provider::{
-    check_endpoint, clean_text, info_scrubbed, ClientAuth, ErrorClass, ProbeMethod, Provider,
+    check_endpoint, info_scrubbed, ClientAuth, ErrorClass, ProbeMethod, Provider,
 };
 use crate::secret::AccessToken;
+use crate::text::clean_text;
 use serde_json::Value;
 
 /// What a probe learnt.

@@ -7,7 +7,9 @@
 //! [`classify_token_response_scrubbed`], which takes what was sent out of the provider's
 //! error text before cutting it.
 
-use super::{ClientCredentials, OAuthError, PkceVerifier};
+use super::client::ClientCredentials;
+use super::error::OAuthError;
+use super::pkce::PkceVerifier;
 use crate::provider::{
     classify_token_response_scrubbed, ClientAuth, ErrorClass, PkceMode, Provider,
 };
@@ -205,7 +207,7 @@ pub(super) async fn form_request(
     result.map_err(|c| {
         // The classifier took what we sent out of the code and description already.
         let info = c.info;
-        if super::device::is_normal_course(grant_type, &info.code) {
+        if is_normal_course(grant_type, &info.code) {
             // A device flow waiting for the owner: not a failure, and nothing is dead.
             tracing::debug!(provider = %provider.name, code = %info.code, "device code not answered yet");
         } else {
@@ -217,6 +219,13 @@ pub(super) async fn form_request(
             info,
         }
     })
+}
+
+/// True for a device-code poll's answer that is the normal course of the flow
+/// (`authorization_pending`, `slow_down`): logged at debug, never as a failure. Here, not
+/// in `device.rs`, because the token request logs it and the device flow builds on this file.
+fn is_normal_course(grant_type: &str, code: &str) -> bool {
+    grant_type == "device_code" && matches!(code, "authorization_pending" | "slow_down")
 }
 
 /// Reads the body up to [`MAX_BODY`] bytes; `None` when it is longer.
@@ -272,7 +281,7 @@ pub(crate) fn transport_error(provider: &str, e: &reqwest::Error) -> OAuthError 
         provider,
         ErrorClass::TRANSIENT,
         code,
-        &crate::provider::clean_text(&description, 300),
+        &crate::text::clean_text(&description, 300),
     )
 }
 

@@ -3,8 +3,9 @@
 //! the personal one); the channel, not the e-mail, is what an uploading agent needs to
 //! stay the same across re-authorizations.
 
+use super::error::OAuthError;
+use super::identity::Identity;
 use super::token::transport_error;
-use super::{Identity, OAuthError};
 use crate::provider::{ChannelLookup, ErrorClass};
 use crate::secret::AccessToken;
 use serde_json::Value;

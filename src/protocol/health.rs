@@ -1,7 +1,8 @@
 //! The health report (`GET /v1/health`) and its parts: per credential, per vault
 //! location, the vault as a whole, alert channels and the HA lease.
 
-use super::{CredentialState, ErrorInfo, PendingWork, PostedChallenge, ReauthKind};
+use super::human::{PendingWork, PostedChallenge};
+use super::state::{CredentialState, ErrorInfo, ReauthKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -130,29 +131,6 @@ impl CredentialHealth {
             session: false,
             device_reauth: false,
         }
-    }
-}
-
-#[cfg(test)]
-mod credential_health_tests {
-    use super::*;
-
-    #[test]
-    fn new_is_what_a_reply_with_only_the_required_fields_parses_to() {
-        let since = Utc::now();
-        let parsed: CredentialHealth = serde_json::from_value(serde_json::json!({
-            "name": "youtube", "provider": "google", "state": "dead",
-            "since": since, "reauth": "oauth",
-        }))
-        .unwrap();
-        let built = CredentialHealth::new(
-            "youtube",
-            "google",
-            CredentialState::Dead,
-            since,
-            ReauthKind::Oauth,
-        );
-        assert_eq!(built, parsed);
     }
 }
 
@@ -324,4 +302,27 @@ pub struct HealthReport {
     /// The vault as a whole (absent from daemons before it was added).
     #[serde(default)]
     pub vault: Option<VaultHealth>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_is_what_a_reply_with_only_the_required_fields_parses_to() {
+        let since = Utc::now();
+        let parsed: CredentialHealth = serde_json::from_value(serde_json::json!({
+            "name": "youtube", "provider": "google", "state": "dead",
+            "since": since, "reauth": "oauth",
+        }))
+        .unwrap();
+        let built = CredentialHealth::new(
+            "youtube",
+            "google",
+            CredentialState::Dead,
+            since,
+            ReauthKind::Oauth,
+        );
+        assert_eq!(built, parsed);
+    }
 }

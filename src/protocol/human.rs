@@ -389,7 +389,7 @@ impl PendingWork {
                 count,
                 oldest,
                 what: what
-                    .map(|w| crate::provider::clean_text(w, 40))
+                    .map(|w| crate::text::clean_text(w, 40))
                     .filter(|w| !w.is_empty()),
             }
         }))

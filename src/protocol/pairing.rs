@@ -1,10 +1,12 @@
 //! Pairing: the one-time pairing code (`tether://pair?url=...&fp=...&secret=...`) and the
 //! `POST /v1/pair` exchange that turns it into a device token.
 
-use super::PAIR_LINK_PREFIX;
 use crate::pin::{BadFingerprint, Fingerprint};
 use crate::secret::{ApiToken, PairingSecret};
 use serde::{Deserialize, Serialize};
+
+/// The URL scheme of pairing links (`tether://pair?...`).
+pub const PAIR_LINK_PREFIX: &str = "tether://pair?";
 
 /// `POST /v1/pair` request.
 #[derive(Debug, Serialize, Deserialize)]

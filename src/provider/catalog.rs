@@ -2,10 +2,10 @@
 //! come from. Where two sources disagree the safer value is the default and the field can
 //! be overridden (see `ProviderOverrides`).
 
-use super::{
-    ChannelLookup, Classifier, ClientAuth, CredentialKind, PasteFormat, PkceMode, Probe,
-    ProbeMethod, Provider, RedirectPolicy,
-};
+use super::classify::Classifier;
+use super::paste::PasteFormat;
+use super::probe::{Probe, ProbeMethod};
+use super::spec::{ChannelLookup, ClientAuth, CredentialKind, PkceMode, Provider, RedirectPolicy};
 use crate::protocol::RedirectPort;
 use std::time::Duration;
 use url::Url;

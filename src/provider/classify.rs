@@ -5,7 +5,9 @@
 //! HTTP 200 and `ok:false`, X calls a dead refresh token `invalid_request`, Microsoft hides
 //! the reason in an `AADSTS` number, Twitch uses `{status, message}`.
 
+use super::policy_death;
 use crate::protocol::ErrorInfo;
+use crate::text::clean_text;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -137,11 +139,15 @@ fn classify_raw(
     if let Some((code, description)) = error_fields(classifier, &obj) {
         let class = class_for(classifier, &code, &description, &obj, retry_after);
         // A death a provider's policy caused is named, with who can stop it recurring.
-        let description =
-            match super::policy_death::policy_death(classifier, &code, &description, &obj) {
-                Some(p) if class == ErrorClass::Dead => p.describe(&description),
-                _ => description,
-            };
+        let rule: Option<policy_death::Rule> = match classifier {
+            Classifier::Google => Some(policy_death::google),
+            Classifier::Microsoft => Some(policy_death::microsoft),
+            _ => None,
+        };
+        let description = match rule.and_then(|r| r(&code, &description, &obj)) {
+            Some(p) if class == ErrorClass::Dead => p.describe(&description),
+            _ => description,
+        };
         return Err(classified(class, &code, &description));
     }
     if (200..300).contains(&status) {
@@ -209,22 +215,9 @@ pub(crate) fn scrub(s: &str, secrets: &[&str]) -> String {
 /// length limit would no longer match).
 pub(crate) fn info_scrubbed(code: &str, description: &str, secrets: &[&str]) -> ErrorInfo {
     ErrorInfo {
-        code: clean(&scrub(code, secrets), 80),
-        description: clean(&scrub(description, secrets), MAX_DESCRIPTION),
+        code: clean_text(&scrub(code, secrets), 80),
+        description: clean_text(&scrub(description, secrets), MAX_DESCRIPTION),
     }
-}
-
-/// Keeps printable characters only and cuts at `max` characters.
-pub(crate) fn clean(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
 }
 
 /// The error code and description in any of the dialects, or `None` for a non-error body.

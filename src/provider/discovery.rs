@@ -2,10 +2,10 @@
 //! (`/.well-known/openid-configuration`) with RFC 8414 authorization server metadata
 //! (`/.well-known/oauth-authorization-server`) as the fallback.
 
-use super::{
-    catalog::preset, check_endpoint, is_loopback, ClientAuth, PkceMode, Probe, ProbeMethod,
-    Provider,
-};
+use super::catalog::preset;
+use super::endpoint::{check_endpoint, is_loopback};
+use super::probe::{Probe, ProbeMethod};
+use super::spec::{ClientAuth, PkceMode, Provider};
 use serde::Deserialize;
 use url::Url;
 

@@ -10,7 +10,6 @@
 //! by inactivity, 50173 revoked after a password change or reset, 70043 expired under a
 //! Conditional Access sign-in frequency policy).
 
-use super::classify::Classifier;
 use serde_json::{Map, Value};
 
 /// A policy that ended a grant, in words.
@@ -54,43 +53,40 @@ const MS_SIGN_IN_FREQUENCY: PolicyDeath = PolicyDeath {
     fix: "re-authorize; it recurs at the policy's period, which the tenant's admin sets (Conditional Access, session, sign-in frequency)",
 };
 
-/// The policy behind a dead answer (`code`, `description`, the whole error object), if the
-/// provider says which.
-pub fn policy_death(
-    classifier: Classifier,
-    code: &str,
-    description: &str,
-    obj: &Map<String, Value>,
-) -> Option<PolicyDeath> {
-    match classifier {
-        Classifier::Google => {
-            let subtype = obj.get("error_subtype").and_then(Value::as_str);
-            (code == "invalid_grant"
-                && (subtype == Some("invalid_rapt") || description.contains("invalid_rapt")))
-            .then_some(GOOGLE_RAPT)
-        }
-        Classifier::Microsoft => {
-            let in_codes = |n: u64| {
-                obj.get("error_codes")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| a.iter().any(|v| v.as_u64() == Some(n)))
-            };
-            let named = |n: u64| {
-                description.contains(&format!("AADSTS{n}:"))
-                    || description.ends_with(&format!("AADSTS{n}"))
-                    || in_codes(n)
-            };
-            if named(700082) {
-                Some(MS_INACTIVE)
-            } else if named(50173) {
-                Some(MS_PASSWORD)
-            } else if named(70043) {
-                Some(MS_SIGN_IN_FREQUENCY)
-            } else {
-                None
-            }
-        }
-        _ => None,
+/// A provider's rule for naming the policy behind a dead answer (`code`, `description`,
+/// the whole error object). `classify.rs` picks the rule by the provider's classifier, so
+/// this file needs nothing from the classifier.
+pub type Rule = fn(&str, &str, &Map<String, Value>) -> Option<PolicyDeath>;
+
+/// Google: Workspace session control's `invalid_grant` with the `invalid_rapt` subtype.
+pub fn google(code: &str, description: &str, obj: &Map<String, Value>) -> Option<PolicyDeath> {
+    let subtype = obj.get("error_subtype").and_then(Value::as_str);
+    (code == "invalid_grant"
+        && (subtype == Some("invalid_rapt") || description.contains("invalid_rapt")))
+    .then_some(GOOGLE_RAPT)
+}
+
+/// Microsoft: the AADSTS number, in the description or in `error_codes` (whatever the
+/// code says: Microsoft names its policy deaths only by number).
+pub fn microsoft(_code: &str, description: &str, obj: &Map<String, Value>) -> Option<PolicyDeath> {
+    let in_codes = |n: u64| {
+        obj.get("error_codes")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v.as_u64() == Some(n)))
+    };
+    let named = |n: u64| {
+        description.contains(&format!("AADSTS{n}:"))
+            || description.ends_with(&format!("AADSTS{n}"))
+            || in_codes(n)
+    };
+    if named(700082) {
+        Some(MS_INACTIVE)
+    } else if named(50173) {
+        Some(MS_PASSWORD)
+    } else if named(70043) {
+        Some(MS_SIGN_IN_FREQUENCY)
+    } else {
+        None
     }
 }
 
@@ -102,7 +98,7 @@ mod tests {
         serde_json::from_str(body).unwrap()
     }
 
-    fn of(c: Classifier, body: &str) -> Option<PolicyDeath> {
+    fn of(rule: Rule, body: &str) -> Option<PolicyDeath> {
         let o = obj(body);
         let code = o["error"].as_str().unwrap().to_string();
         let d = o
@@ -110,14 +106,14 @@ mod tests {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        policy_death(c, &code, &d, &o)
+        rule(&code, &d, &o)
     }
 
     #[test]
     fn google_session_control_is_named_with_its_fix() {
         // The body Google sends when Workspace session control ends a grant.
         let p = of(
-            Classifier::Google,
+            google,
             r#"{"error": "invalid_grant", "error_description": "reauth related error (invalid_rapt)", "error_uri": "https://support.google.com/a/answer/9368756", "error_subtype": "invalid_rapt"}"#,
         )
         .expect("named");
@@ -134,7 +130,7 @@ mod tests {
         // A plain revocation is not a policy.
         assert_eq!(
             of(
-                Classifier::Google,
+                google,
                 r#"{"error": "invalid_grant", "error_description": "Token has been expired or revoked."}"#
             ),
             None
@@ -144,25 +140,25 @@ mod tests {
     #[test]
     fn microsoft_policy_codes_are_named() {
         let inactive = of(
-            Classifier::Microsoft,
+            microsoft,
             r#"{"error":"invalid_grant","error_description":"AADSTS700082: The refresh token has expired due to inactivity. The token was issued on 2026-01-01T00:00:00.0000000Z and was inactive for 90.00:00:00.","error_codes":[700082]}"#,
         );
         assert_eq!(inactive, Some(MS_INACTIVE));
         // The number only in error_codes.
         let password = of(
-            Classifier::Microsoft,
+            microsoft,
             r#"{"error":"invalid_grant","error_description":"The provided grant has expired due to it being revoked.","error_codes":[50173]}"#,
         );
         assert_eq!(password, Some(MS_PASSWORD));
         let frequency = of(
-            Classifier::Microsoft,
+            microsoft,
             r#"{"error":"invalid_grant","error_description":"AADSTS70043: The refresh token has expired or is invalid due to sign-in frequency checks by conditional access.","error_codes":[70043]}"#,
         );
         assert_eq!(frequency, Some(MS_SIGN_IN_FREQUENCY));
         assert!(frequency.unwrap().fix.contains("sign-in frequency"));
         // 700084 is not 70043 or 700082: unnamed.
         let other = of(
-            Classifier::Microsoft,
+            microsoft,
             r#"{"error":"invalid_grant","error_description":"AADSTS700084: The refresh token was issued to a single page app.","error_codes":[700084]}"#,
         );
         assert_eq!(other, None);

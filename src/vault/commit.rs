@@ -2,10 +2,12 @@
 //! must not overwrite a newer shared generation), [`Vault::reserve`] (room set aside
 //! before a rotating token is spent) and [`Vault::rollback`].
 
-use super::{
-    check_name, location, reconcile, record, scan, CommitReport, Inner, LocationError,
-    LocationFailure, ReconcileReport, Record, Vault, VaultError, SCHEMA_VERSION,
-};
+use super::error::VaultError;
+use super::handle::{check_name, Inner, Vault};
+use super::location::{self, LocationError};
+use super::record::{self, Record, SCHEMA_VERSION};
+use super::report::{CommitReport, LocationFailure, ReconcileReport};
+use super::{reconcile, scan};
 
 /// Room set aside for one record in every location that can take one: records are a few
 /// KiB; 64 KiB leaves margin for extras and the header.

@@ -1,9 +1,13 @@
 //! The vault's configuration: where its copies live and what it renders (the `[vault]`
 //! table of the agent's config file).
 
-use super::{openbao, OutputSpec, DEFAULT_KEEP};
+use super::openbao;
+use super::output::OutputSpec;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// Default number of generations kept per credential.
+pub const DEFAULT_KEEP: usize = 5;
 
 fn default_keep() -> usize {
     DEFAULT_KEEP
@@ -40,5 +44,22 @@ impl VaultConfig {
             outputs: Vec::new(),
             locations: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_deserializes_with_defaults() {
+        let cfg: VaultConfig = toml::from_str(
+            "primary = \"/var/lib/tether\"\nbackups = [\"/mnt/b\"]\n[[outputs]]\ncredential = \"yt\"\npath = \"/a/env\"\nformat = \"env\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.keep, DEFAULT_KEEP);
+        assert_eq!(cfg.backups, vec![PathBuf::from("/mnt/b")]);
+        assert_eq!(cfg.outputs.len(), 1);
+        assert!(toml::from_str::<VaultConfig>("primary = \"/x\"\nbogus = 1\n").is_err());
     }
 }

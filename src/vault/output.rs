@@ -6,6 +6,7 @@
 //! byte comparison with a fresh rendering: a wiped, truncated or hand-edited file differs.
 
 use super::atomic::{self, Kind, ReadError};
+use super::error::VaultError;
 use super::record::Record;
 use crate::secret::ClientSecret;
 use serde::{Deserialize, Serialize};
@@ -26,12 +27,12 @@ pub struct OutputSpec {
 
 impl OutputSpec {
     /// Refuses every output that names an invalid credential, before any is used.
-    pub(crate) fn check_all(outputs: &[OutputSpec]) -> Result<(), super::VaultError> {
+    pub(crate) fn check_all(outputs: &[OutputSpec]) -> Result<(), VaultError> {
         match outputs
             .iter()
             .find(|o| !crate::protocol::valid_credential_name(&o.credential))
         {
-            Some(o) => Err(super::VaultError::Config(format!(
+            Some(o) => Err(VaultError::Config(format!(
                 "output {} names credential {:?}, which is not a valid credential name",
                 o.path.display(),
                 o.credential

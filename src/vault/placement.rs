@@ -1,7 +1,7 @@
 //! Start-up warnings about backups that protect against less than they seem to (no
 //! backup, the same directory, nested directories, the same filesystem).
 
-use super::Loc;
+use super::loc::Loc;
 
 /// Warnings about backups that protect against less than they seem to.
 pub(super) fn placement_warnings(locs: &[Loc]) -> Vec<String> {

@@ -7,11 +7,11 @@
 //! renamed aside (kept for inspection, reported). Links, unreadable files and records of
 //! another schema version are reported and left exactly as they are.
 
+use super::loc::Loc;
 use super::location::{Location, LocationError};
 use super::record::DecodeError;
 use super::report::{Quarantine, ReconcileReport, Repair, RepairKind};
 use super::scan::{self, SlotState};
-use super::Loc;
 
 /// Reconciles one credential across `locs`; returns the highest generation seen.
 pub(crate) fn credential(

@@ -1,7 +1,11 @@
 //! Keeping the configured output files current: rendering after a commit, the cheap
 //! check that re-renders a wiped or changed output, and replacing the outputs on reload.
 
-use super::{output, scan, Inner, OutputSpec, Record, Vault, VaultError};
+use super::error::VaultError;
+use super::handle::{Inner, Vault};
+use super::output::{self, OutputSpec};
+use super::record::Record;
+use super::scan;
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -7,9 +7,9 @@
 //! error, because silently handing out an older refresh token could hand out a dead one.
 
 use super::error::VaultError;
+use super::loc::Loc;
 use super::location::{Location, LocationError};
 use super::record::{self, DecodeError, Record};
-use super::Loc;
 use std::collections::BTreeSet;
 
 /// What one location holds in one slot.

@@ -2,7 +2,7 @@
 //! `localhost` redirect), one tiny_http server per address, their requests fed into one
 //! channel.
 
-use super::ListenerError;
+use super::error::ListenerError;
 use parking_lot::Mutex;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::sync::mpsc::{self, Receiver, Sender};
