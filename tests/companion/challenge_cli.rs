@@ -229,6 +229,31 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
             l.contains("studio · whatsapp: working again")
         })
         .await;
+    // The expiry was said once, counting everything printed since: each program has now
+    // printed the resolution that came after it, so a repeated expiry would be there.
+    let out = follow.stdout();
+    assert_eq!(
+        out.matches("(expired: the agent posts a new one)").count(),
+        1,
+        "{out}"
+    );
+    let out = watch.stdout();
+    assert_eq!(
+        out.matches("(studio · whatsapp: expired: the agent posts a new one)")
+            .count(),
+        1,
+        "{out}"
+    );
+    if let Some(live) = &live {
+        wait_for_text(live, "studio · whatsapp: working again").await;
+        let out = live.stdout();
+        assert_eq!(
+            out.matches("\r\x1b[K(studio · whatsapp: expired: the agent posts a new one)")
+                .count(),
+            1,
+            "{out:?}"
+        );
+    }
 }
 
 async fn wait_for_text(p: &Proc, text: &str) {

@@ -70,6 +70,81 @@ macro_rules! require {
     };
 }
 
+/// How often [`eventually`] looks.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Polls `probe` every [`POLL`] until it returns `Some`, and returns that; fails the test
+/// naming `what` if `within` passes first. The probe runs on the test's runtime between
+/// sleeps, so tasks of the same runtime (an in-process daemon) keep running meanwhile.
+pub async fn eventually<T>(
+    within: std::time::Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The send and receive queues (bytes) of the established TCP socket at `local` connected
+/// to `remote` on this machine, from `/proc/net/tcp` and `/proc/net/tcp6`; `None` when
+/// there is no such socket. For a socket of another process on loopback, a receive queue of 0 says
+/// that process has read everything that reached it.
+pub fn tcp_queues(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<(u64, u64)> {
+    let port = |field: &str| {
+        field
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st tx_queue:rx_queue ...; st 01 is ESTABLISHED.
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 5
+                || f[3] != "01"
+                || port(f[1]) != Some(local.port())
+                || port(f[2]) != Some(remote.port())
+            {
+                continue;
+            }
+            let (tx, rx) = f[4].split_once(':')?;
+            return Some((
+                u64::from_str_radix(tx, 16).ok()?,
+                u64::from_str_radix(rx, 16).ok()?,
+            ));
+        }
+    }
+    None
+}
+
+/// Waits until the process at the other end of `client` (a TCP connection on loopback)
+/// has read every byte sent on it: the client's send queue is empty (the peer's kernel has
+/// them) and so is the peer's receive queue (the peer read them).
+pub async fn wait_read_by_peer(client: &tokio::net::TcpStream, within: std::time::Duration) {
+    let (me, peer) = (
+        client.local_addr().expect("local address"),
+        client.peer_addr().expect("peer address"),
+    );
+    eventually(within, "the peer reads what was sent", || {
+        let (sent_unacked, _) = tcp_queues(me, peer)?;
+        let (_, unread) = tcp_queues(peer, me)?;
+        (sent_unacked == 0 && unread == 0).then_some(())
+    })
+    .await
+}
+
 pub mod browser;
 pub mod oidc;
 pub mod openbao;
