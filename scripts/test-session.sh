@@ -43,18 +43,34 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# Strict: a test that needs a missing system part fails instead of skipping. Every skip is
+# also written to $TETHER_TEST_SKIPS (by `require!`, tests/util/mod.rs), and any line there
+# fails the run below, naming the test and the reason, even if the test itself passed.
 export TETHER_TEST_STRICT=1
+export TETHER_TEST_SKIPS="$session_dir/skips"
+: >"$TETHER_TEST_SKIPS"
 export RUST_BACKTRACE=1
+
+status=0
+run() { "$@" || status=$?; }
 if [ "$#" -eq 0 ]; then
-  cargo test --workspace --exclude tether-tray -- --test-threads=4 --skip recovery::
+  run cargo test --workspace --exclude tether-tray -- --test-threads=4 --skip recovery::
   # The headline recovery test on its own, uncaptured, so its step timings are printed.
-  cargo test --test tests recovery:: -- --nocapture
+  [ "$status" -ne 0 ] || run cargo test --test tests recovery:: -- --nocapture
 else
   # A filter from the command line: just those tests.
-  cargo test --workspace --exclude tether-tray -- --test-threads=4 "$@"
+  run cargo test --workspace --exclude tether-tray -- --test-threads=4 "$@"
 fi
 # TETHER_CORE_ONLY=1 runs only the core's tests (handy while working on the core).
-if [ -z "${TETHER_CORE_ONLY:-}" ]; then
-  cargo test -p tether-tray
-  if [ -x scripts/tray-e2e.sh ]; then scripts/tray-e2e.sh; fi
+if [ "$status" -eq 0 ] && [ -z "${TETHER_CORE_ONLY:-}" ]; then
+  run cargo test -p tether-tray
+  if [ "$status" -eq 0 ] && [ -x scripts/tray-e2e.sh ]; then run scripts/tray-e2e.sh; fi
 fi
+
+if [ -s "$TETHER_TEST_SKIPS" ]; then
+  echo >&2
+  echo "FAILED: $(wc -l <"$TETHER_TEST_SKIPS") test(s) skipped; this run may skip nothing:" >&2
+  sed 's/^/  /' "$TETHER_TEST_SKIPS" >&2
+  [ "$status" -ne 0 ] || status=1
+fi
+exit "$status"

@@ -415,10 +415,28 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"a");
     }
 
+    /// True while an open file waits in the kernel for the flock on `path`: a blocked
+    /// request is listed in /proc/locks as `-> FLOCK ... MAJ:MIN:INODE ...`.
+    #[cfg(target_os = "linux")]
+    fn someone_waits_for_the_lock(path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).unwrap();
+        let (dev, ino) = (m.dev(), m.ino());
+        // Linux's dev_t encoding, undone as glibc's major() and minor() do.
+        let major = ((dev & 0x0000_0000_000f_ff00) >> 8) | ((dev & 0xffff_f000_0000_0000) >> 32);
+        let minor = (dev & 0xff) | ((dev & 0x0000_0fff_fff0_0000) >> 12);
+        let id = format!("{major:02x}:{minor:02x}:{ino}");
+        fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("-> FLOCK") && l.split_whitespace().any(|f| f == id))
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
     fn file_lock_keeps_a_second_holder_out_until_dropped() {
         use std::sync::mpsc;
-        use std::time::Duration;
+        use std::time::{Duration, Instant};
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".lock");
         let first = FileLock::acquire(&p).unwrap();
@@ -430,6 +448,21 @@ mod tests {
             tx.send(()).unwrap();
             drop(second);
         });
+        // The second holder asked for the lock and the kernel made it wait (the positive
+        // signal); only then does its absence say anything.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !someone_waits_for_the_lock(&p) {
+            assert!(
+                rx.try_recv().is_err(),
+                "the second holder got the lock while the first held it"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the second holder never asked for the lock"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // And it stays out for as long as the first holds the lock: the pause is the test.
         assert!(
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
             "the second holder got the lock while the first held it"

@@ -350,8 +350,23 @@ async fn kill_9_of_the_daemon_mid_device_sign_in_keeps_the_code_and_the_late_yes
     };
     let page = page.expect("a complete URI");
 
-    // The owner is typing the code; the daemon is polling. SIGKILL: no shutdown path runs.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The owner is typing the code; the daemon is polling: the provider has answered one
+    // of its polls with authorization_pending. SIGKILL: no shutdown path runs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = oidc.counters().await;
+        if c.last_grant_errors
+            .iter()
+            .any(|e| e.error == "authorization_pending")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon never polled for the code: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     d.child.kill().unwrap();
     d.child.wait().unwrap();
     let flows = dir.path().join("state/device-flow");
@@ -521,8 +536,10 @@ async fn a_code_that_expires_unused_is_replaced_and_the_new_code_reaches_the_pho
         resumed, second,
         "the restarted daemon resumes the open code"
     );
-    // The resumed post has been made (the code is in health); its alert would have been
-    // handed to the sender at that moment, which delivers on loopback in milliseconds.
+    // The resumed post has been made (the code is in health, the positive signal); its
+    // alert would have been handed to the sender at that moment, which delivers on
+    // loopback in milliseconds. The pause stays: nothing later on these channels says the
+    // sender is done, and a second push must not come within it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         alerts_with(&phone, &second),

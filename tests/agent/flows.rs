@@ -207,6 +207,7 @@ async fn expired_sessions_are_refused() {
     let left = (start.expires_at - chrono::Utc::now())
         .to_std()
         .unwrap_or_default();
+    // Letting the session expire is the test.
     tokio::time::sleep(left + Duration::from_millis(100)).await;
     let r = a
         .req(Method::POST, &format!("/v1/reauth/{}/complete", start.session), Some(&a.device))

@@ -320,9 +320,21 @@ refresh_var = "YT_REFRESH"
         Duration::from_secs(10),
     )
     .await;
-    // The start refresh re-rendered every output; read what they hold now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let good: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    // The start refresh re-renders every output (rt-0 became rt-1): wait until each holds
+    // it, then read what they hold.
+    let good: Vec<Vec<u8>> = crate::util::eventually(
+        Duration::from_secs(10),
+        "every output rendered from the start refresh",
+        || {
+            let now: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
+            let rendered = now.len() == files.len()
+                && now
+                    .iter()
+                    .all(|b| String::from_utf8_lossy(b).contains("rt-1"));
+            rendered.then_some(now)
+        },
+    )
+    .await;
     let mut events = a.events().await;
     let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let reader = {
@@ -388,8 +400,23 @@ refresh_var = "YT_REFRESH"
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Time for a second notice to arrive, if the daemon wrongly sent one.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A wrongly sent second notice would have been published before the next heartbeat
+    // tick; two heartbeats after this point (the positive signal, on the same ordered
+    // stream, a tick apart) mean everything published before the first of them has been
+    // read, so a second notice would be in `seen` now.
+    let from = seen.lock().unwrap().len();
+    crate::util::eventually(
+        Duration::from_secs(5),
+        "two heartbeats after the notices",
+        || {
+            let later = seen.lock().unwrap()[from..]
+                .iter()
+                .filter(|r| r.is_empty())
+                .count();
+            (later >= 2).then_some(())
+        },
+    )
+    .await;
     reader.abort();
     let mut notices = std::collections::BTreeMap::<String, usize>::new();
     for r in seen.lock().unwrap().iter().filter(|r| !r.is_empty()) {
@@ -455,21 +482,52 @@ token_url = "http://127.0.0.1:9/token"
     let (_, agent) = store.create_token(Role::Agent, "uploader").unwrap();
     let d = spawn(&config);
     let pid = d.child.id();
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = descriptors();
 
     // 1,100 connections that never say a word (nor start TLS).
     let mut idle = Vec::new();
     for _ in 0..1100 {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => idle.push(s),
+            Ok(s) => {
+                s.set_nonblocking(true).unwrap();
+                idle.push(s)
+            }
             Err(e) => panic!("connect {}: {e}", idle.len()),
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
+    // The daemon has taken every connection off its listen queue: each one is either held
+    // (a descriptor more than before) or closed by the daemon (its client reads the end).
+    // Whatever the cap does, only then does the descriptor count below say anything.
+    let mut closed = vec![false; idle.len()];
+    let (ended, held) = crate::util::eventually(
+        Duration::from_secs(60),
+        "the daemon accepts every connection",
+        || {
+            for (s, c) in idle.iter().zip(closed.iter_mut()) {
+                if !*c {
+                    let mut b = [0u8; 1];
+                    *c = match s.peek(&mut b) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                        // The end, a reset, or bytes (which a connection that never sent
+                        // a ClientHello cannot get): the daemon has it.
+                        _ => true,
+                    };
+                }
+            }
+            let ended = closed.iter().filter(|c| **c).count();
+            let held = descriptors().saturating_sub(before);
+            (ended + held >= idle.len()).then_some((ended, held))
+        },
+    )
+    .await;
+    let fds = descriptors();
     println!(
-        "daemon holds {fds} descriptors with {} idle connections open at it",
+        "daemon holds {fds} descriptors with {} idle connections open at it ({ended} closed by the daemon, {held} descriptors more than before them)",
         idle.len()
     );
     assert!(

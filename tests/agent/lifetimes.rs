@@ -198,6 +198,8 @@ async fn a_probe_that_cannot_work_falls_back_to_refresh_tests_and_says_so() {
     // the account's name); it is not asked again.
     let refused = oidc.counters().await.introspections_refused;
     assert!(refused >= 1);
+    // The pause is what is tested: after the probe ran (the positive signal above), a
+    // whole probe interval (15 s) and more passes without another introspection.
     tokio::time::sleep(Duration::from_secs(17)).await;
     assert_eq!(oidc.counters().await.introspections_refused, refused);
     // `tether status` shows the note under the credential.
@@ -260,7 +262,8 @@ async fn rejected_with_a_live_grant_hands_out_a_new_token_and_a_flood_refreshes_
     assert!(ok.is_success(), "{ok}");
 
     // A flood of reports (every worker of the agent saw a 401): one refresh, not fifty —
-    // with rotation on, fifty would be a reuse and the grant would be revoked.
+    // with rotation on, fifty would be a reuse and the grant would be revoked. First the
+    // daemon's own limit on rejected reports passes (time is what that limit counts).
     tokio::time::sleep(tether::agent::keep_alive::broker::REJECTED_MIN_INTERVAL).await;
     let before = oidc.refresh_count().await;
     let mut tasks = Vec::new();
@@ -325,6 +328,8 @@ async fn rejected_with_a_revoked_grant_is_dead_in_the_reply() {
     assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
 
     oidc.revoke_all().await;
+    // The report above was a rejected report too: the daemon's limit on them (a time)
+    // passes before the next one counts.
     tokio::time::sleep(tether::agent::keep_alive::broker::REJECTED_MIN_INTERVAL).await;
     let mut events = a.events().await;
     let t = Instant::now();

@@ -7,7 +7,7 @@
 //! releases it.
 
 use super::harness::{config_head, oidc_credential, TestAgent, Webhook};
-use super::restart::spawn;
+use super::restart::spawn_logging;
 use crate::require;
 use crate::util;
 use crate::util::oidc::{OidcOptions, OidcProvider};
@@ -123,6 +123,51 @@ impl Gate {
             &format!("token_url = \"{direct}/token\""),
             &format!("token_url = \"{}/token\"", self.base),
         )
+    }
+}
+
+/// Tells when a file in a directory (or the directory itself) is opened: inotify's
+/// IN_OPEN, read without blocking.
+struct OpenWatch(std::os::fd::OwnedFd);
+
+impl OpenWatch {
+    fn new(dir: &std::path::Path) -> OpenWatch {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: inotify_init1 takes no pointers; the descriptor is checked, then owned.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid descriptor and a NUL-terminated path that outlives the call.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_OPEN) };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+        OpenWatch(fd)
+    }
+
+    /// True when something was opened since the last call.
+    fn opened(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 4096];
+        let mut any = false;
+        loop {
+            // SAFETY: reads at most `buf.len()` bytes into `buf`.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return any;
+            }
+            any = true;
+        }
     }
 }
 
@@ -280,9 +325,19 @@ async fn a_changed_credential_waits_for_its_refresh_and_a_removed_one_keeps_its_
         channel("new", &new_hook.url)
     );
     let new = reload_config(&a, &changed);
+    let opens = OpenWatch::new(&a.dir.path().join("state").join("vault").join("b"));
     let daemon = a.daemon.clone();
     let mut reload = tokio::spawn(async move { daemon.reload(new).await });
-    // The swap waits for b's refresh: it cannot finish while the gate holds it.
+    // The reload reads b's record from the vault (the positive signal): its last step
+    // before it takes b's flight lock, which the refresh in flight holds.
+    crate::util::eventually(
+        Duration::from_secs(30),
+        "the reload reads b's vault record",
+        || opens.opened().then_some(()),
+    )
+    .await;
+    // The swap waits for b's refresh: it cannot finish while the gate holds it. The pause
+    // is what is tested.
     assert!(
         tokio::time::timeout(Duration::from_millis(300), &mut reload)
             .await
@@ -360,7 +415,8 @@ async fn sighup_reloads_the_running_binary() {
         .unwrap()
         .create_token(Role::Device, "laptop")
         .unwrap();
-    let d = spawn(&path);
+    // Its log at warn (whatever TETHER_TEST_DAEMON_LOG says): a refused reload is an error.
+    let d = spawn_logging(&path, "warn");
     assert!(d.health(device.secret()).await.credentials.is_empty());
 
     let out = std::process::Command::new(util::tether_bin())
@@ -392,8 +448,34 @@ async fn sighup_reloads_the_running_binary() {
     // A SIGHUP with a broken file is refused and the daemon keeps running; the next good
     // one applies.
     std::fs::write(&path, format!("{head}\nbogus = 1\n")).unwrap();
+    let refusals = || {
+        d.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("reload refused, nothing changed"))
+            .count()
+    };
+    assert_eq!(refusals(), 0);
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) }, 0);
+    // The daemon read the broken file and said so (the positive signal) before the good
+    // one replaces it; it still serves what it had.
+    crate::util::eventually(
+        Duration::from_secs(30),
+        "the broken file's reload is refused in the log",
+        || (refusals() > 0).then_some(()),
+    )
+    .await;
+    assert_eq!(refusals(), 1, "one SIGHUP, one refusal: {:#?}", d.log);
+    let names: Vec<String> = d
+        .health(device.secret())
+        .await
+        .credentials
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["bot"], "the refused reload changed nothing");
     std::fs::write(
         &path,
         format!("{head}\n[[credentials]]\nname = \"bot2\"\nprovider = \"telegram\"\n"),

@@ -213,11 +213,7 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
             "{out:?}"
         );
     } else {
-        assert!(
-            !crate::util::strict(),
-            "required for this test but missing: script (util-linux)"
-        );
-        eprintln!("skipped the terminal half: no `script` (util-linux) here");
+        crate::util::skipped("its terminal half needs script (util-linux)");
     }
     agent.post("resolved", None).await;
     assert_eq!(follow.wait_exit(Duration::from_secs(10)).await, 0);
@@ -233,6 +229,31 @@ async fn watch_and_challenge_draw_the_qr_code_the_agent_posts() {
             l.contains("studio · whatsapp: working again")
         })
         .await;
+    // The expiry was said once, counting everything printed since: each program has now
+    // printed the resolution that came after it, so a repeated expiry would be there.
+    let out = follow.stdout();
+    assert_eq!(
+        out.matches("(expired: the agent posts a new one)").count(),
+        1,
+        "{out}"
+    );
+    let out = watch.stdout();
+    assert_eq!(
+        out.matches("(studio · whatsapp: expired: the agent posts a new one)")
+            .count(),
+        1,
+        "{out}"
+    );
+    if let Some(live) = &live {
+        wait_for_text(live, "studio · whatsapp: working again").await;
+        let out = live.stdout();
+        assert_eq!(
+            out.matches("\r\x1b[K(studio · whatsapp: expired: the agent posts a new one)")
+                .count(),
+            1,
+            "{out:?}"
+        );
+    }
 }
 
 async fn wait_for_text(p: &Proc, text: &str) {

@@ -168,7 +168,9 @@ url = "{}"
         .await;
     assert!(alert.contains("1 of 2 places"), "{alert}");
 
-    // One notice per transition: a few more checks change nothing.
+    // One notice per transition: a few more checks change nothing. After the alert came
+    // (the positive signal), the pause is what is tested: about three more vault checks
+    // (one a second) and no second alert; nothing outside the daemon marks a check.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let trouble_alerts = hook
         .bodies()

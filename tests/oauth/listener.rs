@@ -185,25 +185,40 @@ async fn other_paths_get_404_and_the_listener_keeps_waiting() {
 
 #[tokio::test]
 async fn the_browser_waits_for_the_outcome_and_sees_a_failure() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = LoopbackListener::bind(&any_port(), STATE.into()).unwrap();
-    let uri = listener.redirect_uri();
+    let addr = listener.local_addr();
     let waiting = spawn_wait(listener, Duration::from_secs(30));
-    let browser = tokio::spawn(async move {
-        browser_get(&callback(&uri, &format!("code=c&state={STATE}"))).await
-    });
+    // The browser's tab, by hand: its whole request is written before anything is awaited.
+    let mut tab = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /callback?code=c&state={STATE} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    );
+    tab.write_all(request.as_bytes()).await.unwrap();
+    // The listener has read and accepted that request (the positive signal): the daemon
+    // is now exchanging the code.
     let pending = waiting.await.unwrap().unwrap();
-    // The daemon is still exchanging: the tab has no answer yet.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(pending.code().secret(), "c");
+    // The tab has no answer yet: not a byte (nor the end of the connection) arrives on
+    // its socket. The pause is what is tested: the answer is held however long the
+    // exchange takes.
+    let mut first = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(100), tab.peek(&mut first)).await;
     assert!(
-        !browser.is_finished(),
-        "the response is held until the outcome is known"
+        early.is_err(),
+        "the response is held until the outcome is known: {early:?}"
     );
     pending.respond(CallbackOutcome::Failure {
         title: "Re-authorization failed".into(),
         detail: "google: invalid_grant".into(),
     });
-    let (status, page) = browser.await.unwrap();
-    assert_eq!(status, 400);
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tab.read_to_end(&mut raw))
+        .await
+        .expect("the answer comes once the outcome is known")
+        .unwrap();
+    let page = String::from_utf8_lossy(&raw);
+    assert!(page.starts_with("HTTP/1.1 400 "), "{page}");
     assert!(page.contains("Re-authorization failed") && page.contains("invalid_grant"));
 }
 
