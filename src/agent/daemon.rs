@@ -1,7 +1,7 @@
 //! The daemon's coordinator: the shared state, built from the config, with the accessors
 //! the CLI, the demo and the HTTP layer need, the shutdown signal, and the health report.
 //! The operations live beside it, one concept per file: [`crate::agent::keep_alive::refresh`] (refresh and
-//! commit), [`crate::agent::keep_alive::probe`] (checks and probes), [`crate::agent::keep_alive::record`] (state changes, events,
+//! commit), [`crate::agent::keep_alive::probe`] (checks and probes), [`crate::agent::keep_alive::apply`] (state changes, events,
 //! alerts), [`crate::agent::keep_alive::broker`] (access tokens), [`crate::agent::human::reauthorize`] (re-authorization and
 //! paste), [`crate::agent::vault_watch::cadence`] (the vault's cadence). It takes its I/O (HTTP client,
 //! paths) from the caller.
@@ -174,13 +174,7 @@ impl Daemon {
         } else {
             (None, false)
         };
-        let alerts_cfg: AlertsConfig = match &config.alerts {
-            Some(t) => t
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| DaemonError::AlertsParse(e.to_string()))?,
-            None => AlertsConfig::default(),
-        };
+        let alerts_cfg = AlertsConfig::from_table(config.alerts.as_ref())?;
         let reminder_interval = alerts_cfg.reminder_interval;
         let alerter = Alerter::new(&alerts_cfg, http.clone())?;
         let alerter = (!alerter.is_empty()).then(|| Arc::new(alerter));
@@ -323,6 +317,27 @@ impl Daemon {
             h.ha = Some(Box::new(leases.ha_health(&h.name)));
         }
         h
+    }
+
+    /// Runs a blocking vault operation on the blocking pool. `what` says what it was for
+    /// ("read credential youtube from the vault"); the vault's error is kept as the cause.
+    pub(crate) async fn vault_task<T: Send + 'static>(
+        &self,
+        what: impl Into<String>,
+        job: impl FnOnce(&Vault) -> Result<T, crate::vault::VaultError> + Send + 'static,
+    ) -> Result<T, crate::agent::error::VaultFailure> {
+        let what = what.into();
+        let vault = self.vault.clone();
+        match tokio::task::spawn_blocking(move || job(&vault)).await {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(crate::agent::error::VaultFailure {
+                what,
+                source: Some(Arc::new(e)),
+            }),
+            Err(e) => Err(crate::agent::error::VaultFailure::plain(format!(
+                "{what}: the task stopped ({e}); this is a bug, please report it with the log"
+            ))),
+        }
     }
 
     pub(crate) fn add_repaired(&self, lines: impl IntoIterator<Item = String>) {

@@ -34,8 +34,9 @@ pub enum DaemonError {
         #[source]
         source: provider::ProviderError,
     },
-    /// The `[alerts]` section is not usable.
-    #[error("the [alerts] section is not valid")]
+    /// The `[alerts]` section is not usable (its own error names the channel or the
+    /// parse error, and the fix).
+    #[error(transparent)]
     Alerts(#[from] crate::agent::alerts::AlertsConfigError),
     /// A directory in the state directory cannot be made.
     #[error("cannot create {path}; check the permissions of the state directory")]
@@ -46,9 +47,6 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    /// The `[alerts]` section does not parse.
-    #[error("the [alerts] section is not valid: {0}")]
-    AlertsParse(String),
 }
 
 /// Why an API operation failed; the HTTP layer maps each to a status and `ApiError`.
@@ -166,6 +164,38 @@ pub struct RedirectMismatch {
     pub why: &'static str,
 }
 
+/// A vault read or write that failed: what was being done, and why. The vault's own error
+/// (which names the location and how to fix it) is kept whole as the source, so health
+/// and the API print the reason and the fix with it (`report::chain`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}")]
+pub struct VaultFailure {
+    /// What was being done, or what is wrong when the vault itself is fine.
+    pub what: String,
+    /// The vault's error, when there is one.
+    #[source]
+    pub source: Option<std::sync::Arc<crate::vault::VaultError>>,
+}
+
+impl VaultFailure {
+    /// A failure with no vault error behind it (a follower with no fresh token, a state
+    /// directory that cannot be written).
+    pub fn plain(what: impl Into<String>) -> VaultFailure {
+        VaultFailure {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// True when a daemon sharing the vault committed a newer generation (HA).
+    pub fn is_stale(&self) -> bool {
+        matches!(
+            self.source.as_deref(),
+            Some(crate::vault::VaultError::Stale { .. })
+        )
+    }
+}
+
 /// Why a check or refresh failed, in a form that can be shared by every caller that
 /// waited on the same single-flight refresh.
 #[derive(Debug, Clone)]
@@ -174,8 +204,8 @@ pub enum CheckError {
     Provider(crate::oauth::OAuthError),
     /// The vault holds no token for this credential yet.
     NoToken,
-    /// The new generation could not be stored anywhere.
-    Vault(String),
+    /// The vault could not be read, or the new generation could not be stored anywhere.
+    Vault(VaultFailure),
     /// Not committed: a daemon sharing the vault committed a newer generation since this
     /// one read the record it refreshed (HA, a lost lease).
     Superseded(String),
@@ -192,9 +222,9 @@ impl CheckError {
                 code: "no_token".into(),
                 description: "no token is stored for this credential yet; re-authorize it".into(),
             },
-            CheckError::Vault(m) => ErrorInfo {
+            CheckError::Vault(f) => ErrorInfo {
                 code: "vault_write_failed".into(),
-                description: m.clone(),
+                description: crate::report::chain(f),
             },
             CheckError::Superseded(m) => ErrorInfo {
                 code: "superseded".into(),
@@ -226,7 +256,11 @@ impl CheckError {
                 agent: agent.to_string(),
                 name: name.to_string(),
             },
-            CheckError::Vault(message) | CheckError::Superseded(message) => OpError::Vault {
+            CheckError::Vault(f) => OpError::Vault {
+                name: name.to_string(),
+                message: crate::report::chain(&f),
+            },
+            CheckError::Superseded(message) => OpError::Vault {
                 name: name.to_string(),
                 message,
             },
@@ -241,5 +275,33 @@ fn account_fix(pasted: bool, agent: &str, name: &str) -> String {
         format!("paste a token of that account, or run `tether paste {agent}/{name} --new-account` to replace it")
     } else {
         format!("sign in with that account, or run `tether reauth {agent}/{name} --new-account` to replace it")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_vault_failure_keeps_the_vault_errors_reason_and_fix() {
+        let vault = crate::vault::VaultError::NoUsableLocation {
+            details: vec!["/srv/vault: disk full".into()],
+        };
+        let fix = vault.to_string();
+        let e = CheckError::Vault(VaultFailure {
+            what: "cannot store credential youtube's new token in the vault".into(),
+            source: Some(Arc::new(vault)),
+        });
+        let shown = e.info().description;
+        assert!(
+            shown.starts_with("cannot store credential youtube's new token in the vault: "),
+            "{shown}"
+        );
+        assert!(shown.contains(&fix), "health keeps the cause and its fix: {shown}");
+        let OpError::Vault { message, .. } = e.into_op("studio", "youtube") else {
+            panic!("a vault failure is a vault error for the API");
+        };
+        assert!(message.contains("disk full") && message.contains("fix at least one"), "{message}");
     }
 }

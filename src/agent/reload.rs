@@ -150,13 +150,7 @@ impl Daemon {
         };
 
         // Prepare everything before changing anything.
-        let alerts_cfg: AlertsConfig = match &new.alerts {
-            Some(t) => t
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| DaemonError::AlertsParse(e.to_string()))?,
-            None => AlertsConfig::default(),
-        };
+        let alerts_cfg = AlertsConfig::from_table(new.alerts.as_ref())?;
         let alerter = Alerter::new(&alerts_cfg, self.http.clone())?;
         report.channels = alerts_cfg
             .channels

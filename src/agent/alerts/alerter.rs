@@ -268,7 +268,7 @@ impl Alerter {
                 }
             }
         };
-        self.record(index, &result);
+        self.apply_result(index, &result);
         match &result {
             Ok(()) => tracing::info!(
                 channel = %channel.name,

@@ -30,6 +30,18 @@ pub struct AlertsConfig {
     pub channels: Vec<ChannelConfig>,
 }
 
+impl AlertsConfig {
+    /// The `[alerts]` table of agent.toml (the config keeps it raw), or the defaults when
+    /// there is none: the one place it is parsed, at start, on a reload and for
+    /// `tether agent alerts test`.
+    pub fn from_table(table: Option<&toml::Table>) -> Result<AlertsConfig, AlertsConfigError> {
+        match table {
+            Some(t) => t.clone().try_into().map_err(AlertsConfigError::Parse),
+            None => Ok(AlertsConfig::default()),
+        }
+    }
+}
+
 impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
@@ -233,11 +245,11 @@ fn string_or_int<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
-pub use crate::duration::{format as format_duration, parse as parse_duration};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::{format as format_duration, parse as parse_duration};
 
     #[test]
     fn durations() {

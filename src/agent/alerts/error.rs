@@ -14,6 +14,9 @@ pub enum AlertsConfigError {
         /// What is wrong and how to fix it.
         problem: String,
     },
+    /// The `[alerts]` table does not parse (a typo in a key, a wrong type).
+    #[error("the [alerts] section of agent.toml is not valid; fix it (`tether agent check` names the line)")]
+    Parse(#[source] toml::de::Error),
     /// Two channels share a name, so health could not tell them apart.
     #[error("two alert channels in agent.toml are named {0:?}; give each [[alerts.channels]] entry its own name")]
     DuplicateName(String),

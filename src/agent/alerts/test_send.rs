@@ -40,9 +40,6 @@ pub enum AlertsTestError {
         /// The names it has.
         known: String,
     },
-    /// The `[alerts]` section does not parse.
-    #[error("the [alerts] section is not valid: {0}")]
-    Parse(String),
     /// A channel cannot be built (a missing secret file, a bad URL).
     #[error(transparent)]
     Config(#[from] AlertsConfigError),
@@ -56,13 +53,7 @@ pub async fn send_test(
     http: reqwest::Client,
     retry: Option<RetryPolicy>,
 ) -> Result<SendReport, AlertsTestError> {
-    let mut alerts: AlertsConfig = match &cfg.alerts {
-        Some(t) => t
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| AlertsTestError::Parse(e.to_string()))?,
-        None => AlertsConfig::default(),
-    };
+    let mut alerts = AlertsConfig::from_table(cfg.alerts.as_ref())?;
     if alerts.channels.is_empty() {
         return Err(AlertsTestError::NoChannels {
             agent: cfg.name.clone(),

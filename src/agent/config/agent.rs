@@ -118,7 +118,7 @@ fn default_request_timeout() -> Duration {
     DEFAULT_REQUEST_TIMEOUT
 }
 
-pub use crate::duration::parse as parse_duration;
+
 
 /// Reads and validates an `agent.toml`.
 pub fn parse(path: &Path) -> Result<AgentConfig, ConfigError> {

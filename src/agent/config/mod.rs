@@ -21,7 +21,7 @@ pub mod lint;
 pub mod resolve;
 pub mod vault;
 
-pub use agent::{parse, parse_duration, parse_str, AgentConfig, AgentVaultConfig, TlsConfig};
+pub use agent::{parse, parse_str, AgentConfig, AgentVaultConfig, TlsConfig};
 pub use credential::{
     CredentialConfig, CredentialConfigKind, OutputConfig, OutputKind, ReauthMode,
 };

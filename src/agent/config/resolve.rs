@@ -4,10 +4,11 @@
 use super::credential::CredentialConfig;
 use crate::provider::{self, Provider, ProviderError, ProviderOverrides};
 
-/// Why OIDC discovery for a credential failed; the checker retries it at the next check.
+/// Why a credential's provider could not be resolved by OIDC discovery; the checker retries
+/// it at the next check.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DiscoveryError {
+pub enum ResolveError {
     /// The configured issuer does not parse.
     #[error("issuer {issuer:?} is not a URL")]
     BadIssuer {
@@ -58,15 +59,15 @@ impl CredentialConfig {
         http: &reqwest::Client,
         issuer: &str,
         public_client: bool,
-    ) -> Result<Provider, DiscoveryError> {
-        let url = url::Url::parse(issuer).map_err(|source| DiscoveryError::BadIssuer {
+    ) -> Result<Provider, ResolveError> {
+        let url = url::Url::parse(issuer).map_err(|source| ResolveError::BadIssuer {
             issuer: issuer.to_string(),
             source,
         })?;
         let mut p =
             provider::discover(http, &url)
                 .await
-                .map_err(|source| DiscoveryError::Failed {
+                .map_err(|source| ResolveError::Failed {
                     issuer: issuer.to_string(),
                     source,
                 })?;

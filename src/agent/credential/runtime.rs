@@ -1,10 +1,9 @@
 //! One managed credential at run time: its resolved provider and client, the single-flight
 //! refresh lock, the cached access token, and the state the health report shows.
 
-// Kept importable from here, where it used to live.
 use crate::agent::config::CredentialConfig;
 use crate::agent::credential::schedule::{refresh_ahead, Schedule, ScheduleConfig, TokenLife};
-pub use crate::agent::error::CheckError;
+use crate::agent::error::CheckError;
 use crate::oauth::ClientCredentials;
 use crate::protocol::{
     Cadence, CredentialHealth, CredentialState, ErrorInfo, ProbeHealth, ReauthKind,

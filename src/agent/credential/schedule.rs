@@ -152,7 +152,7 @@ pub struct Next {
 
 /// What an action (or something outside the checker) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Observation {
     /// A refresh (or verification) worked; the new token.
     Refreshed(TokenLife),
     /// The provider said the grant is gone.
@@ -348,11 +348,11 @@ impl Schedule {
 
     /// Records what the action in flight (or something outside the checker: a broker
     /// refresh, a re-authorization, the agent's `rejected` report) found at `now`.
-    pub fn observe(&mut self, now: Instant, outcome: Outcome) {
+    pub fn observe(&mut self, now: Instant, outcome: Observation) {
         self.in_flight = None;
         let probe_every = self.cfg.probe_interval;
         match outcome {
-            Outcome::Refreshed(token) => {
+            Observation::Refreshed(token) => {
                 self.token = Some(token);
                 self.phase = Phase::Alive;
                 self.failures = 0;
@@ -360,20 +360,20 @@ impl Schedule {
                 self.schedule_refresh(now, self.cfg.refresh_interval, RefreshReason::Interval);
                 self.next_probe = probe_every.map(|p| now + self.jitter(p, PROBE_JITTER));
             }
-            Outcome::Dead => {
+            Observation::Dead => {
                 self.phase = Phase::Dead;
                 self.urgent = None;
                 self.next_probe = None;
                 self.schedule_refresh(now, self.cfg.refresh_interval, RefreshReason::Interval);
             }
-            Outcome::NoToken => {
+            Observation::NoToken => {
                 self.phase = Phase::NoToken;
                 self.token = None;
                 self.urgent = None;
                 self.next_probe = None;
                 self.schedule_refresh(now, self.cfg.refresh_interval, RefreshReason::Interval);
             }
-            Outcome::Transient => {
+            Observation::Transient => {
                 self.urgent = None;
                 self.fail(now);
                 // A probe that needed this refresh (or is overdue) waits for the backoff
@@ -383,29 +383,29 @@ impl Schedule {
                     self.next_probe = Some(self.next_probe.map_or(retry, |n| n.max(retry)));
                 }
             }
-            Outcome::ProbeAlive => {
+            Observation::ProbeAlive => {
                 if matches!(self.phase, Phase::Unchecked | Phase::Degraded) {
                     self.phase = Phase::Alive;
                 }
                 self.failures = 0;
                 self.next_probe = probe_every.map(|p| now + self.jitter(p, PROBE_JITTER));
             }
-            Outcome::ProbeGone => {
+            Observation::ProbeGone => {
                 self.urgent = Some((now, RefreshReason::ConfirmGone));
             }
-            Outcome::ProbeTransient => {
+            Observation::ProbeTransient => {
                 self.fail(now);
                 if let Some(p) = probe_every {
                     let d = backoff(self.failures, p);
                     self.next_probe = Some(now + self.jitter(d, PROBE_JITTER));
                 }
             }
-            Outcome::ProbeMisconfigured => {
+            Observation::ProbeMisconfigured => {
                 // The caller decides what replaces the probe (`set_probe`); until then,
                 // refresh tests carry the detection.
                 self.next_probe = None;
             }
-            Outcome::ProbeNoToken => {
+            Observation::ProbeNoToken => {
                 self.urgent = Some((now + MIN_GAP, RefreshReason::TokenForProbe));
             }
         }
@@ -440,7 +440,7 @@ impl Schedule {
     /// or its token changed (a broker refresh): same as a refresh that worked.
     pub fn verified(&mut self, now: Instant, token: TokenLife) {
         let in_flight = self.in_flight;
-        self.observe(now, Outcome::Refreshed(token));
+        self.observe(now, Observation::Refreshed(token));
         self.in_flight = in_flight;
     }
 
@@ -472,10 +472,10 @@ impl Schedule {
     /// has since been replaced (a probe turned into a second refresh of a rotating token,
     /// seconds after the broker's). A transient failure outside teaches nothing: the
     /// checker's own backoff stands.
-    pub fn follow(&mut self, now: Instant, outcome: Outcome) {
+    pub fn follow(&mut self, now: Instant, outcome: Observation) {
         match outcome {
-            Outcome::Refreshed(token) => self.verified(now, token),
-            Outcome::Transient => {}
+            Observation::Refreshed(token) => self.verified(now, token),
+            Observation::Transient => {}
             other => {
                 let in_flight = self.in_flight;
                 self.observe(now, other);
@@ -571,13 +571,13 @@ mod tests {
         let mut s = Schedule::new(cfg(None, true), t0, None, 7);
         let a = s.due(t0 + START_SPREAD).expect("start refresh due");
         assert_eq!(a, Action::Refresh(RefreshReason::Start));
-        s.observe(t0 + START_SPREAD, Outcome::Refreshed(token(t0, 60)));
+        s.observe(t0 + START_SPREAD, Observation::Refreshed(token(t0, 60)));
         let n = s.next().unwrap();
         assert_eq!(n.action, Action::Refresh(RefreshReason::AheadOfExpiry));
         // 60-second token: the margin is clamped to 30 s.
         assert_eq!(n.at, t0 + Duration::from_secs(30));
         assert_eq!(s.due(n.at), Some(n.action));
-        s.observe(n.at, Outcome::Refreshed(token(n.at, 60)));
+        s.observe(n.at, Observation::Refreshed(token(n.at, 60)));
         assert!(s.next().unwrap().at > n.at);
     }
 
@@ -588,7 +588,7 @@ mod tests {
         let first = s.next().unwrap();
         assert_eq!(first.action, Action::Probe);
         s.due(first.at);
-        s.observe(first.at, Outcome::ProbeAlive);
+        s.observe(first.at, Observation::ProbeAlive);
         // The next probe falls after the token's end: a refresh comes first.
         let n = s.next().unwrap();
         assert_eq!(n.action, Action::Refresh(RefreshReason::TokenForProbe));
@@ -600,11 +600,11 @@ mod tests {
         let mut s = Schedule::new(cfg(Some(15), true), t0, Some(token(t0, 3600)), 3);
         let n = s.next().unwrap();
         s.due(n.at);
-        s.observe(n.at, Outcome::ProbeGone);
+        s.observe(n.at, Observation::ProbeGone);
         let c = s.next().unwrap();
         assert_eq!(c.action, Action::Refresh(RefreshReason::ConfirmGone));
         assert_eq!(s.due(c.at.max(n.at + MIN_GAP)), Some(c.action));
-        s.observe(c.at, Outcome::Dead);
+        s.observe(c.at, Observation::Dead);
         let after = s.next().unwrap();
         assert_eq!(after.action, Action::Refresh(RefreshReason::Interval));
         assert!(after.at > c.at + Duration::from_secs(5 * 3600));
@@ -623,9 +623,9 @@ mod tests {
             let a = s.due(now).unwrap();
             if matches!(a, Action::Refresh(_)) {
                 refreshes += 1;
-                s.observe(now, Outcome::Transient);
+                s.observe(now, Observation::Transient);
             } else {
-                s.observe(now, Outcome::ProbeTransient);
+                s.observe(now, Observation::ProbeTransient);
             }
         }
         assert_eq!(s.phase(), Phase::Degraded);

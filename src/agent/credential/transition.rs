@@ -2,7 +2,7 @@
 //! `companion::policy`: the outcome of a check and the previous state give the next state,
 //! and a change of state gives the alert it calls for; [`decide`] adds the rules that
 //! override it (an open challenge, a scope gap). `Credential::apply` applies them to the
-//! status and `Daemon::record` sends the event, counter and alert; tests drive them
+//! status and `Daemon::apply_result` sends the event, counter and alert; tests drive them
 //! without a daemon.
 
 use crate::agent::alerts::AlertKind;

@@ -60,5 +60,5 @@ async fn report(
     CredName(name): CredName,
     Body(report): Body<SessionReport>,
 ) -> Result<Json<CredentialHealth>, ApiFailure> {
-    Ok(Json(d.report(&name, report).await?))
+    Ok(Json(d.agent_report(&name, report).await?))
 }

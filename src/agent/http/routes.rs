@@ -9,6 +9,7 @@
 use crate::agent::access::reauth_sessions::SessionError;
 use crate::agent::credential::runtime::CHECK_NOW_MIN_INTERVAL;
 use crate::agent::http::error_reply::ApiFailure;
+use crate::agent::human::account_pin::AccountRule;
 use crate::agent::http::extract::{AgentAuth, Body, CredName, DeviceAuth, OptionalBody, PeerAddr};
 use crate::agent::{daemon::Daemon, error::OpError, metrics};
 use crate::protocol::{
@@ -299,12 +300,12 @@ async fn reauth_complete(
         return Err(OpError::Session(SessionError::Gone).into());
     }
     Ok(Json(
-        d.reauth_complete_as(
+        d.reauth_complete(
             &session,
             req.code,
             &req.state,
             &req.redirect_uri,
-            req.new_account,
+            AccountRule::from_flag(req.new_account),
         )
         .await?,
     ))
@@ -317,7 +318,7 @@ async fn put_secret(
     Body(req): Body<SecretPut>,
 ) -> Result<Json<crate::protocol::CredentialHealth>, ApiFailure> {
     Ok(Json(
-        d.put_secret_as(&name, req.secret, req.new_account).await?,
+        d.put_secret(&name, req.secret, AccountRule::from_flag(req.new_account)).await?,
     ))
 }
 
@@ -330,7 +331,7 @@ async fn check_now(
     // A device may ask for a check, not for unlimited refreshes (each one rotates an X or
     // Slack token): within CHECK_NOW_MIN_INTERVAL of the last one it gets the result.
     if cred.check_now_due(CHECK_NOW_MIN_INTERVAL) {
-        let _ = d.check(&cred).await;
+        let _ = d.refresh_test(&cred).await;
         cred.wake.notify_one();
     }
     Ok(Json(cred.health()))
@@ -351,7 +352,7 @@ async fn rejected(
             report.what.as_deref(),
         ),
     );
-    let (credential, token) = d.rejected(&name, &report).await?;
+    let (credential, token) = d.confirm_rejected_token(&name, &report).await?;
     Ok(Json(RejectedReply {
         credential,
         token: token.map(|t| AccessTokenReply {

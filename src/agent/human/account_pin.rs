@@ -25,20 +25,41 @@ pub(crate) struct Mismatch {
     pub got: String,
 }
 
+/// Whether a new grant must be for the pinned account, or may replace it (the owner said
+/// so: `tether reauth --new-account`, `tether paste --new-account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRule {
+    /// The grant must be for the account the credential is pinned to.
+    SameAccount,
+    /// Another account replaces the credential's.
+    NewAccount,
+}
+
+impl AccountRule {
+    /// From the request's `new_account` flag.
+    pub fn from_flag(new_account: bool) -> AccountRule {
+        if new_account {
+            AccountRule::NewAccount
+        } else {
+            AccountRule::SameAccount
+        }
+    }
+}
+
 /// What the owner reads when the provider named no account for the new grant.
 const UNNAMED: &str = "an account the provider did not name (its answer named none, or \
     it could not be asked just now; try again)";
 
 /// Checks `fresh` (the account the provider named for the new grant, if any) against the
-/// pin in `old` (the stored record). `new_account` is the owner replacing the account on
-/// purpose, which passes.
+/// pin in `old` (the stored record). [`AccountRule::NewAccount`] is the owner replacing
+/// the account on purpose, which passes.
 pub(crate) fn check(
     old: Option<&Record>,
     fresh: Option<&Identity>,
-    new_account: bool,
+    rule: AccountRule,
 ) -> Result<(), Mismatch> {
     let Some(old) = old else { return Ok(()) };
-    if new_account || (old.account.is_none() && old.account_id.is_none()) {
+    if rule == AccountRule::NewAccount || (old.account.is_none() && old.account_id.is_none()) {
         return Ok(());
     }
     let pinned_label = old.account.as_deref().or(old.account_id.as_deref());
@@ -96,31 +117,31 @@ mod tests {
     #[test]
     fn two_users_with_the_same_display_name_are_told_apart() {
         let old = pinned(Some("sam-1"), Some("Sam"));
-        assert_eq!(check(Some(&old), Some(&who("sam-1", "Sam")), false), Ok(()));
-        let err = check(Some(&old), Some(&who("sam-2", "Sam")), false).unwrap_err();
+        assert_eq!(check(Some(&old), Some(&who("sam-1", "Sam")), AccountRule::SameAccount), Ok(()));
+        let err = check(Some(&old), Some(&who("sam-2", "Sam")), AccountRule::SameAccount).unwrap_err();
         assert_eq!(err.expected, "Sam (id sam-1)");
         assert_eq!(err.got, "Sam (id sam-2)");
         // A renamed account is still the same one.
         assert_eq!(
-            check(Some(&old), Some(&who("sam-1", "Samantha")), false),
+            check(Some(&old), Some(&who("sam-1", "Samantha")), AccountRule::SameAccount),
             Ok(())
         );
         // On purpose, another account passes.
-        assert_eq!(check(Some(&old), Some(&who("sam-2", "Sam")), true), Ok(()));
+        assert_eq!(check(Some(&old), Some(&who("sam-2", "Sam")), AccountRule::NewAccount), Ok(()));
     }
 
     #[test]
     fn a_grant_that_names_no_account_on_a_pinned_credential_is_refused() {
         let old = pinned(Some("583231"), Some("octocat"));
-        let err = check(Some(&old), None, false).unwrap_err();
+        let err = check(Some(&old), None, AccountRule::SameAccount).unwrap_err();
         assert_eq!(err.expected, "octocat");
         assert!(err.got.contains("did not name"), "{err:?}");
         // A legacy pin (label only) is pinned too.
-        assert!(check(Some(&pinned(None, Some("octocat"))), None, false).is_err());
+        assert!(check(Some(&pinned(None, Some("octocat"))), None, AccountRule::SameAccount).is_err());
         // Nothing pinned, nothing stored, or on purpose: passes.
-        assert_eq!(check(Some(&pinned(None, None)), None, false), Ok(()));
-        assert_eq!(check(None, None, false), Ok(()));
-        assert_eq!(check(Some(&old), None, true), Ok(()));
+        assert_eq!(check(Some(&pinned(None, None)), None, AccountRule::SameAccount), Ok(()));
+        assert_eq!(check(None, None, AccountRule::SameAccount), Ok(()));
+        assert_eq!(check(Some(&old), None, AccountRule::NewAccount), Ok(()));
     }
 
     #[test]
@@ -129,9 +150,7 @@ mod tests {
         assert_eq!(
             check(
                 Some(&legacy),
-                Some(&who("1", "@studio_bot (bot id 1)")),
-                false
-            ),
+                Some(&who("1", "@studio_bot (bot id 1)")), AccountRule::SameAccount),
             Ok(())
         );
         let err = check(
@@ -146,9 +165,7 @@ mod tests {
         assert_eq!(
             check(
                 Some(&login),
-                Some(&Identity::label_only("octocat".into())),
-                false
-            ),
+                Some(&Identity::label_only("octocat".into())), AccountRule::SameAccount),
             Ok(())
         );
     }

@@ -3,7 +3,7 @@
 //! `POST .../report` of `session` credentials.
 //!
 //! A posted challenge makes the credential `dead` with `human_needed` through the same
-//! [`Daemon::record`] path as a dead token, so the event and the metrics are the ones every
+//! [`Daemon::apply_result`] path as a dead token, so the event and the metrics are the ones every
 //! death gets; whether it alerts the owner is decided by [`challenge_news`] (a new code is
 //! news, a QR code that turned over is a details event on the companion's stream).
 //!
@@ -19,7 +19,7 @@ use crate::agent::credential::runtime::CHECK_NOW_MIN_INTERVAL;
 use crate::agent::daemon::Daemon;
 use crate::agent::error::OpError;
 use crate::agent::human::challenge_news::{self, News};
-use crate::agent::keep_alive::record::Alerting;
+use crate::agent::keep_alive::apply::Alerting;
 use crate::agent::metrics;
 use crate::protocol::{
     Challenge, ChallengeOrigin, CredentialHealth, ErrorInfo, Event, PendingWork, PostedChallenge,
@@ -174,7 +174,7 @@ impl Daemon {
         let provider = cred.provider().name.clone();
         // The alert is decided here, by the news rule, not by the state change alone: a
         // new code while already dead is news, a resumed one after a restart is not.
-        self.record_with(
+        self.apply_result_as(
             &cred,
             Err(&dead_error(&provider, human_needed(&challenge))),
             Alerting::ByCaller,
@@ -224,16 +224,16 @@ impl Daemon {
         let before = cred.status().state;
         if cred.config.is_session() {
             cred.human.lock().last_report = Some(tokio::time::Instant::now());
-            self.record(cred, Ok(None));
+            self.apply_result(cred, Ok(None));
         } else if cred.check_now_due(CHECK_NOW_MIN_INTERVAL) {
-            let _ = self.check(cred).await;
+            let _ = self.refresh_test(cred).await;
         } else {
             let last = cred.last_flight.lock().clone();
             match last {
-                Some(Ok(_)) => self.record(cred, Ok(None)),
-                Some(Err(e)) => self.record(cred, Err(&e)),
+                Some(Ok(_)) => self.apply_result(cred, Ok(None)),
+                Some(Err(e)) => self.apply_result(cred, Err(&e)),
                 None => {
-                    let _ = self.check(cred).await;
+                    let _ = self.refresh_test(cred).await;
                 }
             }
         }
@@ -249,7 +249,7 @@ impl Daemon {
     /// `ok: true` ends an open challenge and makes it `ok`, `ok: false` makes it `dead`
     /// with the agent's detail. For a token credential only the pending work counts (the
     /// daemon knows the token's health itself).
-    pub async fn report(
+    pub async fn agent_report(
         self: &Arc<Self>,
         name: &str,
         report: SessionReport,
@@ -276,7 +276,7 @@ impl Daemon {
                 if had_challenge {
                     tracing::info!("credential {name}: the agent reports its session works again");
                 }
-                self.record(&cred, Ok(None));
+                self.apply_result(&cred, Ok(None));
             } else if cred.challenge_error().is_none() {
                 let detail = report
                     .detail
@@ -285,7 +285,7 @@ impl Daemon {
                     .filter(|d| !d.is_empty())
                     .unwrap_or_else(|| "the agent reports its session does not work".into());
                 let provider = cred.provider().name.clone();
-                self.record(
+                self.apply_result(
                     &cred,
                     Err(&dead_error(
                         &provider,

@@ -6,7 +6,7 @@
 //!
 //! It starts when a device asks (`POST /v1/credentials/{name}/device-reauth`), and by
 //! itself when a credential configured with `reauth = "device"` is found dead (from
-//! [`Daemon::record`]); a code that expires unused is then replaced by a new one. The
+//! [`Daemon::apply_result`]); a code that expires unused is then replaced by a new one. The
 //! flow in progress is kept on disk ([`crate::agent::human::device_store`]), so a restart resumes
 //! polling with the code the owner may be typing.
 

@@ -6,7 +6,7 @@ use crate::agent::access::reauth_sessions::{Session, SessionError};
 use crate::agent::credential::runtime::{CachedToken, Credential};
 use crate::agent::daemon::Daemon;
 use crate::agent::error::{OpError, RedirectMismatch};
-use crate::agent::human::account_pin;
+use crate::agent::human::account_pin::{self, AccountRule};
 use crate::agent::keep_alive::token_record;
 use crate::oauth::{self, ProbeOutcome};
 use crate::protocol::{CredentialHealth, ReauthStart, RedirectPort, RedirectRequirement};
@@ -110,26 +110,15 @@ impl Daemon {
     /// Completes a re-auth session: checks `state` and `redirect_uri`, exchanges the code
     /// with the verifier and client credentials, commits the new generation, marks the
     /// credential ok. On any failure the old generation stays.
+    /// With [`AccountRule::NewAccount`], a grant for another account than the credential's
+    /// replaces it.
     pub async fn reauth_complete(
         self: &Arc<Self>,
         session_id: &str,
         code: AuthorizationCode,
         state: &str,
         redirect_uri: &str,
-    ) -> Result<CredentialHealth, OpError> {
-        self.reauth_complete_as(session_id, code, state, redirect_uri, false)
-            .await
-    }
-
-    /// [`Daemon::reauth_complete`]; with `new_account`, a grant for another account than
-    /// the credential's replaces it (the owner said so: `tether reauth --new-account`).
-    pub async fn reauth_complete_as(
-        self: &Arc<Self>,
-        session_id: &str,
-        code: AuthorizationCode,
-        state: &str,
-        redirect_uri: &str,
-        new_account: bool,
+        account: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         // Taking the session consumes it: a replay, or a second try after a wrong state,
         // finds nothing.
@@ -144,7 +133,7 @@ impl Daemon {
         // Own task: once the code is spent, the new tokens must reach the vault even if
         // the companion hangs up.
         tokio::spawn(async move {
-            d.complete_locked(&cred, session, code, &redirect_uri, new_account)
+            d.complete_locked(&cred, session, code, &redirect_uri, account)
                 .await
         })
         .await
@@ -157,7 +146,7 @@ impl Daemon {
         session: Session,
         code: AuthorizationCode,
         redirect_uri: &str,
-        new_account: bool,
+        account: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         let name = cred.name.clone();
         let _flight = cred.flight.lock().await;
@@ -179,7 +168,7 @@ impl Daemon {
             name: name.clone(),
             source,
         })?;
-        self.store_grant(cred, ts, new_account).await
+        self.store_grant(cred, ts, account).await
     }
 
     /// Who a new grant is for. Where the scopes allow it, the YouTube channel it acts as
@@ -240,7 +229,7 @@ impl Daemon {
         self: &Arc<Self>,
         cred: &Arc<Credential>,
         ts: oauth::TokenSet,
-        new_account: bool,
+        account: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         let name = cred.name.clone();
         let provider = cred.provider();
@@ -249,13 +238,13 @@ impl Daemon {
                 "credential {name}: the provider issued no refresh token at re-authorization"
             );
         }
-        let old = self.read_record(&name).await.ok().flatten();
+        let old = self.read_stored(&name).await.ok().flatten();
         let requested = cred.requested_scopes(&provider);
         let fresh = self.grant_identity(cred, &provider, &ts, &requested).await;
         // Identity pinning: a grant for another account than the one this credential
         // belongs to, or one for which nothing names an account, is refused, and nothing
         // stored changes.
-        if let Err(m) = account_pin::check(old.as_ref(), fresh.as_ref(), new_account) {
+        if let Err(m) = account_pin::check(old.as_ref(), fresh.as_ref(), account) {
             tracing::warn!(
                 "credential {name}: re-authorization as {} refused; it belongs to {}",
                 m.got,
@@ -303,21 +292,13 @@ impl Daemon {
     }
 
     /// Stores a pasted secret for a paste-kind credential after the provider accepted it.
+    /// With [`AccountRule::NewAccount`], a token of another account (another Telegram bot)
+    /// replaces the credential's.
     pub async fn put_secret(
         self: &Arc<Self>,
         name: &str,
         secret: AccessToken,
-    ) -> Result<CredentialHealth, OpError> {
-        self.put_secret_as(name, secret, false).await
-    }
-
-    /// [`Daemon::put_secret`]; with `new_account`, a token of another account (another
-    /// Telegram bot) replaces the credential's.
-    pub async fn put_secret_as(
-        self: &Arc<Self>,
-        name: &str,
-        secret: AccessToken,
-        new_account: bool,
+        account: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?;
         let provider = cred.provider();
@@ -340,8 +321,8 @@ impl Daemon {
             let _writes = d.writes.read().await;
             // The same pinning as a re-authorization: a token of another bot or user is
             // refused before anything is stored.
-            let old = d.read_record(&c.name).await.ok().flatten();
-            if let Err(m) = account_pin::check(old.as_ref(), account.as_ref(), new_account) {
+            let old = d.read_stored(&c.name).await.ok().flatten();
+            if let Err(m) = account_pin::check(old.as_ref(), account.as_ref(), account) {
                 tracing::warn!(
                     "credential {}: pasted token of {} refused; it belongs to {}",
                     c.name,
@@ -366,7 +347,7 @@ impl Daemon {
             if account.is_some() {
                 c.set_account(account);
             }
-            d.record(&c, Ok(None));
+            d.apply_result(&c, Ok(None));
             c.wake.notify_one();
             Ok(c.health())
         })

@@ -38,7 +38,7 @@ pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
                 ),
             };
             let provider = cred.provider().name.clone();
-            daemon.record(
+            daemon.apply_result(
                 &cred,
                 Err(&crate::agent::credential::human_state::dead_error(
                     &provider,

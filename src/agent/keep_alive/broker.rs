@@ -88,7 +88,7 @@ impl Daemon {
     /// of reports shares one refresh, and reports within [`REJECTED_MIN_INTERVAL`] of the
     /// last confirming refresh get its result without another). Answers with the
     /// credential's state and, while it is alive, a fresh access token.
-    pub async fn rejected(
+    pub async fn confirm_rejected_token(
         self: &Arc<Self>,
         name: &str,
         report: &RejectedReport,

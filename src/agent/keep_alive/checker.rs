@@ -7,9 +7,11 @@
 //! pasted secret, the agent's `rejected` report) through the credential's flight counter.
 //! A wake that finds nothing due sleeps again to the same instant, so it cannot spin.
 
-use crate::agent::credential::runtime::{CheckError, Credential};
-use crate::agent::credential::schedule::{Action, Outcome, RefreshReason, Schedule};
+use crate::agent::credential::runtime::Credential;
+use crate::agent::credential::schedule::{Action, Observation, RefreshReason, Schedule};
+use crate::agent::credential::transition::Outcome;
 use crate::agent::daemon::Daemon;
+use crate::agent::error::CheckError;
 use crate::agent::metrics;
 use crate::oauth::ProbeOutcome;
 use std::sync::atomic::Ordering;
@@ -17,16 +19,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The schedule's outcome for a refresh (or verification) result.
-fn refresh_outcome(cred: &Credential, r: &Result<(), CheckError>) -> Outcome {
+/// What the schedule observes of a refresh (or verification) result. The error is sorted
+/// once, by the state machine's [`Outcome::of_error`]; the schedule only needs fewer kinds.
+fn refresh_observation(cred: &Credential, r: &Result<(), CheckError>) -> Observation {
     match r {
-        Ok(()) => Outcome::Refreshed(
+        Ok(()) => Observation::Refreshed(
             cred.token_life()
                 .unwrap_or(crate::agent::credential::schedule::TokenLife::NON_EXPIRING),
         ),
-        Err(e) if e.is_dead() => Outcome::Dead,
-        Err(CheckError::NoToken) => Outcome::NoToken,
-        Err(_) => Outcome::Transient,
+        Err(e) => match Outcome::of_error(e) {
+            Outcome::Dead => Observation::Dead,
+            Outcome::NoToken => Observation::NoToken,
+            Outcome::Trouble | Outcome::ShuttingDown | Outcome::Worked(_) => {
+                Observation::Transient
+            }
+        },
     }
 }
 
@@ -42,8 +49,8 @@ fn follow_flights(cred: &Credential, sched: &mut Schedule, seen: &mut u64) {
     *seen = now_flights;
     let last = cred.last_flight.lock().clone();
     match last {
-        Some(Ok(_)) => sched.follow(Instant::now(), refresh_outcome(cred, &Ok(()))),
-        Some(Err(e)) => sched.follow(Instant::now(), refresh_outcome(cred, &Err(e))),
+        Some(Ok(_)) => sched.follow(Instant::now(), refresh_observation(cred, &Ok(()))),
+        Some(Err(e)) => sched.follow(Instant::now(), refresh_observation(cred, &Err(e))),
         None => {}
     }
 }
@@ -67,7 +74,7 @@ pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
     );
     if cred.status().state == crate::protocol::CredentialState::Dead {
         // A rotation cut by a crash was found at start: no refresh test with the old token.
-        sched.observe(Instant::now(), Outcome::Dead);
+        sched.observe(Instant::now(), Observation::Dead);
     }
     let mut seen = cred.flights.load(Ordering::SeqCst);
     loop {
@@ -101,12 +108,12 @@ pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
         tracing::debug!(credential = %cred.name, ?action, "check");
         let outcome = match action {
             Action::Probe => match daemon.probe(&cred).await {
-                None => Outcome::ProbeNoToken,
-                Some(ProbeOutcome::Alive) => Outcome::ProbeAlive,
-                Some(ProbeOutcome::Gone(_)) => Outcome::ProbeGone,
-                Some(ProbeOutcome::Transient(_)) => Outcome::ProbeTransient,
+                None => Observation::ProbeNoToken,
+                Some(ProbeOutcome::Alive) => Observation::ProbeAlive,
+                Some(ProbeOutcome::Gone(_)) => Observation::ProbeGone,
+                Some(ProbeOutcome::Transient(_)) => Observation::ProbeTransient,
                 Some(ProbeOutcome::Misconfigured(_) | ProbeOutcome::Unsupported) => {
-                    Outcome::ProbeMisconfigured
+                    Observation::ProbeMisconfigured
                 }
             },
             Action::Refresh(RefreshReason::ConfirmGone) => {
@@ -114,17 +121,17 @@ pub async fn run(daemon: Arc<Daemon>, cred: Arc<Credential>) {
                 if replaced {
                     sched.set_probe(Instant::now(), cred.probe_interval());
                 }
-                refresh_outcome(&cred, &r)
+                refresh_observation(&cred, &r)
             }
             Action::Refresh(_) => {
-                let r = daemon.check(&cred).await;
-                refresh_outcome(&cred, &r)
+                let r = daemon.refresh_test(&cred).await;
+                refresh_observation(&cred, &r)
             }
         };
         // Our own refresh is one of the credential's flights: not an outside event.
         seen = cred.flights.load(Ordering::SeqCst);
         sched.observe(Instant::now(), outcome);
-        if outcome == Outcome::ProbeMisconfigured {
+        if outcome == Observation::ProbeMisconfigured {
             sched.set_probe(Instant::now(), cred.probe_interval());
         }
     }

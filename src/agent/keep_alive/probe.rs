@@ -15,7 +15,7 @@ use std::sync::Arc;
 impl Daemon {
     /// One full check: a refresh test (or, for paste kinds, a verification), then the
     /// output check.
-    pub async fn check(self: &Arc<Self>, cred: &Arc<Credential>) -> Result<(), CheckError> {
+    pub async fn refresh_test(self: &Arc<Self>, cred: &Arc<Credential>) -> Result<(), CheckError> {
         let r = self.refresh(cred, false).await;
         let result = match &r {
             Ok(_) => "ok",
@@ -74,7 +74,7 @@ impl Daemon {
                     state,
                     CredentialState::Degraded | CredentialState::Unchecked
                 ) {
-                    self.record(cred, Ok(None));
+                    self.apply_result(cred, Ok(None));
                 } else {
                     cred.checked_now();
                 }
@@ -87,7 +87,7 @@ impl Daemon {
                     class: ErrorClass::TRANSIENT,
                     info: i.clone(),
                 });
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
             }
             ProbeOutcome::Misconfigured(i) => {
                 set_probe("misconfigured");
@@ -114,7 +114,7 @@ impl Daemon {
         self: &Arc<Self>,
         cred: &Arc<Credential>,
     ) -> (Result<(), CheckError>, bool) {
-        let confirmed = self.check(cred).await;
+        let confirmed = self.refresh_test(cred).await;
         let detail = cred.status().last_probe.and_then(|p| p.detail);
         let mut replaced = false;
         match &confirmed {

@@ -1,10 +1,10 @@
-//! Refresh and commit: the single-flight refresh of a credential, the durable note of a
-//! refresh token being spent (and what to do when a refresh was cut off), the commit of a
-//! new generation to every vault location, and the verification of a stored pasted token.
+//! The single-flight refresh of a credential: one refresh at a time, its waiters sharing
+//! the result, the durable note of the refresh token being spent before it leaves, and
+//! the new generation committed (`keep_alive::commit`) before anyone sees the new token.
 
 use crate::agent::credential::runtime::{CachedToken, Credential};
 use crate::agent::daemon::Daemon;
-use crate::agent::error::CheckError;
+use crate::agent::error::{CheckError, VaultFailure};
 use crate::agent::metrics;
 use crate::oauth::{self, ErrorClass, OAuthError, ProbeOutcome};
 use crate::protocol::ErrorInfo;
@@ -94,71 +94,6 @@ impl Daemon {
         Ok(cred.provider())
     }
 
-    pub(in crate::agent) async fn read_record(
-        &self,
-        name: &str,
-    ) -> Result<Option<Record>, CheckError> {
-        let v = self.vault.clone();
-        let n = name.to_string();
-        tokio::task::spawn_blocking(move || v.get(&n))
-            .await
-            .map_err(|_| CheckError::Vault("vault read task failed".into()))?
-            .map_err(|e| CheckError::Vault(e.to_string()))
-    }
-
-    /// Commits `record` to every vault location; the caller holds the credential's flight
-    /// lock and a `writes` guard.
-    pub(in crate::agent) async fn commit(
-        self: &Arc<Self>,
-        cred: &Credential,
-        record: Record,
-    ) -> Result<u64, CheckError> {
-        self.commit_after(cred, record, None).await
-    }
-
-    /// [`commit`](Self::commit) of a record made from generation `based_on`: refused
-    /// (nothing written) when a daemon sharing the vault committed a newer one since.
-    async fn commit_after(
-        self: &Arc<Self>,
-        cred: &Credential,
-        record: Record,
-        based_on: Option<u64>,
-    ) -> Result<u64, CheckError> {
-        let d = self.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let r = match based_on {
-                Some(base) => d.vault.commit_after(record, base),
-                None => d.vault.commit(record),
-            };
-            d.refresh_locations();
-            r
-        })
-        .await
-        .map_err(|_| CheckError::Vault("vault commit task failed".into()))?;
-        match res {
-            Ok(report) => {
-                for f in &report.failed {
-                    tracing::warn!(
-                        "credential {}: vault location {} failed: {}",
-                        cred.name,
-                        f.location,
-                        f.error
-                    );
-                }
-                for e in &report.output_errors {
-                    tracing::warn!("credential {}: output: {e}", cred.name);
-                }
-                self.add_repaired(report.repairs.iter().map(|r| r.to_string()));
-                cred.set_generation(report.generation);
-                Ok(report.generation)
-            }
-            Err(e @ crate::vault::VaultError::Stale { .. }) => {
-                Err(CheckError::Superseded(e.to_string()))
-            }
-            Err(e) => Err(CheckError::Vault(e.to_string())),
-        }
-    }
-
     async fn refresh_locked(
         self: &Arc<Self>,
         cred: &Arc<Credential>,
@@ -174,14 +109,14 @@ impl Daemon {
                 Ok(_) => {
                     self.clear_intent(name);
                     cred.set_token(token.clone());
-                    self.record(cred, Ok(end));
+                    self.apply_result(cred, Ok(end));
                     if let Some(t) = token {
                         return Ok(t);
                     }
                 }
                 Err(e) => {
                     *cred.pending.lock() = Some(rec);
-                    self.record(cred, Err(&e));
+                    self.apply_result(cred, Err(&e));
                     return Err(e);
                 }
             }
@@ -200,18 +135,18 @@ impl Daemon {
         let provider = match self.ensure_provider(cred).await {
             Ok(p) => p,
             Err(e) => {
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
                 return Err(e);
             }
         };
-        let record = match self.read_record(name).await {
+        let record = match self.read_stored(name).await {
             Ok(Some(r)) => r,
             Ok(None) => {
-                self.record(cred, Err(&CheckError::NoToken));
+                self.apply_result(cred, Err(&CheckError::NoToken));
                 return Err(CheckError::NoToken);
             }
             Err(e) => {
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
                 return Err(e);
             }
         };
@@ -219,7 +154,7 @@ impl Daemon {
             return self.verify_stored_paste(cred, &provider, &record).await;
         }
         let Some(rt) = record.refresh_token.clone() else {
-            self.record(cred, Err(&CheckError::NoToken));
+            self.apply_result(cred, Err(&CheckError::NoToken));
             return Err(CheckError::NoToken);
         };
         // A refresh cut off earlier (crash, lost answer): find out before spending again.
@@ -228,7 +163,7 @@ impl Daemon {
                 .resolve_interrupted_refresh(cred, &provider, &record, intent)
                 .await
             {
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
                 return Err(e);
             }
         }
@@ -240,7 +175,7 @@ impl Daemon {
             reserved = match self.reserve(name).await {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    self.record(cred, Err(&e));
+                    self.apply_result(cred, Err(&e));
                     return Err(e);
                 }
             };
@@ -250,10 +185,10 @@ impl Daemon {
                 started_at: Utc::now(),
             };
             if let Err(e) = self.intents.begin(name, &intent) {
-                let e = CheckError::Vault(format!(
+                let e = CheckError::Vault(VaultFailure::plain(format!(
                     "cannot record the refresh intent in the state directory ({e}), so the refresh token was not spent; check that the state directory is writable and has space"
-                ));
-                self.record(cred, Err(&e));
+                )));
+                self.apply_result(cred, Err(&e));
                 return Err(e);
             }
         }
@@ -292,7 +227,7 @@ impl Daemon {
                     self.clear_intent(name);
                 }
                 let e = CheckError::Provider(e);
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
                 return Err(e);
             }
         };
@@ -319,7 +254,7 @@ impl Daemon {
                     e.info().description
                 );
                 self.clear_intent(name);
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
                 Err(e)
             }
             Err(e) => {
@@ -332,186 +267,17 @@ impl Daemon {
                     // token may be used.
                     cred.set_token(Some(token.clone()));
                 }
-                self.record(cred, Err(&e));
+                self.apply_result(cred, Err(&e));
                 Err(e)
             }
         }
     }
 
-    fn clear_intent(&self, name: &str) {
+    pub(in crate::agent::keep_alive) fn clear_intent(&self, name: &str) {
         if let Err(e) = self.intents.clear(name) {
             // Harmless but noisy: the next refresh will ask the provider first.
             tracing::warn!("credential {name}: cannot remove the refresh intent: {e}");
         }
     }
 
-    /// Room for the next generation in at least one vault location.
-    async fn reserve(&self, name: &str) -> Result<crate::vault::Reserved, CheckError> {
-        let v = self.vault.clone();
-        let n = name.to_string();
-        tokio::task::spawn_blocking(move || v.reserve(&n))
-            .await
-            .map_err(|_| CheckError::Vault("vault reserve task failed".into()))?
-            .map_err(|e| CheckError::Vault(e.to_string()))
-    }
-
-    /// With a refresh intent outstanding for the stored refresh token (the daemon crashed,
-    /// or lost the provider's answer, while spending it), never present that token blindly:
-    /// where the provider introspects refresh tokens, ask it; otherwise call the rotation
-    /// cut and tell the owner now, instead of letting the provider's reuse detection revoke
-    /// the grant later. A provider that does not rotate loses nothing: the intent is
-    /// dropped.
-    pub(crate) async fn resolve_interrupted_refresh(
-        &self,
-        cred: &Credential,
-        provider: &Provider,
-        record: &Record,
-        intent: crate::agent::credential::intent::Intent,
-    ) -> Result<(), CheckError> {
-        let name = cred.name.as_str();
-        let Some(rt) = &record.refresh_token else {
-            self.clear_intent(name);
-            return Ok(());
-        };
-        let damaged = intent.generation == 0;
-        let same_token = intent.generation == record.generation
-            && intent.token_id == crate::vault::history::token_id(rt.secret());
-        if !damaged && !same_token {
-            // A newer generation was stored after the note: nothing was lost.
-            self.clear_intent(name);
-            return Ok(());
-        }
-        // Known to rotate (preset, or seen in the kept generations)? A preset that does not
-        // rotate loses nothing by a replay; a generic provider may, and is asked.
-        let known = provider.rotates_refresh_token || self.history_rotates(name).await;
-        if !known && provider.name != "generic" {
-            self.clear_intent(name);
-            return Ok(());
-        }
-        let when = intent
-            .started_at
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string();
-        match oauth::introspect_refresh_token(&self.http, provider, &cred.client, rt).await {
-            Some(ProbeOutcome::Alive) => {
-                tracing::info!("credential {name}: the refresh cut off at {when} did not spend the refresh token (the provider says it is active)");
-                self.clear_intent(name);
-                Ok(())
-            }
-            Some(ProbeOutcome::Transient(info)) => Err(CheckError::Provider(OAuthError {
-                provider: provider.name.clone(),
-                class: ErrorClass::TRANSIENT,
-                info,
-            })),
-            Some(ProbeOutcome::Gone(_)) => {
-                // The note stays until a re-authorization stores a new generation: the
-                // spent token is never presented again (that would revoke the grant).
-                Err(rotation_cut(
-                    provider,
-                    &when,
-                    "the provider says the stored refresh token is no longer active",
-                ))
-            }
-            _ if !known => {
-                // Not known to rotate and nobody to ask: a replay is what such a provider
-                // expects.
-                self.clear_intent(name);
-                Ok(())
-            }
-            _ => {
-                // Nobody can tell: keep the note (a restart asks again) and say it plainly.
-                Err(rotation_cut(provider, &when, "the provider cannot be asked whether the old refresh token was spent, and presenting a spent one makes it revoke the grant"))
-            }
-        }
-    }
-
-    /// Whether refresh tokens of this credential may rotate: the preset says so, the
-    /// provider is `generic` (rotation is learnt from its answers), or the kept generations
-    /// hold different refresh tokens.
-    async fn may_rotate(&self, provider: &Provider, name: &str) -> bool {
-        provider.rotates_refresh_token
-            || provider.name == "generic"
-            || self.history_rotates(name).await
-    }
-
-    /// True when the kept generations of `name` hold different refresh tokens.
-    async fn history_rotates(&self, name: &str) -> bool {
-        let v = self.vault.clone();
-        let n = name.to_string();
-        let history = tokio::task::spawn_blocking(move || v.history(&n))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let mut ids = history.iter().filter_map(|h| h.refresh_token_id.as_deref());
-        let first = ids.next();
-        ids.any(|id| Some(id) != first)
-    }
-
-    /// At start: a refresh intent left by a crash is resolved before anything else, so the
-    /// owner hears about a cut rotation on the first start.
-    pub async fn resolve_at_start(self: &Arc<Self>, cred: &Arc<Credential>) {
-        if self.intents.get(&cred.name).is_none() || cred.is_paste() {
-            return;
-        }
-        let _flight = cred.flight.lock().await;
-        let Some(intent) = self.intents.get(&cred.name) else {
-            return;
-        };
-        let provider = match self.ensure_provider(cred).await {
-            Ok(p) => p,
-            Err(_) => return,
-        };
-        let Ok(Some(record)) = self.read_record(&cred.name).await else {
-            return;
-        };
-        if let Err(e) = self
-            .resolve_interrupted_refresh(cred, &provider, &record, intent)
-            .await
-        {
-            tracing::warn!("credential {}: {}", cred.name, e.info());
-            self.record(cred, Err(&e));
-        }
-    }
-
-    async fn verify_stored_paste(
-        self: &Arc<Self>,
-        cred: &Arc<Credential>,
-        provider: &Provider,
-        record: &Record,
-    ) -> Result<CachedToken, CheckError> {
-        let Some(token) = CachedToken::from_record(record, true) else {
-            self.record(cred, Err(&CheckError::NoToken));
-            return Err(CheckError::NoToken);
-        };
-        match oauth::verify_paste(&self.http, provider, &token.access_token).await {
-            Ok(account) => {
-                if let Some(a) = account {
-                    cred.set_account(Some(a.label));
-                }
-                cred.set_token(Some(token.clone()));
-                self.record(cred, Ok(None));
-                Ok(token)
-            }
-            Err(e) => {
-                let e = CheckError::Provider(e);
-                self.record(cred, Err(&e));
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The `dead` error for a rotation cut before its answer was stored.
-fn rotation_cut(provider: &Provider, when: &str, why: &str) -> CheckError {
-    CheckError::Provider(OAuthError {
-        provider: provider.name.clone(),
-        class: ErrorClass::Dead,
-        info: ErrorInfo {
-            code: "rotation_interrupted".into(),
-            description: format!(
-                "the refresh at {when} was cut off (crash or lost answer) before the new refresh token was stored; {why}"
-            ),
-        },
-    })
 }

@@ -2,8 +2,9 @@
 //! newest generation, the holder's spend of a refresh token, and the lease in health.
 
 use super::leases::{Leases, Spend, GRACE};
-use crate::agent::credential::runtime::{CachedToken, CheckError, Credential};
+use crate::agent::credential::runtime::{CachedToken, Credential};
 use crate::agent::daemon::Daemon;
+use crate::agent::error::{CheckError, VaultFailure};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,12 +74,14 @@ pub(crate) async fn follow(
 ) -> Result<Option<CachedToken>, CheckError> {
     let deadline = Instant::now() + follow_wait(leases);
     loop {
-        let v = d.vault.clone();
         let n = cred.name.clone();
-        let record = tokio::task::spawn_blocking(move || v.get(&n))
+        let record = d
+            .vault_task(
+                format!("cannot read credential {} from the vault", cred.name),
+                move |v| v.get(&n),
+            )
             .await
-            .map_err(|_| CheckError::Vault("vault read task failed".into()))?
-            .map_err(|e| CheckError::Vault(e.to_string()))?;
+            .map_err(CheckError::Vault)?;
         let Some(record) = record else {
             return Err(CheckError::NoToken);
         };
@@ -92,12 +95,12 @@ pub(crate) async fn follow(
             return Ok(None);
         }
         if Instant::now() >= deadline || d.is_shutting_down() {
-            return Err(CheckError::Vault(format!(
+            return Err(CheckError::Vault(VaultFailure::plain(format!(
                 "this daemon follows the HA lease holder for {} and no fresh access token arrived within {:?} (generation {} is the newest it can read); check the holder's health and OpenBao",
                 cred.name,
                 follow_wait(leases),
                 record.generation
-            )));
+            ))));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -118,12 +121,12 @@ pub(crate) async fn follow_recorded(
     match follow(d, leases, cred).await {
         Ok(Some(t)) => {
             cred.set_token(Some(t.clone()));
-            d.record(cred, Ok(None));
+            d.apply_result(cred, Ok(None));
             Some(Ok(t))
         }
         Ok(None) => None,
         Err(e) => {
-            d.record(cred, Err(&e));
+            d.apply_result(cred, Err(&e));
             Some(Err(e))
         }
     }
@@ -163,10 +166,10 @@ pub(crate) async fn spend(
             let _ = d.intents.clear(&cred.name);
             return Err(match follow_recorded(d, leases, cred).await {
                 Some(r) => r,
-                None => Err(CheckError::Vault(format!(
+                None => Err(CheckError::Vault(VaultFailure::plain(format!(
                     "credential {}: the HA lease changed hands during a refresh; retry",
                     cred.name
-                ))),
+                )))),
             });
         }
     };

@@ -60,7 +60,7 @@ pub struct Spend {
 /// This daemon's role for one credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub enum LeaseRole {
     /// It holds the lease: it refreshes and commits.
     Holder,
     /// Another daemon holds it (or nobody could be asked yet): it serves what it reads.
@@ -69,7 +69,7 @@ pub enum Role {
 
 #[derive(Debug)]
 struct State {
-    role: Role,
+    role: LeaseRole,
     /// Lease secret version last seen (0: none).
     version: u64,
     /// When `version` was first seen (a follower's lapse clock).
@@ -114,7 +114,7 @@ pub struct Leases {
 #[derive(Debug, Clone)]
 pub struct LeaseView {
     /// This daemon's role.
-    pub role: Role,
+    pub role: LeaseRole,
     /// The holder's id as last read.
     pub holder: Option<String>,
     /// This daemon's id.
@@ -144,8 +144,8 @@ impl Leases {
         let v = self.view(name);
         crate::protocol::HaHealth {
             role: match v.role {
-                Role::Holder => "holder".into(),
-                Role::Follower => "follower".into(),
+                LeaseRole::Holder => "holder".into(),
+                LeaseRole::Follower => "follower".into(),
             },
             holder: v.holder,
             me: v.me,
@@ -178,7 +178,7 @@ impl Leases {
     pub fn holds(&self, name: &str) -> Option<Duration> {
         let states = self.states();
         let s = states.get(name)?;
-        if s.role != Role::Holder {
+        if s.role != LeaseRole::Holder {
             return None;
         }
         s.held_until?.checked_duration_since(Instant::now())
@@ -193,12 +193,12 @@ impl Leases {
         LeaseView {
             role: match s {
                 Some(s)
-                    if s.role == Role::Holder
+                    if s.role == LeaseRole::Holder
                         && s.held_until.is_some_and(|t| t > Instant::now()) =>
                 {
-                    Role::Holder
+                    LeaseRole::Holder
                 }
-                _ => Role::Follower,
+                _ => LeaseRole::Follower,
             },
             holder: s.and_then(|s| s.record.as_ref()).map(|r| r.holder.clone()),
             me: self.me.clone(),
@@ -238,7 +238,7 @@ impl Leases {
         };
         let mut states = self.states();
         let st = states.entry(name.to_string()).or_insert(State {
-            role: Role::Follower,
+            role: LeaseRole::Follower,
             version,
             observed_at: now,
             record: None,
@@ -256,9 +256,9 @@ impl Leases {
         let ours = record
             .as_ref()
             .is_some_and(|r| r.holder == self.me && !r.released);
-        if st.role == Role::Holder {
+        if st.role == LeaseRole::Holder {
             if !ours {
-                st.role = Role::Follower;
+                st.role = LeaseRole::Follower;
                 st.held_until = None;
                 st.spending = None;
                 return Tick::Lost;
@@ -306,7 +306,7 @@ impl Leases {
                 }
                 let mut states = self.states();
                 let st = states.get_mut(name).expect("state made above");
-                st.role = Role::Holder;
+                st.role = LeaseRole::Holder;
                 st.version = v;
                 st.observed_at = now;
                 st.held_until = Some(now + self.ttl);
@@ -339,7 +339,7 @@ impl Leases {
             Err(KvError::CasMismatch { .. }) => {
                 let mut states = self.states();
                 if let Some(st) = states.get_mut(name) {
-                    st.role = Role::Follower;
+                    st.role = LeaseRole::Follower;
                     st.held_until = None;
                     st.spending = None;
                 }
@@ -354,7 +354,7 @@ impl Leases {
     fn failed(&self, name: &str, e: KvError) -> Tick {
         let mut states = self.states();
         let st = states.entry(name.to_string()).or_insert(State {
-            role: Role::Follower,
+            role: LeaseRole::Follower,
             version: 0,
             observed_at: Instant::now(),
             record: None,
@@ -364,8 +364,8 @@ impl Leases {
             error: None,
         });
         st.error = Some(e.to_string());
-        if st.role == Role::Holder && st.held_until.is_none_or(|t| t <= Instant::now()) {
-            st.role = Role::Follower;
+        if st.role == LeaseRole::Holder && st.held_until.is_none_or(|t| t <= Instant::now()) {
+            st.role = LeaseRole::Follower;
             st.held_until = None;
             tracing::warn!(
                 "credential {name}: the HA lease ran out because OpenBao cannot be written ({e}); not refreshing until it can"
@@ -382,7 +382,7 @@ impl Leases {
         let sent = Instant::now();
         let (rec, cas) = {
             let states = self.states();
-            let Some(st) = states.get(name).filter(|s| s.role == Role::Holder) else {
+            let Some(st) = states.get(name).filter(|s| s.role == LeaseRole::Holder) else {
                 return Err(SpendRefused::NotHolder);
             };
             let Some(r) = st.record.clone() else {
@@ -419,7 +419,7 @@ impl Leases {
                 return;
             };
             st.spending = None;
-            let Some(r) = st.record.clone().filter(|_| st.role == Role::Holder) else {
+            let Some(r) = st.record.clone().filter(|_| st.role == LeaseRole::Holder) else {
                 return;
             };
             (
@@ -439,7 +439,7 @@ impl Leases {
         let held: Vec<(String, LeaseRecord, u64)> = self
             .states()
             .iter()
-            .filter(|(_, s)| s.role == Role::Holder && s.spending.is_none())
+            .filter(|(_, s)| s.role == LeaseRole::Holder && s.spending.is_none())
             .filter_map(|(n, s)| Some((n.clone(), s.record.clone()?, s.version)))
             .collect();
         for (name, rec, cas) in held {

@@ -28,4 +28,4 @@ pub mod leases;
 
 pub use hooks::run;
 pub use leases::for_vault;
-pub use leases::{daemon_id, LeaseView, Leases, Role, Spend, SpendRefused, Tick};
+pub use leases::{daemon_id, LeaseRole, LeaseView, Leases, Spend, SpendRefused, Tick};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// Who sends the alert a state change calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Alerting {
-    /// [`Daemon::record`] sends what the transition calls for.
+    /// [`Daemon::apply_result`] sends what the transition calls for.
     ByTransition,
     /// The caller decides (a challenge post: whether it is news is not a question of the
     /// state alone).
@@ -26,16 +26,16 @@ pub(crate) enum Alerting {
 
 impl Daemon {
     /// Records the result of a check or refresh and emits events and alerts.
-    pub(crate) fn record(
+    pub(crate) fn apply_result(
         self: &Arc<Self>,
         cred: &Arc<Credential>,
         result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
     ) {
-        self.record_with(cred, result, Alerting::ByTransition)
+        self.apply_result_as(cred, result, Alerting::ByTransition)
     }
 
-    /// [`record`](Self::record), with the alert sent as `alerting` says.
-    pub(crate) fn record_with(
+    /// [`apply_result`](Self::apply_result), with the alert sent as `alerting` says.
+    pub(crate) fn apply_result_as(
         self: &Arc<Self>,
         cred: &Arc<Credential>,
         result: Result<Option<chrono::DateTime<Utc>>, &CheckError>,
@@ -254,7 +254,7 @@ impl Daemon {
             *old = gap;
             news
         };
-        self.record(cred, Ok(end));
+        self.apply_result(cred, Ok(end));
         if let Some(missing) = news {
             let _ = self.events.send(Event::ScopesMissing {
                 agent: self.config.name.clone(),
