@@ -298,10 +298,16 @@ mod tests {
             shown.starts_with("cannot store credential youtube's new token in the vault: "),
             "{shown}"
         );
-        assert!(shown.contains(&fix), "health keeps the cause and its fix: {shown}");
+        assert!(
+            shown.contains(&fix),
+            "health keeps the cause and its fix: {shown}"
+        );
         let OpError::Vault { message, .. } = e.into_op("studio", "youtube") else {
             panic!("a vault failure is a vault error for the API");
         };
-        assert!(message.contains("disk full") && message.contains("fix at least one"), "{message}");
+        assert!(
+            message.contains("disk full") && message.contains("fix at least one"),
+            "{message}"
+        );
     }
 }

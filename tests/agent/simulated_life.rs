@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 use tether::agent::credential::schedule::{
-    refresh_ahead, Action, Outcome, Phase, RefreshReason, Schedule, ScheduleConfig, TokenLife,
+    refresh_ahead, Action, Observation, Phase, RefreshReason, Schedule, ScheduleConfig, TokenLife,
     BACKOFF_MAX, MIN_GAP, PROBE_JITTER, PROBE_MARGIN, REFRESH_JITTER,
 };
 use tokio::time::Instant;
@@ -120,33 +120,33 @@ impl Provider {
         }
     }
 
-    fn run(&mut self, action: Action, now: Instant) -> Outcome {
+    fn run(&mut self, action: Action, now: Instant) -> Observation {
         match action {
             Action::Probe => {
                 self.probes += 1;
                 if self.down(now) {
-                    return Outcome::ProbeTransient;
+                    return Observation::ProbeTransient;
                 }
                 if self.token_end.is_some_and(|e| e <= now) {
                     // A probe with an expired token says "gone" on a live grant: the old
                     // checker's failure mode.
                     self.probes_with_dead_token += 1;
-                    return Outcome::ProbeGone;
+                    return Observation::ProbeGone;
                 }
                 if self.revoked {
-                    Outcome::ProbeGone
+                    Observation::ProbeGone
                 } else {
-                    Outcome::ProbeAlive
+                    Observation::ProbeAlive
                 }
             }
             Action::Refresh(_) => {
                 self.refreshes += 1;
                 if self.down(now) {
-                    Outcome::Transient
+                    Observation::Transient
                 } else if self.revoked {
-                    Outcome::Dead
+                    Observation::Dead
                 } else {
-                    Outcome::Refreshed(self.issue(now))
+                    Observation::Refreshed(self.issue(now))
                 }
             }
         }
@@ -248,7 +248,7 @@ fn live_with(shape: Shape, probe: Option<Duration>, seed: u64, life: Life) -> Re
     // The agent's next token request, and what the broker's refresh found that the
     // checker has not followed yet (the checker sleeps through it).
     let mut next_ask = life.broker_every.map(|e| t0 + rng.below(2 * e));
-    let mut landed: Option<Outcome> = None;
+    let mut landed: Option<Observation> = None;
     let mut broker_refreshes = 0u64;
     while now < end {
         assert!(sched.in_flight().is_none(), "never two actions in flight");
@@ -274,10 +274,10 @@ fn live_with(shape: Shape, probe: Option<Duration>, seed: u64, life: Life) -> Re
             if stale && !matches!(sched.phase(), Phase::Dead | Phase::NoToken) {
                 broker_refreshes += 1;
                 let outcome = provider.run(Action::Refresh(RefreshReason::Interval), now);
-                if let Outcome::Refreshed(t) = outcome {
+                if let Observation::Refreshed(t) = outcome {
                     token = Some(t);
                 }
-                if outcome == Outcome::Dead {
+                if outcome == Observation::Dead {
                     if let Some(r) = revoked_at.take() {
                         detections.push(now.duration_since(r));
                         reauth_at = Some(now + HOUR);
@@ -346,10 +346,10 @@ fn live_with(shape: Shape, probe: Option<Duration>, seed: u64, life: Life) -> Re
             }
         }
         let outcome = provider.run(action, now);
-        if let Outcome::Refreshed(t) = outcome {
+        if let Observation::Refreshed(t) = outcome {
             token = Some(t);
         }
-        if outcome == Outcome::Dead {
+        if outcome == Observation::Dead {
             if let Some(r) = revoked_at.take() {
                 detections.push(now.duration_since(r));
                 // The owner re-authorizes an hour later.
@@ -506,7 +506,7 @@ fn a_revocation_during_an_outage_is_found_when_it_ends() {
         }
         let outcome = provider.run(action, now);
         sched.observe(now, outcome);
-        if outcome == Outcome::Dead {
+        if outcome == Observation::Dead {
             break;
         }
         assert!(now < t0 + 4 * HOUR, "never detected");

@@ -268,7 +268,7 @@ impl Alerter {
                 }
             }
         };
-        self.apply_result(index, &result);
+        self.record(index, &result);
         match &result {
             Ok(()) => tracing::info!(
                 channel = %channel.name,

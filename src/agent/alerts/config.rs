@@ -4,6 +4,7 @@
 //! secrets themselves, so agent.toml can be shown, diffed and logged. The secrets are read
 //! when the [`Alerter`](super::alerter::Alerter) is built.
 
+use super::error::AlertsConfigError;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -244,7 +245,6 @@ fn string_or_int<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Id::I(i) => i.to_string(),
     })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -118,8 +118,6 @@ fn default_request_timeout() -> Duration {
     DEFAULT_REQUEST_TIMEOUT
 }
 
-
-
 /// Reads and validates an `agent.toml`.
 pub fn parse(path: &Path) -> Result<AgentConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -257,6 +255,7 @@ mod tests {
     use super::*;
     use crate::agent::config::credential::OutputKind;
     use crate::agent::config::example::EXAMPLE;
+    use crate::duration::parse as parse_duration;
 
     #[test]
     fn durations() {

@@ -9,8 +9,8 @@
 use crate::agent::access::reauth_sessions::SessionError;
 use crate::agent::credential::runtime::CHECK_NOW_MIN_INTERVAL;
 use crate::agent::http::error_reply::ApiFailure;
-use crate::agent::human::account_pin::AccountRule;
 use crate::agent::http::extract::{AgentAuth, Body, CredName, DeviceAuth, OptionalBody, PeerAddr};
+use crate::agent::human::account_pin::AccountRule;
 use crate::agent::{daemon::Daemon, error::OpError, metrics};
 use crate::protocol::{
     AccessTokenReply, ErrorCode, Event, PairRequest, PairResponse, ReauthComplete, RejectedReply,
@@ -318,7 +318,8 @@ async fn put_secret(
     Body(req): Body<SecretPut>,
 ) -> Result<Json<crate::protocol::CredentialHealth>, ApiFailure> {
     Ok(Json(
-        d.put_secret(&name, req.secret, AccountRule::from_flag(req.new_account)).await?,
+        d.put_secret(&name, req.secret, AccountRule::from_flag(req.new_account))
+            .await?,
     ))
 }
 

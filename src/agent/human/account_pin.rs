@@ -117,17 +117,40 @@ mod tests {
     #[test]
     fn two_users_with_the_same_display_name_are_told_apart() {
         let old = pinned(Some("sam-1"), Some("Sam"));
-        assert_eq!(check(Some(&old), Some(&who("sam-1", "Sam")), AccountRule::SameAccount), Ok(()));
-        let err = check(Some(&old), Some(&who("sam-2", "Sam")), AccountRule::SameAccount).unwrap_err();
+        assert_eq!(
+            check(
+                Some(&old),
+                Some(&who("sam-1", "Sam")),
+                AccountRule::SameAccount
+            ),
+            Ok(())
+        );
+        let err = check(
+            Some(&old),
+            Some(&who("sam-2", "Sam")),
+            AccountRule::SameAccount,
+        )
+        .unwrap_err();
         assert_eq!(err.expected, "Sam (id sam-1)");
         assert_eq!(err.got, "Sam (id sam-2)");
         // A renamed account is still the same one.
         assert_eq!(
-            check(Some(&old), Some(&who("sam-1", "Samantha")), AccountRule::SameAccount),
+            check(
+                Some(&old),
+                Some(&who("sam-1", "Samantha")),
+                AccountRule::SameAccount
+            ),
             Ok(())
         );
         // On purpose, another account passes.
-        assert_eq!(check(Some(&old), Some(&who("sam-2", "Sam")), AccountRule::NewAccount), Ok(()));
+        assert_eq!(
+            check(
+                Some(&old),
+                Some(&who("sam-2", "Sam")),
+                AccountRule::NewAccount
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -137,9 +160,17 @@ mod tests {
         assert_eq!(err.expected, "octocat");
         assert!(err.got.contains("did not name"), "{err:?}");
         // A legacy pin (label only) is pinned too.
-        assert!(check(Some(&pinned(None, Some("octocat"))), None, AccountRule::SameAccount).is_err());
+        assert!(check(
+            Some(&pinned(None, Some("octocat"))),
+            None,
+            AccountRule::SameAccount
+        )
+        .is_err());
         // Nothing pinned, nothing stored, or on purpose: passes.
-        assert_eq!(check(Some(&pinned(None, None)), None, AccountRule::SameAccount), Ok(()));
+        assert_eq!(
+            check(Some(&pinned(None, None)), None, AccountRule::SameAccount),
+            Ok(())
+        );
         assert_eq!(check(None, None, AccountRule::SameAccount), Ok(()));
         assert_eq!(check(Some(&old), None, AccountRule::NewAccount), Ok(()));
     }
@@ -150,13 +181,15 @@ mod tests {
         assert_eq!(
             check(
                 Some(&legacy),
-                Some(&who("1", "@studio_bot (bot id 1)")), AccountRule::SameAccount),
+                Some(&who("1", "@studio_bot (bot id 1)")),
+                AccountRule::SameAccount
+            ),
             Ok(())
         );
         let err = check(
             Some(&legacy),
             Some(&who("2", "@other_bot (bot id 2)")),
-            false,
+            AccountRule::SameAccount,
         )
         .unwrap_err();
         assert_eq!(err.got, "@other_bot (bot id 2)");
@@ -165,7 +198,9 @@ mod tests {
         assert_eq!(
             check(
                 Some(&login),
-                Some(&Identity::label_only("octocat".into())), AccountRule::SameAccount),
+                Some(&Identity::label_only("octocat".into())),
+                AccountRule::SameAccount
+            ),
             Ok(())
         );
     }

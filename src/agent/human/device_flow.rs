@@ -257,7 +257,14 @@ impl Daemon {
                     // The code is answered: the challenge goes before the state is
                     // recorded, so the credential can turn ok.
                     cred.human.lock().challenge = None;
-                    match self.store_grant(cred, ts, false).await {
+                    match self
+                        .store_grant(
+                            cred,
+                            ts,
+                            crate::agent::human::account_pin::AccountRule::SameAccount,
+                        )
+                        .await
+                    {
                         Ok(h) => tracing::info!(
                             "credential {name}: re-authorized by device code ({})",
                             h.state

@@ -118,7 +118,7 @@ impl Daemon {
         code: AuthorizationCode,
         state: &str,
         redirect_uri: &str,
-        account: AccountRule,
+        rule: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         // Taking the session consumes it: a replay, or a second try after a wrong state,
         // finds nothing.
@@ -133,7 +133,7 @@ impl Daemon {
         // Own task: once the code is spent, the new tokens must reach the vault even if
         // the companion hangs up.
         tokio::spawn(async move {
-            d.complete_locked(&cred, session, code, &redirect_uri, account)
+            d.complete_locked(&cred, session, code, &redirect_uri, rule)
                 .await
         })
         .await
@@ -146,7 +146,7 @@ impl Daemon {
         session: Session,
         code: AuthorizationCode,
         redirect_uri: &str,
-        account: AccountRule,
+        rule: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         let name = cred.name.clone();
         let _flight = cred.flight.lock().await;
@@ -168,7 +168,7 @@ impl Daemon {
             name: name.clone(),
             source,
         })?;
-        self.store_grant(cred, ts, account).await
+        self.store_grant(cred, ts, rule).await
     }
 
     /// Who a new grant is for. Where the scopes allow it, the YouTube channel it acts as
@@ -229,7 +229,7 @@ impl Daemon {
         self: &Arc<Self>,
         cred: &Arc<Credential>,
         ts: oauth::TokenSet,
-        account: AccountRule,
+        rule: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         let name = cred.name.clone();
         let provider = cred.provider();
@@ -244,7 +244,7 @@ impl Daemon {
         // Identity pinning: a grant for another account than the one this credential
         // belongs to, or one for which nothing names an account, is refused, and nothing
         // stored changes.
-        if let Err(m) = account_pin::check(old.as_ref(), fresh.as_ref(), account) {
+        if let Err(m) = account_pin::check(old.as_ref(), fresh.as_ref(), rule) {
             tracing::warn!(
                 "credential {name}: re-authorization as {} refused; it belongs to {}",
                 m.got,
@@ -298,7 +298,7 @@ impl Daemon {
         self: &Arc<Self>,
         name: &str,
         secret: AccessToken,
-        account: AccountRule,
+        rule: AccountRule,
     ) -> Result<CredentialHealth, OpError> {
         let cred = self.credential(name)?;
         let provider = cred.provider();
@@ -322,7 +322,7 @@ impl Daemon {
             // The same pinning as a re-authorization: a token of another bot or user is
             // refused before anything is stored.
             let old = d.read_stored(&c.name).await.ok().flatten();
-            if let Err(m) = account_pin::check(old.as_ref(), account.as_ref(), account) {
+            if let Err(m) = account_pin::check(old.as_ref(), account.as_ref(), rule) {
                 tracing::warn!(
                     "credential {}: pasted token of {} refused; it belongs to {}",
                     c.name,

@@ -30,9 +30,7 @@ fn refresh_observation(cred: &Credential, r: &Result<(), CheckError>) -> Observa
         Err(e) => match Outcome::of_error(e) {
             Outcome::Dead => Observation::Dead,
             Outcome::NoToken => Observation::NoToken,
-            Outcome::Trouble | Outcome::ShuttingDown | Outcome::Worked(_) => {
-                Observation::Transient
-            }
+            Outcome::Trouble | Outcome::ShuttingDown | Outcome::Worked(_) => Observation::Transient,
         },
     }
 }

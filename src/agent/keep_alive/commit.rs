@@ -2,16 +2,10 @@
 //! next generation, and committing a new one to every vault location (refused when a
 //! daemon sharing the vault committed a newer one).
 
-use crate::agent::credential::runtime::{CachedToken, Credential};
+use crate::agent::credential::runtime::Credential;
 use crate::agent::daemon::Daemon;
-use crate::agent::error::{CheckError, VaultFailure};
-use crate::agent::metrics;
-use crate::oauth::{self, ErrorClass, OAuthError, ProbeOutcome};
-use crate::protocol::ErrorInfo;
-use crate::provider::{CredentialKind, Provider};
+use crate::agent::error::CheckError;
 use crate::vault::Record;
-use chrono::Utc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Daemon {
@@ -20,9 +14,12 @@ impl Daemon {
         name: &str,
     ) -> Result<Option<Record>, CheckError> {
         let n = name.to_string();
-        self.vault_task(format!("cannot read credential {name} from the vault"), move |v| v.get(&n))
-            .await
-            .map_err(CheckError::Vault)
+        self.vault_task(
+            format!("cannot read credential {name} from the vault"),
+            move |v| v.get(&n),
+        )
+        .await
+        .map_err(CheckError::Vault)
     }
 
     /// Commits `record` to every vault location; the caller holds the credential's flight
@@ -45,7 +42,10 @@ impl Daemon {
     ) -> Result<u64, CheckError> {
         let res = self
             .vault_task(
-                format!("cannot store credential {}'s new token in the vault", cred.name),
+                format!(
+                    "cannot store credential {}'s new token in the vault",
+                    cred.name
+                ),
                 move |v| match based_on {
                     Some(base) => v.commit_after(record, base),
                     None => v.commit(record),
@@ -78,7 +78,10 @@ impl Daemon {
     }
 
     /// Room for the next generation in at least one vault location.
-    pub(in crate::agent::keep_alive) async fn reserve(&self, name: &str) -> Result<crate::vault::Reserved, CheckError> {
+    pub(in crate::agent::keep_alive) async fn reserve(
+        &self,
+        name: &str,
+    ) -> Result<crate::vault::Reserved, CheckError> {
         let n = name.to_string();
         self.vault_task(
             format!("no vault location has room for credential {name}'s next generation"),

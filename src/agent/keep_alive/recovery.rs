@@ -4,14 +4,11 @@
 
 use crate::agent::credential::runtime::{CachedToken, Credential};
 use crate::agent::daemon::Daemon;
-use crate::agent::error::{CheckError, VaultFailure};
-use crate::agent::metrics;
+use crate::agent::error::CheckError;
 use crate::oauth::{self, ErrorClass, OAuthError, ProbeOutcome};
 use crate::protocol::ErrorInfo;
-use crate::provider::{CredentialKind, Provider};
+use crate::provider::Provider;
 use crate::vault::Record;
-use chrono::Utc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Daemon {
@@ -88,7 +85,11 @@ impl Daemon {
     /// Whether refresh tokens of this credential may rotate: the preset says so, the
     /// provider is `generic` (rotation is learnt from its answers), or the kept generations
     /// hold different refresh tokens.
-    pub(in crate::agent::keep_alive) async fn may_rotate(&self, provider: &Provider, name: &str) -> bool {
+    pub(in crate::agent::keep_alive) async fn may_rotate(
+        &self,
+        provider: &Provider,
+        name: &str,
+    ) -> bool {
         provider.rotates_refresh_token
             || provider.name == "generic"
             || self.history_rotates(name).await
@@ -158,6 +159,7 @@ impl Daemon {
             }
         }
     }
+}
 
 /// The `dead` error for a rotation cut before its answer was stored.
 fn rotation_cut(provider: &Provider, when: &str, why: &str) -> CheckError {

@@ -6,10 +6,9 @@ use crate::agent::credential::runtime::{CachedToken, Credential};
 use crate::agent::daemon::Daemon;
 use crate::agent::error::{CheckError, VaultFailure};
 use crate::agent::metrics;
-use crate::oauth::{self, ErrorClass, OAuthError, ProbeOutcome};
+use crate::oauth::{self, ErrorClass, OAuthError};
 use crate::protocol::ErrorInfo;
 use crate::provider::{CredentialKind, Provider};
-use crate::vault::Record;
 use chrono::Utc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -279,5 +278,4 @@ impl Daemon {
             tracing::warn!("credential {name}: cannot remove the refresh intent: {e}");
         }
     }
-
 }
