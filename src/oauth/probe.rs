@@ -443,7 +443,7 @@ fn read_answer(
 }
 
 /// The account a live probe's answer names. The label is read as it always was (stored
-/// pins from before ids were kept are labels, see `agent::account_pin`); a provider that
+/// pins from before ids were kept are labels, see `agent::human::account_pin`); a provider that
 /// gives no id is pinned on its label, one that gives no label is shown by its id.
 fn account(method: ProbeMethod, j: &Value) -> Option<Identity> {
     let label = account_label(method, j);

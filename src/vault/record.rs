@@ -41,7 +41,7 @@ pub struct Record {
     pub account: Option<String>,
     /// The account's stable id at the provider (`iss sub`, a numeric user id, a channel
     /// id), which the identity pin compares. Absent in records written before ids were
-    /// kept (their pin is `account`; see `agent::account_pin`), and left out of the file
+    /// kept (their pin is `account`; see `agent::human::account_pin`), and left out of the file
     /// when unknown, so such records read the same in older builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,

@@ -18,7 +18,7 @@ pub struct CredentialConfig {
     /// Credential name, `[a-z0-9][a-z0-9_-]{0,63}`.
     pub name: String,
     /// `token` (the default: OAuth or pasted token, checked by the daemon) or `session`
-    /// (no token: the agent reports its own session's health; see `agent::session`).
+    /// (no token: the agent reports its own session's health; see `agent::human::session`).
     #[serde(default)]
     pub kind: CredentialConfigKind,
     /// Provider preset (`google`, `x`, `github`, `telegram`, `generic`, ...); a label for
@@ -73,7 +73,7 @@ pub struct CredentialConfig {
     #[serde(default = "default_warning", deserialize_with = "de_duration")]
     pub warning_window: Duration,
     /// Access tokens are refreshed this long before they expire, clamped to half of each
-    /// token's lifetime (`agent::schedule::refresh_ahead`).
+    /// token's lifetime (`agent::credential::schedule::refresh_ahead`).
     #[serde(default = "default_ahead", deserialize_with = "de_duration")]
     pub refresh_ahead: Duration,
     /// Refresh the access token ahead of expiry even when nobody asks (keeps output
@@ -101,7 +101,7 @@ pub enum ReauthMode {
     /// The owner starts it from the companion (browser consent, or a pasted token).
     #[default]
     Browser,
-    /// The daemon starts a device-code sign-in by itself (`agent::device_flow`).
+    /// The daemon starts a device-code sign-in by itself (`agent::human::device_flow`).
     Device,
 }
 

@@ -161,11 +161,11 @@ pub struct Credential {
     /// When a device last forced a check (rate limit).
     last_check_now: Mutex<Option<std::time::Instant>>,
     /// What the agent says a human must do, its pending work, its last session report
-    /// (`agent::challenge`). When both are needed, `status` is locked first.
+    /// (`agent::human::challenge`). When both are needed, `status` is locked first.
     pub(crate) human: Mutex<crate::agent::credential::human_state::HumanState>,
-    /// True while a device-code re-authorization polls (`agent::device_flow`).
+    /// True while a device-code re-authorization polls (`agent::human::device_flow`).
     pub(crate) device_flow: std::sync::atomic::AtomicBool,
-    /// Configured scopes the newest grant lacks (`agent::scopes`).
+    /// Configured scopes the newest grant lacks (`agent::credential::scopes`).
     pub(crate) scope_gap: Mutex<Vec<String>>,
 }
 

@@ -10,7 +10,7 @@
 //!   credential, one version per generation, check-and-set commits.
 //!
 //! The HA lease that elects one refresher per credential lives with the daemon
-//! (`agent::lease`) and uses the same client.
+//! (`agent::lease::leases`) and uses the same client.
 
 pub mod client;
 pub mod config;
