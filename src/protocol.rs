@@ -28,7 +28,7 @@ pub use error::{ApiError, ErrorCode};
 pub use event::Event;
 pub use health::{
     location_problem_words, Cadence, ChannelHealth, CredentialHealth, HaHealth, HealthReport,
-    LocationHealth, ProbeHealth, VaultHealth,
+    HookHealth, LocationHealth, ProbeHealth, VaultHealth,
 };
 pub use human::{
     check_link, Challenge, ChallengeError, ChallengeOrigin, PendingWork, PostedChallenge,

@@ -18,6 +18,7 @@ pub mod harness;
 mod hostile;
 pub(crate) mod identity;
 mod lifetimes;
+mod on_change;
 mod output_wipes;
 mod paste_shell;
 mod python_client;

@@ -305,6 +305,12 @@ impl Daemon {
             alerts: self.alerter().map(|a| a.health()).unwrap_or_default(),
             repaired: self.repaired.lock().clone(),
             vault: Some(self.vault_watch.health()),
+            on_change: self
+                .credentials
+                .snapshot()
+                .values()
+                .filter_map(|c| c.hook_result())
+                .collect(),
         }
     }
 

@@ -31,8 +31,15 @@ pub const CHALLENGES: &str = "tether_challenges_total";
 /// `tether_challenges_refused_total`.
 pub const CHALLENGES_REFUSED: &str = "tether_challenges_refused_total";
 
+/// `tether_hook_runs_total`.
+pub const HOOK_RUNS: &str = "tether_hook_runs_total";
+
 /// Counter names and their help texts.
 pub const COUNTERS: &[(&str, &str)] = &[
+    (
+        HOOK_RUNS,
+        "Runs of a credential's on_change hook, by credential and result.",
+    ),
     (
         CHECKS,
         "Checks run, by credential, kind (probe or refresh) and result.",

@@ -123,10 +123,15 @@ impl Daemon {
                 cred.clone(),
             ))
         } else {
-            tokio::spawn(crate::agent::keep_alive::checker::run(
-                self.clone(),
-                cred.clone(),
-            ))
+            let (d, c) = (self.clone(), cred.clone());
+            tokio::spawn(async move {
+                // The hook task lives as long as the checker: a reload that stops one
+                // stops both.
+                tokio::join!(
+                    crate::agent::keep_alive::checker::run(d.clone(), c.clone()),
+                    crate::agent::keep_alive::on_change::run(d, c),
+                );
+            })
         };
         let old = self
             .checkers

@@ -89,6 +89,9 @@ pub struct AgentStatus {
     pub credentials: Vec<CredentialStatus>,
     /// The agent's vault (`None` when not reachable, or from a daemon that does not say).
     pub vault: Option<VaultHealth>,
+    /// The last run of each credential's `on_change` hook.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_change: Vec<crate::protocol::HookHealth>,
 }
 
 /// The whole report.
@@ -116,6 +119,7 @@ impl StatusReport {
                     version: Some(h.version),
                     credentials: h.credentials.iter().map(CredentialStatus::from).collect(),
                     vault: h.vault,
+                    on_change: h.on_change,
                 },
                 Err((class, message)) => AgentStatus {
                     name,
@@ -125,6 +129,7 @@ impl StatusReport {
                     version: None,
                     credentials: Vec::new(),
                     vault: None,
+                    on_change: Vec::new(),
                 },
             })
             .collect();
@@ -226,6 +231,15 @@ impl StatusReport {
                 if let Some(ha) = &c.ha {
                     out.push_str(&format!("  {:<width$}  {}\n", "", paint("2", &safe(ha))));
                 }
+            }
+            for run in a.on_change.iter().filter(|r| !r.ok) {
+                out.push_str(&format!(
+                    "  {}  {}: {} ({})\n",
+                    paint("33", "on_change failed"),
+                    safe(&run.credential),
+                    safe(&run.result),
+                    when(run.at, now)
+                ));
             }
             if let Some(v) = &a.vault {
                 if let Some(trouble) = v.trouble_summary() {

@@ -279,6 +279,24 @@ pub struct ChannelHealth {
     pub last_error: Option<String>,
 }
 
+/// The last run of a credential's `on_change` hook (what tells the agent its token
+/// changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookHealth {
+    /// The credential.
+    pub credential: String,
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// The generation it announced.
+    pub generation: u64,
+    /// The credential's state it announced.
+    pub state: CredentialState,
+    /// True when it worked.
+    pub ok: bool,
+    /// What happened ("agent-reload exited 0 in 40 ms"), or why it failed and the fix.
+    pub result: String,
+}
+
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -302,6 +320,9 @@ pub struct HealthReport {
     /// The vault as a whole (absent from daemons before it was added).
     #[serde(default)]
     pub vault: Option<VaultHealth>,
+    /// The last `on_change` run of each credential that has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_change: Vec<HookHealth>,
 }
 
 #[cfg(test)]

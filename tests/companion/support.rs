@@ -48,6 +48,7 @@ pub fn report(creds: Vec<CredentialHealth>) -> HealthReport {
         alerts: vec![],
         repaired: vec![],
         vault: None,
+        on_change: vec![],
     }
 }
 

@@ -268,6 +268,78 @@ class Tether:
                 conn.close()
 
 
+    def on_recovered(self, credential, callback):
+        """Calls ``callback(event)`` each time the daemon says ``credential`` works again
+        (after a re-authorization, or a refresh that worked after a death), from a
+        background thread that keeps the agent's event stream open and reconnects after a
+        dropped one. For an agent that read its token at startup: re-read it in the
+        callback. Returns a handle whose ``stop()`` ends the thread (a daemon thread: it
+        also ends with the process). An exception in ``callback`` is printed and the
+        listening goes on."""
+        return _RecoveredListener(self, credential, callback)
+
+    def _stream(self, credential, stop, on_event):
+        """One connection of the agent's event stream for ``credential``: ``on_event(ev)``
+        for each event until the stream ends or ``stop`` is set."""
+        conn = self._connect(60.0)
+        try:
+            conn.request("GET", f"/v1/events?credential={self._cred(credential)}",
+                         headers={"authorization": f"Bearer {self._token}",
+                                  "accept": "text/event-stream"})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise TetherError("http_error", f"the event stream answered HTTP {resp.status}",
+                                  None, resp.status)
+            data = []
+            while not stop.is_set():
+                line = resp.readline()
+                if not line:
+                    return
+                line = line.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif line == "" and data:
+                    ev = json.loads("\n".join(data))
+                    data = []
+                    if ev.get("credential") == credential:
+                        on_event(ev)
+        finally:
+            conn.close()
+
+
+class _RecoveredListener:
+    """The thread behind :meth:`Tether.on_recovered`."""
+
+    def __init__(self, tether, credential, callback):
+        import threading
+        self._stop = threading.Event()
+        self._tether, self._credential, self._callback = tether, credential, callback
+        self._thread = threading.Thread(target=self._run, name=f"tether-recovered-{credential}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        """Stops listening (at the next heartbeat at the latest)."""
+        self._stop.set()
+
+    def _on_event(self, ev):
+        if ev.get("type") != "recovered":
+            return
+        try:
+            self._callback(ev)
+        except Exception:  # noqa: BLE001 - the agent's callback must not end the listening
+            import traceback
+            traceback.print_exc()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self._tether._stream(self._credential, self._stop, self._on_event)
+            except (OSError, http.client.HTTPException, TetherError, ValueError):
+                pass
+            self._stop.wait(1.0)
+
+
 def _seconds(s):
     from datetime import timedelta
     return timedelta(seconds=float(s))

@@ -102,6 +102,7 @@ pub(crate) fn priority_and_tag(kind: AlertKind) -> (&'static str, &'static str) 
         AlertKind::VaultTrouble => ("high", "floppy_disk"),
         AlertKind::VaultRecovered => ("default", "white_check_mark"),
         AlertKind::OutputWiped => ("high", "wastebasket"),
+        AlertKind::HookFailed => ("high", "bell"),
         AlertKind::Test => ("low", "test_tube"),
         AlertKind::Flapping => ("high", "repeat"),
     }

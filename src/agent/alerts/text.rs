@@ -29,6 +29,10 @@ pub enum AlertKind {
     /// An output file was wiped or damaged and is restored (at most hourly per file).
     #[serde(rename = "output_wiped")]
     OutputWiped,
+    /// A credential's `on_change` hook failed or hung: the new token is stored, but the
+    /// agent may still use the old one (at most hourly per credential).
+    #[serde(rename = "hook_failed")]
+    HookFailed,
     /// `tether agent alerts test`: nothing is wrong; the channel is being tried.
     Test,
     /// The credential died and recovered several times in a short while: one alert says
@@ -47,6 +51,7 @@ impl AlertKind {
             AlertKind::VaultTrouble => "vault_trouble",
             AlertKind::VaultRecovered => "vault_recovered",
             AlertKind::OutputWiped => "output_wiped",
+            AlertKind::HookFailed => "hook_failed",
             AlertKind::Test => "test",
             AlertKind::Flapping => "flapping",
         }
@@ -256,6 +261,17 @@ impl Alert {
                 format!(
                     "tether: {file} on agent {} was wiped and restored",
                     self.agent
+                )
+            }
+            AlertKind::HookFailed => {
+                let why = self.detail.as_deref().unwrap_or("it failed");
+                lines.push(format!(
+                    "Credential {} on agent {} has a new token (stored and rendered at {since}), but its on_change hook failed: {why}. The agent may still use the old token until it is restarted. Further failures within the hour are only logged; `tether status` shows the last run.",
+                    self.credential, self.agent
+                ));
+                format!(
+                    "tether: {} on agent {}: the agent was not told of its new token",
+                    self.credential, self.agent
                 )
             }
             AlertKind::VaultRecovered => {

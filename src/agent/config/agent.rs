@@ -8,6 +8,7 @@
 //! types when the daemon is built, so each module owns its own settings.
 
 use super::credential::CredentialConfig;
+use super::on_change::OnChange;
 use super::defaults::de_duration;
 use super::defaults::*;
 use super::error::ConfigError;
@@ -61,6 +62,10 @@ pub struct AgentConfig {
     /// Managed credentials.
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
+    /// What runs after any credential's token or state changed, unless the credential
+    /// has its own `on_change`.
+    #[serde(default)]
+    pub on_change: Option<OnChange>,
     /// `[alerts]`: reminder interval and channels, in the alert module's own format
     /// (`agent::alerts::AlertsConfig`), checked when the daemon is built.
     #[serde(default)]
@@ -223,6 +228,9 @@ impl AgentConfig {
                 return bad(format!("credential `{}` is listed twice", c.name));
             }
             c.validate()?;
+        }
+        if let Some(h) = &self.on_change {
+            h.action("the agent-wide on_change")?;
         }
         Ok(())
     }

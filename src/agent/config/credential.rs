@@ -7,6 +7,7 @@ use super::defaults::{
     DEFAULT_REFRESH_INTERVAL, DEFAULT_WARNING_WINDOW, MIN_PROBE_INTERVAL,
 };
 use super::error::ConfigError;
+use super::on_change::OnChange;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,6 +81,10 @@ pub struct CredentialConfig {
     /// files current). `false`: only when the broker is asked for a token.
     #[serde(default = "yes")]
     pub keep_fresh: bool,
+    /// What runs after this credential's token or state changed (else the agent-wide
+    /// `on_change`).
+    #[serde(default)]
+    pub on_change: Option<OnChange>,
 }
 
 /// What a `[[credentials]]` entry holds.
@@ -153,6 +158,9 @@ impl CredentialConfig {
     /// Checks what the types cannot for this entry alone (the name's shape and uniqueness
     /// are checked by [`AgentConfig::validate`](crate::agent::config::agent::AgentConfig::validate)).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(h) = &self.on_change {
+            h.action(&format!("credential {}", self.name))?;
+        }
         let bad = |m: String| Err(ConfigError::Invalid(m));
         match self.kind {
             CredentialConfigKind::Token if self.provider.is_empty() => {

@@ -7,6 +7,8 @@
 //! - [`credential`]: one `[[credentials]]` entry ([`CredentialConfig`]);
 //! - [`resolve`]: the provider an entry describes (preset, overrides, discovery);
 //! - [`vault`]: the vault it describes (locations, outputs);
+//! - [`on_change`]: what runs after a credential's token or state changed (a program, a
+//!   systemd reload, a signal);
 //! - [`example`]: the commented example `tether agent init` writes;
 //! - [`edit`]: `tether agent add`/`remove`, editing the file in place with its comments;
 //! - [`lint`]: `tether agent check`, the config and the machine, each problem with its fix.
@@ -18,6 +20,7 @@ pub mod edit;
 pub mod error;
 pub mod example;
 pub mod lint;
+pub mod on_change;
 pub mod resolve;
 pub mod vault;
 

@@ -156,6 +156,10 @@ pub struct Credential {
     pub(in crate::agent::credential) status: Mutex<Status>,
     /// Wakes the checker (run a check now, or recompute the schedule).
     pub(crate) wake: tokio::sync::Notify,
+    /// Wakes the `on_change` hook: a new generation is committed, or the state changed.
+    pub(crate) changed: tokio::sync::Notify,
+    /// The hook's last run.
+    pub(in crate::agent::credential) hook: Mutex<Option<crate::protocol::HookHealth>>,
     /// When the agent's last `rejected` report started a confirming refresh (rate limit).
     pub(crate) last_rejected_refresh: Mutex<Option<std::time::Instant>>,
     /// When a device last forced a check (rate limit).
@@ -224,6 +228,8 @@ impl Credential {
             pending: Mutex::new(None),
             token: Mutex::new(record.and_then(|r| CachedToken::from_record(r, paste))),
             status: Mutex::new(status),
+            changed: tokio::sync::Notify::new(),
+            hook: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
             last_rejected_refresh: Mutex::new(None),
             last_check_now: Mutex::new(None),

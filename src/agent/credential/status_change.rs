@@ -111,6 +111,8 @@ impl Credential {
         if d.state == CredentialState::Dead {
             s.last_alert = Some(now);
         }
+        drop(s);
+        self.changed.notify_one();
         Applied::Changed {
             previous,
             blocked_before,
@@ -135,9 +137,28 @@ impl Credential {
         self.status.lock().last_alert = Some(at);
     }
 
-    /// The newest vault generation, after a commit or a follower's read.
+    /// The newest vault generation, after a commit (durable in every location, outputs
+    /// rendered) or a follower's read; a new one wakes the `on_change` hook.
     pub(crate) fn set_generation(&self, generation: u64) {
-        self.status.lock().generation = generation;
+        let newer = {
+            let mut s = self.status.lock();
+            let newer = generation > s.generation;
+            s.generation = generation;
+            newer
+        };
+        if newer {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The last run of the `on_change` hook.
+    pub(crate) fn set_hook_result(&self, run: crate::protocol::HookHealth) {
+        *self.hook.lock() = Some(run);
+    }
+
+    /// The last run of the `on_change` hook, if it ran.
+    pub fn hook_result(&self) -> Option<crate::protocol::HookHealth> {
+        self.hook.lock().clone()
     }
 
     /// A new grant (a re-authorization or a pasted token): its account and refresh end.

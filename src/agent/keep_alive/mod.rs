@@ -9,6 +9,7 @@
 //! - [`recovery`]: a refresh cut off mid-spend (never replayed blindly), a stored paste
 //!   checked at start;
 //! - [`registry`]: the checker task of each credential (stored by the daemon);
+//! - [`on_change`]: the hook that tells the agent its token changed (after the commit);
 //! - [`token_record`]: a token answer as a vault record (first grant, refresh);
 //! - [`broker`]: access tokens for the user's agent and its "token refused" report;
 //! - [`apply`]: applying a result (`Daemon::apply_result`): the status by the credential's
@@ -18,6 +19,7 @@ pub mod apply;
 pub mod broker;
 pub mod checker;
 pub mod commit;
+pub mod on_change;
 pub mod probe;
 pub mod recovery;
 pub mod refresh;
