@@ -77,6 +77,32 @@ async fn next(lines: &mut Lines) -> serde_json::Value {
     serde_json::from_str(&line).expect("the agent prints JSON")
 }
 
+/// Reads the agent's lines until one has `key` == `want`, for at most `within`; the
+/// lines read on the way.
+async fn until(
+    lines: &mut Lines,
+    key: &str,
+    want: serde_json::Value,
+    within: Duration,
+    what: &str,
+) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}; the agent printed {:?}",
+            seen.iter().rev().take(5).collect::<Vec<_>>()
+        );
+        let v = next(lines).await;
+        let hit = v[key] == want;
+        seen.push(v);
+        if hit {
+            return seen;
+        }
+    }
+}
+
 /// The whole story for one way.
 async fn story(way: Way) {
     let oidc = OidcProvider::start(OidcOptions::default());
@@ -97,8 +123,11 @@ async fn story(way: Way) {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&hook_script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        &hook_script,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let on_change = match way {
         Way::Exec => format!(
             "on_change = {{ exec = [\"{}\", \"{{name}}\"] }}\n",
@@ -143,19 +172,25 @@ async fn story(way: Way) {
     let pid = child.id().expect("the agent runs");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     // Working with the token it read at startup.
-    loop {
-        if next(&mut lines).await["status"] == 200 {
-            break;
-        }
-    }
+    until(
+        &mut lines,
+        "status",
+        200.into(),
+        Duration::from_secs(20),
+        "the agent works",
+    )
+    .await;
 
     // The grant is revoked: the agent sees 401 and reports it; the daemon finds it dead.
     assert!(oidc.revoke_all().await >= 1);
-    loop {
-        if next(&mut lines).await["status"] == 401 {
-            break;
-        }
-    }
+    until(
+        &mut lines,
+        "status",
+        401.into(),
+        Duration::from_secs(20),
+        "the API refuses the revoked token",
+    )
+    .await;
     a.wait_state("yt", CredentialState::Dead, Duration::from_secs(20))
         .await;
 
@@ -171,7 +206,10 @@ async fn story(way: Way) {
             reloaded = true;
         }
         if v["status"] == 200 {
-            assert!(reloaded, "{way:?}: working again only after re-reading the file: {v}");
+            assert!(
+                reloaded,
+                "{way:?}: working again only after re-reading the file: {v}"
+            );
             assert_eq!(v["pid"], pid, "the same agent process, never restarted");
             break;
         }
@@ -265,16 +303,23 @@ async fn a_failing_or_hung_hook_never_holds_the_token_and_shows_in_health() {
     let hung = report.iter().find(|r| r.credential == "hung").unwrap();
     assert!(!hung.ok);
     assert!(
-        hung.result.contains("did not finish within 1 s and was killed"),
+        hung.result
+            .contains("did not finish within 1 s and was killed"),
         "{hung:?}"
     );
     let broken = report.iter().find(|r| r.credential == "broken").unwrap();
     assert!(!broken.ok);
     assert_eq!(broken.result, "sh exited 4: cannot reach the agent");
     let sent = hook
-        .wait_for(&["hook_failed", "broken", "exited 4"], Duration::from_secs(10))
+        .wait_for(
+            &["hook_failed", "broken", "exited 4"],
+            Duration::from_secs(10),
+        )
         .await;
-    assert!(sent.contains("the agent was not told of its new token"), "{sent}");
+    assert!(
+        sent.contains("the agent was not told of its new token"),
+        "{sent}"
+    );
     hook.wait_for(&["hook_failed", "hung"], Duration::from_secs(10))
         .await;
 }

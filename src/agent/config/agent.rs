@@ -8,10 +8,10 @@
 //! types when the daemon is built, so each module owns its own settings.
 
 use super::credential::CredentialConfig;
-use super::on_change::OnChange;
 use super::defaults::de_duration;
 use super::defaults::*;
 use super::error::ConfigError;
+use super::on_change::OnChange;
 use crate::protocol::valid_credential_name;
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -124,7 +124,9 @@ impl OnChange {
         }
         if let Some(unit) = &self.systemd_reload {
             if !valid_unit(unit) {
-                return bad(format!("systemd_reload = {unit:?} is not a unit name such as \"uploader.service\""));
+                return bad(format!(
+                    "systemd_reload = {unit:?} is not a unit name such as \"uploader.service\""
+                ));
             }
             return Ok(HookAction::Exec(vec![
                 "systemctl".into(),
@@ -216,16 +218,32 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_fix() {
-        let both = parse(r#"exec = ["a"]
-systemd_reload = "b.service""#);
+        let both = parse(
+            r#"exec = ["a"]
+systemd_reload = "b.service""#,
+        );
         let e = both.action("credential youtube").unwrap_err().to_string();
-        assert!(e.contains("credential youtube: on_change needs exactly one of"), "{e}");
+        assert!(
+            e.contains("credential youtube: on_change needs exactly one of"),
+            "{e}"
+        );
         let kill = parse(r#"signal = { pid_file = "/p", name = "KILL" }"#);
-        assert!(kill.action("x").unwrap_err().to_string().contains("not one of HUP, USR1, USR2"));
+        assert!(kill
+            .action("x")
+            .unwrap_err()
+            .to_string()
+            .contains("not one of HUP, USR1, USR2"));
         let empty = parse("exec = []");
-        assert!(empty.action("x").unwrap_err().to_string().contains("exec is empty"));
+        assert!(empty
+            .action("x")
+            .unwrap_err()
+            .to_string()
+            .contains("exec is empty"));
         let option = parse(r#"systemd_reload = "--now""#);
         assert!(option.action("x").is_err(), "an option is not a unit");
-        assert!(toml::from_str::<OnChange>(r#"shell = "x""#).is_err(), "unknown keys are refused");
+        assert!(
+            toml::from_str::<OnChange>(r#"shell = "x""#).is_err(),
+            "unknown keys are refused"
+        );
     }
 }

@@ -98,13 +98,7 @@ pub async fn run(d: Arc<Daemon>, cred: Arc<Credential>) {
         });
         if !ok && last_alert.is_none_or(|t| t.elapsed() >= HOOK_ALERT_EVERY) {
             last_alert = Some(Instant::now());
-            let mut alert = Alert::vault(
-                d.agent(),
-                AlertKind::HookFailed,
-                words,
-                None,
-                Utc::now(),
-            );
+            let mut alert = Alert::vault(d.agent(), AlertKind::HookFailed, words, None, Utc::now());
             alert.credential = cred.name.clone();
             d.send_alert(alert);
         }
@@ -146,9 +140,11 @@ async fn exec(
     // token) is not the hook's business. PATH and HOME keep ordinary programs working.
     cmd.args(&argv[1..])
         .env_clear()
-        .envs(["PATH", "HOME", "LANG"].iter().filter_map(|k| {
-            std::env::var_os(k).map(|v| (k.to_string(), v))
-        }))
+        .envs(
+            ["PATH", "HOME", "LANG"]
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v))),
+        )
         .env("TETHER_AGENT", agent)
         .env("TETHER_CREDENTIAL", &h.name)
         .env("TETHER_STATE", h.state.as_str())
@@ -193,12 +189,13 @@ fn signal_pid_file(pid_file: &std::path::Path, signal: &str) -> Result<String, S
             pid_file.display()
         )
     })?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| format!("{} holds no process id ({:?})", pid_file.display(), text.trim()))?;
+    let pid: i32 = text.trim().parse().ok().filter(|p| *p > 1).ok_or_else(|| {
+        format!(
+            "{} holds no process id ({:?})",
+            pid_file.display(),
+            text.trim()
+        )
+    })?;
     let sig = match signal {
         "USR1" => libc::SIGUSR1,
         "USR2" => libc::SIGUSR2,
@@ -222,11 +219,16 @@ mod tests {
     use super::*;
 
     fn health() -> CredentialHealth {
-        serde_json::from_value(serde_json::json!({
-            "name": "youtube", "provider": "google", "state": "ok",
-            "since": Utc::now(), "generation": 7,
-        }))
-        .expect("a credential's health")
+        CredentialHealth {
+            generation: 7,
+            ..CredentialHealth::new(
+                "youtube",
+                "google",
+                crate::protocol::CredentialState::Ok,
+                Utc::now(),
+                crate::protocol::ReauthKind::Oauth,
+            )
+        }
     }
 
     #[test]
@@ -241,13 +243,16 @@ mod tests {
     async fn a_hook_gets_its_environment_and_not_the_daemons() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("env");
-        let argv = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("env > {}", out.display()),
-        ];
+        let argv = vec!["sh".into(), "-c".into(), format!("env > {}", out.display())];
         std::env::set_var("TETHER_TEST_SECRET_IN_DAEMON_ENV", "s3cret");
-        let r = exec(&argv, "studio", &health(), &["/a".into(), "/b".into()], Duration::from_secs(10)).await;
+        let r = exec(
+            &argv,
+            "studio",
+            &health(),
+            &["/a".into(), "/b".into()],
+            Duration::from_secs(10),
+        )
+        .await;
         assert!(r.is_ok(), "{r:?}");
         let env = std::fs::read_to_string(&out).unwrap();
         for want in [
@@ -259,22 +264,44 @@ mod tests {
         ] {
             assert!(env.lines().any(|l| l == want), "{want} in {env}");
         }
-        assert!(!env.contains("s3cret"), "the daemon's environment stays out: {env}");
+        assert!(
+            !env.contains("s3cret"),
+            "the daemon's environment stays out: {env}"
+        );
     }
 
     #[tokio::test]
     async fn failures_and_hangs_say_what_and_how_to_fix() {
-        let failing = vec!["sh".into(), "-c".into(), "echo broken config >&2; exit 3".into()];
-        let e = exec(&failing, "studio", &health(), &[], Duration::from_secs(10)).await.unwrap_err();
+        let failing = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo broken config >&2; exit 3".into(),
+        ];
+        let e = exec(&failing, "studio", &health(), &[], Duration::from_secs(10))
+            .await
+            .unwrap_err();
         assert_eq!(e, "sh exited 3: broken config");
         let hung = vec!["sleep".into(), "30".into()];
         let started = Instant::now();
-        let e = exec(&hung, "studio", &health(), &[], Duration::from_millis(300)).await.unwrap_err();
-        assert!(e.contains("did not finish within 0.3 s and was killed"), "{e}");
-        assert!(started.elapsed() < Duration::from_secs(10), "the hung hook was not waited for");
+        let e = exec(&hung, "studio", &health(), &[], Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("did not finish within 0.3 s and was killed"),
+            "{e}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hung hook was not waited for"
+        );
         let missing = vec!["/nonexistent/agent-reload".into()];
-        let e = exec(&missing, "studio", &health(), &[], Duration::from_secs(1)).await.unwrap_err();
-        assert!(e.starts_with("cannot start /nonexistent/agent-reload"), "{e}");
+        let e = exec(&missing, "studio", &health(), &[], Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("cannot start /nonexistent/agent-reload"),
+            "{e}"
+        );
     }
 
     #[test]
