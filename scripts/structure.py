@@ -73,6 +73,7 @@ def strip(text):
 
 def expand_use(tree):
     """`a::{b, c::{d, e}}` -> ['a::b', 'a::c::d', 'a::c::e']."""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     out = []
 
@@ -98,7 +99,7 @@ def expand_use(tree):
                 walk(prefix + head, p)
 
     walk("", tree)
-    return [re.sub(r"as\w+$", "", p) if False else p.split("as")[0] if re.search(r"\bas\b", p) else p for p in out]
+    return out
 
 
 def resolve(path, module, src, files):

@@ -210,7 +210,6 @@ class Tether:
         ``TetherError`` with code ``missing_scope`` when the owner's new grant works but
         lacks a configured scope (the credential is ``degraded``: resuming would fail)."""
         end = None if timeout is None else time.monotonic() + timeout
-        path = f"/v1/events?credential={self._cred(credential)}"
         while True:
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
@@ -220,17 +219,7 @@ class Tether:
             read_timeout = 60.0 if left is None else max(0.1, min(60.0, left))
             conn = self._connect(read_timeout)
             try:
-                conn.request("GET", path, headers={"authorization": f"Bearer {self._token}",
-                                                   "accept": "text/event-stream"})
-                resp = conn.getresponse()
-                if resp.status != 200:
-                    raw = resp.read()
-                    try:
-                        v = json.loads(raw)
-                    except ValueError:
-                        v = {}
-                    raise TetherError(v.get("code", "http_error"), v.get("message", f"HTTP {resp.status}"),
-                                      v.get("hint"), resp.status)
+                resp = self._open_events(conn, credential)
                 if on_listening is not None:
                     on_listening()
                 try:
@@ -238,26 +227,16 @@ class Tether:
                     return {"type": "recovered", "credential": credential, "already": True}
                 except TetherError:
                     pass  # dead, or a session credential (no token): wait for the event
-                data = []
-                while True:
-                    line = resp.readline()
-                    if not line:
-                        break
-                    line = line.decode("utf-8", "replace").rstrip("\r\n")
-                    if line.startswith("data:"):
-                        data.append(line[5:].lstrip())
-                    elif line == "" and data:
-                        ev = json.loads("\n".join(data))
-                        data = []
-                        if ev.get("credential") != credential:
-                            continue
-                        if ev.get("type") == "recovered":
-                            return ev
-                        if ev.get("type") == "scopes_missing":
-                            # The owner's new grant works but lacks a scope the agent
-                            # needs: waiting on would never end, and resuming would fail.
-                            raise TetherError("missing_scope", ev.get("description", "a scope is missing"),
-                                              f"run `tether reauth {ev.get('agent', 'AGENT')}/{credential}` and leave every box ticked")
+                for ev in self._events(resp, credential):
+                    if ev is None:
+                        continue
+                    if ev.get("type") == "recovered":
+                        return ev
+                    if ev.get("type") == "scopes_missing":
+                        # The owner's new grant works but lacks a scope the agent
+                        # needs: waiting on would never end, and resuming would fail.
+                        raise TetherError("missing_scope", ev.get("description", "a scope is missing"),
+                                          f"run `tether reauth {ev.get('agent', 'AGENT')}/{credential}` and leave every box ticked")
             except (socket.timeout, TimeoutError):
                 continue
             except (OSError, http.client.HTTPException) as e:
@@ -266,7 +245,6 @@ class Tether:
                 time.sleep(1)
             finally:
                 conn.close()
-
 
     def on_recovered(self, credential, callback):
         """Calls ``callback(event)`` each time the daemon says ``credential`` works again
@@ -278,31 +256,53 @@ class Tether:
         listening goes on."""
         return _RecoveredListener(self, credential, callback)
 
+    def _open_events(self, conn, credential):
+        """Opens the agent's event stream for ``credential`` on ``conn``; the response, or
+        the daemon's refusal as a ``TetherError``."""
+        conn.request("GET", f"/v1/events?credential={self._cred(credential)}",
+                     headers={"authorization": f"Bearer {self._token}",
+                              "accept": "text/event-stream"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raw = resp.read()
+            try:
+                v = json.loads(raw)
+            except ValueError:
+                v = {}
+            raise TetherError(v.get("code", "http_error"), v.get("message", f"HTTP {resp.status}"),
+                              v.get("hint"), resp.status)
+        return resp
+
+    @staticmethod
+    def _events(resp, credential):
+        """The events about ``credential`` on an open stream, until it ends; ``None`` for
+        every other line (a heartbeat), so a reader can stop between events."""
+        data = []
+        while True:
+            line = resp.readline()
+            if not line:
+                return
+            line = line.decode("utf-8", "replace").rstrip("\r\n")
+            if line.startswith("data:"):
+                data.append(line[5:].lstrip())
+            elif line == "" and data:
+                ev = json.loads("\n".join(data))
+                data = []
+                if ev.get("credential") == credential:
+                    yield ev
+            else:
+                yield None
+
     def _stream(self, credential, stop, on_event):
         """One connection of the agent's event stream for ``credential``: ``on_event(ev)``
         for each event until the stream ends or ``stop`` is set."""
         conn = self._connect(60.0)
         try:
-            conn.request("GET", f"/v1/events?credential={self._cred(credential)}",
-                         headers={"authorization": f"Bearer {self._token}",
-                                  "accept": "text/event-stream"})
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise TetherError("http_error", f"the event stream answered HTTP {resp.status}",
-                                  None, resp.status)
-            data = []
-            while not stop.is_set():
-                line = resp.readline()
-                if not line:
+            for ev in self._events(self._open_events(conn, credential), credential):
+                if stop.is_set():
                     return
-                line = line.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip())
-                elif line == "" and data:
-                    ev = json.loads("\n".join(data))
-                    data = []
-                    if ev.get("credential") == credential:
-                        on_event(ev)
+                if ev is not None:
+                    on_event(ev)
         finally:
             conn.close()
 

@@ -40,19 +40,25 @@ impl Daemon {
         record: Record,
         based_on: Option<u64>,
     ) -> Result<u64, CheckError> {
+        // The locations' health is read on the blocking thread too: it takes the vault's
+        // lock, which another commit may hold.
+        let d = self.clone();
         let res = self
             .vault_task(
                 format!(
                     "cannot store credential {}'s new token in the vault",
                     cred.name
                 ),
-                move |v| match based_on {
-                    Some(base) => v.commit_after(record, base),
-                    None => v.commit(record),
+                move |v| {
+                    let r = match based_on {
+                        Some(base) => v.commit_after(record, base),
+                        None => v.commit(record),
+                    };
+                    d.refresh_locations();
+                    r
                 },
             )
             .await;
-        self.refresh_locations();
         match res {
             Ok(report) => {
                 for f in &report.failed {

@@ -55,16 +55,16 @@ impl Daemon {
     /// Runs the vault's cheap output check (wiped or corrupt files are re-rendered).
     pub async fn check_outputs(self: &Arc<Self>) {
         let d = self.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let r = d.vault.check_outputs();
-            d.refresh_locations();
-            r
-        })
-        .await;
+        let res = self
+            .vault_task("output check failed", move |v| {
+                let r = v.check_outputs();
+                d.refresh_locations();
+                r
+            })
+            .await;
         match res {
-            Ok(Ok(paths)) => self.outputs_restored(&paths),
-            Ok(Err(e)) => tracing::warn!("output check failed: {e}"),
-            Err(_) => tracing::warn!("output check task failed"),
+            Ok(paths) => self.outputs_restored(&paths),
+            Err(f) => tracing::warn!("{}", crate::report::chain(&f)),
         }
     }
 
@@ -133,17 +133,17 @@ impl Daemon {
     ) {
         let d = self.clone();
         let _w = self.writes.read().await;
-        let res = tokio::task::spawn_blocking(move || {
-            let r = job(&d.vault);
-            d.refresh_locations();
-            r
-        })
-        .await;
+        let res = self
+            .vault_task(format!("vault {what} failed"), move |v| {
+                let r = job(v);
+                d.refresh_locations();
+                r
+            })
+            .await;
         match res {
-            Ok(Ok(Some(report))) => self.take_reconcile_report(&report),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::warn!("vault {what} failed: {e}"),
-            Err(_) => tracing::warn!("vault {what} task failed"),
+            Ok(Some(report)) => self.take_reconcile_report(&report),
+            Ok(None) => {}
+            Err(f) => tracing::warn!("{}", crate::report::chain(&f)),
         }
     }
 
